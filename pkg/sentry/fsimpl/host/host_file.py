@@ -1,0 +1,184 @@
+"""Host files: descriptors the sandbox received from its creator.
+
+The container's stdio are host descriptors that runsc hands to the sentry.
+Reads and writes go straight to them, sharing the file offset and status
+flags with whoever else holds the same open file, as Linux would for an
+inherited descriptor. The sentry never changes the host descriptor's flags:
+a shared terminal left non-blocking would break the shell that started us.
+Blocking is done by polling the host descriptor together with the task's
+wake descriptor, so a read from a quiet terminal stays interruptible.
+"""
+
+from __future__ import annotations
+
+import fcntl as host_fcntl
+import os
+import select
+import stat as host_stat
+import termios
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import ioctl as I
+from pkg.abi.linux import signal as S
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.signals import SignalInfo
+from pkg.sentry.kernel.task_signals import send_to_task
+from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT
+from pkg.sentry.vfs.file_description import FileDescription
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
+
+# Largest single host read: bounded so that a huge read(2) does not make the
+# sentry allocate the whole request up front.
+_MAX_READ = 1 << 20
+
+
+class HostFile(FileDescription):
+    """HostFile wraps one host descriptor owned by the sentry."""
+
+    __slots__ = ("host_fd", "is_tty", "mode", "seekable")
+
+    def __init__(self, host_fd: int, flags: int | None = None) -> None:
+        if flags is None:
+            flags = host_fcntl.fcntl(host_fd, host_fcntl.F_GETFL)
+        super().__init__(flags & ~F.O_CLOEXEC)
+        self.host_fd = host_fd
+        st = os.fstat(host_fd)
+        self.mode = st.st_mode
+        self.is_tty = os.isatty(host_fd)
+        self.seekable = host_stat.S_ISREG(st.st_mode) or host_stat.S_ISBLK(st.st_mode)
+
+    def release(self) -> None:
+        os.close(self.host_fd)
+
+    def display_name(self) -> str:
+        if self.is_tty:
+            return "host:[tty]"
+        if host_stat.S_ISFIFO(self.mode):
+            return "host:[pipe]"
+        if host_stat.S_ISSOCK(self.mode):
+            return "host:[socket]"
+        return "host:[file]"
+
+    def _wait(self, t: Task, events: int) -> None:
+        while True:
+            ready = t.block(host_fds=((self.host_fd, events),))
+            if ready:
+                return
+
+    def read(self, t: Task, length: int) -> bytes:
+        if not self.readable:
+            raise SyscallError(errno.EBADF)
+        length = min(length, _MAX_READ)
+        while True:
+            if not self.seekable and not self.nonblocking:
+                # Wait first: a plain read on a quiet pipe or terminal would
+                # block this thread where no signal could reach it.
+                self._wait(t, select.POLLIN)
+            try:
+                return os.read(self.host_fd, length)
+            except BlockingIOError:
+                if self.nonblocking:
+                    raise SyscallError(errno.EAGAIN) from None
+            except OSError as e:
+                raise SyscallError(e.errno or errno.EIO) from None
+
+    def write(self, t: Task, data: bytes) -> int:
+        if not self.writable:
+            raise SyscallError(errno.EBADF)
+        total = 0
+        view = memoryview(data)
+        while True:
+            try:
+                n = os.write(self.host_fd, view[total:])
+            except BlockingIOError:
+                n = 0
+            except BrokenPipeError:
+                if total:
+                    return total
+                send_to_task(t, SignalInfo(signo=S.SIGPIPE, code=S.SI_USER, pid=t.pid))
+                raise SyscallError(errno.EPIPE) from None
+            except OSError as e:
+                if total:
+                    return total
+                raise SyscallError(e.errno or errno.EIO) from None
+            total += n
+            if total == len(data) or self.seekable:
+                return total
+            if self.nonblocking:
+                if total:
+                    return total
+                raise SyscallError(errno.EAGAIN)
+            try:
+                self._wait(t, select.POLLOUT)
+            except SyscallError:
+                if total:
+                    return total
+                raise
+
+    def pread(self, t: Task, length: int, offset: int) -> bytes:
+        if not self.seekable:
+            raise SyscallError(errno.ESPIPE)
+        if not self.readable:
+            raise SyscallError(errno.EBADF)
+        try:
+            return os.pread(self.host_fd, min(length, _MAX_READ), offset)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+
+    def pwrite(self, t: Task, data: bytes, offset: int) -> int:
+        if not self.seekable:
+            raise SyscallError(errno.ESPIPE)
+        if not self.writable:
+            raise SyscallError(errno.EBADF)
+        try:
+            return os.pwrite(self.host_fd, data, offset)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+
+    def seek(self, t: Task, offset: int, whence: int) -> int:
+        try:
+            return os.lseek(self.host_fd, offset, whence)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EINVAL) from None
+
+    def readiness(self, mask: int) -> int:
+        p = select.poll()
+        p.register(self.host_fd, mask & (EVENT_IN | EVENT_OUT))
+        ready = 0
+        for _fd, revents in p.poll(0):
+            ready |= revents
+        return ready & (mask | EVENT_ERR | EVENT_HUP)
+
+    def ioctl(self, t: Task, cmd: int, arg: int) -> int:
+        if cmd == I.FIONREAD and not self.is_tty:
+            buf = host_fcntl.ioctl(self.host_fd, termios.FIONREAD, b"\0" * 4)
+            t.copy_out(arg, buf)
+            return 0
+        if not self.is_tty:
+            raise SyscallError(errno.ENOTTY)
+        return self._tty_ioctl(t, cmd, arg)
+
+    def _tty_ioctl(self, t: Task, cmd: int, arg: int) -> int:
+        # TODO(#5): job control (TIOCSPGRP, TIOCSCTTY) belongs to the
+        # sentry's own terminal emulation; these requests are forwarded.
+        if cmd in (I.TCGETS, I.TIOCGWINSZ, I.FIONREAD, I.TIOCOUTQ):
+            size = {I.TCGETS: I.TERMIOS_SIZE, I.TIOCGWINSZ: I.WINSIZE_SIZE}.get(cmd, 4)
+            try:
+                buf = host_fcntl.ioctl(self.host_fd, cmd, b"\0" * size)
+            except OSError as e:
+                raise SyscallError(e.errno or errno.ENOTTY) from None
+            t.copy_out(arg, buf)
+            return 0
+        if cmd in (I.TCSETS, I.TCSETSW, I.TCSETSF, I.TIOCSWINSZ):
+            size = I.WINSIZE_SIZE if cmd == I.TIOCSWINSZ else I.TERMIOS_SIZE
+            data = t.copy_in(arg, size)
+            try:
+                host_fcntl.ioctl(self.host_fd, cmd, data)
+            except OSError as e:
+                raise SyscallError(e.errno or errno.EINVAL) from None
+            return 0
+        raise SyscallError(errno.ENOTTY)

@@ -1,0 +1,221 @@
+"""Kernel: the sandbox-wide state of the sentry.
+
+The Kernel owns the platform, the MemoryFile, the task set, the syscall table
+and everything processes share. It creates the container's first process and
+reports its exit status; when that process exits, every other task dies, as
+when a PID namespace's init exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pkg.abi.linux import elf
+from pkg.abi.linux import signal as S
+from pkg.platform.platform import Platform
+from pkg.sentry.kernel.credentials import Credentials, root_credentials
+from pkg.sentry.kernel.fd_table import FDTable
+from pkg.sentry.kernel.fs_context import FSContext
+from pkg.sentry.kernel.futex import FutexManager
+from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.signals import SignalHandlers
+from pkg.sentry.kernel.task import Task
+from pkg.sentry.kernel.task_exit import wait_status_signaled
+from pkg.sentry.kernel.task_run import run
+from pkg.sentry.kernel.task_set import TaskSet
+from pkg.sentry.kernel.task_signals import group_exit
+from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
+from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.loader.elf import ExecFile
+from pkg.sentry.loader.loader import LoadArgs, load
+from pkg.sentry.mm.memory_manager import MemoryManager
+from pkg.sentry.pgalloc.memory_file import MemoryFile
+from pkg.sentry.strace.strace import Strace
+from pkg.sentry.syscalls.syscall import Syscall
+
+log = logging.getLogger(__name__)
+
+# The sandbox's exit status when the sentry itself fails.
+PANIC_EXIT_STATUS = 128 + S.SIGABRT
+
+
+@dataclass(slots=True)
+class KernelConfig:
+    """KernelConfig is what the sandbox's configuration tells the kernel."""
+
+    hostname: str = "localhost"
+    domainname: str = "(none)"
+    strace: bool = False
+    # Syscall names to trace; empty means all.
+    strace_syscalls: frozenset[str] = frozenset()
+    strace_log_size: int = 1024
+    num_cpus: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def read_host_auxv() -> dict[int, int]:
+    """Returns the host auxv entries applications should see (CPU features
+    and signal stack size), read from the sentry's own auxv."""
+    wanted = {elf.AT_HWCAP, elf.AT_HWCAP2, elf.AT_MINSIGSTKSZ}
+    out = {}
+    try:
+        with open("/proc/self/auxv", "rb") as f:
+            data = f.read()
+    except OSError:
+        return out
+    for i in range(0, len(data) - 15, 16):
+        key, value = struct.unpack_from("<QQ", data, i)
+        if key in wanted:
+            out[key] = value
+    return out
+
+
+class Kernel:
+    """Kernel is the root of the sentry's state."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        mf: MemoryFile,
+        config: KernelConfig,
+        syscall_table: list[Syscall | None],
+    ) -> None:
+        self.platform = platform
+        self.mf = mf
+        self.config = config
+        self.tasks = TaskSet()
+        self.futexes = FutexManager()
+        self.syscall_table = syscall_table
+        self.strace = Strace(config.strace_syscalls, config.strace_log_size)
+        self.dispatch = dispatch_traced if config.strace else dispatch
+        self.hostname = config.hostname
+        self.domainname = config.domainname
+        self.host_auxv = read_host_auxv()
+        self.boot_monotonic = time.monotonic_ns()
+        self.init_tg: ThreadGroup | None = None
+        # Set once the init process has exited and every task is gone.
+        self.done = threading.Event()
+        self.exit_status: int | None = None
+        self.panicked = False
+        self._mu = threading.Lock()
+
+    # Processes.
+
+    def create_init_process(
+        self,
+        exec_file: ExecFile,
+        argv: list[bytes],
+        envv: list[bytes],
+        filename: bytes,
+        fd_table: FDTable,
+        root: object,
+        cwd: object,
+        creds: Credentials | None = None,
+        limits: LimitSet | None = None,
+    ) -> Task:
+        """Loads the container's first process; start() runs it."""
+        creds = creds or root_credentials()
+        limits = limits or LimitSet()
+        with self.tasks.mu:
+            tid = self.tasks.allocate_id()
+        mm = MemoryManager(self.platform, self.mf)
+        try:
+            result = load(
+                LoadArgs(
+                    mm=mm,
+                    file=exec_file,
+                    argv=argv,
+                    envv=envv,
+                    filename=filename,
+                    uid=creds.ruid,
+                    euid=creds.euid,
+                    gid=creds.rgid,
+                    egid=creds.egid,
+                    host_auxv=self.host_auxv,
+                    stack_size=min(limits.soft(3), 1 << 30),
+                )
+            )
+        except BaseException:
+            mm.release()
+            with self.tasks.mu:
+                self.tasks.release_id(tid)
+            raise
+        tg = ThreadGroup(self, tid, SignalHandlers(), limits, parent=None)
+        state = self.platform.new_state()
+        state.init_user(result.entry, result.stack_pointer)
+        name = filename.rsplit(b"/", 1)[-1].decode(errors="replace")
+        t = Task(self, tid, tg, mm, fd_table, FSContext(root, cwd), creds, state, name)
+        tg.leader = t
+        tg.tasks.append(t)
+        with self.tasks.mu:
+            self.tasks.tasks[tid] = t
+            self.tasks.thread_groups[tid] = tg
+            if self.init_tg is None:
+                self.init_tg = tg
+        return t
+
+    def start_task(self, t: Task) -> None:
+        """Starts the host thread that runs t."""
+        self.tasks.empty.clear()
+        th = threading.Thread(target=run, args=(t,), name=f"task-{t.tid}", daemon=True)
+        t.thread = th
+        th.start()
+
+    def reap(self, tg: ThreadGroup) -> None:
+        """Forgets a zombie process once its parent has collected it."""
+        with self.tasks.mu:
+            if self.tasks.thread_groups.pop(tg.tgid, None) is None:
+                return
+            self.tasks.release_id(tg.tgid)
+            if tg.parent is not None and tg in tg.parent.children:
+                tg.parent.children.remove(tg)
+
+    def futex_wake(self, t: Task, addr: int, n: int) -> int:
+        """Wakes up to n futex waiters on addr in t's address space."""
+        return self.futexes.wake(t, addr, n)
+
+    # Lifecycle.
+
+    def on_init_exit(self, status: int) -> None:
+        """Records the container's exit status and kills every other task."""
+        with self._mu:
+            if self.exit_status is None:
+                self.exit_status = status
+        log.info("kernel: init exited with wait status %#x", status)
+        self.kill_all()
+        threading.Thread(target=self._finish, name="kernel-finish", daemon=True).start()
+
+    def _finish(self) -> None:
+        self.tasks.empty.wait()
+        self.done.set()
+
+    def kill_all(self) -> None:
+        """Makes every task exit (SIGKILL semantics)."""
+        for t in self.tasks.live_tasks():
+            group_exit(t, wait_status_signaled(S.SIGKILL))
+            t.interrupt()
+
+    def panic(self, reason: str) -> None:
+        """Stops the sandbox after a sentry bug. The traceback has already
+        been logged by the caller."""
+        log.error("kernel: panic: %s; stopping the sandbox", reason)
+        with self._mu:
+            self.panicked = True
+            if self.exit_status is None:
+                self.exit_status = PANIC_EXIT_STATUS << 8
+        self.kill_all()
+        threading.Thread(target=self._finish, name="kernel-finish", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Waits for the sandbox to finish; returns init's wait status."""
+        if not self.done.wait(timeout):
+            return None
+        return self.exit_status
+
+    def uptime_ns(self) -> int:
+        """Nanoseconds since the kernel started (CLOCK_BOOTTIME's origin)."""
+        return time.monotonic_ns() - self.boot_monotonic

@@ -1,0 +1,207 @@
+"""Task: one application thread (struct task_struct).
+
+Each Task runs on its own host thread (see task_run.py). It is the only
+thread that touches its platform Context and register State; other threads
+reach it through `interrupt`, which makes a running switch or a blocked wait
+return so that the task notices pending signals, stops or exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.credentials import Credentials
+from pkg.sentry.kernel.signals import PendingSignals
+
+if TYPE_CHECKING:
+    from pkg.platform.platform import Context, State
+    from pkg.sentry.kernel.fd_table import FDTable
+    from pkg.sentry.kernel.fs_context import FSContext
+    from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.thread_group import ThreadGroup
+    from pkg.sentry.mm.memory_manager import MemoryManager
+
+log = logging.getLogger(__name__)
+
+_POLLIN = select.POLLIN
+
+
+class Task:
+    """Task is one thread of application code and its kernel state."""
+
+    __slots__ = (
+        "altstack",
+        "clear_child_tid",
+        "context",
+        "creds",
+        "exit_status",
+        "exiting",
+        "fd_table",
+        "fs",
+        "interrupted",
+        "kernel",
+        "last_syscall",
+        "mm",
+        "name",
+        "pending",
+        "robust_list",
+        "saved_mask",
+        "signal_mask",
+        "state",
+        "syscall_restart",
+        "tg",
+        "thread",
+        "tid",
+        "wake_fd",
+    )
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        tid: int,
+        tg: ThreadGroup,
+        mm: MemoryManager,
+        fd_table: FDTable,
+        fs: FSContext,
+        creds: Credentials,
+        state: State,
+        name: str,
+    ) -> None:
+        self.kernel = kernel
+        self.tid = tid
+        self.tg = tg
+        self.mm = mm
+        self.fd_table = fd_table
+        self.fs = fs
+        self.creds = creds
+        self.state = state
+        # comm, at most 15 bytes as Linux's TASK_COMM_LEN.
+        self.name = name[:15]
+        self.context: Context | None = None
+        self.thread: threading.Thread | None = None
+        # Signals sent to this thread, and the ones it blocks (signal lock).
+        self.pending = PendingSignals()
+        self.signal_mask = 0
+        # The mask to restore after a handler runs (sigsuspend, ppoll...).
+        self.saved_mask: int | None = None
+        # (ss_sp, ss_flags, ss_size) of sigaltstack.
+        self.altstack = (0, 2, 0)
+        self.clear_child_tid = 0
+        self.robust_list = (0, 0)
+        # There is work for the run loop: a signal, a stop or an exit. Set
+        # under the signal lock, read without it.
+        self.interrupted = False
+        # The number of the last system call, for restart and /proc.
+        self.last_syscall = -1
+        # The restart code (ERESTARTSYS...) the last system call returned,
+        # for the run loop to resolve before the application runs again.
+        self.syscall_restart = 0
+        self.exit_status = 0
+        # The task has been asked to exit (exit(2) or a group exit).
+        self.exiting = False
+        # Written by wake() to end a block().
+        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+
+    def __repr__(self) -> str:
+        return f"Task(tid={self.tid}, name={self.name!r})"
+
+    @property
+    def pid(self) -> int:
+        """The thread group id, what getpid returns."""
+        return self.tg.tgid
+
+    # Waking and interrupting.
+
+    def wake(self) -> None:
+        """Ends a current or the next block() of this task."""
+        os.eventfd_write(self.wake_fd, 1)
+
+    def interrupt(self) -> None:
+        """Tells the task there is work for its run loop.
+
+        Callable from any thread. A task running application code is stopped
+        by its platform context; a blocked task is woken.
+        """
+        self.interrupted = True
+        os.eventfd_write(self.wake_fd, 1)
+        ctx = self.context
+        if ctx is not None:
+            ctx.interrupt()
+
+    def block(
+        self,
+        deadline: float | None = None,
+        host_fds: tuple[tuple[int, int], ...] = (),
+    ) -> list[tuple[int, int]]:
+        """Sleeps until woken, interrupted, the deadline, or a host event.
+
+        Args:
+            deadline: a time.monotonic() value, or None to wait forever.
+            host_fds: (fd, poll events) pairs of host descriptors to watch.
+
+        Returns:
+            The (fd, revents) pairs of host descriptors that became ready.
+
+        Raises:
+            SyscallError: ERESTARTSYS if the task was interrupted, ETIMEDOUT
+                when the deadline passed.
+        """
+        if self.interrupted:
+            raise SyscallError(errno.ERESTARTSYS)
+        p = select.poll()
+        p.register(self.wake_fd, _POLLIN)
+        for fd, events in host_fds:
+            p.register(fd, events)
+        if deadline is None:
+            timeout = None
+        else:
+            timeout = max(0.0, deadline - time.monotonic()) * 1000
+        ready = p.poll(timeout)
+        host_ready = []
+        for fd, revents in ready:
+            if fd == self.wake_fd:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            else:
+                host_ready.append((fd, revents))
+        if self.interrupted:
+            raise SyscallError(errno.ERESTARTSYS)
+        if not ready and deadline is not None:
+            raise SyscallError(errno.ETIMEDOUT)
+        return host_ready
+
+    def sleep_until(self, deadline: float) -> None:
+        """Sleeps until deadline unless interrupted (raises ERESTARTSYS)."""
+        while True:
+            try:
+                self.block(deadline)
+            except SyscallError as e:
+                if e.errno == errno.ETIMEDOUT:
+                    return
+                raise
+
+    # Memory shortcuts used by nearly every handler.
+
+    def copy_in(self, addr: int, length: int) -> bytes:
+        """Reads application memory (EFAULT on a bad address)."""
+        return self.mm.copy_in(addr, length)
+
+    def copy_out(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Writes application memory (EFAULT on a bad address)."""
+        self.mm.copy_out(addr, data)
+
+    def copy_in_string(self, addr: int, max_length: int = 4096) -> bytes:
+        """Reads a NUL-terminated string (a path by default)."""
+        return self.mm.copy_in_string(addr, max_length)
+
+    def close(self) -> None:
+        """Frees host resources of a task that has exited."""
+        os.close(self.wake_fd)

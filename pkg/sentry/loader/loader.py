@@ -1,0 +1,280 @@
+"""Loading an ELF executable into a fresh address space.
+
+This mirrors fs/binfmt_elf.c: PT_LOAD segments become private mappings whose
+pages hold the file's page-aligned contents, the bss is zeroed, the heap is
+placed after the image, and the initial stack carries argc, argv, envp and the
+auxiliary vector laid out as create_elf_tables lays it out.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pkg.abi.linux import elf, errno
+from pkg.abi.linux.mman import (
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    page_round_down,
+    page_round_up,
+)
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.loader.elf import PHDR_SIZE, ElfInfo, ExecFile, parse
+from pkg.sentry.mm.memory_manager import DEFAULT_STACK_SIZE, MemoryManager, MmapOpts
+
+# Linux caps argv+envp at a quarter of the stack limit (fs/exec.c); with the
+# default 8 MiB stack that is 2 MiB. MAX_ARG_STRLEN bounds one string.
+MAX_ARG_STRLEN = 32 * PAGE_SIZE
+MAX_ARG_STRINGS = 0x7FFFFFFF
+# How many #! interpreters may chain (fs/exec.c, binfmt recursion limit).
+MAX_INTERPRETER_DEPTH = 4
+
+
+def _prot(flags: int) -> int:
+    prot = 0
+    if flags & elf.PF_R:
+        prot |= PROT_READ
+    if flags & elf.PF_W:
+        prot |= PROT_WRITE
+    if flags & elf.PF_X:
+        prot |= PROT_EXEC
+    return prot
+
+
+@dataclass(slots=True)
+class LoadedImage:
+    """LoadedImage describes one ELF file mapped into an address space."""
+
+    entry: int
+    # Added to every vaddr of the file (non-zero for ET_DYN).
+    bias: int
+    phdr_addr: int
+    phnum: int
+    end: int
+
+
+@dataclass(slots=True)
+class LoadArgs:
+    """LoadArgs is everything execve hands the loader."""
+
+    mm: MemoryManager
+    file: ExecFile
+    argv: list[bytes]
+    envv: list[bytes]
+    # The path execve was called with (AT_EXECFN).
+    filename: bytes
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+    secure: bool = False
+    # Host auxv values the application should see (AT_HWCAP, AT_HWCAP2,
+    # AT_MINSIGSTKSZ, AT_PLATFORM string).
+    host_auxv: dict[int, int] = field(default_factory=dict)
+    platform_string: bytes = b"x86_64"
+    # Opens the ELF interpreter named by PT_INTERP.
+    open_interpreter: Callable[[bytes], ExecFile] | None = None
+    stack_size: int = DEFAULT_STACK_SIZE
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """LoadResult is where execution starts."""
+
+    entry: int
+    stack_pointer: int
+    auxv: list[tuple[int, int]]
+
+
+def map_image(
+    mm: MemoryManager, f: ExecFile, info: ElfInfo, base_hint: int
+) -> LoadedImage:
+    """Maps the PT_LOAD segments of f and returns where they went.
+
+    Args:
+        mm: the destination address space.
+        f: the ELF file.
+        info: its parsed headers.
+        base_hint: for ET_DYN, where to try to place the image.
+    """
+    loads = [p for p in info.phdrs if p.type == elf.PT_LOAD]
+    lo = page_round_down(min(p.vaddr for p in loads))
+    hi = page_round_up(max(p.vaddr + p.memsz for p in loads))
+    if hi <= lo:
+        raise SyscallError(errno.ENOEXEC)
+
+    if info.type == elf.ET_DYN:
+        # Reserve the whole span first so the segments stay together.
+        base = mm.mmap(MmapOpts(length=hi - lo, prot=0, addr=base_hint))
+        mm.munmap(base, hi - lo)
+        bias = base - lo
+    else:
+        bias = 0
+
+    for p in loads:
+        start = page_round_down(p.vaddr + bias)
+        file_start = p.vaddr + bias - start
+        map_end = page_round_up(p.vaddr + bias + p.memsz)
+        prot = _prot(p.flags)
+        try:
+            mm.mmap(MmapOpts(length=map_end - start, prot=prot, addr=start, fixed=True))
+        except SyscallError as e:
+            raise SyscallError(
+                errno.ENOMEM if e.errno != errno.ENOMEM else e.errno
+            ) from e
+        # The page-aligned file range [offset - file_start, offset + filesz),
+        # as a file mapping would show it; the rest of the pages stay zero.
+        if p.filesz:
+            data = f.pread(p.filesz + file_start, p.offset - file_start)
+            if len(data) != p.filesz + file_start:
+                raise SyscallError(errno.EIO)
+            mm.copy_out_force(start, data)
+
+    phdr_addr = 0
+    for p in info.phdrs:
+        if p.type == elf.PT_PHDR:
+            phdr_addr = p.vaddr + bias
+            break
+    else:
+        for p in loads:
+            if p.offset <= info.phoff < p.offset + p.filesz:
+                phdr_addr = p.vaddr + bias + (info.phoff - p.offset)
+                break
+    return LoadedImage(
+        entry=info.entry + bias,
+        bias=bias,
+        phdr_addr=phdr_addr,
+        phnum=info.phnum,
+        end=hi + bias,
+    )
+
+
+def load(args: LoadArgs) -> LoadResult:
+    """Loads an ELF executable and builds its initial stack.
+
+    Raises:
+        SyscallError: ENOEXEC for a bad file, E2BIG for oversized arguments,
+            ENOMEM when the address space cannot hold the image.
+    """
+    mm = args.mm
+    info = parse(args.file)
+    mm.set_layout(args.stack_size)
+
+    image = map_image(mm, args.file, info, mm.pie_base())
+    mm.set_brk_start(image.end)
+
+    interp_base = 0
+    entry = image.entry
+    if info.interpreter is not None:
+        if args.open_interpreter is None:
+            raise SyscallError(errno.ENOEXEC)
+        interp_file = args.open_interpreter(info.interpreter)
+        interp_info = parse(interp_file)
+        if interp_info.interpreter is not None or interp_info.type != elf.ET_DYN:
+            raise SyscallError(errno.ELIBBAD)
+        interp = map_image(mm, interp_file, interp_info, 0)
+        interp_base = interp.bias
+        entry = interp.entry
+
+    sp, auxv = _build_stack(args, image, interp_base)
+    mm.auxv = auxv
+    return LoadResult(entry=entry, stack_pointer=sp, auxv=auxv)
+
+
+def _build_stack(
+    args: LoadArgs, image: LoadedImage, interp_base: int
+) -> tuple[int, list[tuple[int, int]]]:
+    mm = args.mm
+    for s in args.argv + args.envv:
+        if len(s) + 1 > MAX_ARG_STRLEN:
+            raise SyscallError(errno.E2BIG)
+    strings_size = sum(len(s) + 1 for s in args.argv + args.envv)
+    if strings_size > args.stack_size // 4:
+        raise SyscallError(errno.E2BIG)
+
+    stack_size = page_round_up(args.stack_size)
+    stack_bottom = mm.stack_top - stack_size
+    mm.mmap(
+        MmapOpts(
+            length=stack_size,
+            prot=PROT_READ | PROT_WRITE,
+            addr=stack_bottom,
+            fixed=True,
+            growsdown=True,
+            name="[stack]",
+        )
+    )
+
+    # Strings at the top: the file name, then envp, then argv strings.
+    blob = bytearray()
+    top = mm.stack_top - 8  # Linux leaves a NULL word at the very top.
+    execfn = args.filename + b"\0"
+    p = top - len(execfn)
+    execfn_addr = p
+    env_addrs = []
+    env_blob = b"".join(s + b"\0" for s in args.envv)
+    p -= len(env_blob)
+    env_start = p
+    for s in args.envv:
+        env_addrs.append(p)
+        p += len(s) + 1
+    arg_blob = b"".join(s + b"\0" for s in args.argv)
+    p = env_start - len(arg_blob)
+    arg_start = p
+    arg_addrs = []
+    for s in args.argv:
+        arg_addrs.append(p)
+        p += len(s) + 1
+    blob = arg_blob + env_blob + execfn
+    mm.copy_out(arg_start, blob)
+    mm.arg_start, mm.arg_end = arg_start, env_start
+    mm.env_start, mm.env_end = env_start, env_start + len(env_blob)
+
+    p = arg_start
+    platform = args.platform_string + b"\0"
+    p -= len(platform)
+    platform_addr = p
+    mm.copy_out(platform_addr, platform)
+    p -= 16
+    random_addr = p & ~15
+    mm.copy_out(random_addr, os.urandom(16))
+    p = random_addr
+
+    auxv = []
+    host = args.host_auxv
+    if elf.AT_MINSIGSTKSZ in host:
+        auxv.append((elf.AT_MINSIGSTKSZ, host[elf.AT_MINSIGSTKSZ]))
+    auxv += [
+        (elf.AT_HWCAP, host.get(elf.AT_HWCAP, 0)),
+        (elf.AT_PAGESZ, PAGE_SIZE),
+        (elf.AT_CLKTCK, 100),
+        (elf.AT_PHDR, image.phdr_addr),
+        (elf.AT_PHENT, PHDR_SIZE),
+        (elf.AT_PHNUM, image.phnum),
+        (elf.AT_BASE, interp_base),
+        (elf.AT_FLAGS, 0),
+        (elf.AT_ENTRY, image.entry),
+        (elf.AT_UID, args.uid),
+        (elf.AT_EUID, args.euid),
+        (elf.AT_GID, args.gid),
+        (elf.AT_EGID, args.egid),
+        (elf.AT_SECURE, int(args.secure)),
+        (elf.AT_RANDOM, random_addr),
+        (elf.AT_HWCAP2, host.get(elf.AT_HWCAP2, 0)),
+        (elf.AT_EXECFN, execfn_addr),
+        (elf.AT_PLATFORM, platform_addr),
+        (elf.AT_NULL, 0),
+    ]
+
+    # argc, argv[], NULL, envp[], NULL, auxv pairs; sp ends 16-byte aligned.
+    words = 1 + len(arg_addrs) + 1 + len(env_addrs) + 1 + 2 * len(auxv)
+    sp = (p - words * 8) & ~15
+    vec = [len(args.argv), *arg_addrs, 0, *env_addrs, 0]
+    for k, v in auxv:
+        vec += [k, v]
+    mm.copy_out(sp, struct.pack(f"<{len(vec)}Q", *vec))
+    return sp, auxv

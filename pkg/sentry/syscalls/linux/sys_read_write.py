@@ -1,0 +1,202 @@
+"""read(2), write(2) and their vectored and positional variants."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.syscalls.syscall import Args, s32, s64
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
+
+# Linux clamps one transfer to MAX_RW_COUNT (INT_MAX rounded down to a page).
+MAX_RW_COUNT = 0x7FFFF000
+UIO_MAXIOV = 1024
+_IOVEC = struct.Struct("<QQ")
+
+
+def _readable_file(t: Task, fd: int):
+    f = t.fd_table.get(fd)
+    if not f.readable:
+        raise SyscallError(errno.EBADF)
+    return f
+
+
+def _writable_file(t: Task, fd: int):
+    f = t.fd_table.get(fd)
+    if not f.writable:
+        raise SyscallError(errno.EBADF)
+    return f
+
+
+def _check_buffer(t: Task, addr: int, count: int) -> None:
+    # access_ok: the range must lie in the user address space.
+    if count and (addr + count > t.mm.max_address or addr + count < addr):
+        raise SyscallError(errno.EFAULT)
+
+
+def sys_read(t: Task, args: Args) -> int:
+    """read(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    f = _readable_file(t, fd)
+    if s64(count) < 0:
+        raise SyscallError(errno.EINVAL)
+    count = min(count, MAX_RW_COUNT)
+    _check_buffer(t, addr, count)
+    if count == 0:
+        return 0
+    data = f.read(t, count)
+    return _copy_out_read(t, addr, data)
+
+
+def _copy_out_read(t: Task, addr: int, data: bytes) -> int:
+    n = t.mm.copy_out_partial(addr, data)
+    if n == 0 and data:
+        raise SyscallError(errno.EFAULT)
+    return n
+
+
+def sys_write(t: Task, args: Args) -> int:
+    """write(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    f = _writable_file(t, fd)
+    if s64(count) < 0:
+        raise SyscallError(errno.EINVAL)
+    count = min(count, MAX_RW_COUNT)
+    _check_buffer(t, addr, count)
+    if count == 0:
+        return 0
+    data = t.mm.copy_in_partial(addr, count)
+    if not data:
+        raise SyscallError(errno.EFAULT)
+    return f.write(t, data)
+
+
+def sys_pread64(t: Task, args: Args) -> int:
+    """pread64(2)."""
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
+    f = _readable_file(t, fd)
+    if offset < 0 or s64(count) < 0:
+        raise SyscallError(errno.EINVAL)
+    count = min(count, MAX_RW_COUNT)
+    _check_buffer(t, addr, count)
+    if count == 0:
+        return 0
+    return _copy_out_read(t, addr, f.pread(t, count, offset))
+
+
+def sys_pwrite64(t: Task, args: Args) -> int:
+    """pwrite64(2)."""
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
+    f = _writable_file(t, fd)
+    if offset < 0 or s64(count) < 0:
+        raise SyscallError(errno.EINVAL)
+    count = min(count, MAX_RW_COUNT)
+    _check_buffer(t, addr, count)
+    if count == 0:
+        return 0
+    data = t.mm.copy_in_partial(addr, count)
+    if not data:
+        raise SyscallError(errno.EFAULT)
+    return f.pwrite(t, data, offset)
+
+
+def read_iovecs(t: Task, addr: int, count: int) -> list[tuple[int, int]]:
+    """Reads and validates an iovec array (import_iovec)."""
+    if s32(count) < 0 or count > UIO_MAXIOV:
+        raise SyscallError(errno.EINVAL)
+    if count == 0:
+        return []
+    raw = t.copy_in(addr, count * _IOVEC.size)
+    iovs = []
+    total = 0
+    for i in range(count):
+        base, length = _IOVEC.unpack_from(raw, i * _IOVEC.size)
+        if s64(length) < 0:
+            raise SyscallError(errno.EINVAL)
+        # The total is clamped to MAX_RW_COUNT; later vectors shrink.
+        length = min(length, MAX_RW_COUNT - total)
+        _check_buffer(t, base, length)
+        total += length
+        iovs.append((base, length))
+    return iovs
+
+
+def scatter(t: Task, iovs: list[tuple[int, int]], data: bytes) -> int:
+    """Copies data out across iovs; returns the bytes placed."""
+    pos = 0
+    for base, length in iovs:
+        if pos >= len(data):
+            break
+        chunk = data[pos : pos + length]
+        n = t.mm.copy_out_partial(base, chunk)
+        pos += n
+        if n < len(chunk):
+            if pos == 0:
+                raise SyscallError(errno.EFAULT)
+            break
+    return pos
+
+
+def gather(t: Task, iovs: list[tuple[int, int]]) -> bytes:
+    """Copies in the bytes the iovs describe, stopping at a bad one."""
+    parts = []
+    for base, length in iovs:
+        chunk = t.mm.copy_in_partial(base, length)
+        parts.append(chunk)
+        if len(chunk) < length:
+            if not any(parts):
+                raise SyscallError(errno.EFAULT)
+            break
+    return b"".join(parts)
+
+
+def sys_readv(t: Task, args: Args) -> int:
+    """readv(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    f = _readable_file(t, fd)
+    iovs = read_iovecs(t, addr, count)
+    total = sum(n for _, n in iovs)
+    if total == 0:
+        return 0
+    return scatter(t, iovs, f.read(t, total))
+
+
+def sys_writev(t: Task, args: Args) -> int:
+    """writev(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    f = _writable_file(t, fd)
+    iovs = read_iovecs(t, addr, count)
+    if sum(n for _, n in iovs) == 0:
+        return 0
+    return f.write(t, gather(t, iovs))
+
+
+def sys_preadv(t: Task, args: Args) -> int:
+    """preadv(2); the offset arrives split in two registers."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    f = _readable_file(t, fd)
+    if offset < 0:
+        raise SyscallError(errno.EINVAL)
+    iovs = read_iovecs(t, addr, count)
+    total = sum(n for _, n in iovs)
+    if total == 0:
+        return 0
+    return scatter(t, iovs, f.pread(t, total, offset))
+
+
+def sys_pwritev(t: Task, args: Args) -> int:
+    """pwritev(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    f = _writable_file(t, fd)
+    if offset < 0:
+        raise SyscallError(errno.EINVAL)
+    iovs = read_iovecs(t, addr, count)
+    if sum(n for _, n in iovs) == 0:
+        return 0
+    return f.pwrite(t, gather(t, iovs), offset)

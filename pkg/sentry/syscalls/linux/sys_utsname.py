@@ -1,0 +1,59 @@
+"""uname(2), sethostname(2) and setdomainname(2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel import version as V
+from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
+from pkg.sentry.syscalls.syscall import Args, s32
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
+
+_UTS_LEN = 65
+
+
+def _field(s: str) -> bytes:
+    b = s.encode()[: _UTS_LEN - 1]
+    return b + bytes(_UTS_LEN - len(b))
+
+
+def sys_uname(t: Task, args: Args) -> int:
+    """uname(2)."""
+    k = t.kernel
+    buf = b"".join(
+        _field(s)
+        for s in (
+            V.SYSNAME,
+            k.hostname,
+            V.RELEASE,
+            V.VERSION,
+            V.MACHINE,
+            k.domainname,
+        )
+    )
+    t.copy_out(args[0], buf)
+    return 0
+
+
+def _set_name(t: Task, addr: int, length: int) -> str:
+    if not t.creds.has_capability(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    if length < 0 or length > _UTS_LEN - 1:
+        raise SyscallError(errno.EINVAL)
+    return t.copy_in(addr, length).decode(errors="surrogateescape")
+
+
+def sys_sethostname(t: Task, args: Args) -> int:
+    """sethostname(2)."""
+    t.kernel.hostname = _set_name(t, args[0], s32(args[1]))
+    return 0
+
+
+def sys_setdomainname(t: Task, args: Args) -> int:
+    """setdomainname(2)."""
+    t.kernel.domainname = _set_name(t, args[0], s32(args[1]))
+    return 0

@@ -1,0 +1,157 @@
+"""Config: runsc's global flags, parsed once and handed to every verb.
+
+Flags follow runc's command line where clients depend on it (global flags
+before the verb, `--flag value` and `--flag=value`, single-dash long flags)
+and keep gVisor's own names (--platform, --network, --strace...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+PLATFORMS = ("ptrace",)
+NETWORKS = ("none", "host", "sandbox")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(slots=True)
+class Config:
+    """Config is the set of global flags."""
+
+    root: str = "/var/run/runsc"
+    debug: bool = False
+    debug_log: str = ""
+    log: str = ""
+    log_format: str = "text"
+    platform: str = "ptrace"
+    network: str = "none"
+    strace: bool = False
+    strace_syscalls: frozenset[str] = frozenset()
+    strace_log_size: int = 1024
+    overlay2: str = "root:memory"
+    systemd_cgroup: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_flags(self) -> list[str]:
+        """Returns the flags that recreate this config in a child runsc."""
+        flags = [
+            f"--root={self.root}",
+            f"--platform={self.platform}",
+            f"--network={self.network}",
+            f"--log-format={self.log_format}",
+            f"--overlay2={self.overlay2}",
+        ]
+        if self.debug:
+            flags.append("--debug")
+        if self.debug_log:
+            flags.append(f"--debug-log={self.debug_log}")
+        if self.log:
+            flags.append(f"--log={self.log}")
+        if self.strace:
+            flags.append("--strace")
+        if self.strace_syscalls:
+            flags.append(f"--strace-syscalls={','.join(sorted(self.strace_syscalls))}")
+        if self.strace_log_size != 1024:
+            flags.append(f"--strace-log-size={self.strace_log_size}")
+        return flags
+
+
+def _bool(value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "true", "t", "yes"):
+        return True
+    if v in ("0", "false", "f", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    """Adds the global flags to a parser."""
+    default_root = (
+        os.path.join(os.environ["XDG_RUNTIME_DIR"], "runsc")
+        if os.environ.get("XDG_RUNTIME_DIR")
+        else "/var/run/runsc"
+    )
+    p.add_argument("--root", default=default_root, help="state directory")
+    p.add_argument(
+        "--debug",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_bool,
+        help="debug logging",
+    )
+    p.add_argument("--debug-log", default="", help="debug log file, or directory/")
+    p.add_argument("--log", default="", help="log file for errors")
+    p.add_argument("--log-format", default="text", choices=LOG_FORMATS)
+    p.add_argument("--platform", default="ptrace", choices=PLATFORMS)
+    p.add_argument("--network", default="none", choices=NETWORKS)
+    p.add_argument(
+        "--strace",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_bool,
+        help="trace syscalls",
+    )
+    p.add_argument(
+        "--strace-syscalls", default="", help="comma-separated syscalls to trace"
+    )
+    p.add_argument("--strace-log-size", type=int, default=1024)
+    p.add_argument("--overlay2", default="root:memory")
+    p.add_argument("--systemd-cgroup", nargs="?", const=True, default=False, type=_bool)
+
+
+def config_from_args(ns: argparse.Namespace) -> Config:
+    """Builds a Config from parsed global flags."""
+    syscalls = frozenset(s for s in ns.strace_syscalls.split(",") if s)
+    return Config(
+        root=ns.root,
+        debug=ns.debug,
+        debug_log=ns.debug_log,
+        log=ns.log,
+        log_format=ns.log_format,
+        platform=ns.platform,
+        network=ns.network,
+        strace=ns.strace or bool(syscalls),
+        strace_syscalls=syscalls,
+        strace_log_size=ns.strace_log_size,
+        overlay2=ns.overlay2,
+        systemd_cgroup=ns.systemd_cgroup,
+    )
+
+
+_VALUE_FLAGS = frozenset(
+    {
+        "--root",
+        "--debug-log",
+        "--log",
+        "--log-format",
+        "--platform",
+        "--network",
+        "--strace-syscalls",
+        "--strace-log-size",
+        "--overlay2",
+    }
+)
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Rewrites Go-style single-dash global flags (-root x, -log=x) to their
+    double-dash form. Only the flags before the verb are touched."""
+    out = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("-") or a == "--":
+            return out + argv[i:]
+        if not a.startswith("--") and len(a.split("=", 1)[0]) > 2:
+            a = "-" + a
+        out.append(a)
+        if a in _VALUE_FLAGS and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 1
+        i += 1
+    return out
