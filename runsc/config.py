@@ -75,33 +75,19 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
         else "/var/run/runsc"
     )
     p.add_argument("--root", default=default_root, help="state directory")
-    p.add_argument(
-        "--debug",
-        nargs="?",
-        const=True,
-        default=False,
-        type=_bool,
-        help="debug logging",
-    )
+    p.add_argument("--debug", action="store_true", help="debug logging")
     p.add_argument("--debug-log", default="", help="debug log file, or directory/")
     p.add_argument("--log", default="", help="log file for errors")
     p.add_argument("--log-format", default="text", choices=LOG_FORMATS)
     p.add_argument("--platform", default="ptrace", choices=PLATFORMS)
     p.add_argument("--network", default="none", choices=NETWORKS)
-    p.add_argument(
-        "--strace",
-        nargs="?",
-        const=True,
-        default=False,
-        type=_bool,
-        help="trace syscalls",
-    )
+    p.add_argument("--strace", action="store_true", help="trace syscalls")
     p.add_argument(
         "--strace-syscalls", default="", help="comma-separated syscalls to trace"
     )
     p.add_argument("--strace-log-size", type=int, default=1024)
     p.add_argument("--overlay2", default="root:memory")
-    p.add_argument("--systemd-cgroup", nargs="?", const=True, default=False, type=_bool)
+    p.add_argument("--systemd-cgroup", action="store_true")
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
@@ -123,6 +109,8 @@ def config_from_args(ns: argparse.Namespace) -> Config:
     )
 
 
+# Boolean global flags: Go's flag package accepts --flag and --flag=bool.
+_BOOL_FLAGS = frozenset({"--debug", "--strace", "--systemd-cgroup"})
 _VALUE_FLAGS = frozenset(
     {
         "--root",
@@ -149,6 +137,12 @@ def normalize_argv(argv: list[str]) -> list[str]:
             return out + argv[i:]
         if not a.startswith("--") and len(a.split("=", 1)[0]) > 2:
             a = "-" + a
+        name, eq, value = a.partition("=")
+        if eq and name in _BOOL_FLAGS:
+            i += 1
+            if _bool(value):
+                out.append(name)
+            continue
         out.append(a)
         if a in _VALUE_FLAGS and i + 1 < len(argv):
             out.append(argv[i + 1])

@@ -2,6 +2,7 @@
 sets used by the project change in one place."""
 
 load("@rules_cc//cc:defs.bzl", _cc_binary = "cc_binary", _cc_library = "cc_library", _cc_test = "cc_test")
+load("//test/runner:defs.bzl", _syscall_test = "syscall_test")
 
 cc_binary = _cc_binary
 cc_library = _cc_library
@@ -9,6 +10,10 @@ py_binary = native.py_binary
 py_library = native.py_library
 sh_binary = native.sh_binary
 sh_test = native.sh_test
+
+# syscall_test(name, srcs, ...): a googletest program run natively and under
+# runsc; see test/runner/defs.bzl.
+syscall_test = _syscall_test
 
 def cc_test(name, deps = [], **kwargs):
     """A googletest program linked against Debian's googletest."""

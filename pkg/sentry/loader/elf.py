@@ -1,8 +1,8 @@
 """Parsing of ELF64 executables for the loader.
 
 Only what loading needs is decoded: the file header and the program headers.
-Every check a malformed file could fail raises ENOEXEC (or EACCES for an empty
-PT_INTERP, as fs/binfmt_elf.c does), never a Python exception.
+Every check a malformed file could fail raises ENOEXEC (or ENOENT for an empty
+PT_INTERP, as opening an empty path does), never a Python exception.
 """
 
 from __future__ import annotations
@@ -138,9 +138,10 @@ def parse(f: ExecFile) -> ElfInfo:
             raw = f.pread(filesz, off)
             if len(raw) != filesz or raw[-1] != 0:
                 raise SyscallError(errno.ENOEXEC)
-            interp = raw[:-1]
+            interp = raw[: raw.index(0)]
             if not interp:
-                raise SyscallError(errno.EACCES)
+                # open_exec("") fails as any empty path does.
+                raise SyscallError(errno.ENOENT)
         phdrs.append(ph)
     if not any(p.type == elf.PT_LOAD for p in phdrs):
         raise SyscallError(errno.ENOEXEC)

@@ -124,6 +124,28 @@ _WHENCE = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK
 _HOW = {0: "SIG_BLOCK", 1: "SIG_UNBLOCK", 2: "SIG_SETMASK"}
 
 
+_ESCAPES = {
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+    ord("\r"): "\\r",
+    ord('"'): '\\"',
+    ord("\\"): "\\\\",
+}
+
+
+def _escape(data: bytes) -> str:
+    """Escapes bytes the way strace shows buffers: printable ASCII as is."""
+    out = []
+    for b in data:
+        if b in _ESCAPES:
+            out.append(_ESCAPES[b])
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
 def _s64(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
@@ -188,8 +210,7 @@ class Strace:
 
     def _buf(self, data: bytes, total: int) -> str:
         shown = data[: self.log_size]
-        text = repr(bytes(shown))[1:]
-        return text + ("..." if total > len(shown) else "")
+        return '"' + _escape(shown) + '"' + ("..." if total > len(shown) else "")
 
     def _arg(
         self, t: Task, kind: str, args: tuple[int, ...], i: int, ret: int | None

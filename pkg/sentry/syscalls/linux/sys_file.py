@@ -10,8 +10,9 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import limits as L
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -127,3 +128,26 @@ def sys_getcwd(t: Task, args: Args) -> int:
         raise SyscallError(errno.ERANGE)
     t.copy_out(addr, data)
     return len(data)
+
+
+ENTRIES = [
+    full(N.SYS_close, "close", sys_close),
+    partial(
+        N.SYS_ioctl,
+        "ioctl",
+        sys_ioctl,
+        "generic requests and the host terminal's TCGETS/TCSETS*/"
+        "TIOCGWINSZ/TIOCSWINSZ/FIONREAD",
+    ),
+    full(N.SYS_dup, "dup", sys_dup),
+    full(N.SYS_dup2, "dup2", sys_dup2),
+    partial(
+        N.SYS_fcntl,
+        "fcntl",
+        sys_fcntl,
+        "descriptor and status flag commands; locks and the rest come "
+        "with the VFS (#5)",
+    ),
+    full(N.SYS_getcwd, "getcwd", sys_getcwd),
+    full(N.SYS_dup3, "dup3", sys_dup3),
+]

@@ -6,11 +6,12 @@ import time
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.abi.linux import time as T
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.futex import FUTEX_BITSET_MATCH_ANY
 from pkg.sentry.syscalls.linux.sys_time import clock_now_ns, read_timespec
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -60,3 +61,13 @@ def sys_futex(t: Task, args: Args) -> int:
         return futexes.wake(t, addr, s32(val), val3 & 0xFFFFFFFF)
     # TODO(#4): requeue, wake_op and PI futexes.
     raise SyscallError(errno.ENOSYS)
+
+
+ENTRIES = [
+    partial(
+        N.SYS_futex,
+        "futex",
+        sys_futex,
+        "private wait/wake only; requeue, wake_op and PI arrive with #4",
+    ),
+]

@@ -6,8 +6,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -64,3 +65,14 @@ def sys_getgroups(t: Task, args: Args) -> int:
         raise SyscallError(errno.EINVAL)
     t.copy_out(args[1], struct.pack(f"<{len(groups)}I", *groups))
     return len(groups)
+
+
+ENTRIES = [
+    full(N.SYS_getuid, "getuid", sys_getuid),
+    full(N.SYS_getgid, "getgid", sys_getgid),
+    full(N.SYS_geteuid, "geteuid", sys_geteuid),
+    full(N.SYS_getegid, "getegid", sys_getegid),
+    full(N.SYS_getgroups, "getgroups", sys_getgroups),
+    full(N.SYS_getresuid, "getresuid", sys_getresuid),
+    full(N.SYS_getresgid, "getresgid", sys_getresgid),
+]

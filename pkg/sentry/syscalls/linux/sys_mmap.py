@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import mman as M
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.memory_manager import MmapOpts
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -103,3 +104,16 @@ def sys_mprotect(t: Task, args: Args) -> int:
 def sys_brk(t: Task, args: Args) -> int:
     """brk(2): returns the new break, or the old one on failure."""
     return t.mm.set_brk(args[0])
+
+
+ENTRIES = [
+    partial(
+        N.SYS_mmap,
+        "mmap",
+        sys_mmap,
+        "anonymous mappings only; file mappings fail with ENODEV (#3)",
+    ),
+    full(N.SYS_mprotect, "mprotect", sys_mprotect),
+    full(N.SYS_munmap, "munmap", sys_munmap),
+    full(N.SYS_brk, "brk", sys_brk),
+]

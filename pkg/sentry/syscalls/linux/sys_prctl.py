@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import prctl as PR
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -79,3 +80,19 @@ def sys_prctl(t: Task, args: Args) -> int:
         return t.creds.bounding >> arg2 & 1
     # TODO(#4): the remaining prctl options.
     raise SyscallError(errno.EINVAL)
+
+
+ENTRIES = [
+    partial(
+        N.SYS_arch_prctl,
+        "arch_prctl",
+        sys_arch_prctl,
+        "no CPUID faulting (ARCH_SET_CPUID fails with ENODEV)",
+    ),
+    partial(
+        N.SYS_prctl,
+        "prctl",
+        sys_prctl,
+        "names, dumpable, no_new_privs, capability bounding reads (#4)",
+    ),
+]

@@ -6,8 +6,9 @@ import os
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args
+from pkg.sentry.syscalls.syscall import Args, full
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -33,3 +34,8 @@ def sys_getrandom(t: Task, args: Args) -> int:
     if n == 0:
         raise SyscallError(errno.EFAULT)
     return n
+
+
+ENTRIES = [
+    full(N.SYS_getrandom, "getrandom", sys_getrandom),
+]

@@ -6,8 +6,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args, s32, s64
+from pkg.sentry.syscalls.syscall import Args, full, s32, s64
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -200,3 +201,15 @@ def sys_pwritev(t: Task, args: Args) -> int:
     if sum(n for _, n in iovs) == 0:
         return 0
     return f.pwrite(t, gather(t, iovs), offset)
+
+
+ENTRIES = [
+    full(N.SYS_read, "read", sys_read),
+    full(N.SYS_write, "write", sys_write),
+    full(N.SYS_pread64, "pread64", sys_pread64),
+    full(N.SYS_pwrite64, "pwrite64", sys_pwrite64),
+    full(N.SYS_readv, "readv", sys_readv),
+    full(N.SYS_writev, "writev", sys_writev),
+    full(N.SYS_preadv, "preadv", sys_preadv),
+    full(N.SYS_pwritev, "pwritev", sys_pwritev),
+]

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_RESOURCE
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -70,3 +71,10 @@ def sys_prlimit64(t: Task, args: Args) -> int:
                 raise SyscallError(errno.EPERM)
     _prlimit(t, tg, resource, args[2], args[3])
     return 0
+
+
+ENTRIES = [
+    full(N.SYS_getrlimit, "getrlimit", sys_getrlimit),
+    full(N.SYS_setrlimit, "setrlimit", sys_setrlimit),
+    full(N.SYS_prlimit64, "prlimit64", sys_prlimit64),
+]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import signal as S
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
 from pkg.sentry.kernel.signals import SigAction, SignalInfo
@@ -17,7 +18,7 @@ from pkg.sentry.kernel.task_signals import (
     send_to_thread_group,
     sigreturn,
 )
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -203,3 +204,15 @@ def sys_tkill(t: Task, args: Args) -> int:
 def sys_tgkill(t: Task, args: Args) -> int:
     """tgkill(2)."""
     return _signal_thread(t, s32(args[0]), s32(args[1]), s32(args[2]))
+
+
+ENTRIES = [
+    full(N.SYS_rt_sigaction, "rt_sigaction", sys_rt_sigaction),
+    full(N.SYS_rt_sigprocmask, "rt_sigprocmask", sys_rt_sigprocmask),
+    full(N.SYS_rt_sigreturn, "rt_sigreturn", sys_rt_sigreturn),
+    full(N.SYS_kill, "kill", sys_kill),
+    full(N.SYS_rt_sigpending, "rt_sigpending", sys_rt_sigpending),
+    full(N.SYS_sigaltstack, "sigaltstack", sys_sigaltstack),
+    full(N.SYS_tkill, "tkill", sys_tkill),
+    full(N.SYS_tgkill, "tgkill", sys_tgkill),
+]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.task_exit import wait_status_exited
 from pkg.sentry.kernel.task_signals import group_exit
-from pkg.sentry.syscalls.syscall import Args
+from pkg.sentry.syscalls.syscall import Args, full
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -75,3 +76,15 @@ def sys_get_robust_list(t: Task, args: Args) -> int:
     t.mm.write_u64(len_ptr, _ROBUST_LIST_HEAD_SIZE)
     t.mm.write_u64(head_ptr, target.robust_list[0])
     return 0
+
+
+ENTRIES = [
+    full(N.SYS_getpid, "getpid", sys_getpid),
+    full(N.SYS_exit, "exit", sys_exit),
+    full(N.SYS_getppid, "getppid", sys_getppid),
+    full(N.SYS_gettid, "gettid", sys_gettid),
+    full(N.SYS_set_tid_address, "set_tid_address", sys_set_tid_address),
+    full(N.SYS_exit_group, "exit_group", sys_exit_group),
+    full(N.SYS_set_robust_list, "set_robust_list", sys_set_robust_list),
+    full(N.SYS_get_robust_list, "get_robust_list", sys_get_robust_list),
+]

@@ -8,9 +8,10 @@ import time
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.abi.linux import time as T
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -130,3 +131,13 @@ def sys_clock_nanosleep(t: Task, args: Args) -> int:
     ns = read_timespec(t, args[2])
     absolute = bool(flags & T.TIMER_ABSTIME)
     return _sleep(t, clock, ns, absolute, 0 if absolute else args[3])
+
+
+ENTRIES = [
+    full(N.SYS_nanosleep, "nanosleep", sys_nanosleep),
+    full(N.SYS_gettimeofday, "gettimeofday", sys_gettimeofday),
+    full(N.SYS_time, "time", sys_time),
+    full(N.SYS_clock_gettime, "clock_gettime", sys_clock_gettime),
+    full(N.SYS_clock_getres, "clock_getres", sys_clock_getres),
+    full(N.SYS_clock_nanosleep, "clock_nanosleep", sys_clock_nanosleep),
+]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
-from pkg.sentry.syscalls.syscall import Args, s32
+from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -57,3 +58,10 @@ def sys_setdomainname(t: Task, args: Args) -> int:
     """setdomainname(2)."""
     t.kernel.domainname = _set_name(t, args[0], s32(args[1]))
     return 0
+
+
+ENTRIES = [
+    full(N.SYS_uname, "uname", sys_uname),
+    full(N.SYS_sethostname, "sethostname", sys_sethostname),
+    full(N.SYS_setdomainname, "setdomainname", sys_setdomainname),
+]

@@ -1,0 +1,195 @@
+// read(2), readv(2), pread64(2).
+//
+// The sandbox cannot create a readable descriptor with data in it yet (no
+// pipes, no files), and what a test's standard input is depends on who runs
+// it. So the checks that need no data run everywhere, and the ones that read
+// data use a pipe or a memfd and are skipped in the sandbox.
+
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/util/test_util.h"
+
+namespace pyvisor {
+namespace testing {
+namespace {
+
+constexpr int kBadFd = 1 << 30;
+
+long Read(int fd, void* buf, size_t n) {
+  return syscall(SYS_read, fd, buf, n);
+}
+long Readv(int fd, const struct iovec* iov, int n) {
+  return syscall(SYS_readv, fd, iov, n);
+}
+long Pread(int fd, void* buf, size_t n, off_t off) {
+  return syscall(SYS_pread64, fd, buf, n, off);
+}
+
+// Pipe is a pipe whose ends close with it.
+struct Pipe {
+  FileDescriptor r, w;
+};
+
+Pipe MakePipe() {
+  int fds[2];
+  EXPECT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
+  return {FileDescriptor(fds[0]), FileDescriptor(fds[1])};
+}
+
+TEST(ReadTest, BadFdIsEbadf) {
+  char buf[1];
+  EXPECT_THAT(Read(-1, buf, 1), SyscallFailsWithErrno(EBADF));
+  EXPECT_THAT(Read(kBadFd, buf, 1), SyscallFailsWithErrno(EBADF));
+  EXPECT_THAT(Read(-1, nullptr, 1), SyscallFailsWithErrno(EBADF));
+}
+
+TEST(ReadvTest, BadFdIsEbadf) {
+  char buf[1];
+  struct iovec iov = {buf, 1};
+  EXPECT_THAT(Readv(-1, &iov, 1), SyscallFailsWithErrno(EBADF));
+  EXPECT_THAT(Readv(kBadFd, &iov, 1), SyscallFailsWithErrno(EBADF));
+}
+
+// pread64 checks the offset before it looks at the descriptor
+// (ksys_pread64 in fs/read_write.c).
+TEST(PreadTest, NegativeOffsetIsEinval) {
+  char buf[1];
+  EXPECT_THAT(Pread(-1, buf, 1, -1), SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Pread(kBadFd, buf, 1, -4096), SyscallFailsWithErrno(EINVAL));
+}
+
+TEST(PreadTest, BadFdIsEbadf) {
+  char buf[1];
+  EXPECT_THAT(Pread(-1, buf, 1, 0), SyscallFailsWithErrno(EBADF));
+}
+
+// The tests below need pipe2(2) or memfd_create(2), which the sandbox does
+// not have yet.
+
+TEST(ReadTest, Pipe) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  ASSERT_THAT(write(p.w.get(), "abcdef", 6), SyscallSucceedsWithValue(6));
+  char buf[4] = {};
+  // A read returns what is there, up to the count.
+  EXPECT_THAT(Read(p.r.get(), buf, 3), SyscallSucceedsWithValue(3));
+  EXPECT_STREQ(buf, "abc");
+  char rest[8] = {};
+  EXPECT_THAT(Read(p.r.get(), rest, sizeof(rest)), SyscallSucceedsWithValue(3));
+  EXPECT_STREQ(rest, "def");
+}
+
+TEST(ReadTest, ZeroBytes) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  EXPECT_THAT(Read(p.r.get(), nullptr, 0), SyscallSucceedsWithValue(0));
+}
+
+TEST(ReadTest, EofAfterWriterCloses) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  p.w.reset();
+  char buf[1];
+  EXPECT_THAT(Read(p.r.get(), buf, 1), SyscallSucceedsWithValue(0));
+}
+
+TEST(ReadTest, NonblockingEmptyIsEagain) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  int fds[2];
+  ASSERT_THAT(pipe2(fds, O_CLOEXEC | O_NONBLOCK), SyscallSucceeds());
+  FileDescriptor r(fds[0]), w(fds[1]);
+  char buf[1];
+  EXPECT_THAT(Read(r.get(), buf, 1), SyscallFailsWithErrno(EAGAIN));
+}
+
+TEST(ReadTest, BadBufferIsEfault) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  ASSERT_THAT(write(p.w.get(), "x", 1), SyscallSucceedsWithValue(1));
+  EXPECT_THAT(Read(p.r.get(), reinterpret_cast<void*>(1), 1),
+              SyscallFailsWithErrno(EFAULT));
+}
+
+TEST(ReadTest, WriteOnlyFdIsEbadf) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  char buf[1];
+  EXPECT_THAT(Read(p.w.get(), buf, 1), SyscallFailsWithErrno(EBADF));
+}
+
+TEST(ReadvTest, ScattersInOrder) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  ASSERT_THAT(write(p.w.get(), "abcdefgh", 8), SyscallSucceedsWithValue(8));
+  char a[3] = {}, b[1] = {}, c[5] = {};
+  struct iovec iov[] = {{a, 2}, {b, 0}, {c, 4}};
+  ASSERT_THAT(Readv(p.r.get(), iov, 3), SyscallSucceedsWithValue(6));
+  EXPECT_STREQ(a, "ab");
+  EXPECT_STREQ(c, "cdef");
+}
+
+TEST(ReadvTest, TooManyIovecsIsEinval) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  std::vector<struct iovec> iov(IOV_MAX + 1, {nullptr, 0});
+  EXPECT_THAT(Readv(p.r.get(), iov.data(), IOV_MAX + 1),
+              SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(Readv(p.r.get(), iov.data(), -1), SyscallFailsWithErrno(EINVAL));
+}
+
+TEST(ReadvTest, NegativeLengthIsEinval) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  char a[1];
+  struct iovec iov = {a, static_cast<size_t>(-1)};
+  EXPECT_THAT(Readv(p.r.get(), &iov, 1), SyscallFailsWithErrno(EINVAL));
+}
+
+TEST(PreadTest, PipeIsEspipe) {
+  // Needs pipe2(2).
+  SKIP_IF(IsRunningOnSandbox());
+  Pipe p = MakePipe();
+  char buf[1];
+  EXPECT_THAT(Pread(p.r.get(), buf, 1, 0), SyscallFailsWithErrno(ESPIPE));
+}
+
+TEST(PreadTest, MemfdAtOffsets) {
+  // Needs memfd_create(2).
+  SKIP_IF(IsRunningOnSandbox());
+  FileDescriptor fd(memfd_create("pread_test", MFD_CLOEXEC));
+  ASSERT_THAT(fd.get(), SyscallSucceeds());
+  ASSERT_THAT(write(fd.get(), "0123456789", 10), SyscallSucceedsWithValue(10));
+
+  char buf[4] = {};
+  EXPECT_THAT(Pread(fd.get(), buf, 3, 4), SyscallSucceedsWithValue(3));
+  EXPECT_STREQ(buf, "456");
+  // Short at the end of the file, zero past it.
+  EXPECT_THAT(Pread(fd.get(), buf, 3, 8), SyscallSucceedsWithValue(2));
+  EXPECT_THAT(Pread(fd.get(), buf, 3, 100), SyscallSucceedsWithValue(0));
+  // The file offset is where write left it.
+  EXPECT_THAT(lseek(fd.get(), 0, SEEK_CUR), SyscallSucceedsWithValue(10));
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace pyvisor
