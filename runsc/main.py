@@ -8,7 +8,7 @@ import sys
 
 from runsc import config as runsc_config
 from runsc import log as runsc_log
-from runsc.cmd import do
+from runsc.cmd import do, gofer
 
 log = logging.getLogger("runsc")
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     runsc_config.add_global_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
     do.add_parser(sub)
+    gofer.add_parser(sub)
     return p
 
 
