@@ -32,6 +32,8 @@ class Config:
     strace_log_size: int = 1024
     overlay2: str = "root:memory"
     systemd_cgroup: bool = False
+    # Kill the sandbox if the sentry looks up a host path after start-up.
+    testonly_forbid_host_open: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_flags(self) -> list[str]:
@@ -53,6 +55,8 @@ class Config:
             flags.append("--strace")
         if self.strace_syscalls:
             flags.append(f"--strace-syscalls={','.join(sorted(self.strace_syscalls))}")
+        if self.testonly_forbid_host_open:
+            flags.append("--TESTONLY-forbid-host-open")
         if self.strace_log_size != 1024:
             flags.append(f"--strace-log-size={self.strace_log_size}")
         return flags
@@ -88,6 +92,12 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strace-log-size", type=int, default=1024)
     p.add_argument("--overlay2", default="root:memory")
     p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument(
+        "--TESTONLY-forbid-host-open",
+        dest="testonly_forbid_host_open",
+        action="store_true",
+        help="kill the sandbox if the sentry opens a host path after start-up",
+    )
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
@@ -106,11 +116,14 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         strace_log_size=ns.strace_log_size,
         overlay2=ns.overlay2,
         systemd_cgroup=ns.systemd_cgroup,
+        testonly_forbid_host_open=ns.testonly_forbid_host_open,
     )
 
 
 # Boolean global flags: Go's flag package accepts --flag and --flag=bool.
-_BOOL_FLAGS = frozenset({"--debug", "--strace", "--systemd-cgroup"})
+_BOOL_FLAGS = frozenset(
+    {"--debug", "--strace", "--systemd-cgroup", "--TESTONLY-forbid-host-open"}
+)
 _VALUE_FLAGS = frozenset(
     {
         "--root",

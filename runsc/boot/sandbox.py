@@ -24,6 +24,7 @@ from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.loader.elf import BytesFile
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
+from runsc.boot import host_path_guard
 from runsc.config import Config
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def run(config: Config, spec: ProcessSpec) -> int:
         )
         _forward_signals(kernel)
         log.info("boot: starting %s", spec.argv)
+        if config.testonly_forbid_host_open:
+            host_path_guard.install()
         kernel.start_task(init)
         status = kernel.wait()
         assert status is not None
