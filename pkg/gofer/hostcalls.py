@@ -161,3 +161,11 @@ def fstatfs(fd: int) -> _Statfs:
     st = _Statfs()
     _check(_libc.fstatfs(fd, ctypes.byref(st)), "fstatfs")
     return st
+
+
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """fallocate(2) with its mode (FALLOC_FL_*)."""
+    _check(_libc.fallocate(fd, mode, offset, length), "fallocate")

@@ -551,16 +551,16 @@ class Connection:
                 os.ftruncate(fd, req.size)
             finally:
                 os.close(fd)
-        if mask & pb.SETSTAT_MODE:
-            if st_mod.S_ISLNK(node.mode):
-                raise _err(errno.EOPNOTSUPP)
-            os.chmod(str(node.fd), req.mode & 0o7777, dir_fd=self._proc_fd)
         if mask & (pb.SETSTAT_UID | pb.SETSTAT_GID):
             hostcalls.fchown_empty(
                 node.fd,
                 req.uid if mask & pb.SETSTAT_UID else _NO_ID,
                 req.gid if mask & pb.SETSTAT_GID else _NO_ID,
             )
+        if mask & pb.SETSTAT_MODE:
+            if st_mod.S_ISLNK(node.mode):
+                raise _err(errno.EOPNOTSUPP)
+            os.chmod(str(node.fd), req.mode & 0o7777, dir_fd=self._proc_fd)
         if mask & (pb.SETSTAT_ATIME | pb.SETSTAT_MTIME):
             hostcalls.utimens_empty(
                 node.fd,
