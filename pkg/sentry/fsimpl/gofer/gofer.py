@@ -78,10 +78,6 @@ _T = TypeVar("_T")
 # start here, so that they cannot collide with the root device's.
 _FOREIGN_INO_BASE = 1 << 48
 
-_RENAME_NOREPLACE = 0x1
-_RENAME_EXCHANGE = 0x2
-_RENAME_WHITEOUT = 0x4
-
 
 @dataclass(frozen=True, slots=True)
 class GoferMountOptions:
@@ -491,8 +487,8 @@ class GoferFilesystem(Filesystem):
         opts: RenameOptions,
     ) -> None:
         flags = opts.flags
-        exchange = bool(flags & _RENAME_EXCHANGE)
-        if flags & _RENAME_WHITEOUT:
+        exchange = bool(flags & F.RENAME_EXCHANGE)
+        if flags & F.RENAME_WHITEOUT:
             # Unlike Linux, whiteouts cannot be made on the host.
             raise SyscallError(errno.EINVAL)
         with self.mu:
@@ -514,7 +510,7 @@ class GoferFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self._last(rp, new_parent)
-            if replaced is not None and flags & _RENAME_NOREPLACE:
+            if replaced is not None and flags & F.RENAME_NOREPLACE:
                 raise SyscallError(errno.EEXIST)
             if exchange:
                 if replaced is None:
@@ -560,7 +556,7 @@ class GoferFilesystem(Filesystem):
                 old_name,
                 new_parent.node,
                 new_name,
-                flags & (_RENAME_NOREPLACE | _RENAME_EXCHANGE),
+                flags & (F.RENAME_NOREPLACE | F.RENAME_EXCHANGE),
             )
             if replaced is not None and not exchange:
                 self._kill(replaced)

@@ -127,7 +127,10 @@ class TestLookup:
         assert sb.stat(b"/link").size == 5
         assert S.S_ISDIR(sb.stat(b"/abslink").mode)
         assert sb.stat(b"/abslink/inner").size == 5
-        assert sb.vfs.readlink_at(None, sb.creds, sb.pop(b"/link", follow=False)) == b"dir/inner"
+        assert (
+            sb.vfs.readlink_at(None, sb.creds, sb.pop(b"/link", follow=False))
+            == b"dir/inner"
+        )
 
     def test_dotdot_at_root(self, sb):
         assert sb.stat(b"/../../file").size == 5
