@@ -164,17 +164,35 @@ class OverlayFilesystem(Filesystem):
         # Inode numbers of copied-up files, by upper inode number, so that
         # hard links made after copy-up share the number.
         self.origin_inos: dict[int, int] = {}
+        # The root exists in both layers from the start; it looks like the
+        # lower one.
         lst = self.layer_stat(self.lower, lower.dentry)
-        ust = self.layer_stat(self.upper, upper.dentry)
+        self.vfs.setstat_at(
+            None,
+            self.creds,
+            self.upper.here(upper.dentry),
+            SetStatOptions(
+                mask=S.STATX_MODE
+                | S.STATX_UID
+                | S.STATX_GID
+                | S.STATX_ATIME
+                | S.STATX_MTIME,
+                mode=lst.mode & S.S_IALLUGO,
+                uid=lst.uid,
+                gid=lst.gid,
+                atime_ns=lst.atime_ns,
+                mtime_ns=lst.mtime_ns,
+            ),
+        )
         self.root = OverlayDentry(
             self,
             None,
             b"",
             upper.dentry,
             lower.dentry,
-            ust.mode,
-            ust.uid,
-            ust.gid,
+            lst.mode,
+            lst.uid,
+            lst.gid,
             lst.ino,
         )
 
