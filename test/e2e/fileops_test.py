@@ -33,8 +33,9 @@ def runfile(path: str) -> str:
     return os.path.join(here, "..", "..", "bazel-bin", path)
 
 
-RUNSC = runfile("runsc/runsc")
-FILEOPS = runfile("test/e2e/fileops")
+# E2E_RUNSC overrides the binary under test (a development build).
+RUNSC = os.environ.get("E2E_RUNSC") or runfile("runsc/runsc")
+FILEOPS = os.environ.get("E2E_FILEOPS") or runfile("test/e2e/fileops")
 
 
 def make_tree(top: str) -> None:
