@@ -196,10 +196,16 @@ class Client:
         return self._call("readlink", pb.ReadlinkRequest(node=node))[0].readlink.target
 
     def getdents(
-        self, node: int, offset: int, count: int = DEFAULT_DIRENTS_COUNT
+        self,
+        node: int,
+        offset: int,
+        count: int = DEFAULT_DIRENTS_COUNT,
+        walk: bool = False,
     ) -> list[pb.Dirent]:
-        """Reads directory entries from offset; empty at the end."""
-        req = pb.GetdentsRequest(node=node, offset=offset, count=count)
+        """Reads directory entries from offset; empty at the end. With walk,
+        entries that have an inode field come with a new node the caller
+        owns."""
+        req = pb.GetdentsRequest(node=node, offset=offset, count=count, walk=walk)
         return list(self._call("getdents", req)[0].getdents.dirents)
 
     def setstat(self, req: pb.SetStatRequest) -> pb.Stat:

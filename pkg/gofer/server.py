@@ -532,9 +532,18 @@ class Connection:
         size = min(max(req.count, _MIN_DIRENTS), _MAX_DIRENTS)
         out = pb.GetdentsResponse()
         for ino, off, dtype, name in hostcalls.getdents64(node.dir_fd, size):
-            out.dirents.append(
-                pb.Dirent(name=name, ino=ino, type=dtype, next_offset=off)
-            )
+            dirent = pb.Dirent(name=name, ino=ino, type=dtype, next_offset=off)
+            if req.walk and name not in (b".", b".."):
+                try:
+                    fd = os.open(
+                        name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=node.fd
+                    )
+                except OSError:
+                    # Gone since getdents saw it (or EMFILE): no node.
+                    pass
+                else:
+                    dirent.inode.CopyFrom(self._add(fd, os.fstat(fd)))
+            out.dirents.append(dirent)
         return out, []
 
     def _setstat(self, req: pb.SetStatRequest) -> tuple[object, list[int]]:

@@ -663,3 +663,19 @@ class TestProtocol:
         assert errno_of(c.stat, 1) == errno.EIO
         assert errno_of(c.stat, 1) == errno.EIO
         c.close()
+
+
+class TestGetdentsWalk:
+    def test_entries_come_with_nodes(self, gofer, tree):
+        ents = gofer.client.getdents(gofer.root.node, 0, walk=True)
+        by_name = {e.name: e for e in ents}
+        assert not by_name[b"."].HasField("inode")
+        assert not by_name[b".."].HasField("inode")
+        f = by_name[b"file"].inode
+        assert f.stat.ino == os.lstat(f"{tree}/file").st_ino
+        fd = gofer.client.open(f.node, os.O_RDONLY)
+        assert os.read(fd, 10) == b"hello"
+        os.close(fd)
+        link = by_name[b"link"].inode
+        assert stat.S_ISLNK(link.stat.mode)
+        assert gofer.client.readlink(link.node) == b"dir/inner"

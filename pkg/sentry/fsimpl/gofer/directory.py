@@ -2,7 +2,9 @@
 
 A directory's entries are read from the gofer in one go when reading starts
 (offset 0) and served from that snapshot, so that getdents(2) in small
-buffers costs one round of requests per pass, not one per call. Offsets are
+buffers costs one round of requests per pass, not one per call. The same
+requests look up every entry (GoferFilesystem.list_dir), since a listing is
+usually followed by a stat of each entry. Offsets are
 positions in the snapshot: 0 is ".", 1 is "..", n + 2 the n-th entry.
 Rewinding takes a new snapshot, which is what readdir(3) users expect to see
 after changing the directory.
@@ -40,33 +42,11 @@ class GoferDirectoryFD(FileDescription):
         self.dentry = dentry
         self._entries: list[tuple[bytes, int, int]] | None = None
 
-    def _snapshot(self) -> list[tuple[bytes, int, int]]:
-        """Returns (name, type, ino) of every entry but "." and "..".
-        Precondition: pos_mu held."""
-        d = self.dentry
-        fs = d.inode.fs
-        dev = d.inode.key[0]
-        out = []
-        offset = 0
-        with fs.mu:
-            if d.is_dead() or d.node == 0:
-                raise SyscallError(errno.ENOENT)
-            node = d.node
-            while True:
-                ents = fs.rpc(fs.client.getdents, node, offset)
-                if not ents:
-                    break
-                for e in ents:
-                    if e.name not in (b".", b".."):
-                        out.append((e.name, e.type, fs.ino_for(dev, e.ino)))
-                offset = ents[-1].next_offset
-        return out
-
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
         d = self.dentry
         with self.pos_mu:
             if self.offset == 0 or self._entries is None:
-                self._entries = self._snapshot()
+                self._entries = d.inode.fs.list_dir(d)
             if self.offset == 0:
                 if not cb(Dirent(b".", S.DT_DIR, d.inode.ino, 1)):
                     return
@@ -103,13 +83,13 @@ class GoferDirectoryFD(FileDescription):
         raise SyscallError(errno.EISDIR)
 
     def stat(self, t: Task, mask: int) -> S.Statx:
-        return self.dentry.inode.statx()
+        return self.dentry.inode.statx(self.dentry)
 
     def setstat(self, t: Task, opts: SetStatOptions) -> None:
         fs = self.dentry.inode.fs
         if opts.mask:
             self.vd.mount.check_begin_write()
-        with fs.mu:
+        with fs.locked():
             fs.setstat(t, t.creds, self.dentry, opts, via_fd=True)
 
     def statfs(self, t: Task) -> object:
@@ -118,7 +98,8 @@ class GoferDirectoryFD(FileDescription):
     def sync(self, t: Task) -> None:
         d = self.dentry
         fs = d.inode.fs
-        fs.rpc(fs.client.fsync, d.node or d.inode.io_node)
+        with fs.locked():
+            fs.rpc(fs.client.fsync, fs.node(d))
 
     def file_locks(self) -> FileLocks | None:
         return self.dentry.inode.locks

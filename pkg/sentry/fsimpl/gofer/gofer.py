@@ -12,14 +12,21 @@ All tree changes happen under the filesystem's one lock (mu), held across
 the gofer requests they make: requests on one connection are serialised
 anyway. Reads and writes of file contents go straight to donated host
 descriptors and take no filesystem lock.
+
+Node ids are a bounded cache (see inode.py): at most max_nodes dentries hold
+one; when an operation ends with more, the least recently used give theirs
+back. Eviction happens only between operations, so that every node an
+operation acquired stays valid until it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,13 +85,18 @@ _T = TypeVar("_T")
 # start here, so that they cannot collide with the root device's.
 _FOREIGN_INO_BASE = 1 << 48
 
+# Node ids a filesystem keeps, beyond those of deleted files and the root.
+MAX_NODES = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class GoferMountOptions:
     """GoferMountOptions is the internal data of a gofer mount: the
-    connection to serve it. The filesystem takes ownership of the client."""
+    connection to serve it (the filesystem takes ownership of the client),
+    and how many node ids to keep."""
 
     client: Client
+    max_nodes: int = MAX_NODES
 
 
 class GoferType(FilesystemType):
@@ -97,7 +109,7 @@ class GoferType(FilesystemType):
     ) -> tuple[Filesystem, Dentry]:
         if not isinstance(opts.internal, GoferMountOptions):
             raise SyscallError(errno.EINVAL)
-        fs = GoferFilesystem(vfs, self, opts.internal.client)
+        fs = GoferFilesystem(vfs, self, opts.internal.client, opts.internal.max_nodes)
         return fs, fs.root
 
 
@@ -113,18 +125,26 @@ class GoferFilesystem(Filesystem):
     """
 
     def __init__(
-        self, vfs: VirtualFilesystem, fs_type: FilesystemType, client: Client
+        self,
+        vfs: VirtualFilesystem,
+        fs_type: FilesystemType,
+        client: Client,
+        max_nodes: int = MAX_NODES,
     ) -> None:
         self.client = client
         resp = self.rpc(client.mount)
         super().__init__(vfs, fs_type, read_only=resp.read_only)
         self.mu = threading.RLock()
         self.refs_mu = threading.Lock()
+        self.max_nodes = max_nodes
+        self._depth = 0
+        # Dentries holding a node that may be given back, oldest use first.
+        self._lru: OrderedDict[GoferDentry, None] = OrderedDict()
         self._inodes: dict[tuple[int, int], GoferInode] = {}
         self._foreign_inos: dict[tuple[int, int], int] = {}
         self._next_foreign = itertools.count(_FOREIGN_INO_BASE)
         self._root_dev = resp.root.stat.dev
-        inode = self._inode_for(resp.root.node, resp.root.stat)
+        inode = self._inode_for(resp.root.stat)
         self.root = GoferDentry(self, inode, resp.root.node, None, b"")
 
     # Gofer requests.
@@ -140,6 +160,52 @@ class GoferFilesystem(Filesystem):
     def release(self) -> None:
         self.client.close()
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Holds mu for an operation; the outermost one gives back excess
+        node ids as it ends."""
+        with self.mu:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and len(self._lru) > self.max_nodes:
+                    self._evict()
+
+    def _evict(self) -> None:
+        """Gives back the least recently used node ids. Precondition: mu
+        held, between operations."""
+        victims = []
+        while len(self._lru) > self.max_nodes * 3 // 4:
+            d, _ = self._lru.popitem(last=False)
+            victims.append(d.node)
+            d.node = 0
+        self._close_nodes(victims)
+
+    def node(self, d: GoferDentry) -> int:
+        """Returns d's node id, walking to its name again if it gave its
+        node back. Precondition: mu held.
+
+        Raises:
+            SyscallError: ESTALE if the name no longer leads to d's file.
+        """
+        if d.node:
+            if d in self._lru:
+                self._lru.move_to_end(d)
+            return d.node
+        parent = d.parent
+        if parent is None or d.released or d.is_dead():
+            raise SyscallError(errno.ESTALE)
+        inodes, stop = self.rpc(self.client.walk, self.node(parent), [d.name])
+        if stop or (inodes[0].stat.dev, inodes[0].stat.ino) != d.inode.key:
+            self._close_nodes([i.node for i in inodes])
+            log.warning("gofer: %r changed outside the sandbox", d)
+            raise SyscallError(errno.ESTALE)
+        d.node = inodes[0].node
+        self._lru[d] = None
+        return d.node
+
     # Inodes.
 
     def ino_for(self, dev: int, ino: int) -> int:
@@ -153,26 +219,21 @@ class GoferFilesystem(Filesystem):
                 self._foreign_inos[(dev, ino)] = n
             return n
 
-    def _inode_for(self, node: int, st: pb.Stat) -> GoferInode:
-        """Returns the inode for st, made with io_node node if new (the
-        inode then owns node). Precondition: mu held, or construction."""
+    def _inode_for(self, st: pb.Stat) -> GoferInode:
+        """Returns the inode for st. Precondition: mu held, or
+        construction."""
         key = (st.dev, st.ino)
         inode = self._inodes.get(key)
         if inode is None:
-            inode = GoferInode(self, self.ino_for(st.dev, st.ino), node, st)
+            inode = GoferInode(self, self.ino_for(st.dev, st.ino), st)
             self._inodes[key] = inode
         else:
             inode.update(st)
         return inode
 
-    def forget_inode(self, inode: GoferInode) -> None:
-        """Drops a released inode from the table and closes its node."""
-        with self.mu:
-            if self._inodes.get(inode.key) is inode:
-                del self._inodes[inode.key]
-        self._close_nodes([inode.io_node])
-
     def _close_nodes(self, nodes: list[int]) -> None:
+        if not nodes:
+            return
         try:
             self.client.close_nodes(nodes)
         except OSError as e:
@@ -183,24 +244,25 @@ class GoferFilesystem(Filesystem):
     ) -> GoferDentry:
         """Makes the dentry for a name the gofer just returned and caches it
         in parent. Precondition: mu held."""
-        inode = self._inode_for(new.node, new.stat)
+        inode = self._inode_for(new.stat)
         d = GoferDentry(self, inode, new.node, parent, name)
         parent.children[name] = d
+        self._lru[d] = None
         return d
 
     def release_dentry(self, d: GoferDentry) -> None:
         """Gives back what a deleted, unused dentry holds."""
-        with self.mu:
-            if d.node == 0:
+        with self.locked():
+            if d.released:
                 return
+            d.released = True
+            self._lru.pop(d, None)
             node, d.node = d.node, 0
             inode = d.inode
             inode.dentries -= 1
-            last = inode.dentries == 0
-        if node != inode.io_node:
-            self._close_nodes([node])
-        if last:
-            inode.release()
+            if inode.dentries == 0 and self._inodes.get(inode.key) is inode:
+                del self._inodes[inode.key]
+            self._close_nodes([node] if node else [])
 
     def _remove_name(self, parent: GoferDentry, d: GoferDentry) -> None:
         """Forgets d's name after the gofer removed or replaced it.
@@ -219,7 +281,7 @@ class GoferFilesystem(Filesystem):
             return parent.children[name]
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        inodes, stop = self.rpc(self.client.walk, parent.node, [name])
+        inodes, stop = self.rpc(self.client.walk, self.node(parent), [name])
         if stop == errno.ENOENT:
             parent.children[name] = None
             return None
@@ -227,10 +289,68 @@ class GoferFilesystem(Filesystem):
             raise SyscallError(stop)
         return self._new_dentry(parent, name, inodes[0])
 
+    def list_dir(self, d: GoferDentry) -> list[tuple[bytes, int, int]]:
+        """Returns (name, type, ino) of directory d's entries but "." and
+        "..", caching a dentry for each.
+
+        Raises:
+            SyscallError: ENOENT for a deleted directory.
+        """
+        out: list[tuple[bytes, int, int]] = []
+        dev = d.inode.key[0]
+        offset = 0
+        with self.locked():
+            if d.is_dead():
+                raise SyscallError(errno.ENOENT)
+            while True:
+                ents = self.rpc(
+                    self.client.getdents, self.node(d), offset, 32 << 10, True
+                )
+                if not ents:
+                    break
+                extra = []
+                for e in ents:
+                    if e.name in (b".", b".."):
+                        continue
+                    ino = self.ino_for(dev, e.ino)
+                    if e.HasField("inode"):
+                        st = e.inode.stat
+                        ino = self.ino_for(st.dev, st.ino)
+                        if d.children.get(e.name) is not None:
+                            extra.append(e.inode.node)
+                        else:
+                            self._new_dentry(d, e.name, e.inode)
+                    out.append((e.name, e.type, ino))
+                self._close_nodes(extra)
+                offset = ents[-1].next_offset
+                # A big directory must not pile up nodes until it ends.
+                if len(self._lru) > self.max_nodes:
+                    if d in self._lru:
+                        self._lru.move_to_end(d)
+                    self._evict()
+        return out
+
+    # Shortcuts for a filesystem stacked on this one (the overlay's lower
+    # layer): no path resolution, no permission checks.
+
+    def layer_lookup(self, parent: Dentry, name: bytes) -> GoferDentry | None:
+        """Returns parent's child called name (not following a symlink), or
+        None if there is none or parent is not a directory."""
+        assert isinstance(parent, GoferDentry)
+        if name in (b".", b"..") or not parent.is_dir():
+            return None
+        with self.locked():
+            return self._lookup(parent, name)
+
+    def layer_statx(self, d: Dentry) -> S.Statx:
+        """Returns d's attributes."""
+        assert isinstance(d, GoferDentry)
+        return d.inode.statx(d)
+
     def _readlink(self, d: GoferDentry) -> bytes:
         inode = d.inode
         if inode.target is None:
-            inode.target = self.rpc(self.client.readlink, d.node)
+            inode.target = self.rpc(self.client.readlink, self.node(d))
         return inode.target
 
     def _step(self, rp: ResolvingPath, d: GoferDentry) -> GoferDentry:
@@ -339,20 +459,20 @@ class GoferFilesystem(Filesystem):
         return d
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
-        with self.mu:
+        with self.locked():
             parent = self._prepare_create(rp, True)
             mode, uid, gid = self._owner(
                 rp.creds, parent.inode, opts.mode & (S.S_IRWXUGO | S.S_ISVTX), True
             )
             name = rp.component()
-            new = self.rpc(self.client.mkdir, parent.node, name, mode, uid, gid)
+            new = self.rpc(self.client.mkdir, self.node(parent), name, mode, uid, gid)
             self._created(parent, name, new)
 
     def mknod_at(self, rp: ResolvingPath, opts: MknodOptions) -> None:
         fmt = opts.mode & S.S_IFMT
         if fmt not in (0, S.S_IFREG, S.S_IFIFO, S.S_IFSOCK, S.S_IFCHR, S.S_IFBLK):
             raise SyscallError(errno.EINVAL)
-        with self.mu:
+        with self.locked():
             parent = self._prepare_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
             mode, uid, gid = self._owner(
@@ -361,7 +481,7 @@ class GoferFilesystem(Filesystem):
             name = rp.component()
             new = self.rpc(
                 self.client.mknod,
-                parent.node,
+                self.node(parent),
                 name,
                 (fmt or S.S_IFREG) | mode,
                 uid,
@@ -373,16 +493,18 @@ class GoferFilesystem(Filesystem):
                 d.inode.endpoint = opts.endpoint
 
     def symlink_at(self, rp: ResolvingPath, target: bytes) -> None:
-        with self.mu:
+        with self.locked():
             parent = self._prepare_create(rp, False)
             _, uid, gid = self._owner(rp.creds, parent.inode, 0o777, False)
             name = rp.component()
-            new = self.rpc(self.client.symlink, parent.node, name, target, uid, gid)
+            new = self.rpc(
+                self.client.symlink, self.node(parent), name, target, uid, gid
+            )
             d = self._created(parent, name, new)
             d.inode.target = target
 
     def link_at(self, rp: ResolvingPath, old: VirtualDentry) -> None:
-        with self.mu:
+        with self.locked():
             if old.mount.fs is not self:
                 raise SyscallError(errno.EXDEV)
             target = old.dentry
@@ -393,10 +515,10 @@ class GoferFilesystem(Filesystem):
             inode = target.inode
             if inode.is_dir():
                 raise SyscallError(errno.EPERM)
-            if target.is_dead() or target.node == 0:
+            if target.is_dead():
                 raise SyscallError(errno.ENOENT)
             name = rp.component()
-            new = self.rpc(self.client.link, parent.node, name, target.node)
+            new = self.rpc(self.client.link, self.node(parent), name, self.node(target))
             self._created(parent, name, new)
 
     # Removal.
@@ -416,7 +538,7 @@ class GoferFilesystem(Filesystem):
             raise SyscallError(errno.EBUSY)
 
     def unlink_at(self, rp: ResolvingPath) -> None:
-        with self.mu:
+        with self.locked():
             if rp.done():
                 raise SyscallError(errno.EISDIR)
             parent = self._walk_parent(rp)
@@ -431,7 +553,9 @@ class GoferFilesystem(Filesystem):
             self._may_delete(rp, parent, child, is_dir=False)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
-            self.rpc(self.client.unlink, parent.node, child.name, 0)
+            # The dentry keeps a node after its name is gone.
+            self.node(child)
+            self.rpc(self.client.unlink, self.node(parent), child.name, 0)
             self._kill(child)
             self._dropped_link(child)
             parent.inode.stale = True
@@ -446,6 +570,7 @@ class GoferFilesystem(Filesystem):
         except SyscallError:
             log.warning("gofer: %r removed while a mount was made on it", d)
             d.set_dead()
+        self._lru.pop(d, None)
 
     def _dropped_link(self, d: GoferDentry) -> None:
         inode = d.inode
@@ -454,7 +579,7 @@ class GoferFilesystem(Filesystem):
         inode.stale = True
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
-        with self.mu:
+        with self.locked():
             if rp.done():
                 raise SyscallError(errno.EBUSY)
             parent = self._walk_parent(rp)
@@ -471,7 +596,8 @@ class GoferFilesystem(Filesystem):
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             # The host decides emptiness (ENOTEMPTY), knowing every name.
-            self.rpc(self.client.unlink, parent.node, name, F.AT_REMOVEDIR)
+            self.node(child)
+            self.rpc(self.client.unlink, self.node(parent), name, F.AT_REMOVEDIR)
             self._kill(child)
             with child.inode.attr_mu:
                 child.inode.nlink = 0
@@ -491,7 +617,7 @@ class GoferFilesystem(Filesystem):
         if flags & F.RENAME_WHITEOUT:
             # Unlike Linux, whiteouts cannot be made on the host.
             raise SyscallError(errno.EINVAL)
-        with self.mu:
+        with self.locked():
             if rp.done():
                 raise SyscallError(errno.EBUSY)
             new_parent = self._walk_parent(rp)
@@ -550,11 +676,13 @@ class GoferFilesystem(Filesystem):
                 replaced is not None and replaced.is_mountpoint()
             ):
                 raise SyscallError(errno.EBUSY)
+            if replaced is not None:
+                self.node(replaced)
             self.rpc(
                 self.client.rename,
-                op.node,
+                self.node(op),
                 old_name,
-                new_parent.node,
+                self.node(new_parent),
                 new_name,
                 flags & (F.RENAME_NOREPLACE | F.RENAME_EXCHANGE),
             )
@@ -596,7 +724,7 @@ class GoferFilesystem(Filesystem):
     # Other path operations.
 
     def get_dentry_at(self, rp: ResolvingPath, opts: GetDentryOptions) -> Dentry:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             if opts.check_search_dir:
                 d.require_dir()
@@ -604,30 +732,30 @@ class GoferFilesystem(Filesystem):
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
-        with self.mu:
+        with self.locked():
             return self._walk_parent(rp)
 
     def access_at(self, rp: ResolvingPath, ats: int) -> None:
-        with self.mu:
+        with self.locked():
             inode = self._resolve(rp).inode
         if ats & MAY_WRITE and inode.file_type in (S.S_IFREG, S.S_IFDIR, S.S_IFLNK):
             rp.mount.check_begin_write()
         inode.check_permissions(rp.creds, ats)
 
     def readlink_at(self, rp: ResolvingPath) -> bytes:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             if d.inode.file_type != S.S_IFLNK:
                 raise SyscallError(errno.EINVAL)
             return self._readlink(d)
 
     def stat_at(self, rp: ResolvingPath, mask: int) -> S.Statx:
-        with self.mu:
-            inode = self._resolve(rp).inode
-        return inode.statx()
+        with self.locked():
+            d = self._resolve(rp)
+        return d.inode.statx(d)
 
     def setstat_at(self, rp: ResolvingPath, opts: SetStatOptions) -> None:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             if opts.mask:
                 rp.mount.check_begin_write()
@@ -646,9 +774,9 @@ class GoferFilesystem(Filesystem):
         if not mask:
             return
         inode = d.inode
-        inode.refresh()
+        inode.refresh(d)
         check_set_stat(t, creds, opts, inode.mode, inode.uid, inode.gid, via_fd)
-        req = pb.SetStatRequest(node=d.node or inode.io_node)
+        req = pb.SetStatRequest(node=self.node(d))
         if mask & S.STATX_SIZE:
             req.mask |= pb.SETSTAT_SIZE
             req.size = opts.size
@@ -698,13 +826,14 @@ class GoferFilesystem(Filesystem):
         inode.update(self.rpc(self.client.setstat, req))
 
     def statfs_at(self, rp: ResolvingPath) -> FS.Statfs:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
         return self.statfs(d)
 
     def statfs(self, d: GoferDentry) -> FS.Statfs:
         """Returns statfs(2) of the host filesystem holding d."""
-        s = self.rpc(self.client.statfs, d.node or d.inode.io_node)
+        with self.locked():
+            s = self.rpc(self.client.statfs, self.node(d))
         return FS.Statfs(
             type=s.type,
             block_size=s.block_size,
@@ -744,34 +873,36 @@ class GoferFilesystem(Filesystem):
         inode.check_permissions(creds, MAY_WRITE if write else MAY_READ)
 
     def listxattr_at(self, rp: ResolvingPath) -> list[bytes]:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
-            return self.rpc(self.client.listxattr, d.node)
+            return self.rpc(self.client.listxattr, self.node(d))
 
     def getxattr_at(self, rp: ResolvingPath, name: bytes) -> bytes:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             self._check_xattr(rp.creds, d.inode, name, write=False)
-            return self.rpc(self.client.getxattr, d.node, name)
+            return self.rpc(self.client.getxattr, self.node(d), name)
 
     def setxattr_at(self, rp: ResolvingPath, opts: SetXattrOptions) -> None:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             rp.mount.check_begin_write()
             self._check_xattr(rp.creds, d.inode, opts.name, write=True)
-            self.rpc(self.client.setxattr, d.node, opts.name, opts.value, opts.flags)
+            self.rpc(
+                self.client.setxattr, self.node(d), opts.name, opts.value, opts.flags
+            )
             d.inode.stale = True
 
     def removexattr_at(self, rp: ResolvingPath, name: bytes) -> None:
-        with self.mu:
+        with self.locked():
             d = self._resolve(rp)
             rp.mount.check_begin_write()
             self._check_xattr(rp.creds, d.inode, name, write=True)
-            self.rpc(self.client.removexattr, d.node, name)
+            self.rpc(self.client.removexattr, self.node(d), name)
             d.inode.stale = True
 
     def bound_endpoint_at(self, rp: ResolvingPath) -> object:
-        with self.mu:
+        with self.locked():
             inode = self._resolve(rp).inode
         if inode.is_dir():
             raise SyscallError(errno.ECONNREFUSED)
@@ -787,7 +918,7 @@ class GoferFilesystem(Filesystem):
         if flags & F.O_TMPFILE == F.O_TMPFILE:
             # TODO(#5): O_TMPFILE on gofer mounts (an unlinked host file).
             raise SyscallError(errno.EOPNOTSUPP)
-        with self.mu:
+        with self.locked():
             if flags & F.O_CREAT and not flags & F.O_PATH:
                 d, created = self._open_create(rp, opts)
             else:
@@ -811,7 +942,7 @@ class GoferFilesystem(Filesystem):
         return self._open(rp, d, flags, opts)
 
     def _truncate(self, d: GoferDentry) -> None:
-        req = pb.SetStatRequest(node=d.node, mask=pb.SETSTAT_SIZE, size=0)
+        req = pb.SetStatRequest(node=self.node(d), mask=pb.SETSTAT_SIZE, size=0)
         d.inode.update(self.rpc(self.client.setstat, req))
 
     def _open_create(
@@ -845,10 +976,16 @@ class GoferFilesystem(Filesystem):
                 # a mode that forbids reading; the gofer opens the host file
                 # read-write for the sentry's shared descriptor.
                 new, fd = self.rpc(
-                    self.client.create, parent.node, name, F.O_RDWR, mode, uid, gid
+                    self.client.create,
+                    self.node(parent),
+                    name,
+                    F.O_RDWR,
+                    mode,
+                    uid,
+                    gid,
                 )
                 d = self._created(parent, name, new)
-                d.inode.adopt_fd(fd, F.O_RDWR)
+                d.inode.adopt_fd(fd)
                 return d, True
             if flags & F.O_EXCL:
                 raise SyscallError(errno.EEXIST)
@@ -879,7 +1016,7 @@ class GoferFilesystem(Filesystem):
         if kind == S.S_IFREG:
             return GoferRegularFD(d, flags, vd)
         if kind == S.S_IFIFO:
-            with self.mu:
+            with self.locked():
                 if inode.pipe is None:
                     inode.pipe = Pipe(named=True)
                 pipe = inode.pipe

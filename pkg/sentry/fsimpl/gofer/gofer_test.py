@@ -37,7 +37,12 @@ from pkg.sentry.vfs.vfs import VirtualFilesystem
 class Sandbox:
     """A VFS whose root is a gofer mount of a host directory."""
 
-    def __init__(self, host_dir: str, policy: server.Policy | None = None) -> None:
+    def __init__(
+        self,
+        host_dir: str,
+        policy: server.Policy | None = None,
+        max_nodes: int = 4096,
+    ) -> None:
         ours, theirs = socket.socketpair()
         self._proc_fd = server.open_proc_fd()
         root_fd = os.open(host_dir, os.O_PATH | os.O_CLOEXEC)
@@ -52,7 +57,7 @@ class Sandbox:
         self.ns = self.vfs.new_mount_namespace(
             self.creds,
             "gofer",
-            GetFilesystemOptions(internal=GoferMountOptions(Client(ours))),
+            GetFilesystemOptions(internal=GoferMountOptions(Client(ours), max_nodes)),
         )
         self.root = VirtualDentry(self.ns.root, self.ns.root.root)
         self.fs = self.ns.root.fs
@@ -419,3 +424,95 @@ class TestReadOnly:
         finally:
             sb.close()
         assert sorted(os.listdir(host)) == ["abslink", "dir", "file", "link"]
+
+
+class TestNodeCache:
+    """Node ids (descriptors in the gofer) stay bounded; dentries that gave
+    theirs back walk again when used."""
+
+    @pytest.fixture
+    def wide(self, host) -> str:
+        for i in range(50):
+            with open(f"{host}/dir/f{i}", "wb") as f:
+                f.write(b"%d" % i)
+        return host
+
+    def test_bounded_and_rewalked(self, wide):
+        sb = Sandbox(wide, max_nodes=8)
+        try:
+            for i in range(50):
+                assert sb.stat(b"/dir/f%d" % i).size == len(b"%d" % i)
+            assert len(sb.conn._nodes) <= 8 + 4
+            for i in range(50):
+                fd = sb.open(b"/dir/f%d" % i, F.O_RDONLY)
+                assert fd.read(None, 10) == b"%d" % i
+                fd.dec_ref()
+            assert len(sb.conn._nodes) <= 8 + 4
+            assert len(sb.listdir(b"/dir")) == 52
+            assert len(sb.conn._nodes) <= 8 + 4
+        finally:
+            sb.close()
+
+    def test_renamed_after_eviction(self, wide):
+        sb = Sandbox(wide, max_nodes=4)
+        try:
+            sb.stat(b"/dir/f1")
+            sb.vfs.rename_at(
+                None, sb.creds, sb.pop(b"/dir/f1"), sb.pop(b"/moved"), RenameOptions()
+            )
+            for i in range(2, 30):
+                sb.stat(b"/dir/f%d" % i)
+            fd = sb.open(b"/moved", F.O_RDONLY)
+            assert fd.read(None, 10) == b"1"
+            fd.dec_ref()
+        finally:
+            sb.close()
+
+    def test_deleted_open_file_keeps_working(self, wide):
+        sb = Sandbox(wide, max_nodes=4)
+        try:
+            fd = sb.open(b"/dir/f7", F.O_RDWR)
+            sb.vfs.unlink_at(None, sb.creds, sb.pop(b"/dir/f7"))
+            for i in range(10, 40):
+                sb.stat(b"/dir/f%d" % i)
+            fd.setstat(
+                _FakeTask(sb.creds), SetStatOptions(mask=S.STATX_MODE, mode=0o600)
+            )
+            assert fd.stat(None, 0).mode & 0o777 == 0o600
+            fd.dec_ref()
+        finally:
+            sb.close()
+
+    def test_changed_behind_our_back_is_estale(self, wide):
+        sb = Sandbox(wide, max_nodes=4)
+        try:
+            sb.stat(b"/dir/f3")
+            for i in range(10, 40):
+                sb.stat(b"/dir/f%d" % i)
+            os.rename(f"{wide}/dir/f3", f"{wide}/dir/f3.old")
+            with open(f"{wide}/dir/f3", "wb") as f:
+                f.write(b"impostor")
+            assert errno_of(sb.open, b"/dir/f3", F.O_RDONLY) == errno.ESTALE
+        finally:
+            sb.close()
+
+    def test_host_descriptors_closed_with_last_file(self, host):
+        sb = Sandbox(host)
+        try:
+            a = sb.open(b"/file", F.O_RDONLY)
+            b = sb.open(b"/file", F.O_RDWR)
+            inode = a.dentry.inode
+            assert inode.read_fd >= 0 and inode.rw_fd >= 0
+            a.dec_ref()
+            assert inode.rw_fd >= 0
+            b.dec_ref()
+            assert (inode.read_fd, inode.rw_fd) == (-1, -1)
+        finally:
+            sb.close()
+
+
+class _FakeTask:
+    """The parts of a Task that setstat through a file uses."""
+
+    def __init__(self, creds) -> None:
+        self.creds = creds

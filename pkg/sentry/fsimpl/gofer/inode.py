@@ -11,11 +11,17 @@ the sentry's own changes, stays true. Writes through a donated descriptor
 leave the cache "stale"; the next stat refreshes it with one fstat of that
 descriptor.
 
+Node ids are a bounded cache (each is a descriptor held by the gofer): a
+dentry that has not been used for a while gives its node back and gets a
+new one by walking from its parent when it is needed again, which, with
+exclusive access, finds the same inode (checked; ESTALE if not). Deleted
+dentries keep their node: their name cannot be walked again.
+
 Regular files are read and written through host descriptors the gofer
 donates, at most two per inode (one read-only, one read-write), shared by
-every open file of the inode. FIFOs and sockets are the sentry's own: a
-FIFO's pipe and a socket's bound endpoint live in the inode, never on the
-host.
+every open file of the inode and closed when the last one closes. FIFOs and
+sockets are the sentry's own: a FIFO's pipe and a socket's bound endpoint
+live in the inode, never on the host.
 """
 
 from __future__ import annotations
@@ -55,8 +61,6 @@ class GoferInode:
         mode, uid, gid, nlink, size, blocks, blksize, atime_ns, mtime_ns,
             ctime_ns, rdev: cached attributes (attr_mu).
         stale: the cached attributes may be out of date (after a write).
-        io_node: a node id of this inode, through which host descriptors
-            are opened; it belongs to the inode, not to a dentry.
         locks: advisory locks.
         target: a symlink's target, once read.
         pipe: a FIFO's pipe, made on first open.
@@ -75,12 +79,12 @@ class GoferInode:
         "fs",
         "gid",
         "ino",
-        "io_node",
         "key",
         "locks",
         "mode",
         "mtime_ns",
         "nlink",
+        "opens",
         "pipe",
         "rdev",
         "read_fd",
@@ -91,13 +95,12 @@ class GoferInode:
         "uid",
     )
 
-    def __init__(
-        self, fs: GoferFilesystem, ino: int, io_node: int, st: pb.Stat
-    ) -> None:
+    def __init__(self, fs: GoferFilesystem, ino: int, st: pb.Stat) -> None:
         self.fs = fs
         self.key = (st.dev, st.ino)
         self.ino = ino
-        self.io_node = io_node
+        # Open files using the donated descriptors.
+        self.opens = 0
         self.attr_mu = threading.Lock()
         self.fd_mu = threading.Lock()
         self.read_fd = -1
@@ -160,19 +163,24 @@ class GoferInode:
         """Checks access against the cached mode and owner."""
         generic_check_permissions(creds, ats, self.mode, self.uid, self.gid)
 
-    def refresh(self) -> None:
-        """Brings stale attributes up to date."""
+    def refresh(self, d: GoferDentry) -> None:
+        """Brings stale attributes up to date; d is a dentry of the inode,
+        for asking the gofer."""
         if not self.stale:
             return
-        fd = self.rw_fd if self.rw_fd >= 0 else self.read_fd
-        if fd >= 0:
-            self.update_host(os.fstat(fd))
-        else:
-            self.update(self.fs.rpc(self.fs.client.stat, self.io_node))
+        with self.fd_mu:
+            fd = self.rw_fd if self.rw_fd >= 0 else self.read_fd
+            if fd >= 0:
+                self.update_host(os.fstat(fd))
+                return
+        fs = self.fs
+        with fs.locked():
+            self.update(fs.rpc(fs.client.stat, fs.node(d)))
 
-    def statx(self) -> S.Statx:
-        """Returns the attributes as the sandbox sees them."""
-        self.refresh()
+    def statx(self, d: GoferDentry) -> S.Statx:
+        """Returns the attributes as the sandbox sees them; d is a dentry
+        of the inode."""
+        self.refresh(d)
         with self.attr_mu:
             return S.Statx(
                 mask=S.STATX_BASIC_STATS,
@@ -195,43 +203,45 @@ class GoferInode:
 
     # Host descriptors.
 
-    def host_fd(self, writable: bool) -> int:
-        """Returns a donated descriptor for I/O, opening one on first use.
+    def open_host_fd(self, d: GoferDentry, writable: bool) -> int:
+        """Returns a donated descriptor for a new open file of the inode
+        (opening one on first use) and counts the open file; d is a dentry
+        of the inode. The open file calls close_host_fd when it goes.
 
         Raises:
             SyscallError: the gofer refused (EROFS on a read-only mount...).
         """
+        fs = self.fs
         with self.fd_mu:
-            if self.rw_fd >= 0:
-                return self.rw_fd
-            if writable:
-                self.rw_fd = self.fs.rpc(self.fs.client.open, self.io_node, F.O_RDWR)
-                return self.rw_fd
-            if self.read_fd < 0:
-                self.read_fd = self.fs.rpc(
-                    self.fs.client.open, self.io_node, F.O_RDONLY
-                )
-            return self.read_fd
+            if self.rw_fd < 0 and (writable or self.read_fd < 0):
+                flags = F.O_RDWR if writable else F.O_RDONLY
+                with fs.locked():
+                    fd = fs.rpc(fs.client.open, fs.node(d), flags)
+                if writable:
+                    self.rw_fd = fd
+                else:
+                    self.read_fd = fd
+            self.opens += 1
+            return self.rw_fd if self.rw_fd >= 0 else self.read_fd
 
-    def adopt_fd(self, fd: int, flags: int) -> None:
-        """Keeps a descriptor the gofer donated at creation."""
+    def adopt_fd(self, fd: int) -> None:
+        """Keeps a read-write descriptor the gofer donated at creation."""
         with self.fd_mu:
-            if flags & F.O_ACCMODE == F.O_RDWR and self.rw_fd < 0:
+            if self.rw_fd < 0:
                 self.rw_fd = fd
-            elif flags & F.O_ACCMODE == F.O_RDONLY and self.read_fd < 0:
-                self.read_fd = fd
             else:
                 os.close(fd)
 
-    def release(self) -> None:
-        """Closes the host descriptors and the inode's node. Called when
-        the last dentry naming the inode is released."""
+    def close_host_fd(self) -> None:
+        """Uncounts an open file; the last one closes the descriptors."""
         with self.fd_mu:
+            self.opens -= 1
+            if self.opens > 0:
+                return
             for fd in (self.read_fd, self.rw_fd):
                 if fd >= 0:
                     os.close(fd)
             self.read_fd = self.rw_fd = -1
-        self.fs.forget_inode(self)
 
 
 class GoferDentry(Dentry):
@@ -240,7 +250,8 @@ class GoferDentry(Dentry):
     Attributes:
         fs: the filesystem.
         inode: the file.
-        node: the gofer node id of this name; 0 once released.
+        node: the gofer node id of this name; 0 while it has none (given
+            back to the gofer, or the dentry released).
         parent: the directory holding the name; None for the root.
         name: the name.
         children: for a directory, looked-up names: a dentry, or None for
@@ -248,7 +259,16 @@ class GoferDentry(Dentry):
             true until the sentry itself changes them).
     """
 
-    __slots__ = ("_refs", "children", "fs", "inode", "name", "node", "parent")
+    __slots__ = (
+        "_refs",
+        "children",
+        "fs",
+        "inode",
+        "name",
+        "node",
+        "parent",
+        "released",
+    )
 
     def __init__(
         self,
@@ -266,6 +286,7 @@ class GoferDentry(Dentry):
         self.name = name
         self.children: dict[bytes, GoferDentry | None] = {}
         self._refs = 0
+        self.released = False
         inode.dentries += 1
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.gofer import hostcalls
@@ -45,9 +46,12 @@ class GoferRegularFD(FileDescription):
     def __init__(self, dentry: GoferDentry, flags: int, vd: VirtualDentry) -> None:
         # The host descriptor first: a failure must leave nothing behind.
         writable = flags & F.O_ACCMODE in (F.O_WRONLY, F.O_RDWR)
-        self.host_fd = dentry.inode.host_fd(writable)
+        self.host_fd = dentry.inode.open_host_fd(dentry, writable)
         super().__init__(flags & FILE_STATUS_FLAGS, vd)
         self.dentry = dentry
+
+    def release(self) -> None:
+        self.inode.close_host_fd()
 
     @property
     def inode(self) -> GoferInode:
@@ -127,7 +131,7 @@ class GoferRegularFD(FileDescription):
         mode = kill_priv_on_write(t.creds, inode.mode)
         if mode != inode.mode:
             fs = inode.fs
-            with fs.mu:
+            with fs.locked():
                 fs.setstat(
                     None,
                     t.creds,
@@ -159,7 +163,7 @@ class GoferRegularFD(FileDescription):
             return new
 
     def stat(self, t: Task, mask: int) -> S.Statx:
-        return self.inode.statx()
+        return self.inode.statx(self.dentry)
 
     def setstat(self, t: Task, opts: SetStatOptions) -> None:
         if opts.mask & S.STATX_SIZE and not self.writable:
@@ -167,7 +171,7 @@ class GoferRegularFD(FileDescription):
         fs = self.inode.fs
         if opts.mask:
             self.vd.mount.check_begin_write()
-        with fs.mu:
+        with fs.locked():
             fs.setstat(t, t.creds, self.dentry, opts, via_fd=True)
 
     def statfs(self, t: Task) -> object:
@@ -189,6 +193,14 @@ class GoferRegularFD(FileDescription):
             os.fsync(self.host_fd)
         except OSError as e:
             raise from_os_error(e) from None
+
+    def ioctl(self, t: Task, cmd: int, arg: int) -> int:
+        if cmd == I.FIONREAD:
+            with self.pos_mu:
+                n = max(0, self._host_size() - self.offset)
+            t.mm.write_i32(arg, min(n, 0x7FFFFFFF))
+            return 0
+        raise SyscallError(errno.ENOTTY)
 
     def file_locks(self) -> FileLocks | None:
         return self.inode.locks

@@ -50,6 +50,8 @@ class OverlayDentry(Dentry):
         ino: the inode number the sandbox sees.
         locks: advisory locks of the file.
         pipe: a FIFO's pipe, made on first open.
+        lower_stat: the attributes of a file not (yet) copied up, as the
+            sandbox sees them.
     """
 
     __slots__ = (
@@ -60,6 +62,7 @@ class OverlayDentry(Dentry):
         "ino",
         "locks",
         "lower",
+        "lower_stat",
         "mode",
         "name",
         "opaque",
@@ -98,6 +101,7 @@ class OverlayDentry(Dentry):
         self.opaque = False
         self.locks = FileLocks()
         self.pipe: Pipe | None = None
+        self.lower_stat: S.Statx | None = None
 
     def __repr__(self) -> str:
         layers = ("U" if self.upper is not None else "") + (

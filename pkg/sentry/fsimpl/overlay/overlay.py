@@ -116,13 +116,25 @@ class OverlayType(FilesystemType):
 
 class Layer:
     """Layer is one layer's mount, and path operations relative to its
-    dentries."""
+    dentries.
 
-    __slots__ = ("mount", "root")
+    A layer filesystem may offer two shortcuts that skip path resolution
+    (the gofer filesystem does): layer_lookup(parent, name) returning the
+    child dentry or None, and layer_statx(dentry). They make no permission
+    checks, which the overlay makes itself.
+
+    Attributes:
+        lookup: the filesystem's layer_lookup, or None.
+        statx: the filesystem's layer_statx, or None.
+    """
+
+    __slots__ = ("lookup", "mount", "root", "statx")
 
     def __init__(self, root: VirtualDentry) -> None:
         self.mount: Mount = root.mount
         self.root = root
+        self.lookup = getattr(root.mount.fs, "layer_lookup", None)
+        self.statx = getattr(root.mount.fs, "layer_statx", None)
 
     def vd(self, d: Dentry) -> VirtualDentry:
         """Returns the layer's VirtualDentry for d."""
@@ -208,10 +220,14 @@ class OverlayFilesystem(Filesystem):
 
     def layer_stat(self, layer: Layer, d: Dentry) -> S.Statx:
         """Returns the attributes of d in layer."""
+        if layer.statx is not None:
+            return layer.statx(d)
         return self.vfs.stat_at(None, self.creds, layer.here(d), S.STATX_BASIC_STATS)
 
     def layer_lookup(self, layer: Layer, parent: Dentry, name: bytes) -> Dentry | None:
         """Returns layer's dentry for parent/name, or None."""
+        if layer.lookup is not None:
+            return layer.lookup(parent, name)
         try:
             vd = self.vfs.get_dentry_at(
                 None, self.creds, layer.child(parent, name), GetDentryOptions()
@@ -256,8 +272,15 @@ class OverlayFilesystem(Filesystem):
         d = OverlayDentry(
             self, parent, name, upper, lower, st.mode, st.uid, st.gid, ino
         )
+        if upper is None:
+            d.lower_stat = self._sandbox_stat(st, ino)
         parent.children[name] = d
         return d
+
+    def _sandbox_stat(self, st: S.Statx, ino: int) -> S.Statx:
+        return dataclasses.replace(
+            st, ino=ino, dev_major=self.dev_major, dev_minor=self.dev_minor
+        )
 
     def lower_has(self, parent: OverlayDentry, name: bytes) -> bool:
         """Reports whether parent's lower directory shows name (so that
@@ -304,12 +327,15 @@ class OverlayFilesystem(Filesystem):
 
     def statx(self, d: OverlayDentry) -> S.Statx:
         """Returns d's attributes as the sandbox sees them."""
+        # A lower-only file cannot change: the lower layer is read-only and
+        # the sandbox's alone.
+        st = d.lower_stat
+        if st is not None and d.upper is None:
+            return st
         with self.mu:
             layer, ld = self.effective(d)
             st = self.layer_stat(layer, ld)
-        return dataclasses.replace(
-            st, ino=d.ino, dev_major=self.dev_major, dev_minor=self.dev_minor
-        )
+        return self._sandbox_stat(st, d.ino)
 
     # Walking.
 
