@@ -62,6 +62,28 @@ class Config:
         return flags
 
 
+_OVERLAY_MEDIA = ("memory", "self", "anon")
+
+
+def parse_overlay2(value: str) -> tuple[bool, bool]:
+    """Parses --overlay2 ({root|all}:{memory|self|dir=PATH}, or none).
+
+    Returns:
+        (overlay on the root, overlay on bind mounts too).
+
+    Raises:
+        ValueError: an unknown value.
+    """
+    if value == "none":
+        return False, False
+    scope, _, medium = value.partition(":")
+    if scope not in ("root", "all") or not (
+        medium in _OVERLAY_MEDIA or medium.startswith("dir=")
+    ):
+        raise ValueError(f"bad --overlay2 value {value!r}")
+    return True, scope == "all"
+
+
 def _bool(value: str) -> bool:
     v = value.lower()
     if v in ("1", "true", "t", "yes"):

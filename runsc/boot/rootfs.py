@@ -31,6 +31,7 @@ from pkg.sentry.vfs.filesystem import GetFilesystemOptions
 from pkg.sentry.vfs.mount import Mount, MountNamespace
 from pkg.sentry.vfs.options import GetDentryOptions, MkdirOptions, MknodOptions
 from pkg.sentry.vfs.resolving_path import PathOperation
+from runsc import config
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -40,29 +41,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MEDIA = ("memory", "self", "anon")
-
 
 def parse_overlay2(overlay2: str) -> tuple[bool, bool]:
-    """Parses --overlay2 ({root|all}:{memory|self|dir=PATH}, or none).
-
-    Returns:
-        (overlay on the root, overlay on bind mounts too).
+    """Parses --overlay2 as runsc.config.parse_overlay2 does, warning about
+    media that are not implemented.
 
     Raises:
         ValueError: an unknown value.
     """
-    if overlay2 == "none":
-        return False, False
-    scope, _, medium = overlay2.partition(":")
-    if scope not in ("root", "all") or not (
-        medium in _MEDIA or medium.startswith("dir=")
-    ):
-        raise ValueError(f"bad --overlay2 value {overlay2!r}")
-    if medium != "memory":
+    scopes = config.parse_overlay2(overlay2)
+    if scopes[0] and not overlay2.endswith(":memory"):
         # TODO(#5): a file-backed upper layer (self, dir=); memory for now.
         log.warning("boot: --overlay2=%s: the upper layer is in memory", overlay2)
-    return True, scope == "all"
+    return scopes
 
 
 def overlay_root(overlay2: str) -> bool:

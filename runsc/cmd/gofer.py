@@ -18,6 +18,10 @@ root filesystem is root.path (relative to --bundle, default the working
 directory), read-only when root.readonly says so, and the first io fd serves
 it; each further io fd serves the next mount of gofer_mounts(spec) in order,
 read-only when its options hold "ro".
+
+Whatever the flags say, a mount that the global --overlay2 puts under an
+overlay (the root for root:*, every mount for all:*) is served read-only:
+the sandbox's writes go to the overlay's upper layer, never to the host.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import argparse
 import json
 import logging
 import os
+import resource
 import socket
 
 from pkg.gofer import confine, server
 from pkg.gofer.spec import gofer_mounts
-from runsc.config import Config
+from runsc.config import Config, parse_overlay2
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,13 @@ def _open_root(path: str) -> int:
     return os.open(path, os.O_PATH | os.O_CLOEXEC)
 
 
-def _plan(args: argparse.Namespace) -> tuple[str, list[_Served]]:
-    """Opens every mount root; returns the chroot directory and the plan."""
+def _plan(args: argparse.Namespace, overlay2: str) -> tuple[str, list[_Served]]:
+    """Opens every mount root; returns the chroot directory and the plan.
+
+    Mounts an overlay will cover (--overlay2) are served read-only whatever
+    else says, so that nothing written in the sandbox can reach the host.
+    """
+    overlay_root, overlay_all = parse_overlay2(overlay2)
     if args.spec_fd >= 0:
         with os.fdopen(args.spec_fd, "rb") as f:
             spec = json.loads(f.read())
@@ -105,30 +115,41 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[_Served]]:
             raise ValueError(
                 f"gofer: {len(io_fds)} io fds for {1 + len(mounts)} gofer mounts"
             )
-        plan = [_Served(_open_root(rootfs), io_fds[0], bool(root.get("readonly")))]
+        ro = bool(root.get("readonly")) or overlay_root
+        plan = [_Served(_open_root(rootfs), io_fds[0], ro)]
         for m, fd in zip(mounts, io_fds[1:], strict=True):
             src = os.path.join(bundle, m["source"])
-            plan.append(_Served(_open_root(src), fd, "ro" in m.get("options", [])))
+            ro = "ro" in (m.get("options") or []) or overlay_all
+            plan.append(_Served(_open_root(src), fd, ro))
         return rootfs, plan
 
     if not args.rootfs or args.io_fd < 0:
         raise ValueError("gofer: --rootfs and --io-fd (or --spec-fd) are required")
-    plan = [_Served(_open_root(args.rootfs), args.io_fd, args.ro)]
+    plan = [_Served(_open_root(args.rootfs), args.io_fd, args.ro or overlay_root)]
     for m in args.mount:
         parts = m.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "ro"):
             raise ValueError(f"gofer: bad --mount {m!r}")
-        plan.append(_Served(_open_root(parts[1]), int(parts[0]), len(parts) == 3))
+        ro = len(parts) == 3 or overlay_all
+        plan.append(_Served(_open_root(parts[1]), int(parts[0]), ro))
     return args.rootfs, plan
+
+
+def _raise_fd_limit() -> None:
+    # Every node the sentry holds is a descriptor here.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(config: Config, args: argparse.Namespace) -> int:
     """Runs `gofer`."""
     try:
-        chroot_dir, plan = _plan(args)
+        chroot_dir, plan = _plan(args, config.overlay2)
     except (OSError, ValueError) as e:
         log.error("gofer: %s", e)
         return 1
+    _raise_fd_limit()
 
     host_fifo = args.host_fifo == "open"
     host_devices = args.host_devices == "open"

@@ -18,7 +18,10 @@ from pkg.gofer.proto import gofer_pb2 as pb
 
 
 def spawn(
-    make_args: Callable[[list[int]], list[str]], n: int, extra_fds: tuple[int, ...] = ()
+    make_args: Callable[[list[int]], list[str]],
+    n: int,
+    extra_fds: tuple[int, ...] = (),
+    global_flags: tuple[str, ...] = ("--overlay2=none",),
 ) -> tuple[subprocess.Popen, list[Client]]:
     """Starts `runsc gofer` with n connections.
 
@@ -27,6 +30,8 @@ def spawn(
             numbers of the connections.
         n: how many connections.
         extra_fds: more descriptors to pass.
+        global_flags: runsc's flags before the verb; by default no overlay,
+            so that the gofer serves what the verb's flags say.
 
     Returns:
         The process and one client per connection.
@@ -34,7 +39,8 @@ def spawn(
     pairs = [socket.socketpair() for _ in range(n)]
     theirs = [b.fileno() for _, b in pairs]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    argv = [sys.executable, "-m", "runsc.main", "gofer", *make_args(theirs)]
+    argv = [sys.executable, "-m", "runsc.main", *global_flags, "gofer"]
+    argv += make_args(theirs)
     proc = subprocess.Popen(argv, pass_fds=[*theirs, *extra_fds], env=env)
     for _, b in pairs:
         b.close()
@@ -250,3 +256,32 @@ def test_bad_command_line(tmp_path):
     )
     assert proc.returncode == 1
     assert b"nonexistent" in proc.stderr
+
+
+def test_overlay_makes_mounts_read_only(tmp_path, rootfs):
+    data = tmp_path / "data"
+    data.mkdir()
+    proc, (root_c, data_c) = spawn(
+        lambda fds: [
+            f"--rootfs={rootfs}",
+            f"--io-fd={fds[0]}",
+            f"--mount={fds[1]}:{data}",
+        ],
+        2,
+        global_flags=("--overlay2=root:memory",),
+    )
+    assert root_c.mount().read_only
+    assert not data_c.mount().read_only
+    assert finish(proc, [root_c, data_c]) == 0
+    proc, (root_c, data_c) = spawn(
+        lambda fds: [
+            f"--rootfs={rootfs}",
+            f"--io-fd={fds[0]}",
+            f"--mount={fds[1]}:{data}",
+        ],
+        2,
+        global_flags=("--overlay2=all:memory",),
+    )
+    assert root_c.mount().read_only
+    assert data_c.mount().read_only
+    assert finish(proc, [root_c, data_c]) == 0
