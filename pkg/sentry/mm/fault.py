@@ -157,7 +157,14 @@ class FaultOps(MMCore):
                 if got <= page:
                     return BUS_ADRERR
             if write:
-                self._populate_locked(vma, *_chunk(vma, page, COW_CHUNK), True)
+                # Anonymous pages are copied a chunk at a time (the copies are
+                # indistinguishable from the originals); a private file page
+                # is copied alone, since its neighbours must keep showing the
+                # file until they are written.
+                if vma.mappable is None:
+                    self._populate_locked(vma, *_chunk(vma, page, COW_CHUNK), True)
+                else:
+                    self._populate_locked(vma, page, page + PAGE_SIZE, True)
         except SyscallError as e:
             if e.errno == errno.ENOMEM:
                 log.warning("mm: out of memory resolving a fault at %#x", addr)
