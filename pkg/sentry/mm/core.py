@@ -528,7 +528,10 @@ class MMCore:
     def _map_range_locked(
         self, vma: Vma, start: int, end: int, precommit: bool = False
     ) -> None:
-        """Maps the pmas overlapping [start, end) (whole pmas)."""
+        """Maps the pmas overlapping [start, end): whole pmas, or exactly the
+        range when precommit asks the host to populate it."""
+        if precommit:
+            self.pmas.isolate(start, end, Pma.split)
         for pma in self.pmas.overlapping(start, end):
             if not pma.mapped or pma.prot != effective_prot(vma, pma) or precommit:
                 self._map_pma_locked(vma, pma, precommit)

@@ -252,7 +252,7 @@ class MmapOps(MMCore):
         """
         if addr % PAGE_SIZE or length == 0:
             raise SyscallError(errno.EINVAL)
-        length = page_round_up(length)
+        length = _align64(length)
         if length == 0 or addr > self.max_address or length > self.max_address - addr:
             raise SyscallError(errno.EINVAL)
         try:
@@ -284,7 +284,7 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if length == 0:
             return
-        length = page_round_up(length)
+        length = _align64(length)
         end = addr + length
         if length == 0 or end <= addr:
             raise SyscallError(errno.ENOMEM)
@@ -428,9 +428,9 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if old_addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        old_len = page_round_up(old_len)
-        new_len = page_round_up(new_len)
-        if new_len == 0 or new_len >= 1 << 64:
+        old_len = _align64(old_len)
+        new_len = _align64(new_len)
+        if new_len == 0:
             raise SyscallError(errno.EINVAL)
         if flags & M.MREMAP_DONTUNMAP and old_len != new_len:
             raise SyscallError(errno.EINVAL)
@@ -614,7 +614,7 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        rounded = page_round_up(length)
+        rounded = _align64(length)
         if length and rounded == 0:
             raise SyscallError(errno.EINVAL)
         end = addr + rounded
@@ -723,7 +723,7 @@ class MmapOps(MMCore):
         """
         if addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        end = addr + page_round_up(length)
+        end = addr + _align64(length)
         if end > self.max_address or end < addr:
             raise SyscallError(errno.ENOMEM)
         out = bytearray()
@@ -773,8 +773,8 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if flags & M.MS_ASYNC and flags & M.MS_SYNC:
             raise SyscallError(errno.EINVAL)
-        end = addr + page_round_up(length)
-        if end < addr or page_round_up(length) < length:
+        end = addr + _align64(length)
+        if end >= 1 << 64:
             raise SyscallError(errno.ENOMEM)
         if end == addr:
             return
@@ -839,7 +839,7 @@ class MmapOps(MMCore):
         """
         rl = rl or self.rlimits
         start = page_round_down(addr)
-        length = page_round_up(length + (addr - start))
+        length = _align64(length + (addr - start))
         end = start + length
         try:
             with self.mu:
@@ -870,7 +870,7 @@ class MmapOps(MMCore):
             SyscallError: ENOMEM if part of the range is unmapped.
         """
         start = page_round_down(addr)
-        end = start + page_round_up(length + (addr - start))
+        end = start + _align64(length + (addr - start))
         try:
             with self.mu:
                 self._set_lock_locked(start, end, LOCK_NONE)
@@ -985,6 +985,12 @@ class MmapOps(MMCore):
             return
         if got > start:
             self._map_range_locked(vma, start, got, precommit=True)
+
+
+def _align64(length: int) -> int:
+    """Rounds a length up to whole pages with 64-bit wrap-around, as
+    PAGE_ALIGN does: lengths within a page of 2**64 become 0."""
+    return page_round_up(length) & ((1 << 64) - 1)
 
 
 def _apply_flag_advice(vma: Vma, advice: int) -> None:
