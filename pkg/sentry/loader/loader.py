@@ -277,4 +277,6 @@ def _build_stack(
     for k, v in auxv:
         vec += [k, v]
     mm.copy_out(sp, struct.pack(f"<{len(vec)}Q", *vec))
+    # What /proc/[pid]/maps and stat call the start of the stack.
+    mm.start_stack = sp
     return sp, auxv

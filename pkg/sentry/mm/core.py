@@ -44,6 +44,7 @@ from pkg.abi.linux.mman import (
     page_round_up,
 )
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.mm.segments import SegmentList
 from pkg.sentry.mm.vma import LOCK_NONE, Pma, Vma
 
@@ -544,14 +545,27 @@ class MMCore:
                 self._map_pma_locked(vma, pma)
 
     def _eager_populate_locked(self, vma: Vma, start: int, end: int) -> None:
-        """Backs small private anonymous ranges at once (see EAGER_LIMIT)."""
-        if (
-            vma.mappable is None
-            and accessible(vma.prot)
-            and not vma.noreserve
-            and end - start <= EAGER_LIMIT
-        ):
+        """Backs and maps small ranges of memory at once (see EAGER_LIMIT):
+        private anonymous memory, and shared memory-only files (shared
+        anonymous memory, memfds), which need no dirty tracking."""
+        if not accessible(vma.prot) or vma.noreserve or end - start > EAGER_LIMIT:
+            return
+        if vma.mappable is None:
             self._populate_locked(vma, start, end, False)
+        elif (
+            not vma.private
+            and isinstance(vma.mappable, FileCache)
+            and vma.mappable.memory_only
+        ):
+            try:
+                end = self._populate_locked(
+                    vma, start, end, bool(vma.prot & PROT_WRITE)
+                )
+            except SyscallError:
+                return
+        else:
+            return
+        if end > start:
             self._map_range_locked(vma, start, end)
 
     def _grow_stack_locked(self, addr: int, rl: Rlimits | None) -> Vma | None:

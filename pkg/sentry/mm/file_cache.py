@@ -283,6 +283,11 @@ class FileCache:
                 pos = stop
 
     @property
+    def memory_only(self) -> bool:
+        """Reports whether the cache is the file itself (no backing)."""
+        return self._backing is None
+
+    @property
     def cached_bytes(self) -> int:
         """How many bytes of MemoryFile the cache holds (committed or not)."""
         return len(self._chunks) * CHUNK
