@@ -692,7 +692,14 @@ class MMCore:
                         )
                     )
             for lo, hi, prot in protect:
-                self.address_space.protect(lo, hi - lo, prot)
+                try:
+                    self.address_space.protect(lo, hi - lo, prot)
+                except NotImplementedError:
+                    # A platform without protect: map the pmas again.
+                    for pma in self.pmas.overlapping(lo, hi):
+                        self.address_space.map_file(
+                            pma.start, pma.end - pma.start, pma.file_offset, prot
+                        )
         return child
 
     def release(self) -> None:
