@@ -108,8 +108,13 @@ class Rlimits(Protocol):
 
 
 def effective_prot(vma: Vma, pma: Pma) -> int:
-    """Returns the protection pma is mapped with in the platform."""
-    return vma.prot if pma.writable else vma.prot & ~PROT_WRITE
+    """Returns the protection pma is mapped with in the platform: the vma's,
+    without write permission until the pages may be written in place (on
+    x86 a writable page is readable, so PROT_WRITE alone becomes PROT_READ)."""
+    prot = vma.prot
+    if not pma.writable and prot & PROT_WRITE:
+        prot = (prot & ~PROT_WRITE) | PROT_READ
+    return prot
 
 
 def accessible(prot: int) -> bool:
@@ -158,7 +163,8 @@ class MMCore:
         self.membarrier_registered = 0
         # The limits checked when a call gives none: the owning process's.
         self.rlimits: Rlimits | None = None
-        # High-water mark of the mapped size, for VmPeak.
+        # Bytes mapped, and their high-water mark (VmSize, VmPeak).
+        self.total_vm = 0
         self.peak_vm = 0
         # File references of removed vmas, dropped once mu is released.
         self._deferred: list[RefCounted] = []
@@ -233,8 +239,7 @@ class MMCore:
             raise SyscallError(errno.ENOMEM)
 
     def _note_peak_locked(self) -> None:
-        total = sum(v.end - v.start for v in self.vmas)
-        self.peak_vm = max(self.peak_vm, total)
+        self.peak_vm = max(self.peak_vm, self.total_vm)
 
     # Vmas.
 
@@ -258,6 +263,7 @@ class MMCore:
         mappable, and merges it with its neighbours; returns the vma that
         now holds the range."""
         self.vmas.insert(vma)
+        self.total_vm += vma.end - vma.start
         if vma.mappable is not None:
             vma.mappable.add_mapping(
                 self, vma.start, vma.end, vma.offset, self._vma_writable(vma)
@@ -300,6 +306,7 @@ class MMCore:
             return
         for vma in vmas:
             self.vmas.remove(vma)
+            self.total_vm -= vma.end - vma.start
             if vma.mappable is not None:
                 vma.mappable.remove_mapping(
                     self, vma.start, vma.end, vma.offset, self._vma_writable(vma)
@@ -603,6 +610,7 @@ class MMCore:
                 if limit != RLIM_INFINITY and locked + grow > limit:
                     return None
         self.vmas.remove(vma)
+        self.total_vm += grow
         vma.start = new_start
         if vma.mappable is not None:
             vma.offset -= grow
@@ -660,6 +668,7 @@ class MMCore:
                 if nv.file is not None:
                     nv.file.inc_ref()
                 child.vmas.insert(nv)
+                child.total_vm += nv.end - nv.start
                 if nv.mappable is not None:
                     nv.mappable.add_mapping(
                         child, nv.start, nv.end, nv.offset, self._vma_writable(nv)
@@ -716,5 +725,6 @@ class MMCore:
             for pma in self.pmas:
                 self.pmas.remove(pma)
                 self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
+            self.total_vm = 0
             self.address_space.release()
         self._drop_deferred()

@@ -49,11 +49,29 @@ def mf() -> Iterator[MemoryFile]:
     f.close()
 
 
+def check_invariants(mm: MemoryManager) -> None:
+    """Checks what must hold between operations: every pma inside one vma,
+    platform mappings only where pmas are mapped and with their protection,
+    and the mapped-size count."""
+    assert mm.total_vm == sum(v.end - v.start for v in mm.vmas)
+    for pma in mm.pmas:
+        vma = mm.vmas.find(pma.start)
+        assert vma is not None and pma.end <= vma.end, pma
+        assert mm.mf.refs(pma.file_offset, pma.end - pma.start), pma
+    pages = mm.address_space.pages  # type: ignore[attr-defined]
+    for page, (offset, prot) in pages.items():
+        pma = mm.pmas.find(page * PAGE_SIZE)
+        assert pma is not None and pma.mapped, hex(page * PAGE_SIZE)
+        assert offset == pma.file_offset + page * PAGE_SIZE - pma.start
+        assert prot == pma.prot
+
+
 @pytest.fixture
 def mm(mf: MemoryFile) -> Iterator[MemoryManager]:
     m = MemoryManager(FakePlatform(mf), mf)
     m.set_layout()
     yield m
+    check_invariants(m)
     m.release()
     assert mf.allocated == 0, "pages leaked"
 

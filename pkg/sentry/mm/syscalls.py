@@ -522,6 +522,7 @@ class MmapOps(MMCore):
     def _expand_locked(self, vma: Vma, delta: int) -> int:
         old_end = vma.end
         vma.end += delta
+        self.total_vm += delta
         if vma.mappable is not None:
             vma.mappable.add_mapping(
                 self,
