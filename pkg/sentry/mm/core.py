@@ -27,6 +27,7 @@ run arbitrary code.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -383,19 +384,24 @@ class MMCore:
     ) -> None:
         """Drops the pmas in [start, end) and unmaps them from the platform.
         keep_private keeps private copies (invalidation by a hole punch)."""
-        mapped = []
+        mapped: list[tuple[int, int]] = []
+        removed = []
         for pma in self.pmas.isolate(start, end, Pma.split):
             if keep_private and pma.private:
                 continue
             self.pmas.remove(pma)
-            self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
+            removed.append(pma)
             if pma.mapped:
                 if mapped and mapped[-1][1] == pma.start:
                     mapped[-1] = (mapped[-1][0], pma.end)
                 else:
                     mapped.append((pma.start, pma.end))
+        # The platform must stop mapping the pages before they can be freed
+        # and handed to someone else.
         for lo, hi in mapped:
-            self.address_space.unmap(lo, hi - lo)
+            self._platform_unmap_locked(lo, hi)
+        for pma in removed:
+            self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
 
     def _insert_pma_locked(self, pma: Pma) -> None:
         self.pmas.insert(pma)
@@ -477,11 +483,23 @@ class MMCore:
             # it dirty in the Mappable.
             assert vma.mappable is not None
             self.pmas.remove(pma)
-            self.mf.dec_ref(pma.file_offset, length)
-            got = self._create_pmas_locked(vma, pma.start, pma.end, True, 0)
-            for new in self.pmas.overlapping(pma.start, got):
+            try:
+                got = self._create_pmas_locked(vma, pma.start, pma.end, True, 0)
                 if pma.mapped:
-                    self._map_pma_locked(vma, new)
+                    for new in self.pmas.overlapping(pma.start, got):
+                        self._map_pma_locked(vma, new)
+                    if got < pma.end:
+                        # The file shrank meanwhile: nothing may stay mapped
+                        # where no pma is.
+                        self._platform_unmap_locked(got, pma.end)
+            except BaseException:
+                if pma.mapped:
+                    self._platform_unmap_locked(pma.start, pma.end)
+                    for new in self.pmas.overlapping(pma.start, pma.end):
+                        new.mapped = False
+                raise
+            finally:
+                self.mf.dec_ref(pma.file_offset, length)
             return
         if pma.private:
             # Copy-on-write: pages nobody else holds are ours to write.
@@ -507,13 +525,16 @@ class MMCore:
             new = self.mf.allocate(length)
         except MemoryError as e:
             raise SyscallError(errno.ENOMEM) from e
-        self.mf.copy_data(new, pma.file_offset, length)
-        self.mf.dec_ref(pma.file_offset, length)
+        old = pma.file_offset
+        self.mf.copy_data(new, old, length)
         pma.file_offset = new
         pma.private = True
         pma.writable = True
-        if pma.mapped:
-            self._map_pma_locked(vma, pma)
+        try:
+            if pma.mapped:
+                self._map_pma_locked(vma, pma)
+        finally:
+            self.mf.dec_ref(old, length)
 
     def _map_pma_locked(self, vma: Vma, pma: Pma, precommit: bool = False) -> None:
         """Maps pma into the platform address space with vma's protection."""
@@ -527,11 +548,30 @@ class MMCore:
             # The other side of a fork let go of these pages.
             pma.writable = True
         prot = effective_prot(vma, pma)
-        self.address_space.map_file(
-            pma.start, pma.end - pma.start, pma.file_offset, prot, precommit
-        )
+        try:
+            self.address_space.map_file(
+                pma.start, pma.end - pma.start, pma.file_offset, prot, precommit
+            )
+        except OSError as e:
+            # Out of host memory or mappings (vm.max_map_count in the stub):
+            # make sure nothing stale stays mapped, and fail as Linux does
+            # when it cannot map.
+            log.warning("mm: platform map of %#x-%#x failed: %s", pma.start, pma.end, e)
+            pma.mapped = False
+            self._platform_unmap_locked(pma.start, pma.end)
+            raise SyscallError(errno.ENOMEM) from e
         pma.mapped = True
         pma.prot = prot
+
+    def _platform_unmap_locked(self, start: int, end: int) -> None:
+        """Unmaps [start, end) from the platform address space."""
+        try:
+            self.address_space.unmap(start, end - start)
+        except OSError as e:
+            # A stub that is gone maps nothing; anything else would leave
+            # pages mapped that may be freed, which must not go unnoticed.
+            if e.errno != errno.ESRCH:
+                raise
 
     def _map_range_locked(
         self, vma: Vma, start: int, end: int, precommit: bool = False
@@ -542,14 +582,20 @@ class MMCore:
             self.pmas.isolate(start, end, Pma.split)
         for pma in self.pmas.overlapping(start, end):
             if not pma.mapped or pma.prot != effective_prot(vma, pma) or precommit:
-                self._map_pma_locked(vma, pma, precommit)
+                self._try_map_pma_locked(vma, pma, precommit)
+
+    def _try_map_pma_locked(self, vma: Vma, pma: Pma, precommit: bool = False) -> None:
+        """Maps pma if the platform can; if not, it stays unmapped and the
+        next access faults (the fault path reports the failure)."""
+        with contextlib.suppress(SyscallError):
+            self._map_pma_locked(vma, pma, precommit)
 
     def _remap_vma_pmas_locked(self, vma: Vma) -> None:
         """Brings the platform mappings of vma's pmas in line with its
         protection, after mprotect."""
         for pma in self.pmas.overlapping(vma.start, vma.end):
             if pma.mapped and pma.prot != effective_prot(vma, pma):
-                self._map_pma_locked(vma, pma)
+                self._try_map_pma_locked(vma, pma)
 
     def _eager_populate_locked(self, vma: Vma, start: int, end: int) -> None:
         """Backs and maps small ranges of memory at once (see EAGER_LIMIT):
@@ -558,7 +604,10 @@ class MMCore:
         if not accessible(vma.prot) or vma.noreserve or end - start > EAGER_LIMIT:
             return
         if vma.mappable is None:
-            self._populate_locked(vma, start, end, False)
+            try:
+                self._populate_locked(vma, start, end, False)
+            except SyscallError:
+                return  # MemoryFile exhausted: faults will retry
         elif (
             not vma.private
             and isinstance(vma.mappable, FileCache)
@@ -703,12 +752,13 @@ class MMCore:
             for lo, hi, prot in protect:
                 try:
                     self.address_space.protect(lo, hi - lo, prot)
-                except NotImplementedError:
-                    # A platform without protect: map the pmas again.
+                except (NotImplementedError, OSError):
+                    # A platform without protect, or a range the platform
+                    # lost part of: map the pmas again.
                     for pma in self.pmas.overlapping(lo, hi):
-                        self.address_space.map_file(
-                            pma.start, pma.end - pma.start, pma.file_offset, prot
-                        )
+                        vma = self.vmas.find(pma.start)
+                        assert vma is not None
+                        self._try_map_pma_locked(vma, pma)
         return child
 
     def release(self) -> None:
@@ -722,9 +772,9 @@ class MMCore:
                     )
                 if vma.file is not None:
                     self._deferred.append(vma.file)
+            self.address_space.release()
             for pma in self.pmas:
                 self.pmas.remove(pma)
                 self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
             self.total_vm = 0
-            self.address_space.release()
         self._drop_deferred()

@@ -399,3 +399,27 @@ def test_smaps_counts_resident_pages(mm: MemoryManager) -> None:
     assert "Rss:                   8 kB\n" in block
     assert "Private_Dirty:         8 kB\n" in block
     assert "VmFlags: rd wr mr mw me ac \n" in block
+
+
+def test_platform_mapping_failures_are_contained(mm: MemoryManager) -> None:
+    a = mm.mmap(MmapOpts(length=2 * PAGE_SIZE, prot=RW))
+    App(mm).write(a, b"before")
+    child = mm.fork()
+    space = child.address_space
+    space.fail_maps = True  # type: ignore[attr-defined]
+    # Syscalls still work: mapping is an optimisation.
+    b = child.mmap(MmapOpts(length=PAGE_SIZE, prot=RW))
+    child.mprotect(a, PAGE_SIZE, PROT_READ)
+    # A fault that cannot be mapped kills the task, as an out-of-memory
+    # fault does.
+    assert child.handle_fault(a, 0, 0x1000, S.SEGV_MAPERR) == (
+        S.SIGKILL,
+        S.SI_KERNEL,
+    )
+    # copy-in still works through the MemoryFile.
+    assert child.copy_in(a, 6) == b"before"
+    child.copy_out(b, b"x")
+    space.fail_maps = False  # type: ignore[attr-defined]
+    assert App(child).read(b, 1) == b"x"
+    check_invariants(child)
+    child.release()

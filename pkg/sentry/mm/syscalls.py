@@ -570,7 +570,7 @@ class MmapOps(MMCore):
                 pma.end += delta
                 moved.append(pma)
             if mapped_old:
-                self.address_space.unmap(old_addr, old_len)
+                self._platform_unmap_locked(old_addr, old_addr + old_len)
             if dontunmap:
                 # The old range stays mapped, empty, and unlocked.
                 for old in self.vmas.overlapping(old_addr, old_end):
@@ -578,12 +578,12 @@ class MmapOps(MMCore):
             else:
                 self._unmap_locked(old_addr, old_end)
         nv = self._insert_vma_locked(nv)
+        remap = [pma for pma in moved if pma.mapped]
         for pma in moved:
-            was_mapped = pma.mapped
             pma.mapped = False
             self.pmas.insert(pma)
-            if was_mapped:
-                self._map_pma_locked(nv, pma)
+        for pma in remap:
+            self._try_map_pma_locked(nv, pma)
         self._note_peak_locked()
         if new_len > old_len:
             if nv.lock == LOCK_ON:
