@@ -149,6 +149,8 @@ class MMCore:
         self.mmap_base = 0
         self.brk_start = 0
         self.brk = 0
+        # The executable's code and data, for /proc/[pid]/stat.
+        self.start_code = self.end_code = self.start_data = self.end_data = 0
         # Where the initial stack pointer points ([stack] in maps).
         self.start_stack = 0
         # Addresses of argv, envp and auxv for /proc/self/{cmdline,environ,auxv}.
@@ -698,6 +700,10 @@ class MMCore:
                 "brk_start",
                 "brk",
                 "start_stack",
+                "start_code",
+                "end_code",
+                "start_data",
+                "end_data",
                 "arg_start",
                 "arg_end",
                 "env_start",

@@ -356,7 +356,8 @@ class MmapOps(MMCore):
             return self.brk
         if rl is not None:
             limit = rl.soft(L.RLIMIT_DATA)
-            if limit != RLIM_INFINITY and addr - self.brk_start > limit:
+            data = self.end_data - self.start_data
+            if limit != RLIM_INFINITY and addr - self.brk_start + data > limit:
                 return self.brk
         old_end = page_round_up(self.brk)
         new_end = page_round_up(addr)
