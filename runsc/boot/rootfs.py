@@ -35,6 +35,7 @@ from runsc import config
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
+    from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.dentry import Dentry
     from pkg.sentry.vfs.filesystem import Filesystem
     from pkg.sentry.vfs.vfs import VirtualFilesystem
@@ -65,10 +66,11 @@ def overlay_root(overlay2: str) -> bool:
     return parse_overlay2(overlay2)[0]
 
 
-def register_filesystems(vfs: VirtualFilesystem) -> None:
+def register_filesystems(vfs: VirtualFilesystem, mf: MemoryFile) -> None:
     """Registers the gofer and overlay filesystem types (sentry-only: the
-    application cannot mount them)."""
-    vfs.register_filesystem_type("gofer", GoferType())
+    application cannot mount them); mf holds the gofer files' page
+    caches."""
+    vfs.register_filesystem_type("gofer", GoferType(mf))
     vfs.register_filesystem_type("overlay", OverlayType())
 
 

@@ -51,8 +51,9 @@ def gofers():
 
 def new_vfs() -> VirtualFilesystem:
     vfs = VirtualFilesystem()
-    vfs.register_filesystem_type("tmpfs", TmpfsType(MemoryFile(size=16 << 20)))
-    rootfs.register_filesystems(vfs)
+    mf = MemoryFile(size=16 << 20)
+    vfs.register_filesystem_type("tmpfs", TmpfsType(mf))
+    rootfs.register_filesystems(vfs, mf)
     return vfs
 
 

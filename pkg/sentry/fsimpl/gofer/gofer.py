@@ -63,6 +63,7 @@ from pkg.sentry.vfs.permissions import (
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.file_description import FileDescription
     from pkg.sentry.vfs.filesystem import GetFilesystemOptions
     from pkg.sentry.vfs.options import (
@@ -100,16 +101,22 @@ class GoferMountOptions:
 
 
 class GoferType(FilesystemType):
-    """GoferType makes gofer filesystems; only the sentry mounts them."""
+    """GoferType makes gofer filesystems; only the sentry mounts them. mf
+    holds the page caches of mmapped files."""
 
     name = "gofer"
+
+    def __init__(self, mf: MemoryFile) -> None:
+        self.mf = mf
 
     def get_filesystem(
         self, vfs: VirtualFilesystem, creds: Credentials, opts: GetFilesystemOptions
     ) -> tuple[Filesystem, Dentry]:
         if not isinstance(opts.internal, GoferMountOptions):
             raise SyscallError(errno.EINVAL)
-        fs = GoferFilesystem(vfs, self, opts.internal.client, opts.internal.max_nodes)
+        fs = GoferFilesystem(
+            vfs, self, self.mf, opts.internal.client, opts.internal.max_nodes
+        )
         return fs, fs.root
 
 
@@ -118,6 +125,7 @@ class GoferFilesystem(Filesystem):
 
     Attributes:
         client: the connection.
+        mf: the MemoryFile holding page caches.
         mu: guards the dentry tree, the inode table and cached attributes
             of directories.
         refs_mu: guards dentry reference counts.
@@ -128,10 +136,12 @@ class GoferFilesystem(Filesystem):
         self,
         vfs: VirtualFilesystem,
         fs_type: FilesystemType,
+        mf: MemoryFile,
         client: Client,
         max_nodes: int = MAX_NODES,
     ) -> None:
         self.client = client
+        self.mf = mf
         resp = self.rpc(client.mount)
         super().__init__(vfs, fs_type, read_only=resp.read_only)
         self.mu = threading.RLock()
@@ -824,6 +834,8 @@ class GoferFilesystem(Filesystem):
         if not req.mask:
             return
         inode.update(self.rpc(self.client.setstat, req))
+        if req.mask & pb.SETSTAT_SIZE and inode.cache is not None:
+            inode.cache.truncate(req.size)
 
     def statfs_at(self, rp: ResolvingPath) -> FS.Statfs:
         with self.locked():
@@ -944,6 +956,8 @@ class GoferFilesystem(Filesystem):
     def _truncate(self, d: GoferDentry) -> None:
         req = pb.SetStatRequest(node=self.node(d), mask=pb.SETSTAT_SIZE, size=0)
         d.inode.update(self.rpc(self.client.setstat, req))
+        if d.inode.cache is not None:
+            d.inode.cache.truncate(0)
 
     def _open_create(
         self, rp: ResolvingPath, opts: OpenOptions

@@ -19,6 +19,7 @@ from pkg.gofer import server
 from pkg.gofer.client import Client
 from pkg.sentry.fsimpl.gofer.gofer import GoferMountOptions, GoferType
 from pkg.sentry.kernel.credentials import root_credentials
+from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.filesystem import GetFilesystemOptions
 from pkg.sentry.vfs.options import (
@@ -51,8 +52,9 @@ class Sandbox:
         )
         self._thread = threading.Thread(target=self.conn.serve, daemon=True)
         self._thread.start()
+        self.mf = MemoryFile(size=16 << 20)
         self.vfs = VirtualFilesystem()
-        self.vfs.register_filesystem_type("gofer", GoferType())
+        self.vfs.register_filesystem_type("gofer", GoferType(self.mf))
         self.creds = root_credentials()
         self.ns = self.vfs.new_mount_namespace(
             self.creds,
@@ -516,3 +518,30 @@ class _FakeTask:
 
     def __init__(self, creds) -> None:
         self.creds = creds
+
+
+class TestFileCache:
+    """A mapped file's page cache is coherent with reads and writes."""
+
+    def test_reads_and_writes_through_cache(self, sb, host):
+        fd = sb.open(b"/file", F.O_RDWR)
+        try:
+            cache = fd.dentry.inode.file_cache()
+            assert cache.read(0, 5) == b"hello"
+            # Fill a chunk, as a page fault would.
+            cache.translate(0, 4096, 4096, False)
+            fd.pwrite(None, b"J", 0)
+            assert cache.read(0, 5) == b"Jello"
+            assert fd.pread(None, 5, 0) == b"Jello"
+            with open(f"{host}/file", "rb") as h:
+                assert h.read() == b"Jello"
+            sb.vfs.setstat_at(
+                None,
+                sb.creds,
+                sb.pop(b"/file"),
+                SetStatOptions(mask=S.STATX_SIZE, size=2),
+            )
+            assert fd.pread(None, 5, 0) == b"Je"
+        finally:
+            fd.dec_ref()
+        assert fd.dentry.inode.cache is None

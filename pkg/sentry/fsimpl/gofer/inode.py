@@ -19,7 +19,10 @@ dentries keep their node: their name cannot be walked again.
 
 Regular files are read and written through host descriptors the gofer
 donates, at most two per inode (one read-only, one read-write), shared by
-every open file of the inode and closed when the last one closes. FIFOs and
+every open file of the inode and closed when the last one closes. A file
+that is mmapped gets a FileCache (a page cache in the MemoryFile) in front
+of those descriptors; from then on reads and writes go through the cache
+too, so mappings and read(2)/write(2) see the same bytes. FIFOs and
 sockets are the sentry's own: a FIFO's pipe and a socket's bound endpoint
 live in the inode, never on the host.
 """
@@ -34,6 +37,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.vfs.dentry import Dentry
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.permissions import generic_check_permissions
@@ -72,6 +76,7 @@ class GoferInode:
         "attr_mu",
         "blksize",
         "blocks",
+        "cache",
         "ctime_ns",
         "dentries",
         "endpoint",
@@ -101,6 +106,8 @@ class GoferInode:
         self.ino = ino
         # Open files using the donated descriptors.
         self.opens = 0
+        # The page cache, made by the first mmap (FileCache).
+        self.cache: FileCache | None = None
         self.attr_mu = threading.Lock()
         self.fd_mu = threading.Lock()
         self.read_fd = -1
@@ -232,16 +239,76 @@ class GoferInode:
             else:
                 os.close(fd)
 
+    def file_cache(self) -> FileCache:
+        """Returns the inode's page cache, making it on first use.
+        Precondition: an open file of the inode exists (it keeps the
+        descriptors the cache reads and writes through)."""
+        with self.fd_mu:
+            if self.cache is None:
+                self.cache = FileCache(self.fs.mf, _InodeBacking(self))
+            return self.cache
+
     def close_host_fd(self) -> None:
-        """Uncounts an open file; the last one closes the descriptors."""
+        """Uncounts an open file; the last one closes the descriptors (and
+        writes back and drops the page cache: no mapping is left, since
+        every mapping holds its open file)."""
         with self.fd_mu:
             self.opens -= 1
+            if self.opens > 0:
+                return
+            cache, self.cache = self.cache, None
+        if cache is not None:
+            cache.dec_ref()
+        with self.fd_mu:
             if self.opens > 0:
                 return
             for fd in (self.read_fd, self.rw_fd):
                 if fd >= 0:
                     os.close(fd)
             self.read_fd = self.rw_fd = -1
+
+
+class _InodeBacking:
+    """_InodeBacking is the FileCache backing of a gofer regular file: its
+    donated descriptors, whichever are open when the cache needs them."""
+
+    __slots__ = ("inode",)
+
+    def __init__(self, inode: GoferInode) -> None:
+        self.inode = inode
+
+    def _fd(self, writable: bool) -> int:
+        inode = self.inode
+        fd = inode.rw_fd if inode.rw_fd >= 0 or writable else inode.read_fd
+        if fd < 0:
+            raise SyscallError(errno.EIO)
+        return fd
+
+    def pread(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self._fd(False), length, offset)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> int:
+        try:
+            n = os.pwrite(self._fd(True), data, offset)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+        self.inode.stale = True
+        return n
+
+    def size(self) -> int:
+        try:
+            return os.fstat(self._fd(False)).st_size
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+
+    def fsync(self) -> None:
+        try:
+            os.fsync(self._fd(False))
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
 
 
 class GoferDentry(Dentry):

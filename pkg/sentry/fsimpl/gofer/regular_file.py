@@ -18,6 +18,7 @@ from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.gofer import hostcalls
+from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.options import SetStatOptions
 from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
@@ -25,6 +26,7 @@ from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
 if TYPE_CHECKING:
     from pkg.sentry.fsimpl.gofer.inode import GoferDentry, GoferInode
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
 
@@ -74,6 +76,9 @@ class GoferRegularFD(FileDescription):
         return self._pread(length, offset)
 
     def _pread(self, length: int, offset: int) -> bytes:
+        cache = self.inode.cache
+        if cache is not None:
+            return cache.read(offset, min(length, _MAX_READ))
         try:
             return os.pread(self.host_fd, min(length, _MAX_READ), offset)
         except OSError as e:
@@ -115,10 +120,14 @@ class GoferRegularFD(FileDescription):
         if t is not None:
             length = check_file_size_limit(t, offset, length)
             self._kill_priv(t)
-        try:
-            n = os.pwrite(self.host_fd, data[:length], offset)
-        except OSError as e:
-            raise from_os_error(e) from None
+        cache = self.inode.cache
+        if cache is not None:
+            n = cache.write(offset, data[:length])
+        else:
+            try:
+                n = os.pwrite(self.host_fd, data[:length], offset)
+            except OSError as e:
+                raise from_os_error(e) from None
         inode = self.inode
         with inode.attr_mu:
             inode.size = max(inode.size, offset + n)
@@ -162,6 +171,16 @@ class GoferRegularFD(FileDescription):
             self.offset = new
             return new
 
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
+        inode = self.inode
+        fs = inode.fs
+        opts.mappable = inode.file_cache()
+        opts.identity = MappingIdentity(
+            (fs.dev_major << 8) | fs.dev_minor,
+            inode.ino,
+            fs.vfs.path_for_display(self.vd).decode(errors="replace"),
+        )
+
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.inode.statx(self.dentry)
 
@@ -186,9 +205,15 @@ class GoferRegularFD(FileDescription):
             hostcalls.fallocate(self.host_fd, mode, offset, length)
         except OSError as e:
             raise from_os_error(e) from None
+        cache = self.inode.cache
+        if cache is not None and mode & F.FALLOC_FL_PUNCH_HOLE:
+            cache.punch_hole(offset, length)
         self.inode.stale = True
 
     def sync(self, t: Task) -> None:
+        cache = self.inode.cache
+        if cache is not None:
+            cache.writeback(0, 1 << 63, False)
         try:
             os.fsync(self.host_fd)
         except OSError as e:

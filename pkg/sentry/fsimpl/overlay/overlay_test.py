@@ -80,7 +80,7 @@ class Sandbox:
         self._thread.start()
         self.mf = MemoryFile(size=64 << 20)
         self.vfs = VirtualFilesystem()
-        self.vfs.register_filesystem_type("gofer", GoferType())
+        self.vfs.register_filesystem_type("gofer", GoferType(self.mf))
         self.vfs.register_filesystem_type("tmpfs", TmpfsType(self.mf))
         self.vfs.register_filesystem_type("overlay", OverlayType())
         self.creds = root_credentials()
