@@ -631,7 +631,8 @@ class OverlayFilesystem(Filesystem):
                 raise SyscallError(errno.EINVAL)
             if replaced is not None and _is_ancestor(replaced, op):
                 raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
-            if replaced is renamed:
+            if replaced is renamed or self._same_upper_file(renamed, replaced):
+                # Two names of one file: rename(2) does nothing.
                 return
             self._may_delete(rp, op, renamed, renamed_is_dir)
             replaced_is_dir = replaced is not None and replaced.is_dir()
@@ -655,6 +656,15 @@ class OverlayFilesystem(Filesystem):
             ):
                 raise SyscallError(errno.EBUSY)
             self._rename(op, old_name, renamed, np, new_name, replaced, exchange)
+
+    def _same_upper_file(self, a: OverlayDentry, b: OverlayDentry | None) -> bool:
+        """Reports whether a and b are hard links of one upper file."""
+        if b is None or a.upper is None or b.upper is None or a.is_dir():
+            return False
+        return (
+            self.layer_stat(self.upper, a.upper).ino
+            == self.layer_stat(self.upper, b.upper).ino
+        )
 
     def _rename(
         self,

@@ -375,3 +375,11 @@ class TestRename:
 
     def test_into_itself(self, sb):
         assert errno_of(sb.rename, b"/dir", b"/dir/sub/x") == errno.EINVAL
+
+
+def test_rename_between_hard_links_does_nothing(sb):
+    sb.vfs.link_at(None, sb.creds, sb.pop(b"/file"), sb.pop(b"/hard"))
+    sb.rename(b"/file", b"/hard")
+    assert sb.read(b"/file") == b"lower file"
+    assert sb.read(b"/hard") == b"lower file"
+    assert sb.stat(b"/file").nlink == 2
