@@ -10,6 +10,7 @@ them. The gofer exits when every connection has closed.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from pkg.gofer.spec import gofer_mounts
 from runsc.config import Config
 
 _PR_SET_PDEATHSIG = 1
@@ -104,6 +106,58 @@ def start(
             a.close()
             b.close()
         raise
+    for _, b in pairs:
+        b.close()
+    return proc, [a for a, _ in pairs]
+
+
+def start_for_spec(
+    config: Config,
+    spec: dict,
+    bundle: str,
+    attached: bool = True,
+    extra_args: tuple[str, ...] = (),
+) -> tuple[subprocess.Popen, list[socket.socket]]:
+    """Starts `runsc gofer` for an OCI container: its root (root.path,
+    relative to bundle) and every gofer mount of the spec
+    (pkg.gofer.spec.gofer_mounts, in that order).
+
+    Returns:
+        The gofer process and the sentry's end of each connection: the
+        root's first, then one per gofer mount, in spec order. What an
+        overlay covers (--overlay2) is served read-only.
+    """
+    n = 1 + len(gofer_mounts(spec))
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(n)]
+    theirs = [b.fileno() for _, b in pairs]
+    spec_fd = os.memfd_create("runsc-gofer-spec", os.MFD_CLOEXEC)
+    try:
+        os.write(spec_fd, json.dumps(spec).encode())
+        os.lseek(spec_fd, 0, os.SEEK_SET)
+        argv = [
+            *runsc_command(),
+            *config.to_flags(),
+            "gofer",
+            f"--spec-fd={spec_fd}",
+            f"--bundle={bundle}",
+            f"--io-fds={','.join(map(str, theirs))}",
+            *extra_args,
+        ]
+        proc = subprocess.Popen(
+            argv,
+            pass_fds=[*theirs, spec_fd],
+            env=runsc_env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509
+        )
+    except BaseException:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        raise
+    finally:
+        os.close(spec_fd)
     for _, b in pairs:
         b.close()
     return proc, [a for a, _ in pairs]

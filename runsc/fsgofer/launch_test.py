@@ -37,3 +37,34 @@ def test_start_serves_root_and_mounts(tmp_path):
         for c in clients:
             c.close()
     assert proc.wait(timeout=30) == 0
+
+
+def test_start_for_spec(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "f").write_bytes(b"in root")
+    data = tmp_path / "data"
+    data.mkdir()
+    spec = {
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/data", "type": "bind", "source": str(data)},
+        ],
+    }
+    proc, socks = launch.start_for_spec(
+        Config(root=str(tmp_path / "state"), overlay2="root:memory"),
+        spec,
+        str(tmp_path),
+    )
+    clients = [Client(s) for s in socks]
+    try:
+        assert len(clients) == 2
+        m = clients[0].mount()
+        assert m.read_only
+        assert clients[0].walk(m.root.node, [b"f"])[1] == 0
+        assert not clients[1].mount().read_only
+    finally:
+        for c in clients:
+            c.close()
+    assert proc.wait(timeout=30) == 0
