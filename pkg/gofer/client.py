@@ -268,7 +268,6 @@ class Client:
         stack: list[int] = []  # nodes below root, owned here
         pending = [c for c in path.split(b"/") if c and c != b"."]
         links = 0
-        result: pb.Inode | None = None
         try:
             while pending:
                 name = pending.pop(0)
@@ -300,9 +299,10 @@ class Client:
                     raise _err(errno.ENOTDIR)
                 stack.append(inode.node)
             if stack:
-                node = stack.pop()
-                result = pb.Inode(node=node, stat=self.stat(node))
-                return result
+                node = stack[-1]
+                inode = pb.Inode(node=node, stat=self.stat(node))
+                stack.pop()
+                return inode
             return pb.Inode(node=root, stat=self.stat(root))
         finally:
             self.close_nodes(stack)

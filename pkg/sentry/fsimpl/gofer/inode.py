@@ -16,6 +16,7 @@ dentry that has not been used for a while gives its node back and gets a
 new one by walking from its parent when it is needed again, which, with
 exclusive access, finds the same inode (checked; ESTALE if not). Deleted
 dentries keep their node: their name cannot be walked again.
+TODO(#5): dentries themselves (sentry memory) are never evicted.
 
 Regular files are read and written through host descriptors the gofer
 donates, at most two per inode (one read-only, one read-write), shared by

@@ -12,6 +12,10 @@ Whiteouts and opaque directories are kept here, in the dentries, rather
 than as special files in the upper layer: both layers live exactly as long
 as the overlay, so nothing but the overlay ever reads them. Dentries are
 therefore never evicted while their filesystem lives.
+
+TODO(#5): evict dentries of lower-only files that nothing refers to; every
+name ever looked up stays in memory (the gofer layer keeps its node ids
+bounded, so no host resource grows with it).
 """
 
 from __future__ import annotations
