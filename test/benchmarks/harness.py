@@ -70,8 +70,16 @@ def workload_path(name: str) -> str:
 
 
 def default_runsc() -> str:
-    """Returns the full path of this project's runsc next to the harness."""
-    return os.path.realpath(os.path.join(HERE, "..", "..", "runsc", "runsc"))
+    """Returns the full path of this project's runsc (bazel-bin/runsc/runsc).
+
+    The runfiles entry beside the harness is a symlink to it; it is itself a
+    symlink to its launcher script, but it is the path with the runfiles
+    tree beside it, so the chain is followed only that far.
+    """
+    path = os.path.join(HERE, "..", "..", "runsc", "runsc")
+    while os.path.islink(path) and not os.path.isdir(path + ".runfiles"):
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return os.path.abspath(path)
 
 
 # Workloads.
