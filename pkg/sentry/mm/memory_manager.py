@@ -284,13 +284,10 @@ class MemoryManager(MemoryIO):
             if pma is None:
                 # TODO(#3): file-backed pages and stack growth.
                 return False
-            if pma.prot & access == access:
-                # Mapped with the right permissions: the platform address
-                # space lost it, so map it again.
-                self.address_space.map_file(
-                    pma.start, pma.end - pma.start, pma.file_offset, pma.prot
-                )
-                return True
+            # The page is mapped with every permission the vma grants, so the
+            # access was one the vma forbids (ptrace does not tell us which:
+            # a write to a read-only page arrives looking like a read).
+            # TODO(#3): copy-on-write pages fault here too.
             return False
 
     def vma_access_ok(self, addr: int, access: int) -> bool:

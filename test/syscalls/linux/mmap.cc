@@ -198,9 +198,9 @@ TEST(MmapTest, FixedUnalignedIsEinval) {
 TEST(MmapTest, BadMappingTypeIsEinval) {
   EXPECT_THAT(mmap(nullptr, kPage, PROT_READ, MAP_ANONYMOUS, -1, 0),
               SyscallFailsWithErrno(EINVAL));
-  EXPECT_THAT(
-      mmap(nullptr, kPage, PROT_READ, MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0),
-      SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(mmap(nullptr, kPage, PROT_READ,
+                   MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0),
+              SyscallFailsWithErrno(EINVAL));
 }
 
 // The offset must be page-aligned even for anonymous memory

@@ -61,6 +61,9 @@ def sys_mmap(t: Task, args: Args) -> int:
     noreplace = bool(flags & M.MAP_FIXED_NOREPLACE) and not fixed
     if (fixed or noreplace) and addr % M.PAGE_SIZE:
         raise SyscallError(errno.EINVAL)
+    if flags & M.MAP_ANONYMOUS and map_type == M.MAP_SHARED_VALIDATE:
+        # do_mmap accepts only MAP_SHARED and MAP_PRIVATE without a file.
+        raise SyscallError(errno.EINVAL)
     if not flags & M.MAP_ANONYMOUS:
         # TODO(#3): file-backed mappings arrive with the VFS and page cache.
         t.fd_table.get(fd)
