@@ -20,7 +20,8 @@ the workload once the sandbox can.
 Runtimes:
   native   the program itself.
   pyvisor  this project's runsc, `<runsc> --platform=ptrace do PROGRAM`
-           (the Bazel-built binary, by its full path).
+           (the Bazel-built binary, by its full path); every other platform
+           that its --help lists runs as pyvisor-<platform>.
   gvisor   gVisor's runsc, `/usr/bin/runsc --platform=ptrace --network=none
            do PROGRAM`, if installed.
   runc     `runc run` of a bundle whose root is busybox-static plus the
@@ -38,6 +39,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import selectors
 import shlex
 import shutil
@@ -696,14 +698,36 @@ def format_table(header: list[str], rows: list[list[str]], markdown: bool) -> st
 # Main.
 
 
+def runsc_platforms(runsc: str) -> list[str]:
+    """Returns the platforms this project's runsc offers (its --platform
+    choices), ptrace first; just ptrace if it cannot say."""
+    try:
+        out = subprocess.run(
+            [runsc, "--help"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    except OSError:
+        return ["ptrace"]
+    m = re.search(r"--platform \{([^}]*)\}", out)
+    if not m:
+        return ["ptrace"]
+    found = [p.strip() for p in m.group(1).split(",") if p.strip()]
+    return ["ptrace"] + [p for p in found if p != "ptrace"]
+
+
 def build_runtimes(args: argparse.Namespace) -> list[Runtime]:
     """Returns the runtimes asked for, in the order asked."""
-    known: dict[str, Runtime] = {
-        "native": Native(),
-        "pyvisor": Runsc("pyvisor", args.runsc, ["--platform=ptrace"]),
-        "gvisor": Runsc("gvisor", args.gvisor, ["--platform=ptrace", "--network=none"]),
-        "runc": Runc(args.runc),
-    }
+    known: dict[str, Runtime] = {"native": Native()}
+    wanted = args.runtimes.split(",") if args.runtimes else []
+    platforms = ["ptrace"]
+    if not wanted or any(n.startswith("pyvisor") for n in wanted):
+        platforms = runsc_platforms(args.runsc)
+    for platform in platforms:
+        name = "pyvisor" if platform == "ptrace" else f"pyvisor-{platform}"
+        known[name] = Runsc(name, args.runsc, [f"--platform={platform}"])
+    known["gvisor"] = Runsc(
+        "gvisor", args.gvisor, ["--platform=ptrace", "--network=none"]
+    )
+    known["runc"] = Runc(args.runc)
     for spec in args.custom:
         name, _, cmd = spec.partition("=")
         known[name] = Prefixed(name, shlex.split(cmd))
@@ -728,7 +752,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--runtimes",
         default="",
-        help="comma-separated: native,pyvisor,gvisor,runc and --custom names "
+        help="comma-separated: native,pyvisor[-PLATFORM],gvisor,runc and --custom "
+        "names "
         "(default: all; those not installed are skipped)",
     )
     p.add_argument("--workloads", default="", help="comma-separated (default: all)")
