@@ -4,7 +4,8 @@ The shell half has already put the runfiles tree on sys.path and started the
 interpreter with -I -S. This module runs runsc.main and leaves the process
 without the interpreter's tear-down, which frees every module and object one
 by one: about 8 ms of every runsc command on this machine, a tenth of a
-whole `runsc do true` (docs/performance.md).
+whole `runsc do true` (docs/performance.md). The code that @dataclass
+compiles during the imports comes from a cache (code_cache.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import gc
 import os
 import sys
 import threading
+
+from runsc import code_cache
 
 
 def _exit_code(code: object) -> int:
@@ -31,8 +34,16 @@ def run() -> None:
     # Imports make tens of thousands of objects and no garbage cycles worth
     # collecting; collections during them cost about 2 ms.
     gc.disable()
-    from runsc.main import main  # noqa: PLC0415 (after gc.disable)
+    cache = code_cache.install(
+        os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            "__pycache__",
+            f"dataclass-code.{sys.implementation.cache_tag}.marshal",
+        )
+    )
+    from runsc.main import main  # noqa: PLC0415 (after the two above)
 
+    cache.save()
     gc.enable()
     try:
         code = main()
