@@ -815,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         runtimes.append(rt)
 
     files = sorted(workload_path(n) for n in WORKLOAD_BINARIES)
+    load_before = _loadavg()
     cells: dict[tuple[str, str, str], Cell] = {}
     processes: dict[str, list[dict[str, object]]] = {}
     with tempfile.TemporaryDirectory(prefix="pyvisor-bench-") as workdir:
@@ -844,9 +845,15 @@ def main(argv: list[str] | None = None) -> int:
             for rt in runtimes:
                 rt.cleanup()
 
+    load_after = _loadavg()
     names_rt = [rt.name for rt in runtimes]
     header, rows = table_rows(workloads, names_rt, cells)
     print(format_table(header, rows, args.markdown))
+    # Other work on the machine slows every runtime, sandboxes most.
+    print(
+        f"\n{os.cpu_count()} CPUs; load average {load_before} before, "
+        f"{load_after} after"
+    )
     errors = sorted(
         {
             (w, r, c.error)
@@ -869,8 +876,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r}: {parts} ({len(procs)} processes)")
 
     if args.json:
-        _write_json(args, workloads, names_rt, cells, processes, header, rows)
+        _write_json(
+            args,
+            workloads,
+            names_rt,
+            cells,
+            processes,
+            header,
+            rows,
+            (load_before, load_after),
+        )
     return 0
+
+
+def _loadavg() -> str:
+    """Returns the 1-minute load average of the machine, as /proc says."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
 
 
 def _record(
@@ -892,6 +917,7 @@ def _write_json(
     processes: dict[str, list[dict[str, object]]],
     header: list[str],
     rows: list[list[str]],
+    load: tuple[str, str],
 ) -> None:
     results = []
     for w in workloads:
@@ -922,6 +948,8 @@ def _write_json(
         "results": results,
         "idle_processes": processes,
         "table": {"header": header, "rows": rows},
+        "cpus": os.cpu_count(),
+        "load_average": {"before": load[0], "after": load[1]},
     }
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=2)
