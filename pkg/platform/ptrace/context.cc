@@ -221,9 +221,9 @@ bool Context::GetRegsLocked(uint8_t* state) {
 
 // SetRegsLocked loads regs into the stopped stub thread. PTRACE_SETREGS
 // costs about a microsecond here (it rewrites every segment and base
-// register), a third of the sentry's whole share of a system call round
-// trip; after a system call the sentry has usually changed only rax, the
-// result, so then one PTRACE_POKEUSER of rax does.
+// register), a tenth of a whole system call round trip; after a system call
+// the sentry has usually changed only rax, the result, so then one
+// PTRACE_POKEUSER of rax does (docs/performance.md).
 //
 // That path leaves orig_rax as the kernel has it (the system call number,
 // not -1), so the host's restart logic could act on a signal that arrives
