@@ -324,10 +324,20 @@ class HostFilesystem(Filesystem):
                 raise SyscallError(errno.EEXIST)
         raise SyscallError(errno.EROFS)
 
-    def _refuse_delete(self, rp: ResolvingPath) -> None:
+    def _refuse_delete(
+        self, rp: ResolvingPath, at_root: int, dot: int, dotdot: int
+    ) -> None:
+        """Fails a removal with the errno Linux gives for a name that cannot
+        be removed ("/", ".", ".."), else with EROFS."""
         with self.mu:
-            if not rp.done():
-                self._walk_parent(rp)
+            if rp.done():
+                raise SyscallError(at_root)
+            self._walk_parent(rp)
+            name = rp.component()
+        if name == b".":
+            raise SyscallError(dot)
+        if name == b"..":
+            raise SyscallError(dotdot)
         raise SyscallError(errno.EROFS)
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
@@ -349,18 +359,21 @@ class HostFilesystem(Filesystem):
         old_name: bytes,
         opts: RenameOptions,
     ) -> None:
-        if old_parent.mount is not rp.mount:
-            with self.mu:
-                if not rp.done():
-                    self._walk_parent(rp)
-            raise SyscallError(errno.EXDEV)
-        self._refuse_delete(rp)
+        with self.mu:
+            if rp.done():
+                raise SyscallError(errno.EBUSY)
+            self._walk_parent(rp)
+            if old_parent.mount is not rp.mount:
+                raise SyscallError(errno.EXDEV)
+            if rp.component() in (b".", b".."):
+                raise SyscallError(errno.EBUSY)
+        raise SyscallError(errno.EROFS)
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
-        self._refuse_delete(rp)
+        self._refuse_delete(rp, errno.EBUSY, errno.EINVAL, errno.ENOTEMPTY)
 
     def unlink_at(self, rp: ResolvingPath) -> None:
-        self._refuse_delete(rp)
+        self._refuse_delete(rp, errno.EISDIR, errno.EISDIR, errno.EISDIR)
 
     def setstat_at(self, rp: ResolvingPath, opts: SetStatOptions) -> None:
         with self.mu:
