@@ -1,10 +1,14 @@
 """Pipe: the buffer shared by the two ends of a pipe or a FIFO (fs/pipe.c).
 
-A pipe holds up to `capacity` bytes (64 KiB by default, F_SETPIPE_SZ
-changes it). Writes of at most PIPE_BUF bytes are atomic: they wait until
-they fit whole. Larger writes go in pieces as room appears. A write with no
-reader left fails with EPIPE and raises SIGPIPE; a read of an empty pipe
-with no writer left returns end of file.
+As in Linux, a pipe is a ring of page-sized buffers (16 by default,
+F_SETPIPE_SZ changes how many): a write appends its odd tail to the last
+page if it fits there whole, and otherwise takes fresh pages; a page is
+free again once it has been read entirely. So writes of at most PIPE_BUF
+bytes are atomic, and the room a writer sees is counted in pages, which
+applications can observe (a pipe holding one byte of each page is full).
+Larger writes go in pieces as pages free up. A write with no reader left
+fails with EPIPE and raises SIGPIPE; a read of an empty pipe with no writer
+left returns end of file.
 
 Blocking is on the pipe's waiter queue: a blocked task registers an Entry
 that wakes it and sleeps in Task.block, so signals interrupt it. The same
@@ -16,6 +20,7 @@ opened (unless O_NONBLOCK, or O_RDWR which is both ends at once).
 
 from __future__ import annotations
 
+import collections
 import threading
 from typing import TYPE_CHECKING
 
@@ -66,7 +71,8 @@ class Pipe:
     """
 
     __slots__ = (
-        "_buf",
+        "_bufs",
+        "_len",
         "_mu",
         "capacity",
         "named",
@@ -79,7 +85,9 @@ class Pipe:
 
     def __init__(self, named: bool) -> None:
         self._mu = threading.Lock()
-        self._buf = bytearray()
+        # The pages in use, oldest first: [data, read offset] each.
+        self._bufs: collections.deque[list] = collections.deque()
+        self._len = 0
         self.capacity = DEFAULT_PIPE_SIZE
         self.named = named
         self.queue = Queue()
@@ -163,7 +171,8 @@ class Pipe:
                 self.writers -= 1
             if self.readers == 0 and self.writers == 0 and self.named:
                 # A FIFO's contents do not survive its last close.
-                self._buf.clear()
+                self._bufs.clear()
+                self._len = 0
         self.queue.notify(EVENT_IN | EVENT_OUT | EVENT_HUP | EVENT_ERR)
 
     # I/O.
@@ -177,10 +186,8 @@ class Pipe:
         """
         while True:
             with self._mu:
-                if self._buf:
-                    n = min(length, len(self._buf))
-                    out = bytes(self._buf[:n])
-                    del self._buf[:n]
+                if self._len:
+                    out = self._take_locked(length, consume=True)
                     break
                 if not self.writers:
                     return b""
@@ -200,8 +207,8 @@ class Pipe:
         waiting like read."""
         while True:
             with self._mu:
-                if self._buf:
-                    return bytes(self._buf[:length])
+                if self._len:
+                    return self._take_locked(length, consume=False)
                 if not self.writers:
                     return b""
                 if nonblock or t is None:
@@ -216,7 +223,7 @@ class Pipe:
     def consume(self, n: int) -> None:
         """Drops the first n buffered bytes (after a successful peek)."""
         with self._mu:
-            del self._buf[:n]
+            self._take_locked(n, consume=True)
         if n:
             self.queue.notify(EVENT_OUT)
 
@@ -242,16 +249,7 @@ class Pipe:
                     if t is not None:
                         self._sigpipe(t)
                     raise SyscallError(errno.EPIPE)
-                free = self.capacity - len(self._buf)
-                wrote = 0
-                if n <= PIPE_BUF:
-                    if free >= n:
-                        self._buf += data
-                        wrote = n
-                elif free > 0:
-                    chunk = data[total : total + free]
-                    self._buf += chunk
-                    wrote = len(chunk)
+                wrote = self._put_locked(data, total, n)
                 total += wrote
                 if total < n and not nonblock and t is not None:
                     entry = Entry(lambda _m: t.wake(), EVENT_OUT | EVENT_ERR)
@@ -273,6 +271,57 @@ class Pipe:
             finally:
                 self.queue.unregister(entry)
 
+    def _take_locked(self, length: int, consume: bool) -> bytes:
+        """Returns up to length bytes from the oldest pages, removing them
+        if consume."""
+        parts = []
+        want = length
+        for entry in self._bufs:
+            if not want:
+                break
+            data, off = entry
+            chunk = data[off : off + want]
+            parts.append(bytes(chunk))
+            want -= len(chunk)
+        out = b"".join(parts)
+        if consume:
+            left = len(out)
+            self._len -= left
+            while left:
+                entry = self._bufs[0]
+                avail = len(entry[0]) - entry[1]
+                if avail <= left:
+                    self._bufs.popleft()
+                    left -= avail
+                else:
+                    entry[1] += left
+                    left = 0
+        return out
+
+    def _put_locked(self, data: bytes, total: int, n: int) -> int:
+        """Appends what the pages allow of data[total:n], as pipe_write
+        does; returns how many bytes went in. A write of at most PIPE_BUF
+        bytes goes in whole or not at all."""
+        pos = total
+        if total == 0 and self._bufs:
+            # The odd tail of the write's length joins the last page if it
+            # fits there entirely.
+            chars = n & (_PAGE - 1)
+            last = self._bufs[-1][0]
+            if chars and len(last) + chars <= _PAGE:
+                last += data[:chars]
+                self._len += chars
+                pos = chars
+        slots = self.capacity // _PAGE
+        if n <= PIPE_BUF and pos == 0 and len(self._bufs) >= slots:
+            return 0
+        while pos < n and len(self._bufs) < slots:
+            chunk = bytearray(data[pos : pos + _PAGE])
+            self._bufs.append([chunk, 0])
+            self._len += len(chunk)
+            pos += len(chunk)
+        return pos - total
+
     @staticmethod
     def _sigpipe(t: Task) -> None:
         send_to_task(t, SignalInfo(signo=SIG.SIGPIPE, code=SIG.SI_USER, pid=t.pid))
@@ -282,19 +331,19 @@ class Pipe:
     def queued(self) -> int:
         """Returns the number of bytes buffered (FIONREAD)."""
         with self._mu:
-            return len(self._buf)
+            return self._len
 
     def readiness(self, mask: int, readable: bool, writable: bool, w_seen: int) -> int:
         """Returns the ready events of an end (pipe_poll)."""
         ready = 0
         with self._mu:
             if readable:
-                if self._buf:
+                if self._len:
                     ready |= EVENT_IN | EVENT_RDNORM
                 if not self.writers and w_seen != self.w_counter:
                     ready |= EVENT_HUP
             if writable:
-                if len(self._buf) < self.capacity:
+                if len(self._bufs) < self.capacity // _PAGE:
                     ready |= EVENT_OUT | EVENT_WRNORM
                 if not self.readers:
                     ready |= EVENT_ERR
@@ -314,7 +363,7 @@ class Pipe:
         if size > PIPE_MAX_SIZE and not t.creds.has_capability(CAP_SYS_RESOURCE):
             raise SyscallError(errno.EPERM)
         with self._mu:
-            if len(self._buf) > size:
+            if len(self._bufs) > size // _PAGE:
                 raise SyscallError(errno.EBUSY)
             self.capacity = size
         self.queue.notify(EVENT_OUT)
