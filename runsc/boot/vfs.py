@@ -58,7 +58,7 @@ def register_filesystems(kernel: Kernel) -> None:
         TmpfsType(kernel.mf),
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
-    vfs.register_filesystem_type("hostfs", HostfsType())
+    vfs.register_filesystem_type("hostfs", HostfsType(kernel.mf))
     memdev.register(vfs)
 
 

@@ -19,6 +19,7 @@ from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.options import OpenOptions
     from pkg.sentry.vfs.vfs import VirtualFilesystem
@@ -67,8 +68,8 @@ class NullFD(_MemFD):
 
 
 class ZeroFD(_MemFD):
-    """ZeroFD reads zeroes and swallows writes. TODO(#3): mmap of
-    /dev/zero (shared anonymous memory)."""
+    """ZeroFD reads zeroes and swallows writes; mapping it maps anonymous
+    memory (shared memory for MAP_SHARED), as mmap_zero does."""
 
     __slots__ = ()
 
@@ -77,6 +78,11 @@ class ZeroFD(_MemFD):
 
     def write(self, t: Task, data: bytes) -> int:
         return len(data)
+
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
+        opts.mappable = None
+        opts.file = None
+        opts.offset = 0
 
 
 class FullFD(_MemFD):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pkg.abi.linux.fs import Statfs
     from pkg.abi.linux.stat import Statx
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.dirent import DirentCallback
     from pkg.sentry.vfs.options import SetStatOptions, SetXattrOptions
@@ -218,12 +219,6 @@ class FileDescription:
         """Sets a pipe's capacity (F_SETPIPE_SZ); EBADF for other files."""
         raise SyscallError(errno.EBADF)
 
-    def configure_mmap(self, t: Task, opts: object) -> None:
-        """Sets up a memory mapping of this file: fills in the mappable
-        object of opts (an mm MmapOpts). TODO(#3): the Mappable protocol
-        comes from the memory manager."""
-        raise SyscallError(errno.ENODEV)
-
     # Attributes. The defaults operate on vd by path.
 
     def stat(self, t: Task, mask: int) -> Statx:
@@ -283,6 +278,37 @@ class FileDescription:
 
     def event_unregister(self, entry: Entry) -> None:
         """Cancels event_register."""
+
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
+        """Prepares mmap(2) of this file: sets opts.mappable (a Mappable,
+        see pkg/sentry/mm/mappable.py) and opts.identity, and may lower
+        opts.max_prot or raise (EPERM for a sealed file) where the file
+        forbids the mapping. The mmap handler has already checked the access
+        mode and set opts.file = self; the vma holds a reference on it.
+
+        Raises:
+            SyscallError: ENODEV, the default: the file cannot be mapped.
+        """
+        raise SyscallError(errno.ENODEV)
+
+    def get_seals(self) -> int:
+        """Returns the F_SEAL_* seals of the file (fcntl F_GET_SEALS).
+
+        Raises:
+            SyscallError: EINVAL, the default: the file does not support
+                sealing.
+        """
+        raise SyscallError(errno.EINVAL)
+
+    def add_seals(self, seals: int) -> None:
+        """Adds F_SEAL_* seals (fcntl F_ADD_SEALS).
+
+        Raises:
+            SyscallError: EINVAL, the default: the file does not support
+                sealing; EPERM if sealing is sealed; EBUSY for F_SEAL_WRITE
+                while writable shared mappings exist.
+        """
+        raise SyscallError(errno.EINVAL)
 
     # Locks.
 

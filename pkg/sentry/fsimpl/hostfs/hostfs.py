@@ -34,8 +34,12 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
 from pkg.abi.linux import ioctl as I
+from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
+from pkg.abi.linux.mman import PROT_EXEC
 from pkg.errors.syscall_error import SyscallError, from_os_error
+from pkg.sentry.mm.file_cache import FileCache, HostFdBacking
+from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.dirent import Dirent
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
@@ -52,6 +56,8 @@ from pkg.sentry.vfs.permissions import (
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.syscalls import MmapOpts
+    from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.dirent import DirentCallback
     from pkg.sentry.vfs.filesystem import GetFilesystemOptions
     from pkg.sentry.vfs.options import (
@@ -76,9 +82,13 @@ _OPEN_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class HostfsType(FilesystemType):
     """HostfsType serves the host directory named by the mount source (or
-    by GetFilesystemOptions.internal, a path string)."""
+    by GetFilesystemOptions.internal, a path string); mf holds the page
+    caches of mmapped files."""
 
     name = "hostfs"
+
+    def __init__(self, mf: MemoryFile) -> None:
+        self.mf = mf
 
     def get_filesystem(
         self, vfs: VirtualFilesystem, creds: Credentials, opts: GetFilesystemOptions
@@ -88,7 +98,7 @@ class HostfsType(FilesystemType):
             root_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
             raise from_os_error(e) from None
-        fs = HostFilesystem(vfs, self, root_fd)
+        fs = HostFilesystem(vfs, self, root_fd, self.mf)
         return fs, fs.root
 
 
@@ -146,9 +156,14 @@ class HostFilesystem(Filesystem):
     """HostFilesystem is one served host tree."""
 
     def __init__(
-        self, vfs: VirtualFilesystem, fs_type: FilesystemType, root_fd: int
+        self,
+        vfs: VirtualFilesystem,
+        fs_type: FilesystemType,
+        root_fd: int,
+        mf: MemoryFile,
     ) -> None:
         super().__init__(vfs, fs_type, read_only=True)
+        self._mf = mf
         self.mu = threading.RLock()
         self._root_fd = root_fd
         self._devs: dict[int, int] = {}
@@ -156,6 +171,10 @@ class HostFilesystem(Filesystem):
             collections.OrderedDict()
         )
         self.root = HostDentry(None, b"", os.fstat(root_fd))
+
+    def vfs_mf(self) -> MemoryFile:
+        """Returns the MemoryFile that page caches of this filesystem use."""
+        return self._mf
 
     def release(self) -> None:
         with self.mu:
@@ -594,9 +613,44 @@ class _HostFD(FileDescription):
 
 
 class HostRegularFD(_HostFD):
-    """HostRegularFD is an open host regular file (read-only)."""
+    """HostRegularFD is an open host regular file (read-only). mmap maps a
+    page cache of it (a FileCache over the host descriptor), made on the
+    first mmap and kept while the open file lives; the file is never
+    written, so the cache never writes back."""
 
-    __slots__ = ()
+    __slots__ = ("_cache",)
+
+    def __init__(
+        self,
+        fs: HostFilesystem,
+        d: HostDentry,
+        host_fd: int,
+        flags: int,
+        vd: VirtualDentry,
+    ) -> None:
+        super().__init__(fs, d, host_fd, flags, vd)
+        self._cache: FileCache | None = None
+
+    def release(self) -> None:
+        if self._cache is not None:
+            self._cache.dec_ref()
+        super().release()
+
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
+        assert self.vd is not None
+        if self.vd.mount.flags & MS.MS_NOEXEC:
+            if opts.prot & PROT_EXEC:
+                raise SyscallError(errno.EPERM)
+            opts.max_prot &= ~PROT_EXEC
+        with self.pos_mu:
+            if self._cache is None:
+                self._cache = FileCache(self.fs.vfs_mf(), HostFdBacking(self.host_fd))
+        opts.mappable = self._cache
+        st = os.fstat(self.host_fd)
+        path = self.vd.mount.vfs.path_for_display(self.vd).decode(errors="replace")
+        with self.fs.mu:
+            minor = self.fs._dev_minor(st.st_dev)
+        opts.identity = MappingIdentity(S.make_dev(0, minor), st.st_ino, path)
 
     def read(self, t: Task, length: int) -> bytes:
         with self.pos_mu:

@@ -2,11 +2,13 @@
 
 A file's contents are a sparse map from page index to the offset of a page
 of the sandbox's MemoryFile. A page that is absent is a hole and reads as
-zeroes. Because the pages are MemoryFile pages, a shared mapping of the file
-can map them straight into an address space (TODO(#3): the Mappable
-protocol of the memory manager).
+zeroes. The file is its own Mappable (pkg/sentry/mm/mappable.py): mmap maps
+those very pages, so every mapping, read and write of the file sees the
+same bytes, as shmem does. Truncation and hole punching unmap the pages
+they drop from every address space that maps them.
 
-A file's pages are freed when it has no name left and nothing has it open.
+A file's pages are released when it has no name left and nothing has it
+open or mapped (mappings hold the open file).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import ioctl as I
+from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
+from pkg.abi.linux.mman import PROT_EXEC, PROT_WRITE, page_round_down, page_round_up
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.tmpfs.inode import Inode
+from pkg.sentry.mm.mappable import MappingIdentity, Translation
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.inode_attrs import now_ns
 from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
@@ -27,6 +32,8 @@ from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
 if TYPE_CHECKING:
     from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsFilesystem
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.mappable import MappingSpace
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
@@ -49,7 +56,15 @@ class RegularFile(Inode):
         open_count: open files (and, later, mappings) of the inode.
     """
 
-    __slots__ = ("data_mu", "linkable", "open_count", "pages", "seals", "size")
+    __slots__ = (
+        "_mappings",
+        "data_mu",
+        "linkable",
+        "open_count",
+        "pages",
+        "seals",
+        "size",
+    )
 
     def __init__(self, fs: TmpfsFilesystem, mode: int, uid: int, gid: int) -> None:
         super().__init__(fs, S.S_IFREG | mode & S.S_IALLUGO, uid, gid)
@@ -61,6 +76,8 @@ class RegularFile(Inode):
         self.seals = 0
         # An O_TMPFILE file without O_EXCL may get a name by linkat.
         self.linkable = False
+        # (space, start, end, offset, writable) of each mapping (data_mu).
+        self._mappings: list[tuple[MappingSpace, int, int, int, bool]] = []
 
     def attr_size(self) -> int:
         return self.size
@@ -228,6 +245,10 @@ class RegularFile(Inode):
                 first_gone = (size + PAGE_SIZE - 1) >> _PAGE_SHIFT
                 self._free_pages_locked([i for i in self.pages if i >= first_gone])
             self.size = size
+        if size < old:
+            # Pages past the new end leave every mapping; touching them
+            # again faults with SIGBUS.
+            self._invalidate(page_round_up(size), page_round_up(old), True)
         return True
 
     def _zero_tail_locked(self, size: int) -> None:
@@ -253,11 +274,13 @@ class RegularFile(Inode):
         end = offset + length
         if end > MAX_FILE_SIZE:
             raise SyscallError(errno.EFBIG)
+        punched = False
         with self.data_mu:
             if mode & F.FALLOC_FL_PUNCH_HOLE:
                 if self.seals & F.F_SEAL_WRITE:
                     raise SyscallError(errno.EPERM)
                 self._punch_hole_locked(offset, end)
+                punched = True
             else:
                 if end > self.size and not mode & F.FALLOC_FL_KEEP_SIZE:
                     if self.seals & F.F_SEAL_GROW:
@@ -267,6 +290,8 @@ class RegularFile(Inode):
                 )
                 if end > self.size and not mode & F.FALLOC_FL_KEEP_SIZE:
                     self.size = end
+        if punched:
+            self._invalidate(page_round_up(offset), page_round_down(end), False)
         self.touch_cmtime()
 
     def _punch_hole_locked(self, start: int, end: int) -> None:
@@ -307,6 +332,94 @@ class RegularFile(Inode):
             if data:
                 raise SyscallError(errno.ENXIO)
             return self.size
+
+    # Mappable.
+
+    def translate(
+        self, start: int, end: int, optional_end: int, write: bool
+    ) -> list[Translation]:
+        """Returns the pages behind [start, end), up to the end of the file,
+        allocating holes (ENOSPC, raised, becomes SIGBUS)."""
+        with self.data_mu:
+            limit = min(end, page_round_up(self.size))
+            if limit <= start:
+                return []
+            first, last = start >> _PAGE_SHIFT, (limit - 1) >> _PAGE_SHIFT
+            self._allocate_pages_locked(first, last)
+            out: list[Translation] = []
+            for i in range(first, last + 1):
+                off = self.pages[i]
+                prev = out[-1] if out else None
+                if (
+                    prev is not None
+                    and prev.file_offset + (prev.end - prev.start) == off
+                ):
+                    out[-1] = Translation(
+                        prev.start, (i + 1) << _PAGE_SHIFT, prev.file_offset
+                    )
+                else:
+                    out.append(
+                        Translation(i << _PAGE_SHIFT, (i + 1) << _PAGE_SHIFT, off)
+                    )
+            return out
+
+    def add_mapping(
+        self, ms: MappingSpace, start: int, end: int, offset: int, writable: bool
+    ) -> None:
+        """Records a mapping of the file."""
+        with self.data_mu:
+            self._mappings.append((ms, start, end, offset, writable))
+
+    def remove_mapping(
+        self, ms: MappingSpace, start: int, end: int, offset: int, writable: bool
+    ) -> None:
+        """Forgets (part of) recorded mappings of [start, end) in ms."""
+        with self.data_mu:
+            kept = []
+            for m in self._mappings:
+                mms, ms_start, ms_end, moff, mw = m
+                if mms is not ms or ms_end <= start or ms_start >= end:
+                    kept.append(m)
+                    continue
+                if ms_start < start:
+                    kept.append((mms, ms_start, start, moff, mw))
+                if ms_end > end:
+                    kept.append((mms, end, ms_end, moff + (end - ms_start), mw))
+            self._mappings = kept
+
+    def writeback(self, start: int, end: int, sync: bool) -> None:
+        """Nothing to do: the pages are the file."""
+
+    def punch_hole(self, offset: int, length: int) -> None:
+        """madvise(MADV_REMOVE): frees the pages of the range."""
+        self.allocate(F.FALLOC_FL_PUNCH_HOLE | F.FALLOC_FL_KEEP_SIZE, offset, length)
+
+    def resident(self, offset: int) -> bool:
+        """Reports whether the page at offset exists and is populated."""
+        with self.data_mu:
+            base = self.pages.get(offset >> _PAGE_SHIFT)
+        return base is not None and self.fs.mf.committed_in(base, PAGE_SIZE) > 0
+
+    def writable_mappings(self) -> int:
+        """Returns how many shared writable mappings of the file exist."""
+        with self.data_mu:
+            return sum(1 for m in self._mappings if m[4])
+
+    def _invalidate(self, start: int, end: int, even_private: bool) -> None:
+        """Unmaps the file range [start, end) from every mapping of it.
+        Called without data_mu: invalidation takes the address space's
+        lock, which comes first."""
+        if start >= end:
+            return
+        with self.data_mu:
+            targets = []
+            for ms, m_start, m_end, moff, _w in self._mappings:
+                lo = max(start, moff)
+                hi = min(end, moff + (m_end - m_start))
+                if lo < hi:
+                    targets.append((ms, m_start + (lo - moff), m_start + (hi - moff)))
+        for ms, lo, hi in targets:
+            ms.invalidate(lo, hi, even_private)
 
 
 class RegularFileFD(FileDescription):
@@ -389,3 +502,28 @@ class RegularFileFD(FileDescription):
 
     def file_locks(self) -> FileLocks | None:
         return self.inode.locks
+
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
+        configure_file_mmap(self, self.inode, opts)
+
+
+def configure_file_mmap(f: FileDescription, inode: Inode, opts: MmapOpts) -> None:
+    """Makes inode the mapping's Mappable, honouring a noexec mount and the
+    file's seals, and names the mapping for /proc/pid/maps."""
+    assert f.vd is not None
+    if f.vd.mount.flags & MS.MS_NOEXEC:
+        if opts.prot & PROT_EXEC:
+            raise SyscallError(errno.EPERM)
+        opts.max_prot &= ~PROT_EXEC
+    seals = getattr(inode, "seals", 0)
+    if not opts.private and seals & (F.F_SEAL_WRITE | F.F_SEAL_FUTURE_WRITE):
+        if opts.prot & PROT_WRITE:
+            raise SyscallError(errno.EPERM)
+        opts.max_prot &= ~PROT_WRITE
+    opts.mappable = inode
+    vfs = f.vd.mount.vfs
+    opts.identity = MappingIdentity(
+        S.make_dev(inode.fs.dev_major, inode.fs.dev_minor),
+        inode.ino,
+        vfs.path_for_display(f.vd).decode(errors="replace"),
+    )

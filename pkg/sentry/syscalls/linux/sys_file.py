@@ -104,6 +104,11 @@ def sys_fcntl(t: Task, args: Args) -> int:
     if cmd == F.F_SETFL:
         table.get(fd).set_status_flags(s32(arg))
         return 0
+    if cmd == F.F_ADD_SEALS:
+        table.get(fd).add_seals(arg & 0xFFFFFFFF)
+        return 0
+    if cmd == F.F_GET_SEALS:
+        return table.get(fd).get_seals()
     f = table.get(fd)
     if cmd in LOCK_COMMANDS:
         return fcntl_lock(t, f, cmd, arg)
@@ -144,9 +149,6 @@ def sys_fcntl(t: Task, args: Args) -> int:
         raise SyscallError(errno.EINVAL)
     if cmd == F.F_NOTIFY:
         # As a kernel without CONFIG_DNOTIFY.
-        raise SyscallError(errno.EINVAL)
-    if cmd in (F.F_ADD_SEALS, F.F_GET_SEALS):
-        # TODO(#3): seals belong to memfd files.
         raise SyscallError(errno.EINVAL)
     if cmd == F.F_DUPFD_QUERY:
         try:
@@ -198,7 +200,7 @@ ENTRIES = [
         "fcntl",
         sys_fcntl,
         "F_SETOWN does not deliver SIGIO; leases and dnotify fail with "
-        "EINVAL (as with them disabled); seals need memfd (#3)",
+        "EINVAL (as with them disabled)",
     ),
     full(N.SYS_dup3, "dup3", sys_dup3),
 ]

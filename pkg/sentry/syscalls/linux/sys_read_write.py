@@ -83,7 +83,7 @@ def sys_write(t: Task, args: Args) -> int:
 def sys_pread64(t: Task, args: Args) -> int:
     """pread64(2)."""
     fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
-    # The offset is checked before the descriptor (ksys_pread64).
+    # ksys_pread64 rejects the offset before looking at the descriptor.
     if offset < 0:
         raise SyscallError(errno.EINVAL)
     f = _readable_file(t, fd)
@@ -99,7 +99,6 @@ def sys_pread64(t: Task, args: Args) -> int:
 def sys_pwrite64(t: Task, args: Args) -> int:
     """pwrite64(2)."""
     fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
-    # The offset is checked before the descriptor (ksys_pread64).
     if offset < 0:
         raise SyscallError(errno.EINVAL)
     f = _writable_file(t, fd)
