@@ -92,12 +92,22 @@ class Dentry:
     def inotify_with_parent(
         self, events: int, cookie: int = 0, et: int = INOTIFY_INODE_EVENT
     ) -> None:
-        """Reports events on this file to watches on it and on its parent
-        directory (fsnotify_parent). Filesystems call it after a change;
-        FileDescriptions after reads, writes, opens and closes.
+        """Reports inotify events (IN_* of pkg/abi/linux/inotify.py) on this
+        file (fsnotify_parent): to watches on the parent directory, naming
+        this dentry, and, for an INOTIFY_INODE_EVENT, to watches on the file
+        itself. INOTIFY_PATH_EVENT events (IN_CREATE, IN_DELETE,
+        IN_MOVED_FROM/TO) concern the name only and go to the parent alone.
 
-        Unlike Linux, nothing is reported yet: the inotify implementation
-        replaces this hook (TODO(#5): inotify).
+        Where it is called: the VFS after an open (IN_OPEN);
+        FileDescription on its last close (IN_CLOSE_WRITE/NOWRITE) and
+        through notify() after reads and writes (IN_ACCESS, IN_MODIFY);
+        tmpfs when names are created, removed and moved (with a cookie from
+        VirtualFilesystem.new_inotify_cookie), when link counts change
+        (IN_ATTRIB, IN_DELETE_SELF) and on attribute changes.
+
+        Unlike Linux, nothing is reported yet: no filesystem keeps watches.
+        TODO(#5): inotify makes watches() return the inode's watches and
+        this deliver to them.
         """
 
 

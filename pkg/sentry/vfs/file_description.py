@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT, Entry
 from pkg.sentry.vfs.lock import FileLocks
@@ -121,6 +122,10 @@ class FileDescription:
             locks = self._existing_locks()
             if locks is not None:
                 locks.release_description(self)
+            if self.vd is not None and not self.is_path:
+                self.vd.dentry.inotify_with_parent(
+                    IN.IN_CLOSE_WRITE if self.writable else IN.IN_CLOSE_NOWRITE
+                )
             self.release()
             if self.vd is not None:
                 self.vd.dec_ref()
@@ -309,6 +314,14 @@ class FileDescription:
                 while writable shared mappings exist.
         """
         raise SyscallError(errno.EINVAL)
+
+    # Notification.
+
+    def notify(self, events: int) -> None:
+        """Reports inotify events on the file (IN_ACCESS after a read,
+        IN_MODIFY after a write...)."""
+        if self.vd is not None:
+            self.vd.dentry.inotify_with_parent(events)
 
     # Locks.
 

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import stat as S
 from pkg.sentry.vfs.options import UTIME_NOW, UTIME_OMIT
 from pkg.sentry.vfs.permissions import (
@@ -39,6 +40,17 @@ _anon_inos = itertools.count(1)
 def next_anon_ino() -> int:
     """Returns a fresh inode number (get_next_ino)."""
     return next(_anon_inos)
+
+
+def setstat_events(opts: SetStatOptions) -> int:
+    """Returns the inotify events a SetStatOptions change reports (a size
+    change is IN_MODIFY, the rest IN_ATTRIB; fsnotify_change)."""
+    events = 0
+    if opts.mask & S.STATX_SIZE:
+        events |= IN.IN_MODIFY
+    if opts.mask & ~S.STATX_SIZE:
+        events |= IN.IN_ATTRIB
+    return events
 
 
 class InodeAttrs:

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fs as FS
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux.stat import STATX_MNT_ID, Statx
 from pkg.errors.syscall_error import SyscallError
@@ -152,6 +153,7 @@ class VirtualFilesystem:
         # Mounts of the sentry's internal filesystems (pipefs, sockfs,
         # anon_inodefs) by name, created by those filesystems on first use.
         self.internal_mounts: dict[str, Mount] = {}
+        self._inotify_cookies = itertools.count(1)
 
     # Filesystem types and devices.
 
@@ -171,6 +173,10 @@ class VirtualFilesystem:
         """Returns the registered types with their options, by name."""
         with self.mu:
             return sorted((n, o) for n, (_t, o) in self._fs_types.items())
+
+    def new_inotify_cookie(self) -> int:
+        """Returns a fresh cookie tying an IN_MOVED_FROM to its IN_MOVED_TO."""
+        return next(self._inotify_cookies) & 0xFFFFFFFF
 
     def get_anonymous_device_minor(self) -> int:
         """Returns a fresh minor number under major 0 for a filesystem's
@@ -636,7 +642,10 @@ class VirtualFilesystem:
         opts: OpenOptions,
     ) -> FileDescription:
         """Opens (or creates) the file pop names (open(2))."""
-        return self._run(t, creds, pop, lambda fs, rp: fs.open_at(rp, opts))
+        f = self._run(t, creds, pop, lambda fs, rp: fs.open_at(rp, opts))
+        if f.vd is not None and not f.is_path:
+            f.vd.dentry.inotify_with_parent(IN.IN_OPEN)
+        return f
 
     def access_at(
         self, t: Task | None, creds: Credentials, pop: PathOperation, ats: int

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
@@ -26,7 +27,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.tmpfs.inode import Inode
 from pkg.sentry.mm.mappable import MappingIdentity, Translation
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
-from pkg.sentry.vfs.inode_attrs import now_ns
+from pkg.sentry.vfs.inode_attrs import now_ns, setstat_events
 from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
 
 if TYPE_CHECKING:
@@ -439,10 +440,13 @@ class RegularFileFD(FileDescription):
         with self.pos_mu:
             data = self.inode.read_at(self.offset, length)
             self.offset += len(data)
+        self.notify(IN.IN_ACCESS)
         return data
 
     def pread(self, t: Task, length: int, offset: int) -> bytes:
-        return self.inode.read_at(offset, length)
+        data = self.inode.read_at(offset, length)
+        self.notify(IN.IN_ACCESS)
+        return data
 
     def write(self, t: Task, data: bytes) -> int:
         with self.pos_mu:
@@ -450,11 +454,13 @@ class RegularFileFD(FileDescription):
                 t, self.offset, data, bool(self.flags & F.O_APPEND)
             )
             self.offset = end
+        self.notify(IN.IN_MODIFY)
         return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
         # As on Linux, O_APPEND wins over the offset.
         n, _ = self.inode.write_at(t, offset, data, bool(self.flags & F.O_APPEND))
+        self.notify(IN.IN_MODIFY)
         return n
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
@@ -489,6 +495,7 @@ class RegularFileFD(FileDescription):
 
     def setstat(self, t: Task, opts: SetStatOptions) -> None:
         self.inode.setstat(t, t.creds, opts, via_fd=True)
+        self.notify(setstat_events(opts))
 
     def allocate(self, t: Task, mode: int, offset: int, length: int) -> None:
         if t is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
@@ -37,7 +38,7 @@ from pkg.sentry.fsimpl.tmpfs.inode import (
 )
 from pkg.sentry.fsimpl.tmpfs.regular_file import RegularFile, RegularFileFD
 from pkg.sentry.kernel.credentials import CAP_FSETID
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import (
     Filesystem,
@@ -45,6 +46,7 @@ from pkg.sentry.vfs.filesystem import (
     GetFilesystemOptions,
     parse_mount_data,
 )
+from pkg.sentry.vfs.inode_attrs import setstat_events
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
@@ -119,6 +121,10 @@ def _host_memory() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 1 << 32
+
+
+def _isdir(d: TmpfsDentry) -> int:
+    return IN.IN_ISDIR if isinstance(d.inode, Directory) else 0
 
 
 class TmpfsType(FilesystemType):
@@ -344,6 +350,7 @@ class TmpfsFilesystem(Filesystem):
         pdir = self._dir(parent)
         pdir.insert(d)
         pdir.touch_cmtime()
+        d.inotify_with_parent(IN.IN_CREATE | _isdir(d), 0, INOTIFY_PATH_EVENT)
         return d
 
     def _create(
@@ -445,7 +452,9 @@ class TmpfsFilesystem(Filesystem):
         if is_dir and child.parent is None:
             raise SyscallError(errno.EBUSY)
 
-    def _drop_link(self, inode: Inode) -> None:
+    def _drop_link(self, d: TmpfsDentry) -> None:
+        """Accounts for d's name going away (after its removal)."""
+        inode = d.inode
         with inode.attr_mu:
             if isinstance(inode, Directory):
                 inode.nlink = 0
@@ -453,6 +462,7 @@ class TmpfsFilesystem(Filesystem):
                 inode.nlink -= 1
             gone = inode.nlink == 0
         inode.touch_ctime()
+        d.inotify_with_parent(IN.IN_DELETE_SELF if gone else IN.IN_ATTRIB)
         if gone:
             inode.on_unlinked()
 
@@ -475,10 +485,11 @@ class TmpfsFilesystem(Filesystem):
                 )
             self._may_delete(rp, parent, child, is_dir=False)
             self.vfs.delete_dentry(child)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
             pdir.remove(child)
             pdir.touch_cmtime()
-            self._drop_link(child.inode)
+            self._drop_link(child)
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
         with self.mu:
@@ -500,10 +511,11 @@ class TmpfsFilesystem(Filesystem):
             if self._dir(child).children:
                 raise SyscallError(errno.ENOTEMPTY)
             self.vfs.delete_dentry(child)
+            child.inotify_with_parent(IN.IN_DELETE | IN.IN_ISDIR, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
             pdir.remove(child)
             pdir.touch_cmtime()
-            self._drop_link(child.inode)
+            self._drop_link(child)
 
     def rename_at(
         self,
@@ -606,6 +618,10 @@ class TmpfsFilesystem(Filesystem):
     ) -> None:
         odir = self._dir(old_parent)
         ndir = self._dir(new_parent)
+        cookie = self.vfs.new_inotify_cookie()
+        renamed.inotify_with_parent(
+            IN.IN_MOVED_FROM | _isdir(renamed), cookie, INOTIFY_PATH_EVENT
+        )
         odir.remove(renamed)
         if replaced is not None:
             ndir.remove(replaced)
@@ -616,11 +632,15 @@ class TmpfsFilesystem(Filesystem):
             odir.insert(replaced)
             replaced.inode.touch_ctime()
         elif replaced is not None:
-            self._drop_link(replaced.inode)
+            self._drop_link(replaced)
         renamed.parent = new_parent
         renamed.name = new_name
         ndir.insert(renamed)
         renamed.inode.touch_ctime()
+        renamed.inotify_with_parent(
+            IN.IN_MOVED_TO | _isdir(renamed), cookie, INOTIFY_PATH_EVENT
+        )
+        renamed.inotify_with_parent(IN.IN_MOVE_SELF)
         if flags & F.RENAME_WHITEOUT:
             creds = rp.creds
             whiteout = DeviceNode(
@@ -671,6 +691,7 @@ class TmpfsFilesystem(Filesystem):
             d = self._resolve(rp)
             rp.mount.check_begin_write()
             d.inode.setstat(rp.task, rp.creds, opts)
+        d.inotify_with_parent(setstat_events(opts))
 
     def statfs_at(self, rp: ResolvingPath) -> FS.Statfs:
         with self.mu:
