@@ -249,3 +249,13 @@ def test_rename_replaces_and_keeps_inode(env: Env) -> None:
     assert env.ino(b"/b") == ino
     assert env.read(b"/b") == b"A"
     assert _errno(env.read, b"/a") == errno.ENOENT
+
+
+def test_unmounted_tmpfs_frees_its_pages(env: Env) -> None:
+    env.mkdir(b"/m")
+    before = env.mf.allocated
+    env.mount_tmpfs(b"/m")
+    env.write(b"/m/f", b"x" * 100000)
+    assert env.mf.allocated > before
+    env.vfs.umount_at(None, CREDS, env.pop(b"/m"), 0, env.ns)
+    assert env.mf.allocated == before

@@ -107,6 +107,10 @@ class RegularFile(Inode):
         if doomed:
             self._free_all()
 
+    def release_contents(self) -> None:
+        """Frees the file's pages (its filesystem is going away)."""
+        self._free_all()
+
     def _free_all(self) -> None:
         with self.data_mu:
             self._free_pages_locked(list(self.pages))

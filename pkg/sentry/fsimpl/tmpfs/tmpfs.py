@@ -232,6 +232,19 @@ class TmpfsFilesystem(Filesystem):
     def mount_options(self) -> str:
         return f"size={self.size_limit // 1024}k"
 
+    def release(self) -> None:
+        """Frees the contents of every file: the last mount is gone, and
+        with it every open file and mapping (they hold the mount)."""
+        with self.mu:
+            work = [self.root]
+            while work:
+                d = work.pop()
+                inode = d.inode
+                if isinstance(inode, Directory):
+                    work.extend(inode.children.values())
+                elif isinstance(inode, RegularFile):
+                    inode.release_contents()
+
     # Walking. Every helper here runs with mu held.
 
     def _step(self, rp: ResolvingPath, d: TmpfsDentry) -> TmpfsDentry:
