@@ -149,8 +149,6 @@ TEST(PreadTest, PipeIsEspipe) {
 }
 
 TEST(PreadTest, MemfdAtOffsets) {
-  // Needs memfd_create(2).
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd(memfd_create("pread_test", MFD_CLOEXEC));
   ASSERT_THAT(fd.get(), SyscallSucceeds());
   ASSERT_THAT(write(fd.get(), "0123456789", 10), SyscallSucceedsWithValue(10));

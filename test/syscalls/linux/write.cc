@@ -192,8 +192,6 @@ TEST(PwriteTest, PipeIsEspipe) {
 }
 
 TEST(PwriteTest, MemfdAtOffset) {
-  // Needs memfd_create(2).
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd(memfd_create("pwrite_test", MFD_CLOEXEC));
   ASSERT_THAT(fd.get(), SyscallSucceeds());
   ASSERT_THAT(Pwrite(fd.get(), "abc", 3, 10), SyscallSucceedsWithValue(3));
