@@ -27,7 +27,11 @@ Objects (one concept per module):
 - `FileDescription` (file_description.py): an open file (read, write,
   pread, pwrite, seek, iterate_dirents, stat, setstat, statfs, allocate,
   sync, ioctl, xattrs, readiness/event_register, file_locks,
-  configure_mmap, on_close).
+  configure_mmap (tmpfs files are their own Mappable), on_close, notify
+  for inotify). `vd` is its VirtualDentry; OpathFD (opath.py) is an
+  O_PATH file; Dirent (dirent.py) is what iterate_dirents yields.
+- `InodeAttrs` (inode_attrs.py): mode/owner/times of in-memory inodes with
+  Linux's chmod/chown/utimes/truncate rules, for filesystems to reuse.
 - `FileLocks` (lock.py): POSIX byte-range, OFD and flock locks.
 - permissions.py: generic_check_permissions, check_set_stat,
   check_delete_sticky, check_open (mode/owner/group/capabilities).
@@ -37,6 +41,9 @@ Objects (one concept per module):
   path, ...)` builds a PathOperation from a task's root, working directory
   or dirfd; `open_executable(t, dirfd, path, flags)` opens a file for
   execve.
+
+Internal filesystems (pipefs now; sockfs and anon_inodefs later) keep a
+disconnected mount in `internal_mounts`.
 
 Calling convention: every path operation here takes the task (or None
 inside the sentry), its credentials and a PathOperation, and raises
@@ -398,11 +405,11 @@ class VirtualFilesystem:
         """
         if vd.dentry is not vd.mount.root:
             raise SyscallError(errno.EINVAL)
+        # TODO(#5): without MS_BIND, a remount also changes the filesystem's
+        # own options (tmpfs size=...); only the mount flags change here.
+        del bind
         with self.mu:
             vd.mount.flags = flags & MOUNT_FLAGS_MASK
-        if not bind:
-            # TODO(#5): per-filesystem options on remount (size=...).
-            pass
 
     def move_mount(
         self,
