@@ -30,6 +30,7 @@ from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
 from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
@@ -89,6 +90,9 @@ class Kernel:
         self.config = config
         self.tasks = TaskSet()
         self.futexes = FutexManager()
+        # The timer thread and the CPU-time timer tick (timers.py).
+        self.timer_queue = TimerQueue(self.panic)
+        self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
@@ -175,8 +179,9 @@ class Kernel:
                 tg.parent.children.remove(tg)
 
     def futex_wake(self, t: Task, addr: int, n: int) -> int:
-        """Wakes up to n futex waiters on addr in t's address space."""
-        return self.futexes.wake(t, addr, n)
+        """Wakes up to n futex waiters on addr as t sees it (a shared key, as
+        clear_child_tid wakes)."""
+        return self.futexes.wake(t, addr, False, n)
 
     # Lifecycle.
 
@@ -191,6 +196,7 @@ class Kernel:
 
     def _finish(self) -> None:
         self.tasks.empty.wait()
+        self.timer_queue.close()
         self.done.set()
 
     def kill_all(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from pkg.abi.linux import signal as S
 
@@ -87,6 +88,17 @@ _POLL = struct.Struct("<qi")  # band, fd
 _SYS = struct.Struct("<QiI")  # call_addr, syscall, arch
 
 
+class SignalSource(Protocol):
+    """SignalSource is what sent a queued signal and wants to know when it
+    is dequeued or discarded (a POSIX timer)."""
+
+    def on_dequeue(self, info: SignalInfo) -> None:
+        """Runs when info leaves a queue for delivery, signal lock held."""
+
+    def on_discard(self, info: SignalInfo) -> None:
+        """Runs when info is dropped from a queue, signal lock held."""
+
+
 @dataclass(slots=True)
 class SignalInfo:
     """SignalInfo is a siginfo_t. Which fields matter depends on signo and
@@ -111,8 +123,12 @@ class SignalInfo:
     # For SIGSYS from seccomp.
     syscall: int = 0
     arch: int = 0
-    # Raw bytes from the host for kernel-generated signals, kept verbatim.
+    # Raw bytes from the host for kernel-generated signals, or from the
+    # application for rt_sigqueueinfo, kept verbatim.
     raw: bytes | None = None
+    # The POSIX timer that sent this signal (SI_TIMER): it is told when the
+    # signal leaves a queue, to count overruns and rearm (see timers.py).
+    timer: SignalSource | None = None
 
     def pack(self) -> bytes:
         """Returns the 128-byte siginfo_t."""
@@ -193,11 +209,30 @@ class PendingSignals:
         if not q:
             del self.queues[signo]
             self.mask &= ~S.sigmask(signo)
+        if info.timer is not None:
+            info.timer.on_dequeue(info)
         return info
 
     def discard(self, mask: int) -> None:
         """Drops every pending signal in mask."""
+        if not self.mask & mask:
+            return
         for signo in list(self.queues):
             if S.sigmask(signo) & mask:
-                del self.queues[signo]
+                for info in self.queues.pop(signo):
+                    if info.timer is not None:
+                        info.timer.on_discard(info)
         self.mask &= ~mask
+
+    def discard_from(self, source: SignalSource) -> None:
+        """Drops every pending signal that source sent."""
+        for signo in list(self.queues):
+            q = self.queues[signo]
+            kept = [info for info in q if info.timer is not source]
+            if len(kept) == len(q):
+                continue
+            if kept:
+                self.queues[signo] = kept
+            else:
+                del self.queues[signo]
+                self.mask &= ~S.sigmask(signo)

@@ -18,9 +18,11 @@ from pkg.sentry.syscalls.linux import (
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
 )
 from pkg.sentry.syscalls.syscall import Syscall, error
@@ -37,9 +39,11 @@ FAMILIES = (
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
 )
 
