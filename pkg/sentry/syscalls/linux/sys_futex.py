@@ -94,7 +94,6 @@ def sys_futex(t: Task, args: Args) -> int:
     private = bool(op & F.FUTEX_PRIVATE_FLAG)
     realtime = bool(op & F.FUTEX_CLOCK_REALTIME)
     if realtime and cmd not in (
-        F.FUTEX_WAIT,
         F.FUTEX_WAIT_BITSET,
         F.FUTEX_WAIT_REQUEUE_PI,
         F.FUTEX_LOCK_PI2,
