@@ -175,7 +175,7 @@ def _convert(pc: int, n: int, code: int, jt: int, jf: int, k: int) -> Insn:
         src = code & 0x08
         if code == _ALU | SC.BPF_NEG:
             return (_OP_NEG, 0, 0, 0)
-        if op not in _ALU_OPS or code & ~0xF8:
+        if op not in _ALU_OPS or code != _ALU | op | src:
             raise SyscallError(errno.EINVAL)
         if src == _K:
             if op == SC.BPF_DIV and k == 0:
@@ -191,7 +191,7 @@ def _convert(pc: int, n: int, code: int, jt: int, jf: int, k: int) -> Insn:
                 raise SyscallError(errno.EINVAL)
             return (_OP_JA, 0, 0, k)
         ops = _JMP_OPS.get(op)
-        if ops is None or code & ~0xF8:
+        if ops is None or code != _JMP | op | (code & 0x08):
             raise SyscallError(errno.EINVAL)
         if pc + jt + 1 >= n or pc + jf + 1 >= n:
             raise SyscallError(errno.EINVAL)
