@@ -222,7 +222,16 @@ TEST_F(SigstopTest, HandledTstpDoesNotStop) {
 }
 
 TEST_F(SigstopTest, DefaultTstpStops) {
-  Child child(Idle);
+  // In a process group of its own, whose parent (this test) is in another
+  // group of the same session, so that the group is not orphaned whatever
+  // the group this test runs in.
+  Child child([] {
+    setpgid(0, 0);
+    char c = 'r';
+    write(report_fd, &c, 1);
+    Idle();
+  });
+  ASSERT_EQ(child.Report(), 'r');
   ASSERT_THAT(kill(child.pid(), SIGTSTP), SyscallSucceeds());
   int status = child.Wait(WUNTRACED);
   ASSERT_TRUE(WIFSTOPPED(status));
