@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import signal as S
+from pkg.abi.linux.sched import CLONE_VFORK, CLONE_VM
 from pkg.abi.linux.sysno import SYS_restart_syscall
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
 from pkg.sentry.kernel import task_stop
 from pkg.sentry.kernel.cputime import thread_group_cputime
+from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.signals import SigAction, SignalInfo
 from pkg.sentry.kernel.waiter import EVENT_IN
 
@@ -278,6 +280,63 @@ def is_pgrp_orphaned(tg: ThreadGroup) -> bool:
             if p is not None and p.pgid != g.pgid and p.sid == g.sid:
                 return False
     return True
+
+
+# Process lifecycle: what clone and execve do to signal state. The tasks
+# code that implements clone(2) and execve(2) calls these.
+
+
+def inherit_for_clone(parent: Task, child: Task, flags: int) -> None:
+    """Gives a new task what it inherits of its creator's signal, seccomp
+    and alternate stack state (copy_process).
+
+    The child starts with the parent's mask, no pending signals and the
+    parent's seccomp filters; it keeps the alternate stack unless it shares
+    the address space without CLONE_VFORK.
+    """
+    child.signal_mask = parent.signal_mask
+    child.seccomp_mode = parent.seccomp_mode
+    child.seccomp_filter = parent.seccomp_filter
+    if flags & CLONE_VM and not flags & CLONE_VFORK:
+        child.altstack = (0, S.SS_DISABLE, 0)
+    else:
+        child.altstack = parent.altstack
+
+
+def join_group_stop_locked(child: Task) -> None:
+    """Makes a thread joining a process take part in its group stop, if one
+    is in progress or done (task_join_group_stop).
+
+    Preconditions: the signal lock is held and child is in its tg.tasks.
+    """
+    tg = child.tg
+    if tg.group_stop_count:
+        tg.group_stop_count += 1
+        child.stop_pending = True
+        child.interrupted = True
+    elif tg.stopped:
+        child.stop_pending = True
+        child.interrupted = True
+
+
+def exec_signals(t: Task) -> None:
+    """Applies execve's changes to the signal state of the task that execs,
+    once it is the only thread of its process (setup_new_exec,
+    flush_signal_handlers, exit_itimers, exec_mm_release).
+
+    Handlers are reset to SIG_DFL (ignored signals stay ignored), the
+    alternate stack is cleared, POSIX timers are deleted (ITIMER_* stay),
+    robust and PI futexes of the old image are released. The mask, pending
+    signals and seccomp filters are kept.
+    """
+    exit_futexes(t)
+    t.robust_list = (0, 0)
+    t.tg.signal_handlers.reset_for_exec()
+    with t.tg.signal_handlers.mu:
+        t.altstack = (0, S.SS_DISABLE, 0)
+        t.saved_mask = None
+        t.restart_block = None
+    t.tg.timers.on_exec()
 
 
 # Delivery.
