@@ -121,9 +121,10 @@ TEST_F(RestartTest, NanosleepIsEintrWithRemaining) {
   int64_t slept = MonotonicNs() - start;
   EXPECT_EQ(handled, 1);
   int64_t rem_ns = rem.tv_sec * 1000000000LL + rem.tv_nsec;
-  EXPECT_GT(rem_ns, 0);
-  EXPECT_LE(rem_ns, 2000000000LL - slept + 1000000);
-  EXPECT_GE(rem_ns, 2000000000LL - slept - 200000000);
+  // What was left when the signal came: at least what the test saw go by,
+  // and at most the request less the timer's 20ms.
+  EXPECT_GE(rem_ns, 2000000000LL - slept - 1000000);
+  EXPECT_LE(rem_ns, 2000000000LL - 10000000);
 }
 
 TEST_F(RestartTest, AbsoluteClockNanosleepIsEintr) {
@@ -157,21 +158,15 @@ TEST(RestartStopTest, SleepSurvivesStopAndContinue) {
   // Needs fork(2) and wait4(2), which the sandbox lacks yet.
   // TODO(#4): enable under runsc once fork lands.
   SKIP_IF(IsRunningOnSandbox());
-  int pipefd[2];
-  ASSERT_THAT(pipe(pipefd), SyscallSucceeds());
   pid_t child = fork();
   if (child == 0) {
-    close(pipefd[0]);
     struct timespec req = {0, 300 * 1000 * 1000};
     int64_t start = MonotonicNs();
     int ret = nanosleep(&req, nullptr);
     int64_t slept = MonotonicNs() - start;
-    char ok = ret == 0 && slept >= 300 * 1000 * 1000 ? 'y' : 'n';
-    write(pipefd[1], &ok, 1);
-    _exit(0);
+    _exit(ret == 0 && slept >= 300 * 1000 * 1000 ? 0 : 1);
   }
   ASSERT_THAT(child, SyscallSucceeds());
-  close(pipefd[1]);
   struct timespec pause_ts = {0, 50 * 1000 * 1000};
   nanosleep(&pause_ts, nullptr);
   ASSERT_THAT(kill(child, SIGSTOP), SyscallSucceeds());
@@ -179,12 +174,9 @@ TEST(RestartStopTest, SleepSurvivesStopAndContinue) {
   ASSERT_THAT(waitpid(child, &status, WUNTRACED), SyscallSucceeds());
   EXPECT_TRUE(WIFSTOPPED(status));
   ASSERT_THAT(kill(child, SIGCONT), SyscallSucceeds());
-  char ok = 0;
-  ASSERT_THAT(read(pipefd[0], &ok, 1), SyscallSucceedsWithValue(1));
-  EXPECT_EQ(ok, 'y');
   ASSERT_THAT(waitpid(child, &status, 0), SyscallSucceeds());
-  EXPECT_TRUE(WIFEXITED(status));
-  close(pipefd[0]);
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the sleep was cut short or failed";
 }
 
 // A read from an empty pipe is restarted after a SA_RESTART handler.

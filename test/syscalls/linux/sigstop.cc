@@ -3,9 +3,10 @@
 // through wait4(2) and SIGCHLD.
 //
 // Every test forks a child to stop: they are skipped in the sandbox until
-// it has fork(2) and wait4(2).
+// it has fork(2) and wait4(2). Children report through shared memory rather
+// than pipes, which the sandbox does not have yet either.
 
-#include <poll.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -29,48 +31,81 @@ namespace pyvisor {
 namespace testing {
 namespace {
 
-// The write end of the pipe a child's handlers report through.
-int report_fd = -1;
+// Reports from a child to the test travel through shared memory, with a
+// futex to wait on, so that these tests need only fork(2) and wait4(2).
+struct ReportQueue {
+  // Slots taken by the child; a slot is published when its byte is set.
+  std::atomic<uint32_t> next;
+  // Bumped after each published byte; the parent waits on it.
+  std::atomic<uint32_t> published;
+  std::atomic<char> bytes[1024];
+};
 
-// async-signal-safe: write(2) only.
-void ReportHandler(int signo) {
-  char c = static_cast<char>(signo);
-  write(report_fd, &c, 1);
+// The child's queue (set before fork, shared by both processes).
+ReportQueue* reports = nullptr;
+
+// async-signal-safe: atomics and futex(2) only.
+void SendReport(char c) {
+  uint32_t slot = reports->next.fetch_add(1);
+  reports->bytes[slot % 1024].store(c);
+  reports->published.fetch_add(1);
+  syscall(SYS_futex, &reports->published, FUTEX_WAKE, INT_MAX, nullptr,
+          nullptr, 0);
+}
+
+// async-signal-safe: SendReport only.
+void ReportHandler(int signo) { SendReport(static_cast<char>(signo)); }
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 // A child process that runs `body` (which should loop forever) and reports
-// through a pipe.
+// through a ReportQueue.
 class Child {
  public:
   explicit Child(std::function<void()> body) {
-    EXPECT_THAT(pipe(fds_), SyscallSucceeds());
+    queue_ = static_cast<ReportQueue*>(mmap(nullptr, sizeof(ReportQueue),
+                                            PROT_READ | PROT_WRITE,
+                                            MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(queue_, MAP_FAILED);
+    reports = queue_;
     pid_ = fork();
     if (pid_ == 0) {
-      close(fds_[0]);
-      report_fd = fds_[1];
       body();
       _exit(0);
     }
     EXPECT_THAT(pid_, SyscallSucceeds());
-    close(fds_[1]);
   }
   ~Child() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
-    close(fds_[0]);
+    munmap(queue_, sizeof(ReportQueue));
   }
 
   pid_t pid() const { return pid_; }
 
-  // Reads one report byte, or returns -1 if none comes within timeout_ms.
+  // Returns the next report byte, or -1 if none comes within timeout_ms.
   int Report(int timeout_ms = 10000) {
-    struct pollfd pfd = {fds_[0], POLLIN, 0};
-    if (poll(&pfd, 1, timeout_ms) != 1) return -1;
-    char c;
-    if (read(fds_[0], &c, 1) != 1) return -1;
-    return c;
+    int64_t deadline = NowMs() + timeout_ms;
+    for (;;) {
+      uint32_t seen = queue_->published.load();
+      char c = queue_->bytes[read_ % 1024].load();
+      if (c != 0) {
+        read_++;
+        return c;
+      }
+      int64_t left = deadline - NowMs();
+      if (left <= 0) return -1;
+      struct timespec ts = {static_cast<time_t>(left / 1000),
+                            static_cast<long>(left % 1000) * 1000000};
+      syscall(SYS_futex, &queue_->published, FUTEX_WAIT, seen, &ts, nullptr,
+              0);
+    }
   }
 
   // Waits for the child with options and returns the status.
@@ -84,7 +119,8 @@ class Child {
 
  private:
   pid_t pid_ = -1;
-  int fds_[2] = {-1, -1};
+  ReportQueue* queue_ = nullptr;
+  uint32_t read_ = 0;
 };
 
 void Idle() {
@@ -96,8 +132,7 @@ void HandleThenIdle(int signo) {
   struct sigaction act = {};
   act.sa_handler = ReportHandler;
   sigaction(signo, &act, nullptr);
-  char c = 'r';
-  write(report_fd, &c, 1);
+  SendReport('r');
   Idle();
 }
 
@@ -227,8 +262,7 @@ TEST_F(SigstopTest, DefaultTstpStops) {
   // the group this test runs in.
   Child child([] {
     setpgid(0, 0);
-    char c = 'r';
-    write(report_fd, &c, 1);
+    SendReport('r');
     Idle();
   });
   ASSERT_EQ(child.Report(), 'r');
@@ -284,14 +318,12 @@ TEST_F(SigstopTest, StopDiscardsPendingContinue) {
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, nullptr);
-    char c = 'r';
-    write(report_fd, &c, 1);
+    SendReport('r');
     // Wait for the parent's go (SIGUSR1), then unblock SIGCONT.
     int sig;
     sigwait(&usr1, &sig);
     sigprocmask(SIG_UNBLOCK, &cont, nullptr);
-    c = 'u';
-    write(report_fd, &c, 1);
+    SendReport('u');
     Idle();
   });
   ASSERT_EQ(child.Report(), 'r');
@@ -320,8 +352,7 @@ TEST_F(SigstopTest, EveryThreadStops) {
         for (;;) counters[i]++;
       });
     }
-    char c = 'r';
-    write(report_fd, &c, 1);
+    SendReport('r');
     Idle();
   });
   ASSERT_EQ(child.Report(), 'r');
@@ -349,8 +380,7 @@ TEST_F(SigstopTest, OrphanedProcessGroupIgnoresTstp) {
   // stop signals are discarded. SIGSTOP still stops it.
   Child child([] {
     setsid();
-    char c = 'r';
-    write(report_fd, &c, 1);
+    SendReport('r');
     Idle();
   });
   ASSERT_EQ(child.Report(), 'r');
