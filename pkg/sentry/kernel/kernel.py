@@ -22,7 +22,7 @@ from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
-from pkg.sentry.kernel.signals import SignalHandlers
+from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_run import run
@@ -90,6 +90,8 @@ class Kernel:
         self.config = config
         self.tasks = TaskSet()
         self.futexes = FutexManager()
+        # Queued signals per user, for RLIMIT_SIGPENDING.
+        self.sigpending = SigpendingAccount()
         # The timer thread and the CPU-time timer tick (timers.py).
         self.timer_queue = TimerQueue(self.panic)
         self.cpu_timers = CPUTimerTicker(self.timer_queue)

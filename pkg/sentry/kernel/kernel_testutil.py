@@ -14,7 +14,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
-from pkg.sentry.kernel.signals import SignalHandlers
+from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.thread_group import ThreadGroup
@@ -95,6 +95,7 @@ class FakeKernel:
     def __init__(self) -> None:
         self.tasks = TaskSet()
         self.futexes = FutexManager()
+        self.sigpending = SigpendingAccount()
         self.timer_queue = TimerQueue()
         self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.init_tg: ThreadGroup | None = None

@@ -66,6 +66,8 @@ def exit_task(t: Task) -> None:
     tg.timers.on_task_exit(t)
     with kernel.tasks.mu, sh.mu:
         stop_completed = task_stop.exit_locked(t)
+        # Signals left pending die with the task (and their charges).
+        t.pending.discard(S.FULL_MASK)
         account_exit(t)
         tg.tasks.remove(t)
         last = not tg.tasks
@@ -75,6 +77,7 @@ def exit_task(t: Task) -> None:
             kernel.tasks.release_id(t.tid)
         del kernel.tasks.tasks[t.tid]
         if last:
+            tg.pending.discard(S.FULL_MASK)
             tg.zombie = True
             status = tg.exit_status if tg.exiting else tg.leader.exit_status
             tg.exit_status = status

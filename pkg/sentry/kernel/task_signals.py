@@ -25,6 +25,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
 from pkg.abi.linux.sched import CLONE_VFORK, CLONE_VM
 from pkg.abi.linux.sysno import SYS_restart_syscall
@@ -100,10 +101,57 @@ def _send_locked(
     if not deliver:
         return False, why
     pending = tg.pending if target is None else target.pending
+    signo = info.signo
+    if signo < S.SIGRTMIN and pending.mask & S.sigmask(signo):
+        # A standard signal already pending: this one merges into it.
+        return False, why
+    info = _charge_locked(tg, target, info)
+    if info is None:
+        return False, why
     if not pending.enqueue(info):
+        _release(info)
         return False, why
     _complete_signal_locked(tg, target, info.signo)
     return True, why
+
+
+def _charge_locked(
+    tg: ThreadGroup, target: Task | None, info: SignalInfo
+) -> SignalInfo | None:
+    """Charges a signal to its receiver's user against RLIMIT_SIGPENDING
+    (__sigqueue_alloc).
+
+    Standard signals from the kernel or kill(2) (si_code >= 0) pass the
+    limit, as do timer signals, which Linux allocates with the timer. Past
+    the limit a real-time signal sent with data fails with EAGAIN; others
+    are still sent, without their data.
+
+    Returns:
+        The signal to queue, or None if it is dropped.
+
+    Raises:
+        SyscallError: EAGAIN for a real-time signal from the application.
+    """
+    receiver = target if target is not None else tg.leader
+    if receiver is None or receiver not in tg.tasks:
+        receiver = tg.tasks[0]
+    signo = info.signo
+    force = info.timer is not None or (signo < S.SIGRTMIN and info.code >= 0)
+    limit = tg.limits.soft(L.RLIMIT_SIGPENDING)
+    account = tg.kernel.sigpending
+    if account.charge(info, receiver.creds.ruid, limit, force):
+        return info
+    if signo >= S.SIGRTMIN and info.code != S.SI_USER:
+        if info.code < 0:
+            raise SyscallError(errno.EAGAIN)
+        return None
+    # The signal goes, its siginfo does not (TRACE_SIGNAL_LOSE_INFO).
+    return SignalInfo(signo=signo, code=S.SI_USER)
+
+
+def _release(info: SignalInfo) -> None:
+    if info.account is not None:
+        info.account.release(info)
 
 
 def _prepare_signal_locked(

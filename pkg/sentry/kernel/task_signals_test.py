@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from pkg.abi.linux import sched
+from pkg.abi.linux import errno, sched
+from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
 from pkg.abi.linux import time as T
+from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.kernel_testutil import FakeKernel
 from pkg.sentry.kernel.seccomp import SeccompFilter
 from pkg.sentry.kernel.signals import SigAction, SignalInfo
@@ -140,3 +142,25 @@ def test_exec_signals(kernel: FakeKernel) -> None:
     assert t.altstack == (0, S.SS_DISABLE, 0)
     assert tg.timers.get_posix(timer.id) is None
     assert tg.timers.real.get()[0] > 0
+
+
+def test_sigpending_limit(kernel: FakeKernel) -> None:
+    tg = kernel.new_process()
+    t = tg.tasks[0]
+    t.signal_mask = S.FULL_MASK & ~S.UNBLOCKABLE_MASK
+    tg.limits.set(L.RLIMIT_SIGPENDING, 2, 2)
+    rt = S.SIGRTMIN + 1
+    for _ in range(2):
+        assert send_to_thread_group(tg, SignalInfo(signo=rt, code=S.SI_QUEUE))
+    with pytest.raises(SyscallError) as e:
+        send_to_thread_group(tg, SignalInfo(signo=rt, code=S.SI_QUEUE))
+    assert e.value.errno == errno.EAGAIN
+    # kill(2)'s real-time signal goes, without its data.
+    assert send_to_thread_group(tg, SignalInfo(signo=rt, code=S.SI_USER, pid=7))
+    # Standard signals from the kernel or kill(2) pass the limit.
+    assert send_to_thread_group(tg, SignalInfo(signo=S.SIGUSR1, pid=7))
+    assert kernel.sigpending.count(0) == 3
+    with tg.signal_handlers.mu:
+        tg.pending.dequeue_signal(rt)
+        tg.pending.discard(S.FULL_MASK)
+    assert kernel.sigpending.count(0) == 0

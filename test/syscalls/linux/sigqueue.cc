@@ -3,7 +3,9 @@
 // others.
 
 #include <signal.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +187,44 @@ TEST_F(SigqueueTest, StandardSignalCoalescesButRealtimeQueues) {
   struct timespec zero = {};
   EXPECT_THAT(sigtimedwait(&set, nullptr, &zero),
               SyscallFailsWithErrno(EAGAIN));
+}
+
+TEST_F(SigqueueTest, RlimitSigpendingLimitsRealtimeQueue) {
+  struct rlimit old;
+  ASSERT_THAT(getrlimit(RLIMIT_SIGPENDING, &old), SyscallSucceeds());
+  struct rlimit small = {8, old.rlim_max};
+  ASSERT_THAT(setrlimit(RLIMIT_SIGPENDING, &small), SyscallSucceeds());
+  sigset_t rt = SignalSet({SIGRTMIN});
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &rt, nullptr), 0);
+  // The limit counts every signal queued for this user, in any process,
+  // so the first refusal may come early, but it comes.
+  int queued = 0;
+  int refused_errno = 0;
+  for (int i = 0; i < 16; i++) {
+    union sigval v;
+    v.sival_int = i;
+    if (sigqueue(getpid(), SIGRTMIN, v) != 0) {
+      refused_errno = errno;
+      break;
+    }
+    queued++;
+  }
+  EXPECT_EQ(refused_errno, EAGAIN);
+  EXPECT_LE(queued, 8);
+  // kill(2) of a standard signal is not limited.
+  EXPECT_THAT(kill(getpid(), SIGUSR1), SyscallSucceeds());
+  // Taking the queued signals gives the room back.
+  struct timespec zero = {};
+  for (int i = 0; i < queued; i++) {
+    EXPECT_THAT(sigtimedwait(&rt, nullptr, &zero),
+                SyscallSucceedsWithValue(SIGRTMIN));
+  }
+  union sigval v;
+  v.sival_int = 0;
+  EXPECT_THAT(sigqueue(getpid(), SIGRTMIN, v), SyscallSucceeds());
+  EXPECT_THAT(sigtimedwait(&rt, nullptr, &zero), SyscallSucceedsWithValue(SIGRTMIN));
+  ASSERT_THAT(setrlimit(RLIMIT_SIGPENDING, &old), SyscallSucceeds());
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &rt, nullptr), 0);
 }
 
 }  // namespace
