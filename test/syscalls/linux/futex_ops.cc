@@ -309,13 +309,16 @@ TEST(FutexThreadsTest, WakeOpWakesSecondFutexOnCondition) {
   std::atomic<uint32_t> a{0}, b{0};
   std::atomic<bool> woke{false};
   std::thread waiter([&] {
-    while (b.load() == 0) Futex(&b, FUTEX_WAIT_PRIVATE, 0);
+    // Only a wake ends this loop: a changed word (EAGAIN) is retried.
+    while (Futex(&b, FUTEX_WAIT_PRIVATE, 0) != 0) {
+    }
     woke = true;
   });
   long woken = 0;
   int64_t give_up = Now() + 10 * kNanosPerSecond;
   while (woken == 0 && Now() < give_up) {
-    // Sets b to 1; the old value 0 passes "== 0", so b's waiter is woken.
+    // Sets b to 1; the old value 0 passes "== 0", so b's waiter is woken if
+    // it sleeps already. If not, put b back for it and try again.
     woken = Futex(&a, FUTEX_WAKE_OP_PRIVATE, 1, 1, &b,
                   WakeOp(FUTEX_OP_SET, 1, FUTEX_OP_CMP_EQ, 0));
     if (woken == 0) {
@@ -326,6 +329,7 @@ TEST(FutexThreadsTest, WakeOpWakesSecondFutexOnCondition) {
   waiter.join();
   EXPECT_EQ(woken, 1);
   EXPECT_TRUE(woke.load());
+  EXPECT_EQ(b.load(), 1u);
 }
 
 TEST(FutexThreadsTest, PiMutexContention) {
