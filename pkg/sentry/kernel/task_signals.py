@@ -182,7 +182,12 @@ def _prepare_signal_locked(
 def _sig_ignored_locked(tg: ThreadGroup, target: Task | None, signo: int) -> bool:
     """Reports whether signo would be dropped (sig_ignored): its action
     ignores it and the receiver does not block it (a blocked signal stays
-    pending, as it may be unignored before being unblocked)."""
+    pending, as it may be unignored before being unblocked).
+
+    Unlike Linux, the container's init gets no protection from signals it
+    does not handle (SIGNAL_UNKILLABLE), as in gVisor.
+    """
+    # TODO(#4): SIGNAL_UNKILLABLE for the PID namespace's init.
     receiver = target
     if receiver is None:
         receiver = tg.leader if tg.leader in tg.tasks else tg.tasks[0]

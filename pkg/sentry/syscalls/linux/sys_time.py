@@ -25,7 +25,7 @@ from pkg.abi.linux import time as T
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.cputime import CPUClock, is_cpu_clock, lookup_cpu_clock
 from pkg.sentry.kernel.timers import CPUTimer
-from pkg.sentry.syscalls.syscall import Args, full, s32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -254,7 +254,12 @@ ENTRIES = [
     full(N.SYS_gettimeofday, "gettimeofday", sys_gettimeofday),
     full(N.SYS_time, "time", sys_time),
     full(N.SYS_restart_syscall, "restart_syscall", sys_restart_syscall),
-    full(N.SYS_clock_settime, "clock_settime", sys_clock_settime),
+    partial(
+        N.SYS_clock_settime,
+        "clock_settime",
+        sys_clock_settime,
+        "the sandbox's clocks are the host's: setting CLOCK_REALTIME is EPERM",
+    ),
     full(N.SYS_clock_gettime, "clock_gettime", sys_clock_gettime),
     full(N.SYS_clock_getres, "clock_getres", sys_clock_getres),
     full(N.SYS_clock_nanosleep, "clock_nanosleep", sys_clock_nanosleep),
