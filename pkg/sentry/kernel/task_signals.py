@@ -185,7 +185,7 @@ def _sig_ignored_locked(tg: ThreadGroup, target: Task | None, signo: int) -> boo
     pending, as it may be unignored before being unblocked).
 
     Unlike Linux, the container's init gets no protection from signals it
-    does not handle (SIGNAL_UNKILLABLE), as in gVisor.
+    does not handle (SIGNAL_UNKILLABLE).
     """
     # TODO(#4): SIGNAL_UNKILLABLE for the PID namespace's init.
     receiver = target
