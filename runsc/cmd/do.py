@@ -4,6 +4,11 @@ The sandbox sees the host's file tree and this process's environment, working
 directory and standard descriptors; the command's exit status becomes
 runsc's, with death by a signal reported as 128 + the signal number, as a
 shell reports it.
+
+The host's root is served by a gofer process (`runsc gofer`, confined:
+chroot, file capabilities only, seccomp) under an overlay whose upper layer
+is in memory: what the command writes never reaches the host, unless
+--overlay2=none.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import signal
 import sys
 
 from runsc import log as runsc_log
-from runsc.boot import sandbox
+from runsc.boot import rootfs, sandbox
 from runsc.config import Config
+from runsc.fsgofer import launch
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +56,21 @@ def main(config: Config, args: argparse.Namespace) -> int:
     if executable is None or not os.path.exists(executable):
         log.error("do: %s: command not found", argv[0])
         return 127
+    try:
+        overlay = rootfs.overlay_root(config.overlay2)
+    except ValueError as e:
+        log.error("do: %s", e)
+        return 2
+    # The host root, served by a confined gofer: read-only under the
+    # overlay, so that nothing the command does reaches the host.
+    gofer, conns = launch.start(config, "/", read_only=overlay)
     spec = sandbox.ProcessSpec(
         argv=argv,
         env=[f"{k}={v}" for k, v in os.environ.items()],
         cwd=args.cwd or os.getcwd(),
         executable=executable,
         hostname=args.hostname,
+        gofer_fds=[c.fileno() for c in conns],
     )
 
     pid = os.fork()
@@ -74,6 +89,10 @@ def main(config: Config, args: argparse.Namespace) -> int:
             sys.stdout.flush()
             os._exit(code)
 
+    # The sandbox has its copies of the connections.
+    for c in conns:
+        c.close()
+
     # Signals for the container go to the sandbox, which forwards them.
     def forward(signo: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -89,6 +108,8 @@ def main(config: Config, args: argparse.Namespace) -> int:
             return 128
         except InterruptedError:
             continue
+    # The gofer exits once the sandbox has closed its connections.
+    gofer.wait()
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
