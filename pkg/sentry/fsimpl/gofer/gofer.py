@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.file_description import FileDescription
     from pkg.sentry.vfs.filesystem import GetFilesystemOptions
+    from pkg.sentry.vfs.mount import Mount
     from pkg.sentry.vfs.options import (
         GetDentryOptions,
         MkdirOptions,
@@ -440,7 +441,9 @@ class GoferFilesystem(Filesystem):
             mode &= ~S.S_ISGID
         return mode, creds.fsuid, gid
 
-    def _prepare_create(self, rp: ResolvingPath, is_dir: bool) -> GoferDentry:
+    def _prepare_create(
+        self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
+    ) -> GoferDentry:
         """Walks to the directory where rp's last component is to be made,
         checking that it may be (may_create). Returns the directory."""
         if rp.done():
@@ -455,6 +458,9 @@ class GoferFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if not is_dir and rp.must_be_dir():
             raise SyscallError(errno.ENOENT)
+        if link_source is not None and link_source is not rp.mount:
+            # link(2) across mounts, checked once the new name is known free.
+            raise SyscallError(errno.EXDEV)
         rp.mount.check_begin_write()
         if parent.is_dead():
             raise SyscallError(errno.ENOENT)
@@ -515,13 +521,9 @@ class GoferFilesystem(Filesystem):
 
     def link_at(self, rp: ResolvingPath, old: VirtualDentry) -> None:
         with self.locked():
-            if old.mount.fs is not self:
-                raise SyscallError(errno.EXDEV)
+            parent = self._prepare_create(rp, False, old.mount)
             target = old.dentry
             assert isinstance(target, GoferDentry)
-            parent = self._prepare_create(rp, False)
-            if old.mount is not rp.mount:
-                raise SyscallError(errno.EXDEV)
             inode = target.inode
             if inode.is_dir():
                 raise SyscallError(errno.EPERM)
@@ -624,9 +626,6 @@ class GoferFilesystem(Filesystem):
     ) -> None:
         flags = opts.flags
         exchange = bool(flags & F.RENAME_EXCHANGE)
-        if flags & F.RENAME_WHITEOUT:
-            # Unlike Linux, whiteouts cannot be made on the host.
-            raise SyscallError(errno.EINVAL)
         with self.locked():
             if rp.done():
                 raise SyscallError(errno.EBUSY)
@@ -634,6 +633,9 @@ class GoferFilesystem(Filesystem):
             new_name = rp.component()
             if old_parent.mount is not rp.mount:
                 raise SyscallError(errno.EXDEV)
+            if flags & F.RENAME_WHITEOUT:
+                # Unlike Linux, whiteouts cannot be made on the host.
+                raise SyscallError(errno.EINVAL)
             if new_name in (b".", b".."):
                 raise SyscallError(errno.EBUSY)
             if len(new_name) > FS.NAME_MAX or len(old_name) > FS.NAME_MAX:
@@ -927,10 +929,13 @@ class GoferFilesystem(Filesystem):
 
     def open_at(self, rp: ResolvingPath, opts: OpenOptions) -> FileDescription:
         flags = opts.flags
-        if flags & F.O_TMPFILE == F.O_TMPFILE:
-            # TODO(#5): O_TMPFILE on gofer mounts (an unlinked host file).
-            raise SyscallError(errno.EOPNOTSUPP)
         with self.locked():
+            if flags & F.O_TMPFILE == F.O_TMPFILE:
+                d = self._resolve(rp)
+                d.require_dir()
+                # TODO(#5): O_TMPFILE on gofer mounts (an unlinked host
+                # file; the protocol has no request for it yet).
+                raise SyscallError(errno.EOPNOTSUPP)
             if flags & F.O_CREAT and not flags & F.O_PATH:
                 d, created = self._open_create(rp, opts)
             else:

@@ -391,7 +391,9 @@ class OverlayFilesystem(Filesystem):
 
     # Creation.
 
-    def _prepare_create(self, rp: ResolvingPath, is_dir: bool) -> OverlayDentry:
+    def _prepare_create(
+        self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
+    ) -> OverlayDentry:
         """Walks to the directory where rp's last component is to be made
         and checks that it may be. Returns the directory, copied up."""
         if rp.done():
@@ -406,6 +408,9 @@ class OverlayFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if not is_dir and rp.must_be_dir():
             raise SyscallError(errno.ENOENT)
+        if link_source is not None and link_source is not rp.mount:
+            # link(2) across mounts, checked once the new name is known free.
+            raise SyscallError(errno.EXDEV)
         rp.mount.check_begin_write()
         if parent.is_dead():
             raise SyscallError(errno.ENOENT)
@@ -484,14 +489,14 @@ class OverlayFilesystem(Filesystem):
 
     def link_at(self, rp: ResolvingPath, old: VirtualDentry) -> None:
         with self.mu:
-            if old.mount.fs is not self or old.mount is not rp.mount:
-                raise SyscallError(errno.EXDEV)
+            parent = self._prepare_create(rp, False, old.mount)
             target = old.dentry
             assert isinstance(target, OverlayDentry)
-            parent = self._prepare_create(rp, False)
             if target.is_dir():
                 raise SyscallError(errno.EPERM)
-            if target.is_dead():
+            if target.is_dead() and target.upper is None:
+                # A deleted upper file may still be linked (O_TMPFILE): the
+                # upper layer decides.
                 raise SyscallError(errno.ENOENT)
             name = rp.component()
             copy_up.copy_up(self, target)
@@ -592,9 +597,6 @@ class OverlayFilesystem(Filesystem):
     ) -> None:
         flags = opts.flags
         exchange = bool(flags & F.RENAME_EXCHANGE)
-        if flags & F.RENAME_WHITEOUT:
-            # As Linux's overlayfs: whiteouts are its own business.
-            raise SyscallError(errno.EINVAL)
         with self.mu:
             if rp.done():
                 raise SyscallError(errno.EBUSY)
@@ -602,6 +604,9 @@ class OverlayFilesystem(Filesystem):
             new_name = rp.component()
             if old_parent.mount is not rp.mount:
                 raise SyscallError(errno.EXDEV)
+            if flags & F.RENAME_WHITEOUT:
+                # As Linux's overlayfs: whiteouts are its own business.
+                raise SyscallError(errno.EINVAL)
             if new_name in (b".", b".."):
                 raise SyscallError(errno.EBUSY)
             if len(new_name) > FS.NAME_MAX or len(old_name) > FS.NAME_MAX:
@@ -869,10 +874,9 @@ class OverlayFilesystem(Filesystem):
 
     def open_at(self, rp: ResolvingPath, opts: OpenOptions) -> FileDescription:
         flags = opts.flags
-        if flags & F.O_TMPFILE == F.O_TMPFILE:
-            # TODO(#5): O_TMPFILE in an overlay (an unnamed upper file).
-            raise SyscallError(errno.EOPNOTSUPP)
         with self.mu:
+            if flags & F.O_TMPFILE == F.O_TMPFILE:
+                return self._open_tmpfile(rp, opts)
             if flags & F.O_CREAT and not flags & F.O_PATH:
                 d, created = self._open_create(rp, opts)
             else:
@@ -914,6 +918,44 @@ class OverlayFilesystem(Filesystem):
         if kind == S.S_IFSOCK:
             raise SyscallError(errno.ENXIO)
         raise SyscallError(errno.ELOOP)
+
+    def _open_tmpfile(self, rp: ResolvingPath, opts: OpenOptions) -> FileDescription:
+        """Makes an unnamed regular file in the upper copy of the directory
+        rp names (O_TMPFILE). Precondition: mu held."""
+        d = self._resolve(rp)
+        if not d.is_dir():
+            raise SyscallError(errno.ENOTDIR)
+        rp.mount.check_begin_write()
+        if d.is_dead():
+            raise SyscallError(errno.ENOENT)
+        d.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        copy_up.copy_up(self, d)
+        assert d.upper is not None
+        perm = self._owner_mode(rp.creds, d, opts.mode & S.S_IALLUGO)
+        layer = self.vfs.open_at(
+            None,
+            self.maker_creds(rp.creds),
+            self.upper.here(d.upper),
+            dataclasses.replace(opts, mode=perm),
+        )
+        assert layer.vd is not None
+        upper = layer.vd.dentry
+        st = self.layer_stat(self.upper, upper)
+        tmp = OverlayDentry(
+            self,
+            d,
+            b"#%d" % st.ino,
+            upper,
+            None,
+            st.mode,
+            st.uid,
+            st.gid,
+            self.upper_ino(st),
+        )
+        tmp.set_dead()
+        return OverlayRegularFD(
+            tmp, opts.flags, VirtualDentry(rp.mount, tmp), layer, on_upper=True
+        )
 
     def _open_create(
         self, rp: ResolvingPath, opts: OpenOptions

@@ -383,3 +383,41 @@ def test_rename_between_hard_links_does_nothing(sb):
     assert sb.read(b"/file") == b"lower file"
     assert sb.read(b"/hard") == b"lower file"
     assert sb.stat(b"/file").nlink == 2
+
+
+def test_tmpfile_then_link(sb):
+    fd = sb.vfs.open_at(
+        None, sb.creds, sb.pop(b"/dir"), OpenOptions(F.O_TMPFILE | F.O_RDWR, 0o600)
+    )
+    try:
+        fd.write(None, b"unnamed")
+        assert fd.stat(None, 0).nlink == 0
+        assert sb.listdir(b"/dir") == [b"a", b"sub"]
+        sb.vfs.link_at(
+            None,
+            sb.creds,
+            PathOperation(root=sb.root, start=fd.vd, path=b"", follow=False),
+            sb.pop(b"/dir/named"),
+        )
+    finally:
+        fd.dec_ref()
+    assert sb.read(b"/dir/named") == b"unnamed"
+    assert sb.listdir(b"/dir") == [b"a", b"named", b"sub"]
+
+
+def test_operations_in_a_mount_on_the_overlay(sb):
+    # Resolution leaves the overlay for the mount on /empty: nothing the
+    # overlay refuses for itself may be refused there.
+    sb.vfs.mount_at(None, sb.creds, sb.pop(b"/empty"), "tmpfs", GetFilesystemOptions())
+    sb.write(b"/empty/a", b"A")
+    sb.vfs.link_at(None, sb.creds, sb.pop(b"/empty/a"), sb.pop(b"/empty/b"))
+    sb.rename(b"/empty/a", b"/empty/c", F.RENAME_WHITEOUT)
+    assert sb.stat(b"/empty/a").mode & S.S_IFMT == S.S_IFCHR
+    fd = sb.vfs.open_at(
+        None, sb.creds, sb.pop(b"/empty"), OpenOptions(F.O_TMPFILE | F.O_RDWR, 0o600)
+    )
+    fd.dec_ref()
+    assert (
+        errno_of(sb.vfs.link_at, None, sb.creds, sb.pop(b"/empty/b"), sb.pop(b"/dir/x"))
+        == errno.EXDEV
+    )
