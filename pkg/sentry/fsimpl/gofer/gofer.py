@@ -792,15 +792,15 @@ class GoferFilesystem(Filesystem):
         if mask & S.STATX_SIZE:
             req.mask |= pb.SETSTAT_SIZE
             req.size = opts.size
-        owner = False
+        # chown(2) drops set-ID bits of a non-directory even when both ids
+        # are -1 (chown_common).
+        owner = bool(mask & (S.STATX_UID | S.STATX_GID))
         if mask & S.STATX_UID and opts.uid != -1:
             req.mask |= pb.SETSTAT_UID
             req.uid = opts.uid
-            owner = True
         if mask & S.STATX_GID and opts.gid != -1:
             req.mask |= pb.SETSTAT_GID
             req.gid = opts.gid
-            owner = True
         if mask & S.STATX_MODE or (owner and inode.file_type != S.S_IFLNK):
             perm = apply_set_stat_mode_bits(creds, opts, inode.mode, inode.gid)
             if mask & S.STATX_MODE or perm != inode.mode & S.S_IALLUGO:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
 
-# Largest single host read: a huge read(2) must not allocate it all.
+# Bytes read from the host at a time.
 _MAX_READ = 1 << 20
 # Largest file offset (MAX_LFS_FILESIZE).
 _MAX_OFFSET = (1 << 63) - 1
@@ -49,7 +49,7 @@ class GoferRegularFD(FileDescription):
         # The host descriptor first: a failure must leave nothing behind.
         writable = flags & F.O_ACCMODE in (F.O_WRONLY, F.O_RDWR)
         self.host_fd = dentry.inode.open_host_fd(dentry, writable)
-        super().__init__(flags & FILE_STATUS_FLAGS, vd)
+        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
         self.dentry = dentry
 
     def release(self) -> None:
@@ -60,33 +60,44 @@ class GoferRegularFD(FileDescription):
         """The open file's inode."""
         return self.dentry.inode
 
+    # The system calls have checked the access mode; splice(2) probes any
+    # file with a zero-length pread.
+
     def read(self, t: Task, length: int) -> bytes:
-        if not self.readable:
-            raise SyscallError(errno.EBADF)
         with self.pos_mu:
             data = self._pread(length, self.offset)
             self.offset += len(data)
             return data
 
     def pread(self, t: Task | None, length: int, offset: int) -> bytes:
-        if not self.readable:
-            raise SyscallError(errno.EBADF)
         if offset < 0:
             raise SyscallError(errno.EINVAL)
         return self._pread(length, offset)
 
     def _pread(self, length: int, offset: int) -> bytes:
-        cache = self.inode.cache
-        if cache is not None:
-            return cache.read(offset, min(length, _MAX_READ))
-        try:
-            return os.pread(self.host_fd, min(length, _MAX_READ), offset)
-        except OSError as e:
-            raise from_os_error(e) from None
+        # In pieces, so that a huge read past the end of a small file does
+        # not allocate the whole request.
+        out = []
+        while length > 0:
+            n = min(length, _MAX_READ)
+            cache = self.inode.cache
+            if cache is not None:
+                data = cache.read(offset, n)
+            else:
+                try:
+                    data = os.pread(self.host_fd, n, offset)
+                except OSError as e:
+                    if out:
+                        break
+                    raise from_os_error(e) from None
+            out.append(data)
+            if len(data) < n:
+                break
+            offset += n
+            length -= n
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def write(self, t: Task, data: bytes) -> int:
-        if not self.writable:
-            raise SyscallError(errno.EBADF)
         with self.pos_mu:
             offset = self.offset
             if self.flags & F.O_APPEND:
@@ -96,8 +107,6 @@ class GoferRegularFD(FileDescription):
             return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
-        if not self.writable:
-            raise SyscallError(errno.EBADF)
         if offset < 0:
             raise SyscallError(errno.EINVAL)
         # As on Linux, O_APPEND wins over the offset.

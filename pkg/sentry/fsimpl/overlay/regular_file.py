@@ -1,9 +1,11 @@
 """Open regular files of the overlay.
 
-An OverlayRegularFD wraps an open file of the layer that holds the file.
-One opened for reading before the file was copied up switches to the upper
-copy on its next operation, keeping its offset, so that it sees what later
-writers wrote (as Linux's overlayfs has done since 4.19).
+An OverlayRegularFD wraps an open file of the layer that holds the file and
+keeps the file offset itself (generic code such as splice(2) and the lock
+calls reads `offset`); I/O goes to the layer file at explicit offsets. One
+opened for reading before the file was copied up switches to the upper copy
+on its next operation, so that it sees what later writers wrote (as Linux's
+overlayfs has done since 4.19).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.overlay import copy_up
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
+
+# Largest file offset (MAX_LFS_FILESIZE).
+_MAX_OFFSET = (1 << 63) - 1
 
 # Flags that act once, at open, and must not reach the layer again.
 _OPEN_ONLY = F.O_CREAT | F.O_EXCL | F.O_NOCTTY | F.O_NOFOLLOW | F.O_DIRECTORY
@@ -56,7 +62,7 @@ class OverlayRegularFD(FileDescription):
         layer: FileDescription,
         on_upper: bool,
     ) -> None:
-        super().__init__(flags & FILE_STATUS_FLAGS, vd)
+        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
         self.dentry = dentry
         self._layer = layer
         self._on_upper = on_upper
@@ -84,7 +90,6 @@ class OverlayRegularFD(FileDescription):
                 return self._layer
             old = self._layer
             new, self._on_upper = _open_layer(d, self.flags & ~F.O_TRUNC)
-            new.seek(None, old.offset, F.SEEK_SET)  # type: ignore[arg-type]
             self._layer = new
         old.dec_ref()
         return new
@@ -93,21 +98,58 @@ class OverlayRegularFD(FileDescription):
         self._layer.dec_ref()
 
     def read(self, t: Task, length: int) -> bytes:
-        return self._file().read(t, length)
+        with self.pos_mu:
+            data = self._file().pread(t, length, self.offset)
+            self.offset += len(data)
+            return data
 
     def pread(self, t: Task | None, length: int, offset: int) -> bytes:
         return self._file().pread(t, length, offset)  # type: ignore[arg-type]
 
     def write(self, t: Task, data: bytes) -> int:
-        return self._file().write(t, data)
+        with self.pos_mu:
+            f = self._file()
+            # An O_APPEND layer file writes at its end whatever the offset.
+            n = f.pwrite(t, data, self.offset)
+            if self.flags & F.O_APPEND:
+                self.offset = self._size(t, f)
+            else:
+                self.offset += n
+            return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
         return self._file().pwrite(t, data, offset)
 
+    @staticmethod
+    def _size(t: Task | None, f: FileDescription) -> int:
+        return f.stat(t, S.STATX_SIZE).size  # type: ignore[arg-type]
+
     def seek(self, t: Task, offset: int, whence: int) -> int:
-        return self._file().seek(t, offset, whence)
+        with self.pos_mu:
+            if whence == F.SEEK_SET:
+                new = offset
+            elif whence == F.SEEK_CUR:
+                new = self.offset + offset
+            elif whence == F.SEEK_END:
+                new = self._size(t, self._file()) + offset
+            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
+                # The layer file finds data and holes (its own offset is not
+                # otherwise used).
+                new = self._file().seek(t, offset, whence)
+            else:
+                raise SyscallError(errno.EINVAL)
+            if new < 0 or new > _MAX_OFFSET:
+                raise SyscallError(errno.EINVAL)
+            self.offset = new
+            return new
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
+        if cmd == I.FIONREAD:
+            # The offset is ours, not the layer file's.
+            with self.pos_mu:
+                n = max(0, self._size(t, self._file()) - self.offset)
+            t.mm.write_i32(arg, min(n, 0x7FFFFFFF))
+            return 0
         return self._file().ioctl(t, cmd, arg)
 
     def allocate(self, t: Task, mode: int, offset: int, length: int) -> None:
