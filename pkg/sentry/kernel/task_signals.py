@@ -19,6 +19,7 @@ from pkg.abi.linux.sysno import SYS_restart_syscall
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
 from pkg.sentry.kernel.signals import SignalInfo
+from pkg.sentry.kernel.waiter import EVENT_IN
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -78,6 +79,7 @@ def send_to_thread_group(tg: ThreadGroup, info: SignalInfo) -> None:
             return
         if not tg.pending.enqueue(info):
             return
+        sh.signalfd_queue.notify(EVENT_IN)
         _notify_group_locked(tg, info.signo)
 
 
@@ -91,6 +93,7 @@ def send_to_task(t: Task, info: SignalInfo) -> None:
             return
         if not t.pending.enqueue(info):
             return
+        sh.signalfd_queue.notify(EVENT_IN)
         if info.signo == S.SIGKILL or not t.signal_mask & S.sigmask(info.signo):
             t.interrupt()
 
@@ -153,7 +156,8 @@ def force_signal(t: Task, info: SignalInfo) -> None:
         if t.signal_mask & bit or action.handler == S.SIG_IGN:
             action.handler = S.SIG_DFL
             t.signal_mask &= ~bit
-        t.pending.enqueue(info)
+        if t.pending.enqueue(info):
+            sh.signalfd_queue.notify(EVENT_IN)
         t.interrupted = True
 
 
@@ -168,6 +172,20 @@ def recalc_interrupted_locked(t: Task) -> None:
     ready = (t.pending.mask | t.tg.pending.mask) & ~t.signal_mask
     if ready:
         t.interrupted = True
+
+
+def dequeue_signal_locked(t: Task, blocked: int) -> SignalInfo | None:
+    """Removes the next signal not in blocked: the thread's own first, then
+    the process's (dequeue_signal)."""
+    info = t.pending.dequeue(blocked)
+    if info is None:
+        info = t.tg.pending.dequeue(blocked)
+    return info
+
+
+def pending_mask_locked(t: Task) -> int:
+    """Returns the signals pending for t or its process."""
+    return t.pending.mask | t.tg.pending.mask
 
 
 def handle_interrupt(t: Task, restart_errno: int) -> bool:

@@ -13,12 +13,14 @@ goes away), which cannot wait for Python's garbage collector.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux.poll import DEFAULT_POLLMASK
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT, Entry
+from pkg.sentry.kernel.waiter import Entry
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -37,12 +39,15 @@ class FileDescription:
         flags: the status flags and access mode (O_*), as F_GETFL reports.
     """
 
-    __slots__ = ("__weakref__", "_refs", "_refs_mu", "flags")
+    __slots__ = ("__weakref__", "_refs", "_refs_mu", "_release_hooks", "flags")
 
     def __init__(self, flags: int) -> None:
         self.flags = flags
         self._refs = 1
         self._refs_mu = threading.Lock()
+        # Run when the last reference goes (epoll drops its registrations
+        # of the file, as eventpoll_release does); keyed by their owner.
+        self._release_hooks: dict[object, Callable[[], None]] | None = None
 
     # Reference counting.
 
@@ -56,7 +61,13 @@ class FileDescription:
         with self._refs_mu:
             self._refs -= 1
             last = self._refs == 0
+            hooks = self._release_hooks if last else None
+            if last:
+                self._release_hooks = None
         if last:
+            if hooks:
+                for hook in list(hooks.values()):
+                    hook()
             self.release()
 
     def release(self) -> None:
@@ -116,9 +127,11 @@ class FileDescription:
     def readiness(self, mask: int) -> int:
         """Returns the events in mask that are ready now (as poll(2)).
 
-        Regular files are always ready, so that is the default.
+        Regular files are always ready, so that is the default
+        (DEFAULT_POLLMASK, what Linux reports for a file without a poll
+        operation).
         """
-        return mask & (EVENT_IN | EVENT_OUT)
+        return mask & DEFAULT_POLLMASK
 
     def event_register(self, entry: Entry) -> None:
         """Asks for entry to be notified when readiness changes."""
@@ -164,3 +177,31 @@ class FileDescription:
     def set_status_flags(self, flags: int) -> None:
         """Applies F_SETFL: only SETFL_MASK bits change."""
         self.flags = (self.flags & ~SETFL_MASK) | (flags & SETFL_MASK)
+
+    # Polling support beyond readiness.
+
+    def epollable(self) -> bool:
+        """Reports whether the file can be watched by epoll, as Linux's
+        file_can_poll: files whose readiness changes (and so notify
+        event_register) can; files that are always ready cannot (EPERM)."""
+        return type(self).event_register is not FileDescription.event_register
+
+    def host_poll_fd(self) -> int:
+        """Returns a host descriptor whose host readiness stands for this
+        file's, for poll(2) and epoll to wait on, or -1 if changes are
+        notified through event_register instead."""
+        return -1
+
+    def add_release_hook(self, key: object, hook: Callable[[], None]) -> None:
+        """Runs hook (once) when the last reference to the file goes,
+        before release; key identifies it for remove_release_hook."""
+        with self._refs_mu:
+            if self._release_hooks is None:
+                self._release_hooks = {}
+            self._release_hooks[key] = hook
+
+    def remove_release_hook(self, key: object) -> None:
+        """Cancels add_release_hook."""
+        with self._refs_mu:
+            if self._release_hooks is not None:
+                self._release_hooks.pop(key, None)
