@@ -1,11 +1,15 @@
 """A sandboxed program waiting on standard input (a host pipe) and a sandbox
 file at once, with poll, ppoll, select, epoll and a signalfd, wakes when the
-host side writes or signals, and does not spin while it waits. The same
-program runs natively as the reference."""
+host side writes or signals, and does not spin while it waits; and blocking
+calls end as Linux's do when a signal arrives (EINTR or a transparent
+restart, the temporary signal masks restored). The same programs run
+natively as the reference; signals reach the sandbox through runsc, which
+forwards SIGUSR1 to the container."""
 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -23,6 +27,7 @@ def _runfile(path: str) -> str:
 
 RUNSC = _runfile("runsc/runsc")
 PROGRAM = _runfile("test/e2e/events/wait_stdin")
+INTERRUPT = _runfile("test/e2e/events/interrupt")
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -45,10 +50,12 @@ def _tree_cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def _started(sandboxed: bool, mode: str) -> Iterator[subprocess.Popen[str]]:
+def _started(
+    sandboxed: bool, mode: str, program: str = PROGRAM
+) -> Iterator[subprocess.Popen[str]]:
     root = tempfile.mkdtemp(prefix="runsc-root-")
     logs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or tempfile.mkdtemp()
-    argv = [PROGRAM, mode]
+    argv = [program, mode]
     if sandboxed:
         argv = [RUNSC, f"--root={root}", "--debug", f"--debug-log={logs}/", "do", *argv]
     proc = subprocess.Popen(
@@ -106,3 +113,42 @@ def test_signalfd_wakes_poll(sandboxed: bool) -> None:
     with _started(sandboxed, "signalfd") as proc:
         proc.send_signal(signal.SIGUSR1)
         assert _finish(proc) == f"signal {int(signal.SIGUSR1)}"
+
+
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["native", "runsc"])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        # Reads fail with ERESTARTSYS: EINTR without SA_RESTART...
+        ("eventfd_eintr", "eintr handled"),
+        ("signalfd_eintr", "eintr handled"),
+        # ...and restart with it (the handler fed the eventfd meanwhile).
+        ("eventfd_restart", "value 5"),
+        # poll, select and epoll_wait fail with EINTR even with SA_RESTART.
+        ("poll_eintr", "eintr handled"),
+        ("select_eintr", "eintr handled"),
+        ("epoll_eintr", "eintr handled"),
+        # The handler runs under the temporary mask, and the old mask, which
+        # blocks SIGUSR1, is back afterwards.
+        ("ppoll_mask", "eintr handled masked"),
+        ("epoll_pwait_mask", "eintr handled masked"),
+    ],
+)
+def test_signal_interrupts(sandboxed: bool, mode: str, expected: str) -> None:
+    with _started(sandboxed, mode, INTERRUPT) as proc:
+        # The program may not be blocked yet: a signal before the call would
+        # be handled before it and the call would then wait forever, so
+        # keep signalling until it reports.
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        out = b""
+        deadline = time.monotonic() + 30
+        while b"\n" not in out:
+            assert time.monotonic() < deadline, "the call never returned"
+            proc.send_signal(signal.SIGUSR1)
+            ready, _w, _x = select.select([fd], [], [], 0.2)
+            if ready:
+                out += os.read(fd, 4096)
+        assert proc.wait(timeout=60) == 0
+        assert out.decode().strip() == expected
