@@ -12,6 +12,7 @@ import logging
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pkg.abi.linux import elf
@@ -36,6 +37,8 @@ from pkg.sentry.mm.memory_manager import MemoryManager
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.strace.strace import Strace
 from pkg.sentry.syscalls.syscall import Syscall
+from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ class Kernel:
         self.config = config
         self.tasks = TaskSet()
         self.futexes = FutexManager()
+        # The virtual filesystem; runsc/boot/vfs.py mounts the root.
+        self.vfs = VirtualFilesystem()
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
@@ -112,12 +117,16 @@ class Kernel:
         envv: list[bytes],
         filename: bytes,
         fd_table: FDTable,
-        root: object,
-        cwd: object,
+        root: VirtualDentry,
+        cwd: VirtualDentry,
         creds: Credentials | None = None,
         limits: LimitSet | None = None,
+        open_interpreter: Callable[[bytes], ExecFile] | None = None,
     ) -> Task:
-        """Loads the container's first process; start() runs it."""
+        """Loads the container's first process; start() runs it.
+
+        open_interpreter opens the ELF interpreter (PT_INTERP) by path.
+        """
         creds = creds or root_credentials()
         limits = limits or LimitSet()
         with self.tasks.mu:
@@ -138,6 +147,7 @@ class Kernel:
                     egid=creds.egid,
                     host_auxv=self.host_auxv,
                     stack_size=min(limits.soft(3), 1 << 30),
+                    open_interpreter=open_interpreter,
                 )
             )
         except BaseException:

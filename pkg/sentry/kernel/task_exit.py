@@ -88,7 +88,7 @@ def _release_shared(t: Task) -> None:
     fdt.users -= 1
     if fdt.users == 0:
         fdt.close_all()
-    t.fs.users -= 1
+    t.fs.dec_users()
 
 
 def _exit_notify(t: Task, tg: ThreadGroup) -> None:

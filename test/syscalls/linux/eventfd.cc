@@ -8,7 +8,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -193,8 +196,6 @@ TEST(EventfdTest, BadAddressIsEfault) {
 
 // eventfds use noop_llseek: lseek succeeds and changes nothing.
 TEST(EventfdTest, LseekIsNoop) {
-  // Needs lseek(2), which comes with the VFS.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewEventfd(1, EFD_NONBLOCK);
   EXPECT_THAT(lseek(fd.get(), 100, SEEK_SET), SyscallSucceedsWithValue(0));
   EXPECT_THAT(lseek(fd.get(), 0, SEEK_END), SyscallSucceedsWithValue(0));
@@ -215,6 +216,26 @@ TEST(EventfdTest, PollReadiness) {
   ASSERT_THAT(Write64(fd.get(), kMax - 1), SyscallSucceeds());
   ASSERT_THAT(poll(&pfd, 1, 0), SyscallSucceedsWithValue(1));
   EXPECT_EQ(pfd.revents, POLLIN);
+}
+
+// eventfds, epoll instances and signalfds share one anonymous inode: mode
+// 0600 without a file type (anon_inode_mkinode).
+TEST(EventfdTest, FstatIsTheAnonymousInode) {
+  FileDescriptor efd = NewEventfd(0, 0);
+  int ep = syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+  ASSERT_THAT(ep, SyscallSucceeds());
+  FileDescriptor owned(ep);
+  struct stat a, b;
+  ASSERT_THAT(fstat(efd.get(), &a), SyscallSucceeds());
+  ASSERT_THAT(fstat(ep, &b), SyscallSucceeds());
+  EXPECT_EQ(a.st_mode, 0600u);
+  EXPECT_EQ(a.st_nlink, 1u);
+  EXPECT_EQ(a.st_size, 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_dev, b.st_dev);
+  struct statfs sfs;
+  ASSERT_THAT(fstatfs(efd.get(), &sfs), SyscallSucceeds());
+  EXPECT_EQ(sfs.f_type, 0x09041934);
 }
 
 TEST(EventfdTest, ProcFdName) {

@@ -1,8 +1,7 @@
 // poll(2) and ppoll(2): revents, bad and negative descriptors, timeouts, the
 // temporary signal mask and interruption (fs/select.c).
 //
-// The readiness sources are eventfds and standard output; cases on pipes
-// need pipe2(2) and are skipped in the sandbox until it has pipes. Cases
+// The readiness sources are eventfds, pipes and standard output. Cases
 // woken by a second thread need clone(2), and cases interrupted by a timer
 // signal need setitimer(2): both are skipped in the sandbox for now.
 
@@ -355,10 +354,7 @@ TEST(PollTest, InterruptedBySignal) {
   EXPECT_EQ(handled, 1);
 }
 
-// The tests below need pipe2(2), which the sandbox does not have yet.
-
 TEST(PollPipeTest, HangupIsAlwaysReported) {
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -370,7 +366,6 @@ TEST(PollPipeTest, HangupIsAlwaysReported) {
 }
 
 TEST(PollPipeTest, ErrorIsAlwaysReported) {
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -381,7 +376,6 @@ TEST(PollPipeTest, ErrorIsAlwaysReported) {
 }
 
 TEST(PollPipeTest, DataIsReadable) {
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);

@@ -1,8 +1,7 @@
 // select(2) and pselect6(2): descriptor sets, EBADF for closed descriptors,
 // timeouts and the time left, the temporary signal mask (fs/select.c).
 //
-// Readiness sources are eventfds; pipe cases need pipe2(2) and are skipped
-// in the sandbox until it has pipes.
+// Readiness sources are eventfds and pipes.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -340,10 +339,7 @@ TEST(PselectTest, MaskIsRestored) {
   EXPECT_EQ(CurrentMask(), before);
 }
 
-// The tests below need pipe2(2), which the sandbox does not have yet.
-
 TEST(SelectPipeTest, HangupIsReadable) {
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -358,7 +354,6 @@ TEST(SelectPipeTest, HangupIsReadable) {
 }
 
 TEST(SelectPipeTest, BrokenPipeIsWritable) {
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);

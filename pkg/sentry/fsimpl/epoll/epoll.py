@@ -44,6 +44,7 @@ from pkg.abi.linux import epoll as EP
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.fsimpl.anon.anon_inode import AnonFile
 from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_RDNORM, Entry, Queue
 from pkg.sentry.vfs.file_description import FileDescription
 
@@ -110,7 +111,7 @@ class EpollItem:
         self.ep._remove(self)
 
 
-class EpollInstance(FileDescription):
+class EpollInstance(AnonFile):
     """EpollInstance is an epoll file (struct eventpoll)."""
 
     __slots__ = (
@@ -124,6 +125,8 @@ class EpollInstance(FileDescription):
         "queue",
     )
 
+    NAME = "eventpoll"
+
     def __init__(self) -> None:
         super().__init__(F.O_RDWR)
         self._mu = threading.RLock()
@@ -136,9 +139,6 @@ class EpollInstance(FileDescription):
         self._host_ep: select.epoll | None = None
         self._host_items: dict[int, list[EpollItem]] = {}
         self.queue = Queue()
-
-    def display_name(self) -> str:
-        return "anon_inode:[eventpoll]"
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         # noop_llseek.

@@ -19,8 +19,8 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import eventfd as E
 from pkg.abi.linux import fcntl as F
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.fsimpl.anon.anon_inode import AnonFile
 from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_IN, EVENT_OUT, Entry, Queue
-from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -29,10 +29,12 @@ _U64 = struct.Struct("<Q")
 _ULLONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
-class EventFD(FileDescription):
+class EventFD(AnonFile):
     """EventFD is an eventfd's counter and its waiters."""
 
     __slots__ = ("_mu", "_value", "queue", "semaphore")
+
+    NAME = "eventfd"
 
     def __init__(self, initval: int, flags: int) -> None:
         super().__init__(F.O_RDWR | (flags & F.O_NONBLOCK))
@@ -40,9 +42,6 @@ class EventFD(FileDescription):
         self._value = initval
         self.semaphore = bool(flags & E.EFD_SEMAPHORE)
         self.queue = Queue()
-
-    def display_name(self) -> str:
-        return "anon_inode:[eventfd]"
 
     @property
     def value(self) -> int:

@@ -21,20 +21,22 @@ from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import signal as S
 from pkg.abi.linux.signalfd import SIGNALFD_SIGINFO_SIZE, signalfd_siginfo
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.fsimpl.anon.anon_inode import AnonFile
 from pkg.sentry.kernel.task import current_task
 from pkg.sentry.kernel.task_signals import dequeue_signal_locked, pending_mask_locked
 from pkg.sentry.kernel.waiter import EVENT_IN, Entry, Queue
-from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.signals import SignalInfo
     from pkg.sentry.kernel.task import Task
 
 
-class SignalFD(FileDescription):
+class SignalFD(AnonFile):
     """SignalFD is a signalfd: the set of signals it reads."""
 
     __slots__ = ("_creator", "_mask", "_reg_mu", "_registrations")
+
+    NAME = "signalfd"
 
     def __init__(self, creator: Task, mask: int, flags: int) -> None:
         super().__init__(F.O_RDWR | (flags & F.O_NONBLOCK))
@@ -44,9 +46,6 @@ class SignalFD(FileDescription):
         # Which queue each registered entry went to, for unregistering from
         # another task.
         self._registrations: dict[Entry, Queue] = {}
-
-    def display_name(self) -> str:
-        return "anon_inode:[signalfd]"
 
     @property
     def mask(self) -> int:

@@ -10,14 +10,22 @@ from __future__ import annotations
 from pkg.abi.linux import errno
 from pkg.abi.linux import sysno as N
 from pkg.sentry.syscalls.linux import (
+    sys_attr,
+    sys_chdir,
     sys_epoll,
     sys_eventfd,
     sys_file,
+    sys_file_open,
     sys_futex,
+    sys_getdents,
     sys_identity,
+    sys_lock,
     sys_membarrier,
     sys_memfd,
     sys_mmap,
+    sys_mount,
+    sys_path,
+    sys_pipe,
     sys_poll,
     sys_prctl,
     sys_process_vm,
@@ -26,9 +34,13 @@ from pkg.sentry.syscalls.linux import (
     sys_rlimit,
     sys_signal,
     sys_signalfd,
+    sys_splice,
+    sys_stat,
+    sys_sync,
     sys_thread,
     sys_time,
     sys_utsname,
+    sys_xattr,
 )
 from pkg.sentry.syscalls.syscall import Syscall, error
 
@@ -36,14 +48,22 @@ from pkg.sentry.syscalls.syscall import Syscall, error
 TABLE_SIZE = 512
 
 FAMILIES = (
+    sys_attr,
+    sys_chdir,
     sys_epoll,
     sys_eventfd,
     sys_file,
+    sys_file_open,
     sys_futex,
+    sys_getdents,
     sys_identity,
+    sys_lock,
     sys_membarrier,
     sys_memfd,
     sys_mmap,
+    sys_mount,
+    sys_path,
+    sys_pipe,
     sys_poll,
     sys_prctl,
     sys_process_vm,
@@ -52,9 +72,13 @@ FAMILIES = (
     sys_rlimit,
     sys_signal,
     sys_signalfd,
+    sys_splice,
+    sys_stat,
+    sys_sync,
     sys_thread,
     sys_time,
     sys_utsname,
+    sys_xattr,
 )
 
 # Calls that deliberately fail, with why.
