@@ -23,7 +23,7 @@ from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
-from pkg.sentry.kernel.signals import SignalHandlers
+from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_run import run
@@ -31,6 +31,7 @@ from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
 from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
@@ -94,6 +95,11 @@ class Kernel:
         self.futexes = FutexManager()
         # The virtual filesystem; runsc/boot/vfs.py mounts the root.
         self.vfs = VirtualFilesystem()
+        # Queued signals per user, for RLIMIT_SIGPENDING.
+        self.sigpending = SigpendingAccount()
+        # The timer thread and the CPU-time timer tick (timers.py).
+        self.timer_queue = TimerQueue(self.panic)
+        self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
@@ -186,8 +192,9 @@ class Kernel:
                 tg.parent.children.remove(tg)
 
     def futex_wake(self, t: Task, addr: int, n: int) -> int:
-        """Wakes up to n futex waiters on addr in t's address space."""
-        return self.futexes.wake(t, addr, n)
+        """Wakes up to n futex waiters on addr as t sees it (a shared key, as
+        clear_child_tid wakes)."""
+        return self.futexes.wake(t, addr, False, n)
 
     # Lifecycle.
 
@@ -202,6 +209,7 @@ class Kernel:
 
     def _finish(self) -> None:
         self.tasks.empty.wait()
+        self.timer_queue.close()
         self.done.set()
 
     def kill_all(self) -> None:

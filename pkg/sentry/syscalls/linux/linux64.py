@@ -32,6 +32,7 @@ from pkg.sentry.syscalls.linux import (
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
     sys_signalfd,
     sys_splice,
@@ -39,6 +40,7 @@ from pkg.sentry.syscalls.linux import (
     sys_sync,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
     sys_xattr,
 )
@@ -70,6 +72,7 @@ FAMILIES = (
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
     sys_signalfd,
     sys_splice,
@@ -77,6 +80,7 @@ FAMILIES = (
     sys_sync,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
     sys_xattr,
 )
