@@ -2,8 +2,7 @@
 // EFD_CLOEXEC, the 8-byte transfer size and overflow (fs/eventfd.c).
 //
 // Tests that block and are woken by a second thread need clone(2) and are
-// skipped in the sandbox until it has threads; the ones interrupted by a
-// timer signal need setitimer(2).
+// skipped in the sandbox until it has threads.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -285,8 +284,6 @@ void NoopHandler(int) {}
 // A blocking read is interrupted by a signal; without SA_RESTART it fails
 // with EINTR (eventfd_read returns -ERESTARTSYS).
 TEST(EventfdTest, BlockingReadInterrupted) {
-  // Needs setitimer(2), which comes with the timers.
-  SKIP_IF(IsRunningOnSandbox());
   struct sigaction sa = {};
   sa.sa_handler = NoopHandler;
   ScopedSigaction scoped(SIGALRM, sa);

@@ -2,8 +2,8 @@
 // temporary signal mask and interruption (fs/select.c).
 //
 // The readiness sources are eventfds, pipes and standard output. Cases
-// woken by a second thread need clone(2), and cases interrupted by a timer
-// signal need setitimer(2): both are skipped in the sandbox for now.
+// woken by a second thread need clone(2) and are skipped in the sandbox for
+// now.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -341,8 +341,6 @@ TEST(PollTest, WokenByEventfdWrite) {
 // poll is interrupted by a handled signal even with SA_RESTART: it returns
 // -ERESTART_RESTARTBLOCK, which a handler turns into EINTR.
 TEST(PollTest, InterruptedBySignal) {
-  // Needs setitimer(2), which comes with the timers.
-  SKIP_IF(IsRunningOnSandbox());
   struct sigaction sa = {};
   sa.sa_handler = CountingHandler;
   sa.sa_flags = SA_RESTART;

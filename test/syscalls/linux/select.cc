@@ -233,8 +233,6 @@ TEST(SelectTest, WokenByEventfdWrite) {
 // select is interrupted by a handled signal even with SA_RESTART
 // (-ERESTARTNOHAND).
 TEST(SelectTest, InterruptedBySignal) {
-  // Needs setitimer(2), which comes with the timers.
-  SKIP_IF(IsRunningOnSandbox());
   struct sigaction sa = {};
   sa.sa_handler = CountingHandler;
   sa.sa_flags = SA_RESTART;

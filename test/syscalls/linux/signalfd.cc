@@ -3,8 +3,8 @@
 // existing signalfd (fs/signalfd.c).
 //
 // Signals are sent to this thread with tgkill and to the process with
-// kill. Cases woken by a second thread need clone(2), and cases interrupted
-// by a timer need setitimer(2): both are skipped in the sandbox for now.
+// kill. Cases woken by a second thread need clone(2) and are skipped in the
+// sandbox for now.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -267,8 +267,6 @@ TEST_F(SignalfdTest, BlockingReadWokenBySignal) {
 void NoopHandler(int) {}
 
 TEST_F(SignalfdTest, BlockingReadInterrupted) {
-  // Needs setitimer(2), which comes with the timers.
-  SKIP_IF(IsRunningOnSandbox());
   struct sigaction sa = {};
   sa.sa_handler = NoopHandler;
   ScopedSigaction scoped(SIGALRM, sa);

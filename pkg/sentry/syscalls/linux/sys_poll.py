@@ -7,12 +7,12 @@ or a signal interrupts. Files whose readiness is the host's (host_poll_fd)
 are waited on through Task.block's host descriptors, so a task polling
 standard input and an eventfd wakes for either without spinning.
 
-A signal ends the wait with ERESTARTNOHAND: a handler turns it into EINTR
-and no handler restarts the call. ppoll and pselect6 install a temporary
-signal mask first (set_user_sigmask); if the call is interrupted, the old
-mask stays saved in Task.saved_mask so that the handler runs with the
-temporary mask and the old one returns with it, as Linux's
-restore_saved_sigmask_unless does. The time left is written back to the
+A signal ends the wait with ERESTARTNOHAND (poll: ERESTART_RESTARTBLOCK):
+a handler turns it into EINTR and no handler restarts the call. ppoll and
+pselect6 install a temporary signal mask first (set_user_sigmask); if the
+call is interrupted, the old mask stays saved in Task.saved_mask so that
+the handler runs with the temporary mask and the old one returns with it,
+as Linux's restore_saved_sigmask_unless does. The time left is written back to the
 timeout of select, pselect6 and ppoll, as Linux does.
 """
 
@@ -329,7 +329,8 @@ def _s16(v: int) -> int:
 
 
 def sys_poll(t: Task, args: Args) -> int:
-    """poll(2)."""
+    """poll(2): interrupted, it restarts through restart_syscall with the
+    time left when no handler runs (do_restart_poll)."""
     addr, nfds, timeout_ms = args[0], u32(args[1]), s32(args[2])
     if timeout_ms < 0:
         deadline, zero = None, False
@@ -337,10 +338,20 @@ def sys_poll(t: Task, args: Args) -> int:
         deadline, zero = time.monotonic(), True
     else:
         deadline, zero = deadline_after_ns(timeout_ms * 1_000_000), False
-    # TODO(#4): Linux restarts an interrupted poll through restart_syscall
-    # with the time left (ERESTART_RESTARTBLOCK); until restart blocks
-    # exist, a restart without a handler waits the whole timeout again.
-    return _do_sys_poll(t, addr, nfds, deadline, zero)
+    return _restartable_poll(t, addr, nfds, deadline, zero)
+
+
+def _restartable_poll(
+    t: Task, addr: int, nfds: int, deadline: float | None, zero: bool
+) -> int:
+    try:
+        return _do_sys_poll(t, addr, nfds, deadline, zero)
+    except SyscallError as e:
+        if e.errno != errno.ERESTARTNOHAND:
+            raise
+    # The deadline is absolute, so the restarted call waits what is left.
+    t.restart_block = lambda t: _restartable_poll(t, addr, nfds, deadline, zero)
+    raise SyscallError(errno.ERESTART_RESTARTBLOCK)
 
 
 def sys_ppoll(t: Task, args: Args) -> int:
@@ -491,8 +502,7 @@ ENTRIES = [
         N.SYS_poll,
         "poll",
         sys_poll,
-        "an interrupted poll restarts with its whole timeout when no handler "
-        "runs (no restart_syscall yet)",
+        "a descriptor closed by another thread during the call is still polled",
     ),
     partial(
         N.SYS_select,
