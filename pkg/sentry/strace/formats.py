@@ -181,6 +181,9 @@ SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
     "eventfd2": (UINT, HEX),
     "signalfd": (FD, SIGSET, UINT),
     "signalfd4": (FD, SIGSET, UINT, HEX),
+    "timerfd_create": (CLOCK_ID, HEX),
+    "timerfd_settime": (FD, HEX, PTR, PTR),
+    "timerfd_gettime": (FD, PTR),
     # Files (#5).
     "creat": (PATH, OCT),
     "openat2": (DIRFD, PATH, PTR, UINT),

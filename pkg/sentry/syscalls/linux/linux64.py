@@ -41,6 +41,7 @@ from pkg.sentry.syscalls.linux import (
     sys_thread,
     sys_time,
     sys_timer,
+    sys_timerfd,
     sys_utsname,
     sys_xattr,
 )
@@ -81,6 +82,7 @@ FAMILIES = (
     sys_thread,
     sys_time,
     sys_timer,
+    sys_timerfd,
     sys_utsname,
     sys_xattr,
 )
