@@ -39,6 +39,7 @@ _CLONE_NEWNET = 0x40000000
 _CLONE_THREAD = 0x00010000
 
 _PR_SET_DUMPABLE = 4
+_PR_SET_NAME = 15
 _PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -130,6 +131,11 @@ def gofer_filter_rules() -> list[sc.Rule]:
     )
     rules.append(sc.Rule(_SYS_CLONE3, sc.ret_errno(errno.ENOSYS)))
     return rules
+
+
+def set_name(name: bytes) -> None:
+    """Names the process (its comm, what ps and top show)."""
+    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 def _check(ret: int, what: str) -> None:

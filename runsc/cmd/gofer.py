@@ -150,6 +150,7 @@ def main(config: Config, args: argparse.Namespace) -> int:
         log.error("gofer: %s", e)
         return 1
     _raise_fd_limit()
+    confine.set_name(b"runsc-gofer")
 
     host_fifo = args.host_fifo == "open"
     host_devices = args.host_devices == "open"

@@ -101,6 +101,8 @@ class TestConfinedGofer:
         assert int(s["CapPrm"], 16) == kept
         assert int(s["CapBnd"], 16) == kept
         assert os.readlink(f"/proc/{proc.pid}/root") == rootfs
+        with open(f"/proc/{proc.pid}/comm") as f:
+            assert f.read().strip() == "runsc-gofer"
         assert os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink(
             "/proc/self/ns/net"
         )
