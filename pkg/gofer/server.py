@@ -10,6 +10,13 @@ very inode the node holds, not a path lookup), after checking the node's
 type against the policy: host FIFOs and devices are refused unless allowed,
 and sockets cannot be opened at all.
 
+Host kernel interfaces mounted inside the served tree (procfs, sysfs,
+cgroupfs, debugfs and the like: the host's /proc under a `runsc do` of the
+host root) are sealed: their mount point can be looked up and stat'ed, so
+the sentry can mount its own /proc there, but nothing inside them is served
+(lookups fail with ENOENT, listings are empty, anything else is EACCES).
+The sandbox has its own; the host's would tell it about the host.
+
 The server makes no permission decisions of its own beyond read-only mounts:
 the sentry checks the application's credentials against the attributes the
 server reports, and the server (with CAP_DAC_OVERRIDE and friends) carries
@@ -51,6 +58,28 @@ _MAX_DIRENTS = 64 << 10
 _XATTR_SIZE_MAX = 64 << 10
 _NO_ID = 0xFFFFFFFF
 
+# statfs f_type of host kernel interfaces that are never served (sealed).
+_KERNEL_FS_TYPES = frozenset(
+    {
+        0x9FA0,  # proc
+        0x62656572,  # sysfs
+        0x0027E0EB,  # cgroup
+        0x63677270,  # cgroup2
+        0x64626720,  # debugfs
+        0x74726163,  # tracefs
+        0x73636673,  # securityfs
+        0xCAFE4A11,  # bpf
+        0x62656570,  # configfs
+        0x6165676C,  # pstore
+        0xDE5E81E4,  # efivarfs
+        0x42494E4D,  # binfmt_misc
+        0xF97CFF8C,  # selinuxfs
+        0x65735543,  # fusectl
+        0x19800202,  # mqueue
+        0x6E736673,  # nsfs
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -68,15 +97,21 @@ class Policy:
 
 
 class _Node:
-    """_Node is one id's host O_PATH descriptor."""
+    """_Node is one id's host O_PATH descriptor.
 
-    __slots__ = ("dev", "dir_fd", "fd", "ino", "mode")
+    Attributes:
+        sealed: the node is on a host kernel interface (see the module
+            docstring): only stat, statfs and close are served.
+    """
 
-    def __init__(self, fd: int, st: os.stat_result) -> None:
+    __slots__ = ("dev", "dir_fd", "fd", "ino", "mode", "sealed")
+
+    def __init__(self, fd: int, st: os.stat_result, sealed: bool) -> None:
         self.fd = fd
         self.mode = st.st_mode
         self.dev = st.st_dev
         self.ino = st.st_ino
+        self.sealed = sealed
         # An open directory descriptor for Getdents, made on first use.
         self.dir_fd = -1
 
@@ -244,16 +279,30 @@ class Connection:
 
     # Helpers.
 
-    def _add(self, fd: int, st: os.stat_result) -> pb.Inode:
+    def _add(self, fd: int, st: os.stat_result, parent_dev: int = -1) -> pb.Inode:
+        """Registers fd as a new node; parent_dev is the device of the
+        directory it was found in (-1: check the filesystem anyway)."""
+        sealed = False
+        if st.st_dev != parent_dev:
+            # A mount point: what is mounted there?
+            sealed = hostcalls.fstatfs(fd).f_type in _KERNEL_FS_TYPES
         node_id = self._next_id
         self._next_id += 1
-        self._nodes[node_id] = _Node(fd, st)
+        self._nodes[node_id] = _Node(fd, st, sealed)
         return pb.Inode(node=node_id, stat=stat_to_proto(st))
 
-    def _node(self, node_id: int) -> _Node:
+    def _any_node(self, node_id: int) -> _Node:
+        """Returns a node for stat, statfs or close."""
         node = self._nodes.get(node_id)
         if node is None:
             raise _err(errno.EBADF)
+        return node
+
+    def _node(self, node_id: int) -> _Node:
+        """Returns a node for anything but stat, statfs and close."""
+        node = self._any_node(node_id)
+        if node.sealed:
+            raise _err(errno.EACCES)
         return node
 
     def _dir(self, node_id: int) -> _Node:
@@ -329,17 +378,19 @@ class Connection:
         )
 
     def _walk(self, req: pb.WalkRequest) -> tuple[object, list[int]]:
-        cur = self._node(req.dir)
+        cur = self._any_node(req.dir)
         if len(req.names) > _MAX_WALK:
             raise _err(errno.EINVAL)
         for name in req.names:
             _check_name(name)
         out = pb.WalkResponse()
-        mode = cur.mode
-        fd = cur.fd
+        mode, fd, dev, sealed = cur.mode, cur.fd, cur.dev, cur.sealed
         for i, name in enumerate(req.names):
             if not st_mod.S_ISDIR(mode):
                 out.stop_errno = errno.ENOTDIR
+                break
+            if sealed:
+                out.stop_errno = errno.ENOENT
                 break
             try:
                 nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
@@ -347,15 +398,17 @@ class Connection:
                 out.stop_errno = e.errno or errno.EIO
                 break
             st = os.fstat(nfd)
-            out.inodes.append(self._add(nfd, st))
-            mode, fd = st.st_mode, nfd
+            inode = self._add(nfd, st, dev)
+            out.inodes.append(inode)
+            mode, fd, dev = st.st_mode, nfd, st.st_dev
+            sealed = self._nodes[inode.node].sealed
             if st_mod.S_ISLNK(mode) and i + 1 < len(req.names):
                 break
         return out, []
 
     def _stat(self, req: pb.StatRequest) -> tuple[object, list[int]]:
         return pb.StatResponse(
-            stat=stat_to_proto(os.fstat(self._node(req.node).fd))
+            stat=stat_to_proto(os.fstat(self._any_node(req.node).fd))
         ), []
 
     def _open(self, req: pb.OpenRequest) -> tuple[object, list[int]]:
@@ -523,7 +576,11 @@ class Connection:
         return pb.ReadlinkResponse(target=os.readlink(b"", dir_fd=node.fd)), []
 
     def _getdents(self, req: pb.GetdentsRequest) -> tuple[object, list[int]]:
-        node = self._dir(req.node)
+        node = self._any_node(req.node)
+        if not st_mod.S_ISDIR(node.mode):
+            raise _err(errno.ENOTDIR)
+        if node.sealed:
+            return pb.GetdentsResponse(), []
         if node.dir_fd < 0:
             node.dir_fd = os.open(
                 ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=node.fd
@@ -542,7 +599,7 @@ class Connection:
                     # Gone since getdents saw it (or EMFILE): no node.
                     pass
                 else:
-                    dirent.inode.CopyFrom(self._add(fd, os.fstat(fd)))
+                    dirent.inode.CopyFrom(self._add(fd, os.fstat(fd), node.dev))
             out.dirents.append(dirent)
         return out, []
 
@@ -579,7 +636,7 @@ class Connection:
         return pb.SetStatResponse(stat=stat_to_proto(os.fstat(node.fd))), []
 
     def _statfs(self, req: pb.StatFSRequest) -> tuple[object, list[int]]:
-        s = hostcalls.fstatfs(self._node(req.node).fd)
+        s = hostcalls.fstatfs(self._any_node(req.node).fd)
         return (
             pb.StatFSResponse(
                 type=s.f_type & 0xFFFFFFFFFFFFFFFF,

@@ -679,3 +679,36 @@ class TestGetdentsWalk:
         link = by_name[b"link"].inode
         assert stat.S_ISLNK(link.stat.mode)
         assert gofer.client.readlink(link.node) == b"dir/inner"
+
+
+class TestKernelInterfacesSealed:
+    """The host's /proc and /sys inside a served tree show nothing."""
+
+    @pytest.fixture
+    def host_root(self) -> Iterator[LocalGofer]:
+        g = LocalGofer("/", server.Policy(read_only=True))
+        yield g
+        g.close()
+
+    def test_mount_points_visible_contents_hidden(self, host_root):
+        g = host_root
+        for top in (b"proc", b"sys"):
+            inode = walk1(g, top)
+            assert stat.S_ISDIR(inode.stat.mode)
+            assert g.client.getdents(inode.node, 0) == []
+            inodes, stop = g.client.walk(inode.node, [b"self"])
+            assert (inodes, stop) == ([], errno.ENOENT)
+            assert errno_of(g.client.listxattr, inode.node) == errno.EACCES
+        inodes, stop = g.client.walk(g.root.node, [b"proc", b"self", b"environ"])
+        assert len(inodes) == 1 and stop == errno.ENOENT
+        ents = g.client.getdents(g.root.node, 0, walk=True)
+        proc = next(e for e in ents if e.name == b"proc")
+        assert g.client.getdents(proc.inode.node, 0) == []
+
+    def test_ordinary_files_still_served(self, host_root):
+        g = host_root
+        inode = g.client.resolve(g.root.node, b"/etc/hostname")
+        fd = g.client.open(inode.node, os.O_RDONLY)
+        with open("/etc/hostname", "rb") as f:
+            assert os.read(fd, 100) == f.read()
+        os.close(fd)
