@@ -1,0 +1,58 @@
+"""seccomp(2) and classic BPF (include/uapi/linux/seccomp.h,
+include/uapi/linux/filter.h, include/uapi/linux/audit.h)."""
+
+SECCOMP_SET_MODE_STRICT = 0
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+
+SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_KILL_THREAD = 0x00000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_LOG = 0x7FFC0000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_DATA = 0x0000FFFF
+
+# struct seccomp_data: nr, arch, instruction_pointer, args[6].
+SECCOMP_DATA_NR = 0
+SECCOMP_DATA_ARCH = 4
+SECCOMP_DATA_IP = 8
+SECCOMP_DATA_ARGS = 16
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+
+# System call numbers with this bit set are x32 calls.
+X32_SYSCALL_BIT = 0x40000000
+
+# Classic BPF instruction classes, sizes, modes, operations and sources.
+BPF_LD = 0x00
+BPF_LDX = 0x01
+BPF_ST = 0x02
+BPF_STX = 0x03
+BPF_ALU = 0x04
+BPF_JMP = 0x05
+BPF_RET = 0x06
+BPF_MISC = 0x07
+BPF_W = 0x00
+BPF_ABS = 0x20
+BPF_MEM = 0x60
+BPF_ADD = 0x00
+BPF_AND = 0x50
+BPF_JA = 0x00
+BPF_JEQ = 0x10
+BPF_JGT = 0x20
+BPF_JGE = 0x30
+BPF_JSET = 0x40
+BPF_K = 0x00
+BPF_X = 0x08
+BPF_A = 0x10
+
+# The kernel's limit on the length of one filter program.
+BPF_MAXINSNS = 4096
