@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     runsc_log.setup(
         config, args.verb, stderr_errors=not getattr(args, "no_stderr_log", False)
     )
+    log.debug("runsc: %s", " ".join(sys.argv))
     try:
         return args.func(config, args)
     except KeyboardInterrupt:

@@ -159,7 +159,7 @@ def boot(config: Config, args: BootArgs) -> int:
             init = sandbox.create_process(init_spec)
         finally:
             init_spec.executable.close()  # type: ignore[attr-defined]
-        for fd in args.stdio_fds:
+        for fd in set(args.stdio_fds):
             os.close(fd)
         controller = Controller(sandbox, init)
         server = Server(socket.socket(fileno=args.control_fd), controller)

@@ -116,6 +116,10 @@ def main(config: Config, args: argparse.Namespace) -> int:
     process = build_process(c, args)
     pid = c.exec(process, args.console_socket)
     if not args.detach:
+        # This runsc waits and exits with the process's status: it is the
+        # host process that stands for it.
+        if args.pid_file:
+            write_atomic(os.path.abspath(args.pid_file), str(os.getpid()).encode())
         _forward_to(c, pid)
         return wait_status_to_exit_code(c.wait_pid(pid))
 
