@@ -6,10 +6,14 @@ system library directory.
 """
 
 _PROBE = """
+import site
+import sys
 import sysconfig
 import pybind11
 print(sysconfig.get_paths()["include"])
 print(pybind11.get_include())
+print(sys.executable)
+print(":".join(site.getsitepackages()))
 """
 
 _BUILD = """
@@ -33,6 +37,11 @@ cc_library(
     linkopts = ["-lgtest", "-lgmock", "-pthread"],
 )
 
+# python_env: the interpreter and its site-packages, as shell assignments,
+# for launchers that start Python directly rather than through the PATH
+# (where a version manager's shim can cost a second per start).
+exports_files(["python_env"])
+
 cc_library(
     name = "gtest_main",
     linkopts = ["-lgtest_main", "-lgtest", "-lgmock", "-pthread"],
@@ -47,9 +56,10 @@ def _local_deps_impl(ctx):
     if result.return_code != 0:
         fail("cannot locate Python or pybind11 headers (run tools/setup.sh): " +
              result.stderr)
-    python_include, pybind11_include = result.stdout.strip().split("\n")
+    python_include, pybind11_include, executable, site = result.stdout.strip().split("\n")
     ctx.symlink(python_include, "python")
     ctx.symlink(pybind11_include, "pybind11")
+    ctx.file("python_env", "PYTHON='%s'\nPYTHON_SITE='%s'\n" % (executable, site))
     ctx.file("BUILD.bazel", _BUILD)
     ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
 

@@ -77,9 +77,12 @@ def wait_status_to_exit_code(status: int) -> int:
 
 def runsc_command() -> list[str]:
     """Returns the command that runs this runsc's Python entry point
-    directly (without Bazel's launcher, which would start Python twice)."""
+    directly: without site initialisation (-S: runsc_env passes this
+    process's module path, site-packages included) and without the script's
+    directory on sys.path (-P)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return [sys.executable, "-s", os.path.join(os.path.dirname(here), "main.py")]
+    main = os.path.join(os.path.dirname(here), "main.py")
+    return [sys.executable, "-S", "-P", main]
 
 
 def runsc_env() -> dict[str, str]:
