@@ -1,0 +1,56 @@
+"""Process checks for end-to-end tests: which processes a sandbox left, by
+the PID namespace it runs in."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def pid_namespace(pid: int) -> str:
+    """Returns the PID namespace of a process (pid:[N]), or "" if gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Reports whether pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def processes_in(namespace: str) -> list[int]:
+    """Returns the live processes in a PID namespace."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and pid_namespace(int(name)) == namespace:
+            if alive(int(name)):
+                out.append(int(name))
+    return out
+
+
+def wait_until(cond: object, timeout: float = 10.0) -> bool:
+    """Polls cond() until true or timeout; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():  # type: ignore[operator]
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def status_field(pid: int, name: str) -> str:
+    """Returns a field of /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key == name:
+                return value.strip()
+    raise KeyError(name)
