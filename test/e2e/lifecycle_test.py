@@ -261,8 +261,17 @@ def test_broken_config_leaves_nothing(env: Env) -> None:
         f.write('{"ociVersion": "1.0.2", "process": ')
     log = os.path.join(env.tmp, "log.json")
     p = subprocess.run(
-        [env.runsc.path, f"--root={env.runsc.root}", "--log", log]
-        + ["--log-format=json", "create", "--bundle", bundle, "c"],
+        [
+            env.runsc.path,
+            f"--root={env.runsc.root}",
+            "--log",
+            log,
+            "--log-format=json",
+            "create",
+            "--bundle",
+            bundle,
+            "c",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -291,7 +300,9 @@ def test_flag_forms(env: Env) -> None:
         [f"--root={env.runsc.root}", "--debug=false", "run", f"--bundle={bundle}", "c"],
         ["--root", env.runsc.root, "run", "--detach=false", "-b", bundle, "c"],
     ):
-        p = subprocess.run([env.runsc.path, *argv], capture_output=True, text=True)
+        p = subprocess.run(
+            [env.runsc.path, *argv], capture_output=True, text=True, check=False
+        )
         assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
 
 
