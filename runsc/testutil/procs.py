@@ -54,3 +54,26 @@ def status_field(pid: int, name: str) -> str:
             if key == name:
                 return value.strip()
     raise KeyError(name)
+
+
+def describe(pid: int) -> str:
+    """Returns a one-line description of a process, for failure messages."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        name, ppid = status_field(pid, "Name"), status_field(pid, "PPid")
+        return f"{pid} [{name}] ppid={ppid} {cmd}"
+    except (OSError, KeyError):
+        return f"{pid} (gone)"
+
+
+def leftovers(namespaces: set[str], grace: float = 10.0) -> list[str]:
+    """Returns descriptions of processes still alive in any of the PID
+    namespaces after waiting up to grace seconds for them to go (a daemon
+    may finish tearing a sandbox down after its client returned)."""
+
+    def alive_in() -> list[int]:
+        return [pid for ns in namespaces for pid in processes_in(ns)]
+
+    wait_until(lambda: not alive_in(), grace)
+    return [describe(pid) for pid in alive_in()]

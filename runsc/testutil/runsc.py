@@ -87,12 +87,10 @@ class Runsc:
             self.namespaces.add(ns)
         return ns
 
-    def leftovers(self) -> list[int]:
-        """Returns processes still alive in any tracked sandbox namespace."""
-        out = []
-        for ns in self.namespaces:
-            out += procs.processes_in(ns)
-        return out
+    def leftovers(self) -> list[str]:
+        """Describes processes still alive in any tracked sandbox namespace
+        (after a grace period)."""
+        return procs.leftovers(self.namespaces)
 
 
 WRAPPER = """#!/bin/sh
