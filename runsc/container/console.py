@@ -11,8 +11,11 @@ the user's terminal to the master and sets its size.
 from __future__ import annotations
 
 import array
+import fcntl
 import os
 import socket
+import struct
+import termios
 
 
 class ConsoleError(Exception):
@@ -23,6 +26,14 @@ def new_pty() -> tuple[int, int]:
     """Returns a new pty pair (master, replica), both close-on-exec."""
     master, replica = os.openpty()
     return master, replica
+
+
+def set_size(fd: int, size: dict[str, int] | None) -> None:
+    """Sets a terminal's window size from an OCI consoleSize object."""
+    if not size:
+        return
+    rows, cols = int(size.get("height", 0)), int(size.get("width", 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def send_master(console_socket: str, master: int) -> None:

@@ -207,6 +207,7 @@ class Container:
         write_atomic(sd.file(CONFIG_FILE), spec_bytes, 0o600)
 
         try:
+            rootfs.check_cwd(self.state.rootfs, settings.cwd)
             exec_fd, _ = rootfs.open_executable(
                 self.state.rootfs, settings.argv[0], settings.env, settings.cwd
             )
@@ -220,6 +221,7 @@ class Container:
                 master, replica = console.new_pty()
                 opened.append(replica)
                 try:
+                    console.set_size(master, spec["process"].get("consoleSize"))
                     console.send_master(args.console_socket, master)
                 except console.ConsoleError as e:
                     raise ContainerError(str(e)) from None
@@ -251,6 +253,7 @@ class Container:
                         console=use_console,
                         attached=args.attached,
                     ),
+                    on_started=self._record_sandbox,
                 )
             except SandboxError as e:
                 raise ContainerError(str(e)) from None
@@ -258,8 +261,6 @@ class Container:
             for fd in set(opened):
                 os.close(fd)
 
-        self.state.pid = self.proc.pid
-        self.state.pid_start = process_start_time(self.proc.pid)
         self.state.status = CREATED
         sd.save(self.state)
         _set_oom_score_adj(self.proc.pid, spec["process"].get("oomScoreAdj"))
@@ -274,6 +275,12 @@ class Container:
         if args.pid_file:
             write_atomic(os.path.abspath(args.pid_file), str(self.proc.pid).encode())
         log.debug("container: %s created, sandbox pid %d", self.id, self.proc.pid)
+
+    def _record_sandbox(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.state.pid = proc.pid
+        self.state.pid_start = process_start_time(proc.pid)
+        self.sd.save(self.state)
 
     # start.
 
@@ -468,6 +475,7 @@ class Container:
                 log.warning("exec: %s", w)
             settings = specutils.process_settings(process)
             try:
+                rootfs.check_cwd(self.state.rootfs, settings.cwd)
                 exe, filename = rootfs.open_executable(
                     self.state.rootfs, settings.argv[0], settings.env, settings.cwd
                 )
@@ -475,7 +483,10 @@ class Container:
                 raise ContainerError(str(e)) from None
             opened = [exe]
             try:
-                if settings.terminal:
+                if settings.terminal and not console_socket and os.isatty(0):
+                    # Attached to a terminal already: the process shares it.
+                    stdio = [0, 1, 2]
+                elif settings.terminal:
                     if not console_socket:
                         raise ContainerError(
                             "cannot allocate a terminal without --console-socket"
@@ -483,6 +494,7 @@ class Container:
                     master, replica = console.new_pty()
                     opened.append(replica)
                     try:
+                        console.set_size(master, process.get("consoleSize"))
                         console.send_master(console_socket, master)
                     except console.ConsoleError as e:
                         raise ContainerError(str(e)) from None

@@ -96,3 +96,29 @@ def open_executable(
         raise ExecutableError(f'exec: "{argv0}": executable file not found in $PATH')
     finally:
         os.close(root_fd)
+
+
+def check_cwd(rootfs: str, cwd: str) -> None:
+    """Checks that a process's working directory is a directory inside the
+    container root (resolved as the container sees it).
+
+    Raises:
+        ExecutableError: it is not.
+    """
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = syscalls.openat2(
+            root_fd,
+            cwd or "/",
+            os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+            0,
+            syscalls.RESOLVE_IN_ROOT | syscalls.RESOLVE_NO_MAGICLINKS,
+        )
+        os.close(fd)
+    except OSError as e:
+        raise ExecutableError(
+            f'chdir to cwd ("{cwd}") set in config.json failed: '
+            f"{(e.strerror or str(e)).lower()}"
+        ) from None
+    finally:
+        os.close(root_fd)

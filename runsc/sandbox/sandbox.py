@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pkg.abi.linux import prctl as PR
@@ -98,8 +99,16 @@ def _die_with_parent() -> None:
     syscalls.prctl(PR.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def spawn(config: Config, args: SpawnArgs) -> subprocess.Popen:
+def spawn(
+    config: Config,
+    args: SpawnArgs,
+    on_started: Callable[[subprocess.Popen], None] | None = None,
+) -> subprocess.Popen:
     """Starts the sandbox process and waits until the container is created.
+
+    on_started is called with the process as soon as it exists, before the
+    wait (to record its pid, so that it can be found and killed even if this
+    runsc dies meanwhile).
 
     Raises:
         SandboxError: the sandbox failed to start; the message says why. No
@@ -149,6 +158,8 @@ def spawn(config: Config, args: SpawnArgs) -> subprocess.Popen:
         os.close(spec_fd)
 
     try:
+        if on_started is not None:
+            on_started(proc)
         _wait_ready(proc, ready_r)
     except BaseException:
         kill(proc)
