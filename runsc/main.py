@@ -4,82 +4,74 @@ Global flags come before the verb, in the forms runc's clients use
 (`--root D`, `--root=D`, `-root D`); see config.py. A verb that fails
 reports why on stderr and in --log (as JSON lines with --log-format json,
 which container clients read) and exits with status 1.
+
+Start-up time matters (container clients run runsc several times per
+container), so only the verb's own module is imported, and for verbs that
+make a sandbox the sandbox process is started first, to import its modules
+while this one imports its own (runsc/sandbox/launch.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from pkg.sentry.control.server import ControlError
+from pkg.sentry.control.errors import ControlError
 from runsc import config as runsc_config
 from runsc import log as runsc_log
-from runsc.cmd import (
-    boot,
-    create,
-    delete,
-    do,
-    events,
-    help,
-    install,
-    kill,
-    pause,
-    ps,
-    run,
-    spec,
-    start,
-    state,
-    version,
-    wait,
-)
-from runsc.cmd import exec as exec_cmd
-from runsc.cmd import list as list_cmd
 from runsc.cmd.util import normalize_verb_flags
-from runsc.container.console import ConsoleError
-from runsc.container.hooks import HookError
-from runsc.container.state import ContainerError
-from runsc.sandbox.sandbox import SandboxError
-from runsc.specutils.spec import SpecError
+from runsc.container.errors import ContainerError, ExecutableError
+from runsc.sandbox import launch
+from runsc.specutils.errors import SpecError
 
 log = logging.getLogger("runsc")
 
-VERBS = (
-    boot,
-    create,
-    delete,
-    do,
-    events,
-    exec_cmd,
-    help,
-    install,
-    kill,
-    list_cmd,
-    pause,
-    ps,
-    run,
-    spec,
-    start,
-    state,
-    version,
-    wait,
-)
+# Every verb and the module that implements it.
+VERBS = {
+    "boot": "runsc.cmd.boot",
+    "create": "runsc.cmd.create",
+    "delete": "runsc.cmd.delete",
+    "do": "runsc.cmd.do",
+    "events": "runsc.cmd.events",
+    "exec": "runsc.cmd.exec",
+    "help": "runsc.cmd.help",
+    "install": "runsc.cmd.install",
+    "kill": "runsc.cmd.kill",
+    "list": "runsc.cmd.list",
+    "pause": "runsc.cmd.pause",
+    "ps": "runsc.cmd.ps",
+    "run": "runsc.cmd.run",
+    "spec": "runsc.cmd.spec",
+    "start": "runsc.cmd.start",
+    "state": "runsc.cmd.state",
+    "uninstall": "runsc.cmd.install",
+    "version": "runsc.cmd.version",
+    "wait": "runsc.cmd.wait",
+    "resume": "runsc.cmd.pause",
+}
+
+# Verbs that make a sandbox: their sandbox process is started first thing.
+SANDBOX_VERBS = frozenset({"create", "run", "do"})
 
 # Failures a verb reports as a message, not a traceback.
 USER_ERRORS = (
     ContainerError,
+    ExecutableError,
     SpecError,
     ControlError,
-    SandboxError,
-    HookError,
-    ConsoleError,
+    launch.SandboxError,
     ValueError,
     OSError,
 )
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """Returns the parser for the global flags and every verb."""
+def build_parser(
+    verb: str | None = None,
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """Returns the parser for the global flags and the verb (every verb if
+    None)."""
     p = argparse.ArgumentParser(
         prog="runsc",
         description="An application kernel for containers.",
@@ -87,30 +79,39 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     )
     runsc_config.add_global_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    for verb in VERBS:
-        verb.add_parser(sub)
+    modules = [VERBS[verb]] if verb in VERBS else sorted(set(VERBS.values()))
+    for name in modules:
+        importlib.import_module(name).add_parser(sub)
     return p, sub
+
+
+def find_verb(argv: list[str]) -> tuple[str | None, int]:
+    """Returns the verb of a normalised command line and its index."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VERBS:
+            return a, i
+        if not a.startswith("-"):
+            break
+        i += 2 if a in runsc_config.VALUE_FLAGS else 1
+    return None, -1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses argv and runs the verb; returns the exit status."""
     argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
-    parser, sub = build_parser()
-    # Go-style boolean flags of the verb (--detach=true) need rewriting too.
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in sub.choices:
-            argv = argv[: i + 1] + normalize_verb_flags(sub.choices[a], argv[i + 1 :])
-            break
-        if not a.startswith("-"):
-            break
-        i += 2 if a in runsc_config.VALUE_FLAGS else 1
+    verb, i = find_verb(argv)
+    if verb in SANDBOX_VERBS and "--help" not in argv and "-h" not in argv:
+        launch.launch_early()
+    parser, sub = build_parser(verb)
+    if verb is not None:
+        # Go-style boolean flags of the verb (--detach=true) need rewriting.
+        argv = argv[: i + 1] + normalize_verb_flags(sub.choices[verb], argv[i + 1 :])
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help(sys.stderr)
         return 2
-    args.parser, args.subparsers = parser, sub
     config = runsc_config.config_from_args(args)
     runsc_log.setup(
         config, args.verb, stderr_errors=not getattr(args, "no_stderr_log", False)

@@ -45,7 +45,7 @@ from runsc.boot.sandbox import HostExecFile, ProcessSpec, Sandbox
 from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.boot.syscalls import set_name
 from runsc.config import Config
-from runsc.sandbox.sandbox import READY_LINE, wait_status_to_exit_code
+from runsc.sandbox.launch import READY_LINE, wait_status_to_exit_code
 from runsc.specutils import spec as specutils
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import time
 from pkg.abi.linux import errno
 from pkg.abi.linux import signal as S
 from pkg.sentry.control import control_pb2 as pb
-from pkg.sentry.control.server import ControlError
+from pkg.sentry.control.errors import ControlError
 from pkg.sentry.kernel.credentials import Credentials
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import SignalInfo

@@ -28,7 +28,7 @@ from runsc.cmd.util import flag
 from runsc.config import Config
 from runsc.container.container import Container
 from runsc.container.state import write_atomic
-from runsc.sandbox.sandbox import wait_status_to_exit_code
+from runsc.sandbox.launch import wait_status_to_exit_code
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,14 @@ def print_syscalls(out: TextIO = sys.stdout) -> None:
 
 def main(config: Config, args: argparse.Namespace) -> int:
     """Runs `help`."""
-    parser: argparse.ArgumentParser = args.parser
+    from runsc.main import build_parser  # noqa: PLC0415
+
     if args.topic == "syscalls":
         print_syscalls()
         return 0
+    parser, subparsers = build_parser()
     if args.topic:
-        sub = args.subparsers.choices.get(args.topic)
+        sub = subparsers.choices.get(args.topic)
         if sub is None:
             print(f"runsc: no help topic {args.topic!r}", file=sys.stderr)
             return 2

@@ -18,7 +18,7 @@ from runsc.cmd.create import add_create_flags
 from runsc.cmd.util import flag
 from runsc.config import Config
 from runsc.container.container import Container, CreateArgs
-from runsc.sandbox.sandbox import wait_status_to_exit_code
+from runsc.sandbox.launch import wait_status_to_exit_code
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import json
 from runsc.cmd.util import flag
 from runsc.config import Config
 from runsc.container.container import Container
-from runsc.sandbox.sandbox import wait_status_to_exit_code
+from runsc.sandbox.launch import wait_status_to_exit_code
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

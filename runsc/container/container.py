@@ -25,7 +25,7 @@ from typing import Any
 
 from pkg.abi.linux import signal as S
 from pkg.sentry.control import control_pb2 as pb
-from pkg.sentry.control.server import ControlError
+from pkg.sentry.control.errors import ControlError
 from pkg.unet import unet
 from runsc.boot import syscalls
 from runsc.config import Config
@@ -49,7 +49,7 @@ from runsc.container.state import (
     write_atomic,
 )
 from runsc.sandbox import sandbox
-from runsc.sandbox.sandbox import SandboxError
+from runsc.sandbox.launch import SandboxError
 from runsc.specutils import spec as specutils
 
 log = logging.getLogger(__name__)

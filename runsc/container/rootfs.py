@@ -21,11 +21,10 @@ import posixpath
 import stat
 
 from runsc.boot import syscalls
+from runsc.container.errors import ExecutableError
 from runsc.specutils import spec as specutils
 
-
-class ExecutableError(Exception):
-    """ExecutableError: the process's executable cannot be started."""
+__all__ = ["ExecutableError", "check_cwd", "open_executable"]
 
 
 def _open_in_root(root_fd: int, path: str) -> int:

@@ -28,6 +28,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runsc.container.errors import ContainerError, NotExistError
+
+__all__ = [
+    "ContainerError",
+    "NotExistError",
+    "State",
+    "StateDir",
+]
+
 # OCI statuses.
 CREATING = "creating"
 CREATED = "created"
@@ -40,14 +49,6 @@ CONFIG_FILE = "config.json"
 CONTROL_SOCKET = "control.sock"
 EXIT_FILE = "exit"
 LOCK_FILE = "lock"
-
-
-class ContainerError(Exception):
-    """ContainerError is a failed verb, with a message for the user."""
-
-
-class NotExistError(ContainerError):
-    """NotExistError: no container has the id."""
 
 
 @dataclass(slots=True)

@@ -19,6 +19,9 @@ from typing import Any
 from pkg.abi.linux import capability as C
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
+from runsc.specutils.errors import SpecError
+
+__all__ = ["Spec", "SpecError"]
 
 Spec = dict[str, Any]
 
@@ -43,10 +46,6 @@ SENTRY_MOUNT_TYPES = frozenset(
 # The hooks of the OCI spec and where this runtime runs them.
 HOST_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
 CONTAINER_HOOKS = ("createContainer", "startContainer")
-
-
-class SpecError(ValueError):
-    """SpecError is a config.json this runtime refuses, with the reason."""
 
 
 def validate_id(container_id: str) -> None:

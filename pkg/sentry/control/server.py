@@ -22,18 +22,12 @@ import threading
 from google.protobuf.message import DecodeError
 
 from pkg.sentry.control import control_pb2 as pb
+from pkg.sentry.control.errors import ControlError
 from pkg.unet import unet
 
+__all__ = ["ControlError", "Server"]
+
 log = logging.getLogger(__name__)
-
-
-class ControlError(Exception):
-    """ControlError is a failed request: a message for the user and the host
-    errno closest to the failure."""
-
-    def __init__(self, message: str, errno: int = 0) -> None:
-        super().__init__(message)
-        self.errno = errno
 
 
 class Server:
