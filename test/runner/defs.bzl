@@ -92,5 +92,6 @@ def syscall_test(
             data = [_RUNSC],
             size = size,
             shard_count = shard_count,
-            tags = tags + ["runsc", platform] + (["manual"] if runsc_skip else []),
+            tags = tags + ["runsc", platform] +
+                   (["manual"] if runsc_skip else []),
         )

@@ -11,6 +11,13 @@ sandbox, `runsc --platform=P --root=... --debug --debug-log=DIR/ do BINARY`,
 with RUNSC_TEST_PLATFORM=P in its environment so that tests can skip what the
 sandbox cannot do yet. All test cases of the binary share that sandbox.
 
+One sandbox for all cases keeps the suite fast, but a case that crashes the
+sandbox or hangs would hide the results of every case after it. So when a run
+ends inside a case (the case started and never finished), the runner records
+that case as failed, prints the end of the debug log, and runs the cases that
+had not run yet in a fresh sandbox. A run that prints nothing for
+--stall-timeout seconds counts as hung.
+
 Bazel's test protocol is spoken here rather than by googletest inside the
 sandbox, because the sandbox's root file system is a copy-on-write overlay
 held in memory: a file that the test program writes there never reaches the
@@ -24,7 +31,7 @@ host. So:
 - the premature-exit file: left to Bazel, and hidden from the sandboxed
   program, which could not create it.
 
-The run gets a deadline shorter than Bazel's (TEST_TIMEOUT), so that on a
+Every run gets a deadline shorter than Bazel's (TEST_TIMEOUT), so that on a
 hang the runner still kills the sandbox and prints the end of its debug log,
 which is written into TEST_UNDECLARED_OUTPUTS_DIR (outputs.zip in the test's
 testlogs directory) for a failing CI run to be diagnosed.
@@ -75,6 +82,11 @@ _LOG_TAIL_FILES = 3
 _KILL_GRACE_SECONDS = 5.0
 _DRAIN_SECONDS = 5.0
 
+# Fresh sandboxes after crashes, at most, and the least time worth starting
+# one with.
+_MAX_RESUMES = 20
+_MIN_RESUME_SECONDS = 5.0
+
 
 def log(msg: str) -> None:
     """Writes a runner message to stderr."""
@@ -105,6 +117,14 @@ def default_timeout(env: dict[str, str]) -> float | None:
         return None
     seconds = float(total)
     return max(1.0, seconds - max(5.0, seconds / 10))
+
+
+def default_stall_timeout(timeout: float | None) -> float | None:
+    """Returns how long a sandboxed run may stay silent: a quarter of the
+    deadline, at least 10 seconds."""
+    if timeout is None:
+        return None
+    return max(10.0, timeout / 4)
 
 
 def test_env(base: dict[str, str], platform: str) -> dict[str, str]:
@@ -141,6 +161,18 @@ class TestCase:
     result: str = ""  # "OK", "FAILED", "SKIPPED", or "" if it never ended.
     millis: int = 0
     output: list[str] = dataclasses.field(default_factory=list)
+    # For a case that never ended: how the program ended.
+    note: str = ""
+
+    @property
+    def full_name(self) -> str:
+        """Returns Suite.Name, as --gtest_filter takes it."""
+        return f"{self.suite}.{self.name}"
+
+    @property
+    def passed(self) -> bool:
+        """Reports whether the case passed or was skipped."""
+        return self.result in ("OK", "SKIPPED")
 
 
 _RUN_RE = re.compile(r"^\[ RUN      \] (\S+)$")
@@ -165,13 +197,50 @@ def parse_gtest_output(lines: list[str]) -> list[TestCase]:
         if current is None:
             continue
         m = _END_RE.match(line)
-        if m and m.group(2) == f"{current.suite}.{current.name}":
+        if m and m.group(2) == current.full_name:
             current.result = m.group(1)
             current.millis = int(m.group(3))
             current = None
             continue
         current.output.append(line)
     return cases
+
+
+def parse_test_list(lines: list[str]) -> list[str]:
+    """Returns the Suite.Name of every case in --gtest_list_tests output."""
+    names = []
+    suite = ""
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        text = line.split("  #", 1)[0].rstrip()
+        if not line.startswith(" "):
+            suite = text
+        elif suite:
+            names.append(suite + text.strip())
+    return names
+
+
+def shard_select(
+    names: list[str], index: int, total: int, also_disabled: bool = False
+) -> list[str]:
+    """Returns the names that googletest runs on shard `index` of `total`: it
+    numbers the runnable cases in order and keeps those whose number modulo
+    total is index (gtest.cc, FilterTests)."""
+    out = []
+    runnable = 0
+    for name in names:
+        suite, _, case = name.partition(".")
+        disabled = suite.split("/")[-1].startswith("DISABLED_") or case.startswith(
+            "DISABLED_"
+        )
+        if disabled and not also_disabled:
+            continue
+        if runnable % total == index:
+            out.append(name)
+        runnable += 1
+    return out
 
 
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -186,9 +255,9 @@ def junit_xml(
 ) -> bytes:
     """Returns a JUnit XML report of cases, as googletest would write it.
 
-    A case that never ended is reported failed with status_note (how the
-    program ended). If no case ran at all and status_note is set, one case
-    named after the program carries the failure and the output's tail.
+    A case that never ended is reported failed with its note (or status_note,
+    how the program ended). If no case ran at all and status_note is set, one
+    case named after the program carries the failure and the output's tail.
     """
     suites: dict[str, list[TestCase]] = {}
     for c in cases:
@@ -216,7 +285,7 @@ def junit_xml(
                 ET.SubElement(tc, "skipped", message=_xml_text(text[:200])).text = text
             elif c.result != "OK":
                 counts["failures"] += 1
-                message = "failed" if c.result == "FAILED" else status_note
+                message = "failed" if c.result == "FAILED" else c.note or status_note
                 ET.SubElement(tc, "failure", message=_xml_text(message)).text = text
         for k, v in counts.items():
             el.set(k, str(v))
@@ -240,19 +309,6 @@ def junit_xml(
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def describe_status(returncode: int | None, timed_out: bool, timeout: float) -> str:
-    """Returns how the program ended, in words."""
-    if timed_out:
-        return f"timed out after {timeout:.0f}s (killed by the runner)"
-    if returncode is None:
-        return "did not finish"
-    if returncode < 0:
-        return f"killed by signal {-returncode}"
-    if returncode > 128:
-        return f"exited with status {returncode} (signal {returncode - 128}?)"
-    return f"exited with status {returncode}"
-
-
 @dataclasses.dataclass(slots=True)
 class RunResult:
     """RunResult is what running the test program produced."""
@@ -260,11 +316,35 @@ class RunResult:
     returncode: int | None
     timed_out: bool
     lines: list[str]
+    # Killed for printing nothing for too long.
+    stalled: bool = False
+    # Seconds that the timeout or stall limit was.
+    limit: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Reports whether the program exited with status 0 by itself."""
+        return not self.timed_out and not self.stalled and self.returncode == 0
+
+    def describe(self) -> str:
+        """Returns how the program ended, in words."""
+        if self.stalled:
+            return f"printed nothing for {self.limit:.0f}s (hung; killed by the runner)"
+        if self.timed_out:
+            return f"timed out after {self.limit:.0f}s (killed by the runner)"
+        code = self.returncode
+        if code is None:
+            return "did not finish"
+        if code < 0:
+            return f"killed by signal {-code}"
+        if code > 128:
+            return f"exited with status {code} (signal {code - 128}?)"
+        return f"exited with status {code}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """Ends the process group that proc leads (started with a new session by
-    run): SIGTERM, then SIGKILL after a grace period."""
+    """Ends the process group that proc leads (run starts it in a new
+    session): SIGTERM, then SIGKILL after a grace period."""
     for signo, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, 0)):
         try:
             os.killpg(proc.pid, signo)
@@ -277,10 +357,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def run(cmd: list[str], env: dict[str, str], timeout: float | None) -> RunResult:
+def run(
+    cmd: list[str],
+    env: dict[str, str],
+    timeout: float | None,
+    stall_timeout: float | None = None,
+) -> RunResult:
     """Runs cmd with stdin from /dev/null, copying its stdout and stderr (as
-    one stream) to ours while keeping the lines."""
+    one stream) to ours while keeping the lines. Kills it after timeout
+    seconds, or after stall_timeout seconds without output."""
     lines: list[str] = []
+    last_output = [time.monotonic()]
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -294,6 +381,7 @@ def run(cmd: list[str], env: dict[str, str], timeout: float | None) -> RunResult
 
     def pump() -> None:
         for raw in iter(stdout.readline, b""):
+            last_output[0] = time.monotonic()
             line = raw.decode("utf-8", "replace")
             lines.append(line)
             sys.stdout.write(line)
@@ -301,13 +389,28 @@ def run(cmd: list[str], env: dict[str, str], timeout: float | None) -> RunResult
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        log(f"deadline of {timeout:.0f}s passed; killing process group {proc.pid}")
+    start = time.monotonic()
+    timed_out = stalled = False
+    limit = 0.0
+    while True:
+        try:
+            proc.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if timeout is not None and now - start >= timeout:
+            timed_out, limit = True, timeout
+        elif stall_timeout is not None and now - last_output[0] >= stall_timeout:
+            stalled, limit = True, stall_timeout
+        else:
+            continue
+        log(
+            f"{'deadline' if timed_out else 'stall limit'} of {limit:.0f}s passed; "
+            f"ending process group {proc.pid}"
+        )
         _kill_group(proc)
+        break
     # A descendant that outlives the program may hold the pipe open; do not
     # wait for it forever.
     reader.join(_DRAIN_SECONDS)
@@ -315,11 +418,35 @@ def run(cmd: list[str], env: dict[str, str], timeout: float | None) -> RunResult
         log("output still open after exit; ending the process group")
         _kill_group(proc)
         reader.join(_DRAIN_SECONDS)
-    return RunResult(proc.returncode, timed_out, lines)
+    return RunResult(proc.returncode, timed_out, list(lines), stalled, limit)
 
 
-def print_log_tail(log_dir: str) -> None:
-    """Prints the end of the newest debug logs in log_dir."""
+def list_tests(binary: str, gtest_args: list[str], env: dict[str, str]) -> list[str]:
+    """Returns the cases that the binary would run with gtest_args and the
+    sharding in env, by listing them natively (listing runs no test)."""
+    listing_env = {
+        k: v
+        for k, v in env.items()
+        if k not in ("GTEST_SHARD_INDEX", "GTEST_TOTAL_SHARDS", PLATFORM_ENV)
+    }
+    out = subprocess.run(
+        [binary, *gtest_args, "--gtest_list_tests"],
+        env=listing_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    names = parse_test_list(out.stdout.decode("utf-8", "replace").splitlines())
+    total = int(env.get("GTEST_TOTAL_SHARDS", "0") or 0)
+    if total > 0:
+        also = any(a.startswith("--gtest_also_run_disabled_tests") for a in gtest_args)
+        names = shard_select(names, int(env.get("GTEST_SHARD_INDEX", "0")), total, also)
+    return names
+
+
+def print_log_tail(log_dir: str, newest: int = _LOG_TAIL_FILES) -> None:
+    """Prints the end of the newest non-empty debug logs in log_dir."""
     try:
         names = [os.path.join(log_dir, n) for n in os.listdir(log_dir)]
     except OSError as e:
@@ -333,17 +460,12 @@ def print_log_tail(log_dir: str) -> None:
     if not files:
         log(f"no debug log in {log_dir}")
         return
-    for path in files[:_LOG_TAIL_FILES]:
+    for path in files[:newest]:
         with open(path, errors="replace") as f:
             tail = f.readlines()[-_LOG_TAIL_LINES:]
-        print(
-            f"\n===== last {len(tail)} lines of {path} =====",
-            file=sys.stderr,
-        )
+        print(f"\n===== last {len(tail)} lines of {path} =====", file=sys.stderr)
         sys.stderr.writelines(tail)
         print(f"===== end of {os.path.basename(path)} =====", file=sys.stderr)
-    if len(files) > _LOG_TAIL_FILES:
-        log(f"{len(files) - _LOG_TAIL_FILES} more debug logs in {log_dir}")
     sys.stderr.flush()
 
 
@@ -386,11 +508,98 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "runner (default under runsc)",
     )
     p.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="under runsc, do not run the remaining cases after a crash",
+    )
+    p.add_argument(
         "--timeout", type=float, default=None, help="seconds (default: from Bazel)"
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=None,
+        help="seconds without output after which a sandboxed run counts as "
+        "hung (default: a quarter of the deadline, at least 10)",
     )
     p.add_argument("binary", help="test binary (runfiles path)")
     p.add_argument("gtest_args", nargs=argparse.REMAINDER)
     return p.parse_args(argv)
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """Outcome is what all the runs of the binary produced."""
+
+    cases: list[TestCase]
+    last: RunResult
+    # Runs that ended inside a case.
+    crashes: int = 0
+
+
+def run_sandboxed(
+    base_cmd: list[str],
+    binary: str,
+    gtest_args: list[str],
+    env: dict[str, str],
+    timeout: float | None,
+    stall_timeout: float | None,
+    log_dir: str,
+    resume: bool,
+) -> Outcome:
+    """Runs the binary's cases in one sandbox, and the cases left after a
+    crash in fresh ones (see the module docstring)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cases: list[TestCase] = []
+    crashes = 0
+    expected: list[str] | None = None
+    run_env = env
+    extra: list[str] = []
+    while True:
+        left = None if deadline is None else max(1.0, deadline - time.monotonic())
+        result = run(
+            [*base_cmd, binary, *gtest_args, *extra], run_env, left, stall_timeout
+        )
+        these = parse_gtest_output(result.lines)
+        cases += these
+        if result.ok:
+            return Outcome(cases, result, crashes)
+
+        log(f"{os.path.basename(binary)} {result.describe()}")
+        print_log_tail(log_dir, newest=1)
+        unfinished = these[-1] if these and not these[-1].result else None
+        if unfinished is None:
+            return Outcome(cases, result, crashes)
+        crashes += 1
+        unfinished.note = f"the sandbox {result.describe()} during this case"
+        if not resume or crashes > _MAX_RESUMES:
+            return Outcome(cases, result, crashes)
+        if deadline is not None and deadline - time.monotonic() < _MIN_RESUME_SECONDS:
+            log("too little time left to resume")
+            return Outcome(cases, result, crashes)
+
+        if expected is None:
+            try:
+                expected = list_tests(binary, gtest_args, env)
+            except (OSError, subprocess.SubprocessError) as e:
+                log(f"cannot list the cases to resume: {e}")
+                return Outcome(cases, result, crashes)
+        done = {c.full_name for c in cases}
+        remaining = [n for n in expected if n not in done]
+        if not remaining:
+            return Outcome(cases, result, crashes)
+        log(
+            f"{unfinished.full_name} did not finish; running the "
+            f"{len(remaining)} cases left in a fresh sandbox"
+        )
+        # The cases are named one by one, so sharding is already applied.
+        run_env = {
+            k: v
+            for k, v in env.items()
+            if k not in ("GTEST_SHARD_INDEX", "GTEST_TOTAL_SHARDS")
+        }
+        extra = ["--gtest_filter=" + ":".join(remaining)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,66 +625,75 @@ def main(argv: list[str] | None = None) -> int:
         # The console output is what the XML is made from.
         gtest_args.append("--gtest_color=no")
 
-    root = ""
-    remove_root = False
-    log_dir = ""
     if native:
-        cmd = [binary, *gtest_args]
+        log(f"running: {' '.join([binary, *gtest_args])}")
+        result = run([binary, *gtest_args], env, timeout)
+        log(f"{os.path.basename(binary)} {result.describe()}")
+        outcome = Outcome(parse_gtest_output(result.lines), result)
     else:
         if not args.runsc:
             log("--runsc is required with a sandbox platform")
             return 2
-        runsc = runfile(args.runsc)
         outputs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR") or tempfile.mkdtemp(
             prefix="runsc-test-logs-"
         )
         log_dir = os.path.join(outputs, "runsc_logs")
         os.makedirs(log_dir, exist_ok=True)
         root, remove_root = state_dir(dict(os.environ))
-        cmd = [
-            runsc,
+        base_cmd = [
+            runfile(args.runsc),
             f"--platform={args.platform}",
             f"--root={root}",
             "--debug",
             f"--debug-log={log_dir}/",
         ]
         if args.strace:
-            cmd.append("--strace")
-        cmd += args.runsc_arg
-        cmd += ["do", binary, *gtest_args]
+            base_cmd.append("--strace")
+        base_cmd += [*args.runsc_arg, "do"]
+        log(f"running: {' '.join([*base_cmd, binary, *gtest_args])}")
+        stall = (
+            args.stall_timeout if args.stall_timeout else default_stall_timeout(timeout)
+        )
+        try:
+            outcome = run_sandboxed(
+                base_cmd,
+                binary,
+                gtest_args,
+                env,
+                timeout,
+                stall,
+                log_dir,
+                args.resume,
+            )
+        finally:
+            if remove_root:
+                shutil.rmtree(root, ignore_errors=True)
+        log(f"debug logs: {log_dir} (outputs.zip in the test's testlogs)")
 
-    log(f"running: {' '.join(cmd)}")
-    start = time.monotonic()
-    try:
-        result = run(cmd, env, timeout)
-    finally:
-        if remove_root:
-            shutil.rmtree(root, ignore_errors=True)
-    elapsed = time.monotonic() - start
-    note = describe_status(result.returncode, result.timed_out, timeout or 0)
-    failed = result.timed_out or result.returncode != 0
-    log(f"{os.path.basename(binary)} {note} in {elapsed:.1f}s")
-
+    failed_cases = [c for c in outcome.cases if not c.passed]
+    failed = bool(failed_cases) or not outcome.last.ok
     if xml_mode == "runner":
-        cases = parse_gtest_output(result.lines)
         with open(xml_path, "wb") as f:
             f.write(
                 junit_xml(
-                    cases,
+                    outcome.cases,
                     os.path.basename(binary),
-                    note if failed else "",
-                    result.lines[-50:],
+                    outcome.last.describe() if failed else "",
+                    outcome.last.lines[-50:],
                 )
             )
-
-    if failed and log_dir:
-        print_log_tail(log_dir)
-        log(f"debug logs: {log_dir} (outputs.zip in the test's testlogs)")
-    if result.timed_out:
+    if outcome.crashes:
+        log(f"{outcome.crashes} run(s) ended inside a case")
+    if failed_cases:
+        log(
+            f"{len(failed_cases)} failed: {' '.join(c.full_name for c in failed_cases)}"
+        )
+    if not failed:
+        return 0
+    last = outcome.last
+    if last.timed_out or last.stalled or not last.returncode or last.returncode < 0:
         return 1
-    if result.returncode is None or result.returncode < 0:
-        return 1
-    return result.returncode
+    return last.returncode
 
 
 if __name__ == "__main__":

@@ -123,11 +123,40 @@ def test_default_timeout() -> None:
     assert runner.default_timeout({"TEST_TIMEOUT": "20"}) == 15
 
 
-def test_describe_status() -> None:
-    assert runner.describe_status(0, False, 0) == "exited with status 0"
-    assert runner.describe_status(-9, False, 0) == "killed by signal 9"
-    assert "signal 11" in runner.describe_status(139, False, 0)
-    assert "timed out" in runner.describe_status(None, True, 10)
+def test_describe() -> None:
+    assert runner.RunResult(0, False, []).describe() == "exited with status 0"
+    assert runner.RunResult(-9, False, []).describe() == "killed by signal 9"
+    assert "signal 11" in runner.RunResult(139, False, []).describe()
+    assert "timed out" in runner.RunResult(None, True, [], limit=10).describe()
+    assert "hung" in runner.RunResult(None, False, [], stalled=True).describe()
+
+
+def test_parse_test_list() -> None:
+    listing = [
+        "UnameTest.\n",
+        "  Fields\n",
+        "  Stable\n",
+        "SharedAndPrivate/FutexTest.  # TypeParam = int\n",
+        "  Wait/Shared  # GetParam() = false\n",
+        "  Wait/Private  # GetParam() = true\n",
+    ]
+    assert runner.parse_test_list(listing) == [
+        "UnameTest.Fields",
+        "UnameTest.Stable",
+        "SharedAndPrivate/FutexTest.Wait/Shared",
+        "SharedAndPrivate/FutexTest.Wait/Private",
+    ]
+
+
+def test_shard_select() -> None:
+    names = ["A.a", "A.DISABLED_b", "A.c", "DISABLED_B.d", "A.e", "A.f"]
+    assert runner.shard_select(names, 0, 2) == ["A.a", "A.e"]
+    assert runner.shard_select(names, 1, 2) == ["A.c", "A.f"]
+    assert runner.shard_select(names, 1, 2, also_disabled=True) == [
+        "A.DISABLED_b",
+        "DISABLED_B.d",
+        "A.f",
+    ]
 
 
 def test_run_copies_output() -> None:
@@ -197,10 +226,141 @@ def test_main_sandbox_writes_xml(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XML_OUTPUT_FILE", str(xml))
     monkeypatch.setenv("TEST_UNDECLARED_OUTPUTS_DIR", str(tmp_path / "outputs"))
     monkeypatch.setenv("TEST_TMPDIR", str(tmp_path))
-    code = runner.main(["--platform=ptrace", f"--runsc={fake}", str(prog)])
+    code = runner.main(
+        ["--platform=ptrace", "--no-resume", f"--runsc={fake}", str(prog)]
+    )
     assert code == 1
     root = ET.fromstring(xml.read_bytes())
     cases = root.findall("testsuite/testcase")
     assert [c.get("name") for c in cases] == ["B", "C"]
     assert cases[0].find("failure") is None
     assert "signal 9" in cases[1].find("failure").get("message")
+
+
+FAKE_RUNSC = '#!/bin/sh\nwhile [ "$1" != do ]; do shift; done; shift\nexec "$@"\n'
+
+# A stand-in for a googletest binary: lists four cases, runs those named by
+# the last --gtest_filter (or all), and dies or hangs in the case named by
+# $FAKE_CRASH / $FAKE_HANG.
+FAKE_GTEST = """\
+import os, sys, time
+ALL = ["A.one", "A.two", "A.three", "B.four"]
+args = sys.argv[1:]
+if "--gtest_list_tests" in args:
+    print("A.\\n  one\\n  two\\n  three\\nB.\\n  four")
+    sys.exit(0)
+filters = [a.split("=", 1)[1] for a in args if a.startswith("--gtest_filter=")]
+names = filters[-1].split(":") if filters else ALL
+for n in names:
+    print(f"[ RUN      ] {n}", flush=True)
+    if n == os.environ.get("FAKE_CRASH"):
+        os.kill(os.getpid(), 9)
+    if n == os.environ.get("FAKE_HANG"):
+        time.sleep(60)
+    print(f"[       OK ] {n} (1 ms)", flush=True)
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    runsc = tmp_path / "runsc"
+    runsc.write_text(FAKE_RUNSC)
+    runsc.chmod(0o755)
+    prog = tmp_path / "fake_test"
+    prog.write_text(f"#!{sys.executable}\n" + FAKE_GTEST)
+    prog.chmod(0o755)
+    monkeypatch.setenv("XML_OUTPUT_FILE", str(tmp_path / "out.xml"))
+    monkeypatch.setenv("TEST_UNDECLARED_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("TEST_TMPDIR", str(tmp_path))
+    for var in ("TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX", "TEST_SHARD_STATUS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def xml_cases(path) -> list[tuple[str, str]]:
+    """Returns (Suite.Name, failure message or "") for each case reported."""
+    root = ET.fromstring(path.read_bytes())
+    out = []
+    for tc in root.iter("testcase"):
+        failure = tc.find("failure")
+        out.append(
+            (
+                f"{tc.get('classname')}.{tc.get('name')}",
+                "" if failure is None else failure.get("message"),
+            )
+        )
+    return out
+
+
+def test_main_sandbox_all_pass(fake) -> None:
+    code = runner.main(
+        ["--platform=ptrace", f"--runsc={fake / 'runsc'}", str(fake / "fake_test")]
+    )
+    assert code == 0
+    assert xml_cases(fake / "out.xml") == [
+        ("A.one", ""),
+        ("A.two", ""),
+        ("A.three", ""),
+        ("B.four", ""),
+    ]
+
+
+def test_main_sandbox_resumes_after_crash(fake, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_CRASH", "A.two")
+    code = runner.main(
+        ["--platform=ptrace", f"--runsc={fake / 'runsc'}", str(fake / "fake_test")]
+    )
+    assert code == 1
+    cases = xml_cases(fake / "out.xml")
+    assert [n for n, _ in cases] == ["A.one", "A.two", "A.three", "B.four"]
+    assert "killed by signal 9" in dict(cases)["A.two"]
+    assert dict(cases)["A.three"] == ""
+
+
+def test_main_sandbox_resumes_after_hang(fake, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_HANG", "A.three")
+    code = runner.main(
+        [
+            "--platform=ptrace",
+            f"--runsc={fake / 'runsc'}",
+            "--stall-timeout=1",
+            str(fake / "fake_test"),
+        ]
+    )
+    assert code == 1
+    cases = dict(xml_cases(fake / "out.xml"))
+    assert "hung" in cases["A.three"]
+    assert cases["B.four"] == ""
+
+
+def test_main_sandbox_no_resume(fake, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_CRASH", "A.two")
+    code = runner.main(
+        [
+            "--platform=ptrace",
+            f"--runsc={fake / 'runsc'}",
+            "--no-resume",
+            str(fake / "fake_test"),
+        ]
+    )
+    assert code == 1
+    assert [n for n, _ in xml_cases(fake / "out.xml")] == ["A.one", "A.two"]
+
+
+def test_main_sandbox_resume_keeps_shard(fake, monkeypatch) -> None:
+    # Shard 0 of 2 holds A.one and A.three.
+    monkeypatch.setenv("TEST_TOTAL_SHARDS", "2")
+    monkeypatch.setenv("TEST_SHARD_INDEX", "0")
+    monkeypatch.setenv("FAKE_CRASH", "A.one")
+    # The fake ignores sharding in its first run; the resumed run names the
+    # shard's cases.
+    code = runner.main(
+        [
+            "--platform=ptrace",
+            f"--runsc={fake / 'runsc'}",
+            str(fake / "fake_test"),
+            "--gtest_filter=A.one",
+        ]
+    )
+    assert code == 1
+    assert [n for n, _ in xml_cases(fake / "out.xml")] == ["A.one", "A.three"]

@@ -40,11 +40,11 @@ std::string SandboxPlatform();
 //
 // Like GTEST_SKIP, it returns from the enclosing function, so call it in the
 // test body (or in SetUp), not in a helper.
-#define SKIP_IF(cond)                                 \
-  do {                                                \
-    if (cond) {                                       \
+#define SKIP_IF(cond)                                    \
+  do {                                                   \
+    if (cond) {                                          \
       GTEST_SKIP() << "skipped because " #cond " holds"; \
-    }                                                 \
+    }                                                    \
   } while (0)
 
 #endif  // TEST_UTIL_TEST_UTIL_H_

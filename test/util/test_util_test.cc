@@ -43,7 +43,8 @@ TEST(SyscallMatchersTest, SucceedsAndFails) {
 TEST(SyscallMatchersTest, SucceedsWithValue) {
   EXPECT_THAT(5, SyscallSucceedsWithValue(5));
   EXPECT_THAT(5L, SyscallSucceedsWithValue(5));
-  EXPECT_THAT(static_cast<ssize_t>(5), SyscallSucceedsWithValue(sizeof(int) + 1));
+  EXPECT_THAT(static_cast<ssize_t>(5),
+              SyscallSucceedsWithValue(sizeof(int) + 1));
   EXPECT_THAT(5, Not(SyscallSucceedsWithValue(4)));
   EXPECT_THAT(5, SyscallSucceedsWithValue(Gt(4)));
   errno = EINVAL;

@@ -44,7 +44,8 @@ _FRAME_SIZE = _INFO_OFF + S.SIGINFO_SIZE
 _UC_FP_XSTATE = 0x1
 _UC_SIGCONTEXT_SS = 0x2
 _UC_STRICT_RESTORE_SS = 0x4
-_STACK_T = struct.Struct("<QiiQ")
+# stack_t with ss_flags unsigned, so SS_AUTODISARM (bit 31) is a plain bit.
+_STACK_T = struct.Struct("<QIiQ")
 # struct sigcontext: r8-r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip,
 # eflags, cs/gs/fs/ss, err, trapno, oldmask, cr2, fpstate, reserved[8].
 _SIGCONTEXT = struct.Struct("<18QHHHH5Q64x")
@@ -299,9 +300,9 @@ def _setup_frame_locked(
         0, _trapno(info), old_mask, info.addr if info.signo == S.SIGSEGV else 0,
         fp_addr,
     )  # fmt: skip
-    uc_stack = _STACK_T.pack(
-        ss_sp, S.SS_ONSTACK if on_stack else (ss_flags & S.SS_DISABLE), 0, ss_size
-    )
+    # __save_altstack records the flags as set, SS_AUTODISARM included, so
+    # that sigreturn re-arms a stack the handler ran disarmed.
+    uc_stack = _STACK_T.pack(ss_sp, ss_flags, 0, ss_size)
     buf = bytearray(_FRAME_SIZE)
     struct.pack_into("<Q", buf, 0, action.restorer)
     struct.pack_into(

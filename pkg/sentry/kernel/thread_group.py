@@ -37,9 +37,12 @@ class ThreadGroup:
         "pgid",
         "sid",
         "signal_handlers",
+        "stopped",
         "tasks",
         "tgid",
+        "wait_continued",
         "wait_queue",
+        "wait_stopped_signo",
         "zombie",
     )
 
@@ -72,6 +75,14 @@ class ThreadGroup:
         self.exit_signal = S.SIGCHLD
         self.pgid = tgid
         self.sid = tgid
+        # Job control (signal lock). `stopped`: the group is in a group stop.
+        # `wait_stopped_signo`: a stop, by that signal, not yet reported to
+        # the parent by wait (WUNTRACED); `wait_continued`: a continue not
+        # yet reported (WCONTINUED). Signal delivery sets them; wait clears
+        # them.
+        self.stopped = False
+        self.wait_stopped_signo = 0
+        self.wait_continued = False
         self.child_subreaper = False
         self.has_subreaper_ancestor = False
         # Woken when a child changes state (for wait4 and friends).

@@ -115,7 +115,8 @@ TEST(BadPointerTest, StraddlingTheEndOfAMapping) {
   EXPECT_THAT(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, m + page - 8),
               SyscallFailsWithErrno(EFAULT));
   // A struct utsname is 390 bytes.
-  EXPECT_THAT(syscall(SYS_uname, m + page - 100), SyscallFailsWithErrno(EFAULT));
+  EXPECT_THAT(syscall(SYS_uname, m + page - 100),
+              SyscallFailsWithErrno(EFAULT));
 
   // Entirely inside, it works.
   EXPECT_THAT(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, m + page - 16),

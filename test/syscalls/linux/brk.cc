@@ -117,9 +117,9 @@ TEST(BrkTest, ImpossibleRequestReturnsOldBreak) {
 TEST(BrkTest, CannotGrowOverAMapping) {
   const uintptr_t start = Brk(0);
   const uintptr_t top = PageRoundUp(start);
-  void* block = mmap(reinterpret_cast<void*>(top + 8 * kPage), kPage,
-                     PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                     -1, 0);
+  void* block =
+      mmap(reinterpret_cast<void*>(top + 8 * kPage), kPage, PROT_READ,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   ASSERT_THAT(block, SyscallSucceeds());
   const uintptr_t got = Brk(top + 16 * kPage);
   if (got != start) Brk(start);

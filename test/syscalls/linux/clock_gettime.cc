@@ -53,7 +53,8 @@ TEST(ClockGettimeTest, EveryClockIsNormalised) {
     ASSERT_THAT(ClockGettime(id, &ts), SyscallSucceedsWithValue(0))
         << "clock " << id;
     EXPECT_THAT(ts.tv_sec, Ge(0)) << "clock " << id;
-    EXPECT_THAT(ts.tv_nsec, AllOf(Ge(0), Lt(kNanosPerSecond))) << "clock " << id;
+    EXPECT_THAT(ts.tv_nsec, AllOf(Ge(0), Lt(kNanosPerSecond)))
+        << "clock " << id;
   }
 }
 
@@ -148,7 +149,8 @@ TEST(ClockGetresTest, CoarseClocks) {
     struct timespec res;
     ASSERT_THAT(ClockGetres(id, &res), SyscallSucceeds()) << "clock " << id;
     EXPECT_EQ(res.tv_sec, 0) << "clock " << id;
-    EXPECT_THAT(res.tv_nsec, AllOf(Ge(1000000), Le(10000000))) << "clock " << id;
+    EXPECT_THAT(res.tv_nsec, AllOf(Ge(1000000), Le(10000000)))
+        << "clock " << id;
   }
 }
 
@@ -163,7 +165,8 @@ TEST(ClockGetresTest, EveryClockHasAResolution) {
 
 // A null result pointer is allowed: the call only validates the clock.
 TEST(ClockGetresTest, NullResult) {
-  EXPECT_THAT(ClockGetres(CLOCK_MONOTONIC, nullptr), SyscallSucceedsWithValue(0));
+  EXPECT_THAT(ClockGetres(CLOCK_MONOTONIC, nullptr),
+              SyscallSucceedsWithValue(0));
   EXPECT_THAT(ClockGetres(kBadClock, nullptr), SyscallFailsWithErrno(EINVAL));
 }
 

@@ -25,8 +25,9 @@ namespace {
 constexpr int64_t kNanosPerSecond = 1000000000;
 constexpr int64_t kTenMillis = 10000000;
 
-long Futex(void* addr, int op, uint32_t val, const struct timespec* ts = nullptr,
-           void* addr2 = nullptr, uint32_t val3 = 0) {
+long Futex(void* addr, int op, uint32_t val,
+           const struct timespec* ts = nullptr, void* addr2 = nullptr,
+           uint32_t val3 = 0) {
   return syscall(SYS_futex, addr, op, val, ts, addr2, val3);
 }
 

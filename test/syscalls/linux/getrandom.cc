@@ -79,8 +79,9 @@ TEST(GetrandomTest, CallsDiffer) {
 TEST(GetrandomTest, LargeRead) {
   const size_t len = 1 << 20;
   std::vector<char> buf(len);
-  EXPECT_THAT(GetRandom(buf.data(), len, 0),
-              SyscallSucceedsWithValue(AllOf(Gt(0), Le(static_cast<long>(len)))));
+  EXPECT_THAT(
+      GetRandom(buf.data(), len, 0),
+      SyscallSucceedsWithValue(AllOf(Gt(0), Le(static_cast<long>(len)))));
 }
 
 TEST(GetrandomTest, Nonblock) {

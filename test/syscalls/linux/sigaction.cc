@@ -128,7 +128,8 @@ TEST(SigactionTest, LibcRoundTrip) {
 }
 
 TEST(SigactionTest, QueryOnly) {
-  EXPECT_THAT(RtSigaction(SIGUSR1, nullptr, nullptr), SyscallSucceedsWithValue(0));
+  EXPECT_THAT(RtSigaction(SIGUSR1, nullptr, nullptr),
+              SyscallSucceedsWithValue(0));
 }
 
 TEST(SigactionTest, InvalidSignalIsEinval) {

@@ -106,7 +106,8 @@ TEST_F(SignalDeliveryTest, TkillIsAlsoSiTkill) {
 
 TEST_F(SignalDeliveryTest, KillIsSiUser) {
   ScopedSigaction action(SIGUSR2, InfoAction());
-  ASSERT_THAT(syscall(SYS_kill, getpid(), SIGUSR2), SyscallSucceedsWithValue(0));
+  ASSERT_THAT(syscall(SYS_kill, getpid(), SIGUSR2),
+              SyscallSucceedsWithValue(0));
   ASSERT_EQ(seen.count, 1);
   EXPECT_EQ(seen.info.si_signo, SIGUSR2);
   EXPECT_EQ(seen.info.si_code, SI_USER);
@@ -210,7 +211,8 @@ TEST_F(SignalDeliveryTest, TgkillBadIds) {
 }
 
 TEST_F(SignalDeliveryTest, KillNoSuchProcessIsEsrch) {
-  EXPECT_THAT(syscall(SYS_kill, (1 << 22) + 1, 0), SyscallFailsWithErrno(ESRCH));
+  EXPECT_THAT(syscall(SYS_kill, (1 << 22) + 1, 0),
+              SyscallFailsWithErrno(ESRCH));
 }
 
 // A signal sent while its handler runs (and it is blocked) is delivered

@@ -56,7 +56,8 @@ class SigprocmaskTest : public ::testing::Test {
       EXPECT_THAT(sigaction(sig, &ign, &old), SyscallSucceeds());
       EXPECT_THAT(sigaction(sig, &old, nullptr), SyscallSucceeds());
     }
-    EXPECT_THAT(RtSigprocmask(SIG_SETMASK, &saved_, nullptr), SyscallSucceeds());
+    EXPECT_THAT(RtSigprocmask(SIG_SETMASK, &saved_, nullptr),
+                SyscallSucceeds());
   }
 
  private:
@@ -68,7 +69,8 @@ TEST_F(SigprocmaskTest, BlockUnblockSetmask) {
   const uint64_t usr1 = Bit(SIGUSR1), usr2 = Bit(SIGUSR2);
 
   uint64_t old = 0;
-  ASSERT_THAT(RtSigprocmask(SIG_BLOCK, &usr1, &old), SyscallSucceedsWithValue(0));
+  ASSERT_THAT(RtSigprocmask(SIG_BLOCK, &usr1, &old),
+              SyscallSucceedsWithValue(0));
   EXPECT_EQ(old, start);
   EXPECT_EQ(CurrentMask(), start | usr1);
 

@@ -40,6 +40,9 @@ def sys_futex(t: Task, args: Args) -> int:
     op = s32(op)
     cmd = op & FUTEX_CMD_MASK
     futexes = t.kernel.futexes
+    if op & FUTEX_CLOCK_REALTIME and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        # do_futex: the realtime clock flag with any other command.
+        raise SyscallError(errno.ENOSYS)
     if cmd == FUTEX_WAIT:
         deadline = _deadline(t, timeout, False, T.CLOCK_MONOTONIC)
         try:

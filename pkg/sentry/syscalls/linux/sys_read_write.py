@@ -79,8 +79,11 @@ def sys_write(t: Task, args: Args) -> int:
 def sys_pread64(t: Task, args: Args) -> int:
     """pread64(2)."""
     fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
+    # ksys_pread64 rejects the offset before looking at the descriptor.
+    if offset < 0:
+        raise SyscallError(errno.EINVAL)
     f = _readable_file(t, fd)
-    if offset < 0 or s64(count) < 0:
+    if s64(count) < 0:
         raise SyscallError(errno.EINVAL)
     count = min(count, MAX_RW_COUNT)
     _check_buffer(t, addr, count)
@@ -92,8 +95,10 @@ def sys_pread64(t: Task, args: Args) -> int:
 def sys_pwrite64(t: Task, args: Args) -> int:
     """pwrite64(2)."""
     fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
+    if offset < 0:
+        raise SyscallError(errno.EINVAL)
     f = _writable_file(t, fd)
-    if offset < 0 or s64(count) < 0:
+    if s64(count) < 0:
         raise SyscallError(errno.EINVAL)
     count = min(count, MAX_RW_COUNT)
     _check_buffer(t, addr, count)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.thread_group import ThreadGroup
 
 _STACK_T = struct.Struct("<QiiQ")
+# ss_flags read as unsigned so that SS_AUTODISARM (bit 31) is a plain bit.
+_STACK_T_IN = struct.Struct("<QIiQ")
 
 
 def _check_signo(signo: int) -> None:
@@ -107,9 +109,9 @@ def sys_sigaltstack(t: Task, args: Args) -> int:
     on_stack = ss_size != 0 and ss_sp < t.state.regs[P.RSP] <= ss_sp + ss_size
     if old_addr:
         flags = S.SS_ONSTACK if on_stack else ss_flags
-        t.copy_out(old_addr, _STACK_T.pack(ss_sp, flags, 0, ss_size))
+        t.copy_out(old_addr, _STACK_T_IN.pack(ss_sp, flags, 0, ss_size))
     if ss_addr:
-        sp, flags, _pad, size = _STACK_T.unpack(t.copy_in(ss_addr, _STACK_T.size))
+        sp, flags, _pad, size = _STACK_T_IN.unpack(t.copy_in(ss_addr, _STACK_T.size))
         if on_stack:
             raise SyscallError(errno.EPERM)
         mode = flags & ~S.SS_AUTODISARM

@@ -126,8 +126,9 @@ def sys_nanosleep(t: Task, args: Args) -> int:
 def sys_clock_nanosleep(t: Task, args: Args) -> int:
     """clock_nanosleep(2): errors are returned, not set in errno."""
     clock, flags = s32(args[0]), s32(args[1])
-    if clock in (T.CLOCK_THREAD_CPUTIME_ID,):
-        raise SyscallError(errno.EINVAL)
+    if clock == T.CLOCK_THREAD_CPUTIME_ID:
+        # thread_cpu_nsleep: a thread cannot sleep on its own CPU clock.
+        raise SyscallError(errno.EOPNOTSUPP)
     ns = read_timespec(t, args[2])
     absolute = bool(flags & T.TIMER_ABSTIME)
     return _sleep(t, clock, ns, absolute, 0 if absolute else args[3])
