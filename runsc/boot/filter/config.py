@@ -135,6 +135,7 @@ _ANY_ARGS = (
     N.SYS_mprotect,
     N.SYS_mremap,
     N.SYS_madvise,
+    N.SYS_mincore,
     N.SYS_brk,
     N.SYS_membarrier,
     # Threads and their synchronisation.
