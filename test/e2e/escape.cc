@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
   }
   Report(connected, "connect-host-loopback", Result(s));
 
-  // Host processes: the test process by its host pid, and the sandbox's
-  // own host processes (the sentry is pid 1 of the sandbox's host PID
+  // Host processes: the test process by its host pid, and pid 1 (which is
+  // this program in the sandbox, and the sentry in the sandbox's host PID
   // namespace).
   long r = syscall(SYS_kill, host_pid, SIGUSR1);
   Info("kill-host-pid", Result(r) + " (the test checks delivery)");
@@ -129,11 +129,15 @@ int main(int argc, char** argv) {
   Report(r == 0, "ptrace-attach-1", Result(r));
   r = syscall(SYS_ptrace, 16, getppid(), 0, 0);
   Report(r == 0 && getppid() != 0, "ptrace-attach-parent", Result(r));
+  r = syscall(SYS_ptrace, 16, host_pid, 0, 0);
+  Report(r == 0, "ptrace-attach-host-pid", Result(r));
+  // Memory of a host process, by its host pid (pid 1 in here is this
+  // program itself, whose memory it may read).
   char buf[16];
   struct iovec local = {buf, sizeof(buf)};
   struct iovec remote = {reinterpret_cast<void*>(0x400000), sizeof(buf)};
-  r = syscall(SYS_process_vm_readv, 1, &local, 1, &remote, 1, 0);
-  Report(r > 0, "process_vm_readv-1", Result(r));
+  r = syscall(SYS_process_vm_readv, host_pid, &local, 1, &remote, 1, 0);
+  Report(r > 0, "process_vm_readv-host-pid", Result(r));
 
   // Changing the host's view: mounts, namespaces, running host programs.
   r = syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr);
