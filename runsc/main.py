@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from pkg.sentry.control.errors import ControlError
@@ -23,7 +24,7 @@ from runsc import config as runsc_config
 from runsc import log as runsc_log
 from runsc.cmd.util import normalize_verb_flags
 from runsc.container.errors import ContainerError, ExecutableError
-from runsc.sandbox import launch
+from runsc.sandbox.errors import SandboxError
 from runsc.specutils.errors import SpecError
 
 log = logging.getLogger("runsc")
@@ -61,7 +62,7 @@ USER_ERRORS = (
     ExecutableError,
     SpecError,
     ControlError,
-    launch.SandboxError,
+    SandboxError,
     ValueError,
     OSError,
 )
@@ -100,9 +101,15 @@ def find_verb(argv: list[str]) -> tuple[str | None, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses argv and runs the verb; returns the exit status."""
+    # Set by the launcher, for `install`; not for the container's
+    # environment (`do` passes this process's on).
+    runsc_config.LAUNCHER = os.environ.pop("RUNSC_LAUNCHER", "")
+    os.environ.pop("PYTHONPATH", None)
     argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
     verb, i = find_verb(argv)
     if verb in SANDBOX_VERBS and "--help" not in argv and "-h" not in argv:
+        from runsc.sandbox import launch  # noqa: PLC0415
+
         launch.launch_early()
     parser, sub = build_parser(verb)
     if verb is not None:

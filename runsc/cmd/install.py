@@ -22,6 +22,7 @@ import re
 import sys
 import tomllib
 
+from runsc import config as runsc_config
 from runsc.cmd.util import flag
 from runsc.config import Config
 from runsc.container.state import write_atomic
@@ -34,13 +35,9 @@ _PODMAN_TABLE = "[engine.runtimes]"
 
 
 def self_path() -> str:
-    """Returns the path to run this runsc by: Bazel's launcher when it runs
-    from a Bazel build, else the program as invoked."""
-    main = os.path.abspath(sys.modules["__main__"].__file__ or sys.argv[0])
-    marker = ".runfiles/"
-    if marker in main:
-        return main[: main.index(marker)]
-    return os.path.abspath(sys.argv[0])
+    """Returns the path to run this runsc by: its launcher, else the
+    program as invoked."""
+    return runsc_config.LAUNCHER or os.path.abspath(sys.argv[0])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

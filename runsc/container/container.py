@@ -49,7 +49,7 @@ from runsc.container.state import (
     write_atomic,
 )
 from runsc.sandbox import sandbox
-from runsc.sandbox.launch import SandboxError
+from runsc.sandbox.errors import SandboxError
 from runsc.specutils import spec as specutils
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,11 @@ class Container:
         spec_bytes = json.dumps(spec).encode()
         write_atomic(sd.file(CONFIG_FILE), spec_bytes, 0o600)
 
+        # TODO(#5): start `runsc gofer --spec-fd=N --io-fds=A,B...` here for
+        # the container's root and each bind mount, and hand the sandbox the
+        # other ends of its sockets in BootConfig. Until the gofer lands,
+        # runsc opens the init executable itself (resolved inside the root)
+        # and the sentry reads no other file of the container.
         try:
             rootfs.check_cwd(self.state.rootfs, settings.cwd)
             exec_fd, _ = rootfs.open_executable(

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pkg.abi.linux import prctl as PR
 from pkg.abi.linux import sched as SC
 from runsc.boot import syscalls
+from runsc.sandbox.errors import SandboxError
+
+__all__ = ["Launched", "SandboxError", "launch", "take", "wait_ready"]
 
 # What the sandbox writes on its stderr pipe once the container is created
 # (runsc/boot/boot.py writes it).
@@ -38,10 +41,6 @@ READY_LINE = "runsc-sandbox-ready"
 
 # How long a sandbox may take to boot.
 BOOT_TIMEOUT_SECONDS = 60.0
-
-
-class SandboxError(Exception):
-    """SandboxError: the sandbox could not be started or reached."""
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from pkg.sentry.control.errors import ControlError
 from pkg.unet import unet
 from runsc.config import Config
 from runsc.sandbox import launch
-from runsc.sandbox.launch import SandboxError
+from runsc.sandbox.errors import SandboxError
 
 __all__ = ["SandboxError", "SpawnArgs", "call", "kill", "spawn"]
 

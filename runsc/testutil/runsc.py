@@ -24,6 +24,11 @@ def runsc_path() -> str:
             path = os.path.join(root, workspace, "runsc", "runsc")
             if os.path.exists(path):
                 return os.path.abspath(path)
+    # In a runfiles tree: WORKSPACE/runsc/testutil/runsc.py.
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(os.path.dirname(here), "runsc")
+    if os.path.isfile(path):
+        return path
     raise FileNotFoundError("runsc not found: set RUNSC or run under Bazel")
 
 

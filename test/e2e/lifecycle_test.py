@@ -242,6 +242,64 @@ def test_stdin_reaches_the_container(env: Env) -> None:
     assert out.stdout == "piped\n"
 
 
+def test_output_to_a_file_shares_its_offset(env: Env) -> None:
+    # gVisor writes at an offset of its own when stdout is a regular file
+    # opened without O_APPEND, so later writes by the parent overwrite it.
+    path = os.path.join(env.tmp, "out.txt")
+    with open(path, "w") as f:
+        f.write("before\n")
+        f.flush()
+        env.runsc.run(
+            "run",
+            "--bundle",
+            env.bundle(["echo", "from the container"]),
+            "c",
+            capture_output=False,
+            stdout=f,
+        )
+        f.write("after\n")
+    with open(path) as f:
+        assert f.read() == "before\nfrom the container\nafter\n"
+
+
+def test_install_and_uninstall(env: Env) -> None:
+    docker = os.path.join(env.tmp, "daemon.json")
+    podman = os.path.join(env.tmp, "containers.conf")
+    with open(docker, "w") as f:
+        json.dump({"debug": True}, f)
+    env.runsc.run(
+        "install",
+        "--docker-config",
+        docker,
+        "--podman-config",
+        podman,
+        "--runtime",
+        "pyv",
+        "--",
+        "--network=host",
+    )
+    with open(docker) as f:
+        cfg = json.load(f)
+    assert cfg["debug"] is True
+    assert cfg["runtimes"]["pyv"]["path"] == env.runsc.path
+    assert cfg["runtimes"]["pyv"]["runtimeArgs"] == ["--network=host"]
+    with open(podman) as f:
+        assert f'pyv = ["{env.runsc.path}"]' in f.read()
+    env.runsc.run(
+        "uninstall",
+        "--docker-config",
+        docker,
+        "--podman-config",
+        podman,
+        "--runtime",
+        "pyv",
+    )
+    with open(docker) as f:
+        assert json.load(f) == {"debug": True}
+    with open(podman) as f:
+        assert "pyv" not in f.read()
+
+
 def test_pause_resume(env: Env) -> None:
     pid = env.create("c", env.bundle(["sleep", "100"]))
     env.runsc.run("start", "c")
