@@ -457,6 +457,24 @@ def test_console_socket_gets_the_terminal(env: Env) -> None:
     env.runsc.run("delete", "c")
 
 
+def test_terminal_interrupt_reaches_the_container(env: Env) -> None:
+    sock_path = os.path.join(env.tmp, "console.sock")
+    srv, fds = _console_server(sock_path)
+    pid = env.create(
+        "c", env.bundle(["sleep", "100"], terminal=True), "--console-socket", sock_path
+    )
+    assert procs.wait_until(lambda: fds, 10)
+    env.runsc.run("start", "c")
+    assert env.runsc.state("c")["status"] == "running"
+    # ^C on the terminal: the line discipline signals the foreground process
+    # group, the sandbox, which passes SIGINT on to init.
+    os.write(fds[0], b"\x03")
+    assert env.reap(pid) == 128 + signal.SIGINT
+    os.close(fds[0])
+    srv.close()
+    env.runsc.run("delete", "c")
+
+
 def test_terminal_needs_a_console_socket(env: Env) -> None:
     p = env.runsc.run(
         "create", "--bundle", env.bundle(["true"], terminal=True), "c", check=False
