@@ -519,3 +519,11 @@ def test_help_version_spec(env: Env) -> None:
         spec = json.load(f)
     assert spec["process"]["terminal"] is True
     assert spec["root"] == {"path": "rootfs", "readonly": True}
+
+
+@pytest.mark.skip(reason="needs fork, execve and pipes in the sandbox (#4, #5)")
+def test_shell_runs_commands(env: Env) -> None:
+    out = env.runsc.run(
+        "run", "--bundle", env.bundle(["sh", "-c", "echo one | cat; ls /bin/sh"]), "c"
+    )
+    assert out.stdout == "one\n/bin/sh\n"

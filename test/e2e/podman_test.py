@@ -183,3 +183,20 @@ def test_kill_signal(podman: Podman) -> None:
         assert code == "137"
     finally:
         podman("rm", "--force", cid, check=False)
+
+
+@pytest.mark.skip(reason="needs fork and execve in the sandbox (#4)")
+def test_shell_in_container(podman: Podman) -> None:
+    p = podman(*podman.run_args("--rm", IMAGE, "sh", "-c", "echo a; echo b | cat"))
+    assert p.stdout == "a\nb\n"
+
+
+@pytest.mark.skip(
+    reason="a Debian root (debootstrap) needs dynamic executables (#6) and the "
+    "VFS and gofer (#5)"
+)
+def test_debian_image(podman: Podman) -> None:
+    p = podman(
+        *podman.run_args("--rm", "localhost/debian", "cat", "/etc/debian_version")
+    )
+    assert p.stdout.strip()
