@@ -1,20 +1,20 @@
 """The sandbox process: `runsc boot`, started by `runsc create`.
 
-runsc starts this process as init of a new PID namespace with:
+runsc starts this process as init of a new PID namespace (launch.py) with
+descriptor 2 (stderr) on a pipe that `create` reads until the sandbox says
+READY_LINE, or dies: anything written before that is the reason the sandbox
+could not be created. Descriptors 0 and 1 are /dev/null; once ready,
+descriptor 2 is /dev/null too (errors go to --log and --debug-log, which
+were opened at start). Its configuration (control.proto's BootConfig, see
+runsc/cmd/boot.py) brings these descriptors (BootArgs):
 
-- descriptor 2 (stderr) on a pipe that `create` reads until the sandbox
-  says READY_LINE, or dies: anything written before that is the reason the
-  sandbox could not be created. Descriptors 0 and 1 are /dev/null; once
-  ready, descriptor 2 is /dev/null too (errors go to --log and --debug-log,
-  which were opened at start).
-- --spec-fd: the container's checked spec (JSON), to read and close.
-- --exec-fd: the init executable, opened by runsc (see container.py: runsc
-  resolves it inside the container's root, so that the sandbox opens no
-  host path).
-- --stdio-fds: the container's standard descriptors.
-- --control-fd: the control socket, already listening.
-- --exit-fd: a file in the state directory where the sandbox writes the
-  container's exit status before it exits, for verbs that come later.
+- the container's checked spec (JSON), to read and close;
+- the init executable, opened by runsc (container.py: runsc resolves it
+  inside the container's root, so that the sandbox opens no host path);
+- the container's standard descriptors;
+- the control socket, already listening;
+- a file in the state directory where the sandbox writes the container's
+  exit status before it exits, for verbs that come later.
 
 It confines itself (confine.py), builds the sentry, creates init, serves the
 control socket, installs the seccomp filter, says it is ready, and then waits

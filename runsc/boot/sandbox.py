@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 
 from pkg.abi.linux import signal as S
@@ -28,7 +26,6 @@ from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
-from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.config import Config
 
 log = logging.getLogger(__name__)
@@ -146,14 +143,6 @@ class Sandbox:
         if tg is not None:
             send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
 
-    def forward_signals(self) -> None:
-        """Delivers host signals aimed at the sandbox to the container's init.
-
-        Preconditions: called on the main thread.
-        """
-        for signo in FORWARDED_SIGNALS:
-            signal.signal(signo, lambda signo, _frame: self.signal_init(signo))
-
     def wait(self, timeout: float | None = None) -> int | None:
         """Waits for init to exit and every task to go; returns init's wait
         status, or None on timeout."""
@@ -162,19 +151,3 @@ class Sandbox:
     def close(self) -> None:
         """Releases the platform."""
         self.platform.close()
-
-
-def run(config: Config, spec: ProcessSpec, hostname: str = "localhost") -> int:
-    """Runs one process in a new sandbox to completion and returns its wait
-    status. The calling thread must be the main thread."""
-    sb = Sandbox(config, hostname)
-    try:
-        init = sb.create_process(spec)
-        if threading.current_thread() is threading.main_thread():
-            sb.forward_signals()
-        sb.start_process(init)
-        status = sb.wait()
-        assert status is not None
-        return status
-    finally:
-        sb.close()

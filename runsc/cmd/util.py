@@ -51,8 +51,3 @@ def normalize_verb_flags(p: argparse.ArgumentParser, argv: Iterable[str]) -> lis
                 i += 1
         i += 1
     return out
-
-
-def one_id(args: argparse.Namespace) -> str:
-    """Returns the container id argument."""
-    return args.container_id
