@@ -11,9 +11,6 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-# The launcher that started this runsc (runsc/launcher.sh.in), if any.
-LAUNCHER = ""
-
 PLATFORMS = ("ptrace",)
 NETWORKS = ("none", "host", "sandbox")
 LOG_FORMATS = ("text", "json")

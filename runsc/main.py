@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from pkg.sentry.control.errors import ControlError
@@ -101,10 +100,6 @@ def find_verb(argv: list[str]) -> tuple[str | None, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses argv and runs the verb; returns the exit status."""
-    # Set by the launcher, for `install`; not for the container's
-    # environment (`do` passes this process's on).
-    runsc_config.LAUNCHER = os.environ.pop("RUNSC_LAUNCHER", "")
-    os.environ.pop("PYTHONPATH", None)
     argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
     verb, i = find_verb(argv)
     if verb in SANDBOX_VERBS and "--help" not in argv and "-h" not in argv:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pkg.abi.linux import ioctl as I
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.server import Server
+from runsc import log as runsc_log
 from runsc.boot import confine
 from runsc.boot.controller import Controller, credentials_from, limits_from
 from runsc.boot.filter import config as seccomp_config
@@ -86,6 +87,9 @@ def _warm_up() -> None:
     time, while files can still be opened: imports inside functions, the
     time zone, protobuf's message classes."""
     time.localtime()
+    record = logging.makeLogRecord({"msg": "warm-up", "levelno": logging.INFO})
+    runsc_log.JsonFormatter().format(record)
+    runsc_log.GlogFormatter().format(record)
     for name in pb.DESCRIPTOR.message_types_by_name:
         msg = getattr(pb, name)()
         msg.ParseFromString(msg.SerializeToString())

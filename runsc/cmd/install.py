@@ -22,7 +22,6 @@ import re
 import sys
 import tomllib
 
-from runsc import config as runsc_config
 from runsc.cmd.util import flag
 from runsc.config import Config
 from runsc.container.state import write_atomic
@@ -35,9 +34,9 @@ _PODMAN_TABLE = "[engine.runtimes]"
 
 
 def self_path() -> str:
-    """Returns the path to run this runsc by: its launcher, else the
-    program as invoked."""
-    return runsc_config.LAUNCHER or os.path.abspath(sys.argv[0])
+    """Returns the path to run this runsc by: the program as invoked (the
+    launcher sets sys.argv[0] to its own path)."""
+    return os.path.abspath(sys.argv[0])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -77,10 +77,13 @@ def wait_status_to_exit_code(status: int) -> int:
 
 
 def runsc_command() -> list[str]:
-    """Returns the command that runs this runsc's Python entry point
-    directly: without site initialisation (-S: runsc_env passes this
-    process's module path, site-packages included) and without the script's
-    directory on sys.path (-P)."""
+    """Returns the command that runs this runsc again: its launcher
+    (runsc/launcher.sh.in), which sets sys.argv[0] to its own path, or else
+    the Python entry point directly, without site initialisation (-S:
+    runsc_env passes this process's module path, site-packages included)
+    and without the script's directory on sys.path (-P)."""
+    if "runsc.launcher" in sys.modules and os.path.isfile(sys.argv[0]):
+        return [os.path.abspath(sys.argv[0])]
     here = os.path.dirname(os.path.abspath(__file__))
     main = os.path.join(os.path.dirname(here), "main.py")
     return [sys.executable, "-S", "-P", main]
