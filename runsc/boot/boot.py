@@ -35,7 +35,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from pkg.abi.linux import errno
 from pkg.abi.linux import ioctl as I
+from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.server import Server
 from runsc import log as runsc_log
@@ -161,6 +163,12 @@ def boot(config: Config, args: BootArgs) -> int:
         init_spec = _init_spec(spec, args)
         try:
             init = sandbox.create_process(init_spec)
+        except SyscallError as e:
+            hint = ""
+            if e.errno == errno.ENOEXEC:
+                # TODO(#6): the loader needs the ELF interpreter's file.
+                hint = "; a dynamically linked program cannot run yet"
+            raise RuntimeError(f"exec {init_spec.filename}: {e}{hint}") from None
         finally:
             init_spec.executable.close()  # type: ignore[attr-defined]
         for fd in set(args.stdio_fds):
@@ -177,8 +185,7 @@ def boot(config: Config, args: BootArgs) -> int:
     except Exception as e:
         # Still on the pipe that create reads: tell it why.
         log.debug("boot: creating the sandbox failed", exc_info=True)
-        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        print(f"creating the sandbox: {msg}", file=sys.stderr, flush=True)
+        print(f"creating the sandbox: {e}", file=sys.stderr, flush=True)
         return 1
 
     log.info("boot: container %s created", args.container_id)
