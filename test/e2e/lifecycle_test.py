@@ -111,14 +111,19 @@ class Env:
 def env(rootfs: str) -> Iterator[Env]:
     tmp = tempfile.mkdtemp(prefix="rsc-", dir="/tmp")
     e = Env(tmp, rootfs)
-    yield e
-    for cid in os.listdir(e.runsc.root) if os.path.isdir(e.runsc.root) else []:
-        e.runsc.run("delete", "--force", cid, check=False)
-    for pid in list(e.sandboxes):
-        e.reap(pid)
-    assert e.runsc.leftovers() == [], "processes outlived their sandbox"
-    assert not os.listdir(e.runsc.root) if os.path.isdir(e.runsc.root) else True
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield e
+        root = e.runsc.root
+        for cid in os.listdir(root) if os.path.isdir(root) else []:
+            e.runsc.run("delete", "--force", cid, check=False)
+        for pid in list(e.sandboxes):
+            e.reap(pid)
+        left = e.runsc.leftovers()
+        state_left = os.listdir(root) if os.path.isdir(root) else []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert left == [], "processes outlived their sandbox"
+    assert state_left == [], "state outlived its container"
 
 
 def test_run_prints_and_exits_with_the_status(env: Env) -> None:
