@@ -9,8 +9,6 @@ were opened at start). Its configuration (control.proto's BootConfig, see
 runsc/cmd/boot.py) brings these descriptors (BootArgs):
 
 - the container's checked spec (JSON), to read and close;
-- the init executable, opened by runsc (container.py: runsc resolves it
-  inside the container's root, so that the sandbox opens no host path);
 - the container's standard descriptors;
 - the control socket, already listening;
 - a file in the state directory where the sandbox writes the container's
@@ -44,7 +42,7 @@ from runsc import log as runsc_log
 from runsc.boot import confine
 from runsc.boot.controller import Controller, credentials_from, limits_from
 from runsc.boot.filter import config as seccomp_config
-from runsc.boot.sandbox import HostExecFile, ProcessSpec, Sandbox
+from runsc.boot.sandbox import ProcessSpec, Sandbox
 from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.boot.syscalls import set_name
 from runsc.config import Config
@@ -64,8 +62,9 @@ class BootArgs:
 
     container_id: str
     bundle: str
+    # The init executable's path in the container (runsc searched PATH).
+    executable: str
     spec_fd: int
-    exec_fd: int
     control_fd: int
     exit_fd: int
     stdio_fds: list[int]
@@ -128,8 +127,7 @@ def _init_spec(spec: specutils.Spec, args: BootArgs) -> ProcessSpec:
         argv=settings.argv,
         env=settings.env,
         cwd=settings.cwd,
-        executable=HostExecFile(args.exec_fd),
-        filename=settings.argv[0],
+        executable=args.executable,
         stdio=args.stdio_fds,
         creds=credentials_from(creds),
         limits=limits_from(rlimits),
@@ -152,11 +150,12 @@ def boot(config: Config, args: BootArgs) -> int:
 
         _warm_up()
         confine.enter_namespaces(_network_mode(config, spec))
-        confine.pivot_to_empty_root()
+        confine.pivot_to_new_root(specutils.root_path(spec, args.bundle))
         confine.drop_capabilities()
 
         sandbox = Sandbox(
             config,
+            confine.ROOTFS_DIR,
             hostname=spec.get("hostname") or "localhost",
             domainname=spec.get("domainname", ""),
         )
@@ -166,11 +165,8 @@ def boot(config: Config, args: BootArgs) -> int:
         except SyscallError as e:
             hint = ""
             if e.errno == errno.ENOEXEC:
-                # TODO(#6): the loader needs the ELF interpreter's file.
-                hint = "; a dynamically linked program cannot run yet"
-            raise RuntimeError(f"exec {init_spec.filename}: {e}{hint}") from None
-        finally:
-            init_spec.executable.close()  # type: ignore[attr-defined]
+                hint = " (not an executable the sentry can load)"
+            raise RuntimeError(f"exec {init_spec.executable}: {e}{hint}") from None
         for fd in set(args.stdio_fds):
             os.close(fd)
         controller = Controller(sandbox, init)

@@ -8,13 +8,15 @@ then calls in order:
 
 1. `enter_namespaces`: new mount, IPC and UTS namespaces, and a new network
    namespace unless the host's is asked for (or the one the spec names).
-2. `pivot_to_empty_root`: every mount becomes a slave of the host's so that
+2. `pivot_to_new_root`: every mount becomes a slave of the host's so that
    nothing propagates back; a fresh tmpfs becomes the root by pivot_root; the
    old root is detached; the new root is remounted read-only, nosuid, nodev,
-   noexec. Afterwards there is no host path to open: the sentry works only
-   through descriptors it already holds or is sent. The few host facts that
-   the sentry and the platform read from /proc while they start up are
-   copied into the new root first, at their usual paths (HOST_FACTS).
+   noexec. It holds two things. The few host facts that the sentry and the
+   platform read from /proc while they start up, copied to their usual paths
+   (HOST_FACTS). And, at ROOTFS_DIR, the container's root, bound read-only
+   and without its submounts: until the gofer serves it (#5), the sentry's
+   hostfs reads it directly (TODO(#5): the root becomes empty then). Nothing
+   else of the host can be named.
 3. `drop_capabilities`: every capability goes from every set, including the
    bounding set, except CAP_SYS_PTRACE, which the ptrace platform's tracer
    threads need; no_new_privs is set, which seccomp needs. Capabilities
@@ -47,7 +49,10 @@ SENTRY_CAPS = 1 << C.CAP_SYS_PTRACE
 # address applications may map (the ptrace platform's address-space limit).
 HOST_FACTS = ("/proc/self/auxv", "/proc/sys/vm/mmap_min_addr")
 
-# Where the empty root is built, inside the sandbox's own mount namespace:
+# Where the container's root appears in the sandbox process's root.
+ROOTFS_DIR = "/rootfs"
+
+# Where the new root is built, inside the sandbox's own mount namespace:
 # any directory will do, since the mount is private to the namespace.
 _NEW_ROOT = "/tmp"
 
@@ -73,8 +78,12 @@ def enter_namespaces(network: str) -> None:
     syscalls.unshare(flags)
 
 
-def pivot_to_empty_root() -> None:
-    """Makes an empty, read-only tmpfs the process's root (step 2 above).
+def pivot_to_new_root(rootfs: str) -> None:
+    """Makes a read-only tmpfs holding the container's root the process's
+    root (step 2 above).
+
+    Args:
+        rootfs: the host path of the container's root.
 
     Preconditions: enter_namespaces has run.
     """
@@ -82,24 +91,42 @@ def pivot_to_empty_root() -> None:
     for path in HOST_FACTS:
         with open(path, "rb") as f:
             facts[path] = f.read()
-
-    syscalls.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
-    syscalls.mount(
-        "runsc-root",
-        _NEW_ROOT,
-        "tmpfs",
-        M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
-        "mode=0755,size=64k,nr_inodes=32",
-    )
-    os.chdir(_NEW_ROOT)
-    for path, data in facts.items():
-        rel = path.lstrip("/")
-        os.makedirs(os.path.dirname(rel), mode=0o555, exist_ok=True)
-        fd = os.open(rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+    # The root is named through a descriptor: _NEW_ROOT might cover it.
+    rootfs_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syscalls.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
+        syscalls.mount(
+            "runsc-root",
+            _NEW_ROOT,
+            "tmpfs",
+            M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
+            "mode=0755,size=64k,nr_inodes=32",
+        )
+        os.chdir(_NEW_ROOT)
+        for path, data in facts.items():
+            rel = path.lstrip("/")
+            os.makedirs(os.path.dirname(rel), mode=0o555, exist_ok=True)
+            fd = os.open(
+                rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444
+            )
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        os.mkdir(ROOTFS_DIR.lstrip("/"), 0o555)
+        # Not MS_REC: submounts of the root (the host's /proc when the root
+        # is the host's, for `runsc do`) stay out of the sandbox's reach.
+        syscalls.mount(
+            f"/proc/self/fd/{rootfs_fd}", ROOTFS_DIR.lstrip("/"), None, M.MS_BIND
+        )
+        syscalls.mount(
+            None,
+            ROOTFS_DIR.lstrip("/"),
+            None,
+            M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV,
+        )
+    finally:
+        os.close(rootfs_fd)
 
     # pivot_root(".", ".") stacks the old root on top of the new one at
     # "/"; detaching "/" then takes the old root away (pivot_root(2)).
@@ -112,7 +139,7 @@ def pivot_to_empty_root() -> None:
         None,
         M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC,
     )
-    log.debug("boot: pivoted into an empty root")
+    log.debug("boot: pivoted into a new root holding %s", rootfs)
 
 
 def drop_capabilities(keep: int = SENTRY_CAPS) -> None:

@@ -24,6 +24,7 @@ import time
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import signal as S
+from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.errors import ControlError
 from pkg.sentry.kernel.credentials import Credentials
@@ -33,7 +34,7 @@ from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.kernel.thread_group import ThreadGroup
-from runsc.boot.sandbox import HostExecFile, ProcessSpec, Sandbox
+from runsc.boot.sandbox import ProcessSpec, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,13 @@ def limits_from(rlimits: list[pb.Rlimit]) -> LimitSet:
     return limits
 
 
-def process_spec(p: pb.Process, exe_fd: int, stdio: list[int]) -> ProcessSpec:
-    """Returns the ProcessSpec for a control Process; the executable's
-    descriptor passes to the spec."""
+def process_spec(p: pb.Process, stdio: list[int]) -> ProcessSpec:
+    """Returns the ProcessSpec for a control Process."""
     return ProcessSpec(
         argv=list(p.argv),
         env=list(p.env),
         cwd=p.cwd or "/",
-        executable=HostExecFile(exe_fd),
-        filename=p.filename or (p.argv[0] if p.argv else ""),
+        executable=p.filename or (p.argv[0] if p.argv else ""),
         stdio=stdio,
         creds=credentials_from(p.credentials),
         limits=limits_from(list(p.rlimits)),
@@ -175,10 +174,9 @@ class Controller:
 
     def exec(self, req: pb.ExecRequest, fds: list[int]) -> pb.ExecResponse:
         """Creates and starts a further process in the container."""
-        if len(fds) != 4:
+        if len(fds) != 3:
             _close(fds)
-            raise ControlError("exec needs an executable and three stdio descriptors")
-        exe, stdio = fds[0], fds[1:]
+            raise ControlError("exec needs three stdio descriptors")
         try:
             with self._mu:
                 if self.status != RUNNING:
@@ -186,18 +184,17 @@ class Controller:
                         f"cannot exec in a container that is {self.status}",
                         errno.EINVAL,
                     )
-            spec = process_spec(req.process, exe, stdio)
-            exe = -1
+            spec = process_spec(req.process, fds)
             try:
                 t = self.sandbox.create_process(spec)
-            finally:
-                spec.executable.close()  # type: ignore[attr-defined]
+            except SyscallError as e:
+                raise ControlError(f"exec {spec.executable}: {e}", e.errno) from None
             with self._mu:
                 self._exec_tgs[t.tg.tgid] = t.tg
             self.sandbox.start_process(t)
             return pb.ExecResponse(pid=t.tg.tgid)
         finally:
-            _close([fd for fd in (exe, *stdio) if fd >= 0])
+            _close(fds)
 
     def signal(self, req: pb.SignalRequest, fds: list[int]) -> pb.SignalResponse:
         """Sends a signal to one process, a process group, or all."""

@@ -1,10 +1,11 @@
-"""Sandbox: the platform, the kernel, and the container's processes.
+"""Sandbox: the platform, the kernel, its filesystems, and the container's
+processes.
 
 This is the heart of the sandbox process (`runsc boot`): it builds the
-sentry's kernel over a platform and creates processes in it from host
-descriptors that runsc hands over (the executable and the standard
-descriptors), so that nothing here opens a host path once the sandbox is
-confined.
+sentry's kernel over a platform, mounts the container's root (vfs.py), and
+creates processes in it: executables are opened through the sentry's own VFS
+(the interpreter of a dynamic one too), and standard descriptors are host
+descriptors that runsc hands over.
 """
 
 from __future__ import annotations
@@ -23,31 +24,15 @@ from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
-from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
+from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.resolving_path import PathOperation
+from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
+from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
 
 log = logging.getLogger(__name__)
-
-
-class HostExecFile(ExecFile):
-    """HostExecFile reads an executable through a host descriptor that runsc
-    opened for the sandbox. It owns the descriptor."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._size = os.fstat(fd).st_size
-
-    def pread(self, length: int, offset: int) -> bytes:
-        return os.pread(self.fd, length, offset)
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        """Closes the descriptor."""
-        os.close(self.fd)
 
 
 @dataclass(slots=True)
@@ -57,10 +42,8 @@ class ProcessSpec:
     argv: list[str]
     env: list[str]
     cwd: str
-    # The executable, read through a host descriptor.
-    executable: ExecFile
-    # The name the application sees as its executable (AT_EXECFN).
-    filename: str
+    # The executable's path in the sandbox (runsc resolved PATH already).
+    executable: str
     # Host descriptors for the application's fd 0, 1, 2...; the sandbox
     # duplicates them.
     stdio: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -77,14 +60,25 @@ def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
 
 
 class Sandbox:
-    """Sandbox owns the MemoryFile, the platform and the kernel.
+    """Sandbox owns the MemoryFile, the platform, the kernel and its mount
+    namespace.
 
-    Everything it needs from the host is opened in the constructor, so a
-    Sandbox can be built before the process confines itself.
+    Everything it needs from the host it opens in the constructor, except
+    the files of the root it serves (vfs.py).
+
+    Args:
+        config: runsc's flags.
+        root: the host directory that is the container's root.
+        hostname: the sandbox's host name.
+        domainname: the sandbox's NIS domain name.
     """
 
     def __init__(
-        self, config: Config, hostname: str = "localhost", domainname: str = ""
+        self,
+        config: Config,
+        root: str,
+        hostname: str = "localhost",
+        domainname: str = "",
     ) -> None:
         self.config = config
         self.mf = MemoryFile()
@@ -102,33 +96,55 @@ class Sandbox:
                 ),
                 build_table(),
             )
+            register_filesystems(self.kernel)
+            self.mount_ns = mount_root(self.kernel, root)
         except BaseException:
             self.platform.close()
             raise
+        self.root = VirtualDentry(self.mount_ns.root, self.mount_ns.root.root)
 
     def create_process(self, spec: ProcessSpec) -> Task:
-        """Loads a process; start_process runs it.
+        """Loads a process; start_process runs it. The first process created
+        is the container's init.
 
-        The first process created is the container's init.
+        Raises:
+            SyscallError: the executable cannot be opened or loaded.
         """
+        kernel = self.kernel
+        creds = spec.creds or root_credentials()
+        root = self.root
+        cwd = working_directory(kernel, self.mount_ns, spec.cwd)
+        opened: list[ExecutableFile] = []
+
+        def open_exec(path: bytes) -> ExecutableFile:
+            start = root if path.startswith(b"/") else cwd
+            pop = PathOperation(root=root, start=start, path=path, follow=True)
+            f = open_executable_at(kernel.vfs, None, creds, pop)
+            opened.append(f)
+            return f
+
         fds = FDTable()
         for i, host_fd in enumerate(spec.stdio):
             fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
-            t = self.kernel.create_init_process(
-                exec_file=spec.executable,
+            t = kernel.create_init_process(
+                exec_file=open_exec(os.fsencode(spec.executable)),
                 argv=[a.encode() for a in spec.argv],
                 envv=[e.encode() for e in spec.env],
-                filename=spec.filename.encode(),
+                filename=os.fsencode(spec.executable),
                 fd_table=fds,
-                root="/",
-                cwd=spec.cwd,
-                creds=spec.creds or root_credentials(),
+                root=root,
+                cwd=cwd,
+                creds=creds,
                 limits=spec.limits,
+                open_interpreter=open_exec,
             )
         except BaseException:
             fds.close_all()
             raise
+        finally:
+            for f in opened:
+                f.close()
         t.fs.umask = spec.umask
         return t
 

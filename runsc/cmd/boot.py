@@ -40,8 +40,8 @@ def main(config: Config, args: argparse.Namespace) -> int:
     conn.close()
     msg = pb.BootConfig()
     msg.ParseFromString(payload)
-    if len(fds) != 7:
-        print(f"boot: expected 7 descriptors, got {len(fds)}", file=sys.stderr)
+    if len(fds) != 6:
+        print(f"boot: expected 6 descriptors, got {len(fds)}", file=sys.stderr)
         boot.exit_now(1)
 
     parser = argparse.ArgumentParser(prog="runsc", allow_abbrev=False)
@@ -58,11 +58,11 @@ def main(config: Config, args: argparse.Namespace) -> int:
         boot.BootArgs(
             container_id=msg.container_id,
             bundle=msg.bundle,
+            executable=msg.executable,
             spec_fd=fds[0],
-            exec_fd=fds[1],
-            control_fd=fds[2],
-            exit_fd=fds[3],
-            stdio_fds=fds[4:7],
+            control_fd=fds[1],
+            exit_fd=fds[2],
+            stdio_fds=fds[3:6],
             console=msg.console,
             network=config.network,
         ),

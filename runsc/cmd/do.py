@@ -58,7 +58,7 @@ def make_spec(argv: list[str], cwd: str, hostname: str) -> Spec:
                 kind: caps for kind in ("bounding", "effective", "permitted")
             },
         },
-        "root": {"path": "/", "readonly": False},
+        "root": {"path": "/", "readonly": True},
         "hostname": hostname,
     }
 

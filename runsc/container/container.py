@@ -208,18 +208,17 @@ class Container:
 
         # TODO(#5): start `runsc gofer --spec-fd=N --io-fds=A,B...` here for
         # the container's root and each bind mount, and hand the sandbox the
-        # other ends of its sockets in BootConfig. Until the gofer lands,
-        # runsc opens the init executable itself (resolved inside the root)
-        # and the sentry reads no other file of the container.
+        # other ends of its sockets in BootConfig. Until the gofer lands, the
+        # sandbox reads the root itself, read-only (confine.py, hostfs).
         try:
             rootfs.check_cwd(self.state.rootfs, settings.cwd)
-            exec_fd, _ = rootfs.open_executable(
+            executable = rootfs.find_executable(
                 self.state.rootfs, settings.argv[0], settings.env, settings.cwd
             )
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None
 
-        opened = [exec_fd]
+        opened: list[int] = []
         try:
             use_console = settings.terminal and bool(args.console_socket)
             if use_console:
@@ -251,7 +250,7 @@ class Container:
                         container_id=self.id,
                         bundle=self.state.bundle,
                         spec=spec_bytes,
-                        exec_fd=exec_fd,
+                        executable=executable,
                         stdio=stdio,
                         control_fd=control_fd,
                         exit_fd=exit_fd,
@@ -481,12 +480,12 @@ class Container:
             settings = specutils.process_settings(process)
             try:
                 rootfs.check_cwd(self.state.rootfs, settings.cwd)
-                exe, filename = rootfs.open_executable(
+                filename = rootfs.find_executable(
                     self.state.rootfs, settings.argv[0], settings.env, settings.cwd
                 )
             except rootfs.ExecutableError as e:
                 raise ContainerError(str(e)) from None
-            opened = [exe]
+            opened: list[int] = []
             try:
                 if settings.terminal and not console_socket and os.isatty(0):
                     # Attached to a terminal already: the process shares it.
@@ -512,7 +511,7 @@ class Container:
                     exec=pb.ExecRequest(process=_process_msg(settings, filename))
                 )
                 try:
-                    resp = self._call(req, (exe, *stdio))
+                    resp = self._call(req, tuple(stdio))
                 except (ControlError, SandboxError) as e:
                     raise ContainerError(f"exec in {self.id}: {e}") from None
             finally:

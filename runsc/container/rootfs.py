@@ -1,16 +1,15 @@
 """Finding a container's executable inside its root, from the host.
 
-The sandbox opens no host path, so runsc opens the executable a process
-starts with and hands the descriptor over. It resolves the name as the
-container would see it: relative to the container's root, with symlinks
-(absolute ones included) resolved inside that root, by openat2's
-RESOLVE_IN_ROOT, and searching the process's PATH for a bare name as execvp
-does. Errors read like runc's, which container clients recognise (podman
-turns "executable file not found" and "no such file or directory" into exit
+runsc checks at create (and exec) time that the process's executable and
+working directory exist, as runc does, so that a container client gets the
+error from the verb and not from a container that dies at once. It resolves
+names as the container would see them: relative to the container's root,
+with symlinks (absolute ones included) resolved inside that root, by
+openat2's RESOLVE_IN_ROOT, and searching the process's PATH for a bare name
+as execvp does. The sandbox then opens the path found through its own VFS.
+Errors read like runc's, which container clients recognise (podman turns
+"executable file not found" and "no such file or directory" into exit
 status 127, "permission denied" into 126).
-
-TODO(#5): once the gofer serves the root, the sentry resolves executables
-itself through its VFS, and exec inside the container (execve) needs that.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from runsc.boot import syscalls
 from runsc.container.errors import ExecutableError
 from runsc.specutils import spec as specutils
 
-__all__ = ["ExecutableError", "check_cwd", "open_executable"]
+__all__ = ["ExecutableError", "check_cwd", "find_executable", "open_executable"]
 
 
 def _open_in_root(root_fd: int, path: str) -> int:
@@ -121,3 +120,14 @@ def check_cwd(rootfs: str, cwd: str) -> None:
         ) from None
     finally:
         os.close(root_fd)
+
+
+def find_executable(rootfs: str, argv0: str, env: list[str], cwd: str) -> str:
+    """Returns the path in the container of a process's executable.
+
+    Raises:
+        ExecutableError: not found, or not executable.
+    """
+    fd, path = open_executable(rootfs, argv0, env, cwd)
+    os.close(fd)
+    return path

@@ -35,8 +35,8 @@ class SpawnArgs:
     bundle: str
     # The checked spec, as JSON.
     spec: bytes
-    # The init executable, open for reading.
-    exec_fd: int
+    # The init executable's path in the container.
+    executable: str
     # The container's descriptors 0, 1 and 2.
     stdio: list[int]
     # The listening control socket's descriptor.
@@ -77,8 +77,9 @@ def spawn(
             bundle=args.bundle,
             console=args.console,
             attached=args.attached,
+            executable=args.executable,
         )
-        fds = [spec_fd, args.exec_fd, args.control_fd, args.exit_fd, *args.stdio]
+        fds = [spec_fd, args.control_fd, args.exit_fd, *args.stdio]
         # A sandbox that died already explains itself on its stderr, which
         # wait_ready reads.
         with contextlib.suppress(OSError):

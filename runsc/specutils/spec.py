@@ -121,6 +121,13 @@ def check(spec: Spec, bundle: str) -> list[str]:
     _expect(isinstance(root, dict), "root is required")
     _expect(isinstance(root.get("path"), str) and root["path"], "root.path is required")
     _expect(isinstance(root.get("readonly", False), bool), "root.readonly must be bool")
+    if not root.get("readonly", False):
+        # TODO(#5): the overlay (a tmpfs over the gofer's root) makes it
+        # writable.
+        warnings.append(
+            "the root is read-only until the sandbox has an overlay (root.readonly "
+            "is false); /tmp is writable"
+        )
     rp = root_path(spec, bundle)
     _expect(os.path.isdir(rp), f"root.path {rp} is not a directory")
 
@@ -223,9 +230,10 @@ def _check_mounts(mounts: object) -> list[str]:
         if kind not in SENTRY_MOUNT_TYPES:
             warnings.append(f"mount {dest}: type {kind!r} is not supported; skipped")
     if mounts:
-        # TODO(#5): mounts need the sentry's VFS and the gofer.
+        # TODO(#5): the spec's mounts, bind mounts through the gofer.
         warnings.append(
-            "mounts are recorded but not yet mounted (the sentry has no VFS yet): "
+            "the spec's mounts are not applied yet (the sandbox mounts its own "
+            "/dev, /tmp, and empty /proc and /sys): "
             + ", ".join(m["destination"] for m in mounts)
         )
     return warnings
@@ -285,8 +293,8 @@ def _check_linux(linux: object) -> list[str]:
         paths = linux.get(key, [])
         _expect(_is_str_list(paths), f"linux.{key} must list paths")
         if paths:
-            # TODO(#5): masking needs the sentry's VFS.
-            warnings.append(f"linux.{key} are not applied until the sentry has a VFS")
+            # TODO(#5): with procfs and sysfs, mask and remount these.
+            warnings.append(f"linux.{key} are not applied yet")
     sysctl = linux.get("sysctl", {})
     _expect(isinstance(sysctl, dict), "linux.sysctl must be an object")
     if sysctl:

@@ -24,7 +24,7 @@ BASE = {
         "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
         "noNewPrivileges": True,
     },
-    "root": {"path": "rootfs"},
+    "root": {"path": "rootfs", "readonly": True},
 }
 
 

@@ -26,3 +26,12 @@ MNT_FORCE = 0x1
 MNT_DETACH = 0x2
 MNT_EXPIRE = 0x4
 UMOUNT_NOFOLLOW = 0x8
+
+# Flags that only matter to the kernel's mount machinery.
+MS_POSIXACL = 1 << 16
+MS_LAZYTIME = 1 << 25
+# The old magic number in the high bits of mount(2)'s flags.
+MS_MGC_VAL = 0xC0ED0000
+MS_MGC_MSK = 0xFFFF0000
+# Propagation type changes.
+MS_PROPAGATION = MS_SHARED | MS_SLAVE | MS_UNBINDABLE | MS_PRIVATE

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel import task_stop
+from pkg.sentry.kernel.cputime import account_exit
+from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.signals import SignalInfo
-from pkg.sentry.kernel.task_signals import send_to_thread_group
+from pkg.sentry.kernel.task_signals import notify_parent_cldstop, send_to_thread_group
 from pkg.sentry.kernel.waiter import EVENT_IN
 
 if TYPE_CHECKING:
@@ -48,6 +51,9 @@ def exit_task(t: Task) -> None:
             log.warning("exit: tid=%d releasing platform context: %s", t.tid, e)
         t.context = None
 
+    # Robust and PI futexes the thread holds (futex_exit_release).
+    exit_futexes(t)
+
     # CLONE_CHILD_CLEARTID: zero the word and wake one futex waiter, as
     # mm_release does. Failure to write is ignored.
     if t.clear_child_tid:
@@ -57,7 +63,12 @@ def exit_task(t: Task) -> None:
         except SyscallError:
             pass
 
+    tg.timers.on_task_exit(t)
     with kernel.tasks.mu, sh.mu:
+        stop_completed = task_stop.exit_locked(t)
+        # Signals left pending die with the task (and their charges).
+        t.pending.discard(S.FULL_MASK)
+        account_exit(t)
         tg.tasks.remove(t)
         last = not tg.tasks
         if tg.leader is not t:
@@ -66,13 +77,17 @@ def exit_task(t: Task) -> None:
             kernel.tasks.release_id(t.tid)
         del kernel.tasks.tasks[t.tid]
         if last:
+            tg.pending.discard(S.FULL_MASK)
             tg.zombie = True
             status = tg.exit_status if tg.exiting else tg.leader.exit_status
             tg.exit_status = status
 
+    if stop_completed:
+        notify_parent_cldstop(tg, S.CLD_STOPPED)
     _release_shared(t)
 
     if last:
+        tg.timers.on_exit()
         _exit_notify(t, tg)
     t.close()
     if not kernel.tasks.tasks:
@@ -88,7 +103,7 @@ def _release_shared(t: Task) -> None:
     fdt.users -= 1
     if fdt.users == 0:
         fdt.close_all()
-    t.fs.users -= 1
+    t.fs.dec_users()
 
 
 def _exit_notify(t: Task, tg: ThreadGroup) -> None:

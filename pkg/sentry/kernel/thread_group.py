@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
+from pkg.sentry.kernel.timers import ThreadGroupTimers
 from pkg.sentry.kernel.waiter import Queue
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ class ThreadGroup:
         "children",
         "exit_signal",
         "exit_status",
+        "exited_cputime",
         "exiting",
+        "group_stop_count",
         "has_subreaper_ancestor",
         "kernel",
         "leader",
@@ -37,9 +40,11 @@ class ThreadGroup:
         "pgid",
         "sid",
         "signal_handlers",
+        "stop_signo",
         "stopped",
         "tasks",
         "tgid",
+        "timers",
         "wait_continued",
         "wait_queue",
         "wait_stopped_signo",
@@ -83,6 +88,14 @@ class ThreadGroup:
         self.stopped = False
         self.wait_stopped_signo = 0
         self.wait_continued = False
+        # A group stop in progress (task_stop.py, signal lock): how many
+        # threads have yet to stop, and the signal that stops them.
+        self.group_stop_count = 0
+        self.stop_signo = 0
+        # (user, system) nanoseconds of the threads that have exited.
+        self.exited_cputime = (0, 0)
+        # Interval timers and POSIX timers (timers.py).
+        self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False
         self.has_subreaper_ancestor = False
         # Woken when a child changes state (for wait4 and friends).

@@ -7,10 +7,12 @@ kernel, see `dmesg | grep type=1326`) and keeping what the sentry, the
 Python runtime under it and the ptrace platform make. It is kept as small
 as that allows:
 
-- No call opens or names a host path (no open, openat, stat of a path,
-  execve...): after start-up the sentry works only through descriptors it
-  holds or is sent. newfstatat is allowed with AT_EMPTY_PATH only, which is
-  how glibc implements fstat.
+- Host paths: the sandbox process's root holds only a read-only bind of
+  the container's root (confine.py), which hostfs serves until the gofer
+  does (TODO(#5): then no call here names a path). hostfs walks it one
+  component at a time relative to directory descriptors, so openat must
+  carry O_NOFOLLOW, and newfstatat AT_SYMLINK_NOFOLLOW or AT_EMPTY_PATH
+  (glibc's fstat). No open, stat or execve of a path otherwise.
 - No process creation: clone only with the flags of a new thread, and
   clone3 fails with ENOSYS so that glibc falls back to clone, whose flags
   a filter can see (clone3 passes them in memory).
@@ -110,6 +112,10 @@ _ANY_ARGS = (
     N.SYS_fallocate,
     N.SYS_fsync,
     N.SYS_fdatasync,
+    # hostfs (see the module docstring; openat and newfstatat below).
+    N.SYS_readlinkat,
+    N.SYS_getdents64,
+    N.SYS_fstatfs,
     N.SYS_eventfd2,
     N.SYS_pipe2,
     N.SYS_poll,
@@ -197,7 +203,15 @@ def rules() -> dict[int, Rule]:
         (F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_SETFL, F.F_DUPFD_CLOEXEC),
     )
     out[N.SYS_ioctl] = _any_of(1, _TTY_IOCTLS)
-    out[N.SYS_newfstatat] = ((Arg(3, F.AT_EMPTY_PATH),),)
+    out[N.SYS_newfstatat] = _any_of(
+        3,
+        (
+            F.AT_EMPTY_PATH,
+            F.AT_SYMLINK_NOFOLLOW,
+            F.AT_EMPTY_PATH | F.AT_SYMLINK_NOFOLLOW,
+        ),
+    )
+    out[N.SYS_openat] = ((Arg(2, F.O_NOFOLLOW, mask=F.O_NOFOLLOW),),)
     out[N.SYS_prctl] = _any_of(0, _PRCTL_OPTIONS)
     return out
 

@@ -10,21 +10,35 @@ from __future__ import annotations
 from pkg.abi.linux import errno
 from pkg.abi.linux import sysno as N
 from pkg.sentry.syscalls.linux import (
+    sys_attr,
+    sys_chdir,
     sys_file,
+    sys_file_open,
     sys_futex,
+    sys_getdents,
     sys_identity,
+    sys_lock,
     sys_membarrier,
     sys_memfd,
     sys_mmap,
+    sys_mount,
+    sys_path,
+    sys_pipe,
     sys_prctl,
     sys_process_vm,
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
+    sys_splice,
+    sys_stat,
+    sys_sync,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
+    sys_xattr,
 )
 from pkg.sentry.syscalls.syscall import Syscall, error
 
@@ -32,21 +46,35 @@ from pkg.sentry.syscalls.syscall import Syscall, error
 TABLE_SIZE = 512
 
 FAMILIES = (
+    sys_attr,
+    sys_chdir,
     sys_file,
+    sys_file_open,
     sys_futex,
+    sys_getdents,
     sys_identity,
+    sys_lock,
     sys_membarrier,
     sys_memfd,
     sys_mmap,
+    sys_mount,
+    sys_path,
+    sys_pipe,
     sys_prctl,
     sys_process_vm,
     sys_random,
     sys_read_write,
     sys_rlimit,
+    sys_seccomp,
     sys_signal,
+    sys_splice,
+    sys_stat,
+    sys_sync,
     sys_thread,
     sys_time,
+    sys_timer,
     sys_utsname,
+    sys_xattr,
 )
 
 # Calls that deliberately fail, with why.

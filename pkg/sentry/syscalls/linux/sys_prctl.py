@@ -9,6 +9,10 @@ from pkg.abi.linux import prctl as PR
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
+from pkg.sentry.syscalls.linux.sys_seccomp import (
+    prctl_get_seccomp,
+    prctl_set_seccomp,
+)
 from pkg.sentry.syscalls.syscall import Args, partial, s32
 
 if TYPE_CHECKING:
@@ -74,6 +78,10 @@ def sys_prctl(t: Task, args: Args) -> int:
             raise SyscallError(errno.EINVAL)
         t.creds = t.creds.with_changes(no_new_privs=True)
         return 0
+    if option == PR.PR_GET_SECCOMP:
+        return prctl_get_seccomp(t)
+    if option == PR.PR_SET_SECCOMP:
+        return prctl_set_seccomp(t, arg2, args[2])
     if option == PR.PR_CAPBSET_READ:
         if arg2 > 40:
             raise SyscallError(errno.EINVAL)
@@ -93,6 +101,6 @@ ENTRIES = [
         N.SYS_prctl,
         "prctl",
         sys_prctl,
-        "names, dumpable, no_new_privs, capability bounding reads (#4)",
+        "names, dumpable, no_new_privs, seccomp, capability bounding reads (#4)",
     ),
 ]
