@@ -179,6 +179,9 @@ _ANY_ARGS = (
     N.SYS_getrandom,
     N.SYS_getrusage,
     N.SYS_times,
+    # glibc's sysconf(_SC_PHYS_PAGES) (tmpfs sizes itself by the host's
+    # memory) ignores a failed sysinfo and reads garbage.
+    N.SYS_sysinfo,
     # The ptrace platform: tracing stub threads, waiting for their stops,
     # interrupting them, and the stub processes' pidfds.
     N.SYS_ptrace,
