@@ -88,9 +88,14 @@ int main(int argc, char** argv) {
     return 100;
   }
 
+  // A file of the container's own root opens: the failures below are the
+  // sandbox's doing, not a missing open(2).
+  long fd = syscall(SYS_open, "/inside", O_RDONLY);
+  Info("open-inside", ReadsCanary(fd, "pyvisor-inside") ? "read it" : Result(fd));
+
   // The host file by its host path, by openat, and through symlinks planted
   // in the root that point outside it.
-  long fd = syscall(SYS_open, canary, O_RDONLY);
+  fd = syscall(SYS_open, canary, O_RDONLY);
   Report(ReadsCanary(fd, secret), "open-host-path", Result(fd));
   fd = syscall(SYS_openat, AT_FDCWD, canary, O_RDONLY);
   Report(ReadsCanary(fd, secret), "openat-host-path", Result(fd));

@@ -47,6 +47,8 @@ def _bundle(tmp: str, args: list[str]) -> str:
     canary = os.path.join(tmp, "canary")
     with open(canary, "w") as f:
         f.write(CANARY)
+    with open(os.path.join(root, "inside"), "w") as f:
+        f.write("pyvisor-inside")
     os.symlink(canary, os.path.join(root, "abs-link"))
     os.symlink("../" * 16 + canary.lstrip("/"), os.path.join(root, "rel-link"))
     spec = make_spec(args)
@@ -89,6 +91,7 @@ def test_escape_attempts_fail(tmp: str) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     assert sum(ln.startswith("contained ") for ln in lines) >= 10, p.stdout
     assert "pid=1 ppid=0" in lines
+    assert "tried open-inside: read it" in lines
     assert accepted == []
     assert got_usr1 == []
 

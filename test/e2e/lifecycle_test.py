@@ -136,6 +136,20 @@ def test_run_prints_and_exits_with_the_status(env: Env) -> None:
     assert os.listdir(env.runsc.root) == []
 
 
+def test_container_sees_its_root(env: Env) -> None:
+    out = env.runsc.run("run", "--bundle", env.bundle(["cat", "/etc/group"]), "c")
+    assert out.stdout.startswith("root:x:0:")
+    out = env.runsc.run("run", "--bundle", env.bundle(["ls", "/"]), "c")
+    assert {"bin", "etc", "tmp"} <= set(out.stdout.split())
+    # /tmp is the sandbox's own tmpfs; the rest of the root is read-only
+    # until the overlay lands (#5).
+    assert env.runsc.run("run", "--bundle", env.bundle(["touch", "/tmp/x"]), "c")
+    p = env.runsc.run("run", "--bundle", env.bundle(["touch", "/x"]), "c", check=False)
+    assert p.returncode == 1
+    assert "Read-only file system" in p.stderr
+    assert not os.path.exists(os.path.join(env.rootfs, "x"))
+
+
 def test_create_start_state_delete(env: Env) -> None:
     pid = env.create("c1", env.bundle(["sleep", "100"]))
     st = env.runsc.state("c1")

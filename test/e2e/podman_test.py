@@ -132,6 +132,11 @@ def test_run_output_and_exit_status(podman: Podman) -> None:
     assert any("--log-format=json" in c and " create " in c for c in calls), calls
 
 
+def test_reads_the_image(podman: Podman) -> None:
+    p = podman(*podman.run_args("--rm", IMAGE, "cat", "/etc/passwd"))
+    assert p.stdout.startswith("root:x:0:0:")
+
+
 def test_missing_command_is_127(podman: Podman) -> None:
     p = podman(*podman.run_args("--rm", IMAGE, "no-such-command"), check=False)
     assert p.returncode == 127, p.stderr
