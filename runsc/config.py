@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 PLATFORMS = ("ptrace",)
 NETWORKS = ("none", "host", "sandbox")
 LOG_FORMATS = ("text", "json")
+SECCOMP_MODES = ("enforce", "log", "off")
 
 
 @dataclass(slots=True)
@@ -32,6 +33,9 @@ class Config:
     strace_log_size: int = 1024
     overlay2: str = "root:memory"
     systemd_cgroup: bool = False
+    # The sandbox's own seccomp filter (runsc/boot/filter): "enforce",
+    # "log" (allow and log what the allowlist lacks) or "off".
+    sentry_seccomp: str = "enforce"
     # Kill the sandbox if the sentry looks up a host path after start-up.
     testonly_forbid_host_open: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -39,26 +43,30 @@ class Config:
     def to_flags(self) -> list[str]:
         """Returns the flags that recreate this config in a child runsc."""
         flags = [
-            f"--root={self.root}",
+            f"--root={os.path.abspath(self.root)}",
             f"--platform={self.platform}",
             f"--network={self.network}",
             f"--log-format={self.log_format}",
             f"--overlay2={self.overlay2}",
+            f"--sentry-seccomp={self.sentry_seccomp}",
         ]
         if self.debug:
             flags.append("--debug")
         if self.debug_log:
-            flags.append(f"--debug-log={self.debug_log}")
+            path = os.path.abspath(self.debug_log)
+            if self.debug_log.endswith("/"):
+                path += "/"
+            flags.append(f"--debug-log={path}")
         if self.log:
-            flags.append(f"--log={self.log}")
+            flags.append(f"--log={os.path.abspath(self.log)}")
         if self.strace:
             flags.append("--strace")
         if self.strace_syscalls:
             flags.append(f"--strace-syscalls={','.join(sorted(self.strace_syscalls))}")
-        if self.testonly_forbid_host_open:
-            flags.append("--TESTONLY-forbid-host-open")
         if self.strace_log_size != 1024:
             flags.append(f"--strace-log-size={self.strace_log_size}")
+        if self.testonly_forbid_host_open:
+            flags.append("--TESTONLY-forbid-host-open")
         return flags
 
 
@@ -115,6 +123,12 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay2", default="root:memory")
     p.add_argument("--systemd-cgroup", action="store_true")
     p.add_argument(
+        "--sentry-seccomp",
+        default="enforce",
+        choices=SECCOMP_MODES,
+        help="the sandbox's own seccomp filter: log finds what it lacks",
+    )
+    p.add_argument(
         "--TESTONLY-forbid-host-open",
         dest="testonly_forbid_host_open",
         action="store_true",
@@ -138,6 +152,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         strace_log_size=ns.strace_log_size,
         overlay2=ns.overlay2,
         systemd_cgroup=ns.systemd_cgroup,
+        sentry_seccomp=ns.sentry_seccomp,
         testonly_forbid_host_open=ns.testonly_forbid_host_open,
     )
 
@@ -146,7 +161,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
 _BOOL_FLAGS = frozenset(
     {"--debug", "--strace", "--systemd-cgroup", "--TESTONLY-forbid-host-open"}
 )
-_VALUE_FLAGS = frozenset(
+VALUE_FLAGS = frozenset(
     {
         "--root",
         "--debug-log",
@@ -157,6 +172,7 @@ _VALUE_FLAGS = frozenset(
         "--strace-syscalls",
         "--strace-log-size",
         "--overlay2",
+        "--sentry-seccomp",
     }
 )
 
@@ -179,7 +195,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
                 out.append(name)
             continue
         out.append(a)
-        if a in _VALUE_FLAGS and i + 1 < len(argv):
+        if a in VALUE_FLAGS and i + 1 < len(argv):
             out.append(argv[i + 1])
             i += 1
         i += 1

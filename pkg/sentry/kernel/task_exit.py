@@ -128,6 +128,7 @@ def _exit_notify(t: Task, tg: ThreadGroup) -> None:
         kernel.on_init_exit(status)
         return
     if parent is None:
+        kernel.on_orphan_exit(tg)
         return
     if status & 0x7F:
         code, st = (S.CLD_DUMPED if status & 0x80 else S.CLD_KILLED), status & 0x7F

@@ -1,5 +1,5 @@
-"""Starting a gofer process: what `runsc do` (and the OCI verbs) call to
-serve a container's files.
+"""Starting a container's gofer process (`runsc gofer`), which serves the
+container's files to the sandbox: sandbox.spawn starts one per container.
 
 The caller gets the gofer's process and the sentry's ends of the
 connections, root first, then one per extra mount in the order given; it
@@ -9,21 +9,18 @@ them. The gofer exits when every connection has closed.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 
+from pkg.abi.linux import prctl as PR
 from pkg.gofer.spec import gofer_mounts
+from runsc.boot import syscalls
 from runsc.config import Config
-
-_PR_SET_PDEATHSIG = 1
-# Looked up once, so that the child between fork and exec only calls it.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
+from runsc.sandbox.launch import runsc_command, runsc_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +32,10 @@ class GoferMount:
     read_only: bool = False
 
 
-def runsc_command() -> list[str]:
-    """Returns the command that runs this runsc's entry point directly."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return [sys.executable, "-s", os.path.join(os.path.dirname(here), "main.py")]
-
-
-def runsc_env() -> dict[str, str]:
-    """Returns the environment of a runsc child: what Python needs to find
-    runsc's modules, nothing of the caller's."""
-    paths = [p for p in sys.path if p and os.path.isabs(p)]
-    return {"PYTHONPATH": os.pathsep.join(paths), "PATH": os.defpath}
-
-
 def _die_with_parent() -> None:
-    # Between fork and exec (preexec_fn): the gofer must not outlive runsc.
-    # It only makes one system call through a function found before fork.
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Between fork and exec (preexec_fn): an attached gofer must not outlive
+    # runsc.
+    syscalls.prctl(PR.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def start(
@@ -99,6 +83,7 @@ def start(
             env=runsc_env(),
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # runsc is single-threaded, so preexec_fn is safe here.
             preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509
         )
     except BaseException:
@@ -149,6 +134,7 @@ def start_for_spec(
             env=runsc_env(),
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # runsc is single-threaded, so preexec_fn is safe here.
             preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509
         )
     except BaseException:

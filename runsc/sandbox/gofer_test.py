@@ -6,7 +6,7 @@ import os
 
 from pkg.gofer.client import Client
 from runsc.config import Config
-from runsc.fsgofer import launch
+from runsc.sandbox import gofer as launch
 
 
 def test_start_serves_root_and_mounts(tmp_path):
