@@ -38,6 +38,7 @@ SECCOMP_FILTER_FLAG_TSYNC = 1
 
 _SYS_SECCOMP = 317
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_GET_NO_NEW_PRIVS = 39
 
 # BPF opcodes.
 _BPF_LD_W_ABS = 0x20
@@ -134,7 +135,11 @@ def install(rules: list[Rule], default_action: int, all_threads: bool = True) ->
     """
     prog = assemble(rules, default_action)
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    # Set once for good; asking again would trip a filter that allows only
+    # some prctl options.
+    if libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 and (
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+    ):
         e = ctypes.get_errno()
         raise OSError(e, "prctl(PR_SET_NO_NEW_PRIVS)")
     buf = ctypes.create_string_buffer(prog, len(prog))

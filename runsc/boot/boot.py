@@ -168,6 +168,7 @@ def boot(config: Config, args: BootArgs) -> int:
             domainname=spec.get("domainname", ""),
             gofer_fds=args.gofer_fds,
             gofer_mounts=gofer_mounts(spec),
+            root_read_only=bool((spec.get("root") or {}).get("readonly")),
         )
         init_spec = _init_spec(spec, args)
         try:
@@ -187,9 +188,10 @@ def boot(config: Config, args: BootArgs) -> int:
             signal.signal(
                 signo, lambda signo, _f: controller.forward_host_signal(signo)
             )
-        seccomp_config.install(config.sentry_seccomp)
         if config.testonly_forbid_host_open:
+            # Before the sandbox's own filter, which refuses seccomp(2).
             host_path_guard.install()
+        seccomp_config.install(config.sentry_seccomp)
     except Exception as e:
         # Still on the pipe that create reads: tell it why.
         log.debug("boot: creating the sandbox failed", exc_info=True)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pkg.abi.linux import mount as MS
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
@@ -80,6 +81,8 @@ class Sandbox:
         gofer_fds: the sentry's ends of the gofer connections: the root's,
             then one per mount of gofer_mounts; the sandbox owns them.
         gofer_mounts: the spec's gofer mounts (pkg.gofer.spec.gofer_mounts).
+        root_read_only: the container's root is read-only (the spec's
+            root.readonly), overlay or not.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Sandbox:
         domainname: str = "",
         gofer_fds: Sequence[int] = (),
         gofer_mounts: Sequence[dict[str, Any]] = (),
+        root_read_only: bool = False,
     ) -> None:
         self.config = config
         self.mf = MemoryFile()
@@ -119,6 +123,9 @@ class Sandbox:
                     conns[1:],
                     overlay_all,
                 )
+                if root_read_only:
+                    # After the mount points are made.
+                    self.mount_ns.root.flags |= MS.MS_RDONLY
             else:
                 self.mount_ns = mount_root(self.kernel, host_root=root or "/")
         except BaseException:

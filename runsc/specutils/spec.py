@@ -121,13 +121,6 @@ def check(spec: Spec, bundle: str) -> list[str]:
     _expect(isinstance(root, dict), "root is required")
     _expect(isinstance(root.get("path"), str) and root["path"], "root.path is required")
     _expect(isinstance(root.get("readonly", False), bool), "root.readonly must be bool")
-    if not root.get("readonly", False):
-        # TODO(#5): the overlay (a tmpfs over the gofer's root) makes it
-        # writable.
-        warnings.append(
-            "the root is read-only until the sandbox has an overlay (root.readonly "
-            "is false); /tmp is writable"
-        )
     rp = root_path(spec, bundle)
     _expect(os.path.isdir(rp), f"root.path {rp} is not a directory")
 

@@ -141,8 +141,8 @@ def test_container_sees_its_root(env: Env) -> None:
     assert out.stdout.startswith("root:x:0:")
     out = env.runsc.run("run", "--bundle", env.bundle(["ls", "/"]), "c")
     assert {"bin", "etc", "tmp"} <= set(out.stdout.split())
-    # /tmp is the sandbox's own tmpfs; the rest of the root is read-only
-    # until the overlay lands (#5).
+    # /tmp is the sandbox's own tmpfs; the rest of the root is read-only,
+    # as the spec's root.readonly says, overlay or not.
     assert env.runsc.run("run", "--bundle", env.bundle(["touch", "/tmp/x"]), "c")
     p = env.runsc.run("run", "--bundle", env.bundle(["touch", "/x"]), "c", check=False)
     assert p.returncode == 1
