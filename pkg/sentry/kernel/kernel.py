@@ -9,6 +9,7 @@ when a PID namespace's init exits.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 import time
@@ -22,9 +23,10 @@ from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers
 from pkg.sentry.kernel.task import Task
-from pkg.sentry.kernel.task_exit import wait_status_signaled
+from pkg.sentry.kernel.task_exit import reap_locked, wait_status_signaled
 from pkg.sentry.kernel.task_run import run
 from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
@@ -96,6 +98,8 @@ class Kernel:
         self.domainname = config.domainname
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
+        # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).
+        self.num_cpus = config.num_cpus or len(os.sched_getaffinity(0))
         self.init_tg: ThreadGroup | None = None
         # Set once the init process has exited and every task is gone.
         self.done = threading.Event()
@@ -154,6 +158,7 @@ class Kernel:
         with self.tasks.mu:
             self.tasks.tasks[tid] = t
             self.tasks.thread_groups[tid] = tg
+            new_session_locked(self.tasks, tg)
             if self.init_tg is None:
                 self.init_tg = tg
         return t
@@ -168,11 +173,11 @@ class Kernel:
     def reap(self, tg: ThreadGroup) -> None:
         """Forgets a zombie process once its parent has collected it."""
         with self.tasks.mu:
-            if self.tasks.thread_groups.pop(tg.tgid, None) is None:
-                return
-            self.tasks.release_id(tg.tgid)
-            if tg.parent is not None and tg in tg.parent.children:
-                tg.parent.children.remove(tg)
+            reap_locked(tg)
+
+    def all_cpus_mask(self) -> int:
+        """Returns the CPU mask with every sandbox CPU set."""
+        return (1 << self.num_cpus) - 1
 
     def futex_wake(self, t: Task, addr: int, n: int) -> int:
         """Wakes up to n futex waiters on addr in t's address space."""

@@ -1,10 +1,33 @@
-"""Resource limits of a thread group (getrlimit(2))."""
+"""Resource limits of a thread group (getrlimit(2)) and where the kernel
+enforces them.
+
+Enforcement lives with the resource: RLIMIT_NOFILE bounds descriptor
+allocation (nofile_limit), RLIMIT_NPROC bounds clone (check_nproc, in
+task_clone.py), RLIMIT_FSIZE bounds writes to regular files (check_fsize,
+called by the filesystem write paths), RLIMIT_STACK sizes the stack at
+execve. RLIMIT_AS, RLIMIT_DATA and RLIMIT_MEMLOCK belong to the memory
+manager, RLIMIT_SIGPENDING to signal queueing.
+"""
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
+from pkg.abi.linux import signal as S
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.signals import SignalInfo
+from pkg.sentry.kernel.task_signals import send_to_task
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
 
 INFINITY = L.RLIM_INFINITY
+
+# fs.nr_open: the ceiling of RLIMIT_NOFILE and of any descriptor number.
+NR_OPEN = 1 << 20
 
 # Linux's defaults for init (include/asm-generic/resource.h INIT_RLIMITS),
 # with the nofile and nproc values a container runtime usually sets.
@@ -29,12 +52,17 @@ _DEFAULTS = {
 
 
 class LimitSet:
-    """LimitSet holds (soft, hard) pairs for every RLIMIT_*."""
+    """LimitSet holds (soft, hard) pairs for every RLIMIT_*.
 
-    __slots__ = ("_limits",)
+    Shared by the threads of a process; reads need no lock (a pair is
+    replaced whole), read-modify-write sequences hold `mu`.
+    """
+
+    __slots__ = ("_limits", "mu")
 
     def __init__(self, limits: dict[int, tuple[int, int]] | None = None) -> None:
         self._limits = dict(_DEFAULTS if limits is None else limits)
+        self.mu = threading.Lock()
 
     def get(self, resource: int) -> tuple[int, int]:
         """Returns (soft, hard) for resource."""
@@ -51,3 +79,38 @@ class LimitSet:
     def copy(self) -> LimitSet:
         """Returns an independent copy (fork copies limits)."""
         return LimitSet(self._limits)
+
+
+def nofile_limit(t: Task) -> int:
+    """Returns one past the highest descriptor number t may allocate: its
+    process's RLIMIT_NOFILE soft limit, capped at fs.nr_open."""
+    return min(t.tg.limits.soft(L.RLIMIT_NOFILE), NR_OPEN)
+
+
+def check_fsize(t: Task, offset: int, length: int) -> int:
+    """Applies RLIMIT_FSIZE to a write of length bytes at offset of a
+    regular file (generic_write_check_limits).
+
+    Filesystem write paths call this before writing and write only the
+    returned number of bytes.
+
+    Returns:
+        How many of the length bytes may be written.
+
+    Raises:
+        SyscallError: EFBIG, after sending SIGXFSZ to t, if offset is at or
+            beyond the limit and length is not 0.
+    """
+    limit = t.tg.limits.soft(L.RLIMIT_FSIZE)
+    if limit == INFINITY or length == 0:
+        return length
+    if offset >= limit:
+        # send_sig(SIGXFSZ, current, 0): as if the task sent it itself.
+        send_to_task(
+            t,
+            SignalInfo(
+                signo=S.SIGXFSZ, code=S.SI_USER, pid=t.tg.tgid, uid=t.creds.ruid
+            ),
+        )
+        raise SyscallError(errno.EFBIG)
+    return min(length, limit - offset)

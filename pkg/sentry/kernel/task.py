@@ -20,6 +20,8 @@ from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import Credentials
 from pkg.sentry.kernel.signals import PendingSignals
+from pkg.sentry.kernel.task_acct import TaskUsage
+from pkg.sentry.kernel.task_sched import SchedParams
 
 if TYPE_CHECKING:
     from pkg.platform.platform import Context, State
@@ -51,15 +53,21 @@ class Task:
         "last_syscall",
         "mm",
         "name",
+        "pdeath_signal",
         "pending",
+        "personality",
         "robust_list",
         "saved_mask",
+        "sched",
         "signal_mask",
+        "start_ns",
         "state",
         "syscall_restart",
         "tg",
         "thread",
         "tid",
+        "usage",
+        "vfork_done",
         "wake_fd",
     )
 
@@ -109,6 +117,17 @@ class Task:
         self.exiting = False
         # Written by wake() to end a block().
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        # Process-level attributes kept per task as Linux does: the signal
+        # sent when the parent thread exits (PR_SET_PDEATHSIG) and the
+        # execution domain (personality(2)).
+        self.pdeath_signal = 0
+        self.personality = 0
+        self.sched = SchedParams(kernel.all_cpus_mask())
+        self.usage = TaskUsage()
+        # CLOCK_MONOTONIC when the task was created, in nanoseconds.
+        self.start_ns = time.monotonic_ns()
+        # For a vfork child: released when it execs or exits (task_clone).
+        self.vfork_done: object | None = None
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

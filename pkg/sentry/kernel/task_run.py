@@ -10,6 +10,7 @@ between them, and a task can be held between states (a stop, an execve).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
@@ -43,7 +44,10 @@ class RunApp(TaskRunState):
         state = t.state
         ctx = t.context
         dispatch = t.kernel.dispatch
+        usage = t.usage
+        clock = time.monotonic_ns
         while not t.interrupted:
+            start = clock()
             try:
                 event = ctx.switch(t.mm.address_space, state)
             except OSError as e:
@@ -52,6 +56,8 @@ class RunApp(TaskRunState):
                 log.debug("task: tid=%d switch failed: %s", t.tid, e)
                 force_signal(t, SignalInfo(signo=S.SIGSEGV, code=S.SI_KERNEL))
                 break
+            # Application time, for getrusage (task_acct.py).
+            usage.app_ns += clock() - start
             if event == P.EVENT_SYSCALL:
                 dispatch(t)
             elif event == P.EVENT_FAULT:

@@ -8,23 +8,36 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
+from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.waiter import Queue
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.sessions import ProcessGroup
     from pkg.sentry.kernel.task import Task
+
+# SUID_DUMP_* values of PR_SET_DUMPABLE.
+SUID_DUMP_DISABLE = 0
+SUID_DUMP_USER = 1
 
 
 class ThreadGroup:
     """ThreadGroup holds what the threads of one process share.
 
     Fields marked "signal lock" are guarded by signal_handlers.mu; the process
-    tree fields (parent, children) by Kernel.tasks.mu.
+    tree fields (parent, real_parent, children, process_group, zombie,
+    reaped) by Kernel.tasks.mu.
     """
 
     __slots__ = (
         "child_subreaper",
+        "child_usage",
         "children",
+        "dead_usage",
+        "dumpable",
+        "exec_task",
+        "execed",
+        "exit_queue",
         "exit_signal",
         "exit_status",
         "exiting",
@@ -34,8 +47,9 @@ class ThreadGroup:
         "limits",
         "parent",
         "pending",
-        "pgid",
-        "sid",
+        "process_group",
+        "real_parent",
+        "reaped",
         "signal_handlers",
         "stopped",
         "tasks",
@@ -64,6 +78,10 @@ class ThreadGroup:
         self.pending = PendingSignals()
         self.limits = limits
         self.parent = parent
+        # The thread of parent that created this process, or that adopted
+        # it: the thread whose exit fires PR_SET_PDEATHSIG, and whose
+        # __WNOTHREAD waits see this child (task->real_parent).
+        self.real_parent: Task | None = None
         self.children: list[ThreadGroup] = []
         # A group exit (exit_group or a fatal signal) is in progress; the
         # status is the wait status every thread exits with (signal lock).
@@ -71,10 +89,14 @@ class ThreadGroup:
         self.exit_status = 0
         # Every task has exited and the process awaits its parent's wait.
         self.zombie = False
-        # Sent to the parent when the process exits (SIGCHLD usually).
+        # The parent has collected the zombie; the process is gone.
+        self.reaped = False
+        # Sent to the parent when the process exits (SIGCHLD usually); 0 for
+        # none.
         self.exit_signal = S.SIGCHLD
-        self.pgid = tgid
-        self.sid = tgid
+        # Set by the sessions code (sessions.py); None only while the
+        # process is being created.
+        self.process_group: ProcessGroup | None = None
         # Job control (signal lock). `stopped`: the group is in a group stop.
         # `wait_stopped_signo`: a stop, by that signal, not yet reported to
         # the parent by wait (WUNTRACED); `wait_continued`: a continue not
@@ -87,6 +109,30 @@ class ThreadGroup:
         self.has_subreaper_ancestor = False
         # Woken when a child changes state (for wait4 and friends).
         self.wait_queue = Queue()
+        # Woken when this process exits (pidfd readiness).
+        self.exit_queue = Queue()
+        # The thread running execve while it waits for its siblings to exit
+        # (signal lock).
+        self.exec_task: Task | None = None
+        # The process has called execve since fork (setpgid's EACCES).
+        self.execed = False
+        # PR_SET_DUMPABLE (a property of the mm in Linux).
+        self.dumpable = SUID_DUMP_USER
+        # Times of exited threads, and of reaped children (Kernel.tasks.mu).
+        self.dead_usage = Usage()
+        self.child_usage = Usage()
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"
+
+    @property
+    def pgid(self) -> int:
+        """The id of the process's process group."""
+        pg = self.process_group
+        return pg.pgid if pg is not None else self.tgid
+
+    @property
+    def sid(self) -> int:
+        """The id of the process's session."""
+        pg = self.process_group
+        return pg.session.sid if pg is not None else self.tgid
