@@ -17,9 +17,13 @@ execve recomputes them as for a file without file capabilities
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
 
 # Every capability up to CAP_LAST_CAP (40, CAP_CHECKPOINT_RESTORE).
 CAP_LAST_CAP = 40
@@ -77,6 +81,12 @@ SECBIT_NO_CAP_AMBIENT_RAISE = 1 << SECURE_NO_CAP_AMBIENT_RAISE
 # Every defined bit and its lock.
 SECURE_ALL_BITS = 0x55
 SECURE_ALL_LOCKS = SECURE_ALL_BITS << 1
+
+# PR_SET_DUMPABLE values (SUID_DUMP_*), and fs.suid_dumpable's default: what
+# a process becomes when its credentials change.
+SUID_DUMP_DISABLE = 0
+SUID_DUMP_USER = 1
+SUID_DUMPABLE = SUID_DUMP_DISABLE
 
 # (uid_t)-1: "leave unchanged" for setre*id and setres*id, and never valid.
 NO_ID = 0xFFFFFFFF
@@ -414,3 +424,14 @@ def privileges_dropped(old: Credentials, new: Credentials) -> bool:
         or old.fsgid != new.fsgid
         or bool(new.permitted & ~old.permitted)
     )
+
+
+def commit_creds(t: Task, new: Credentials) -> None:
+    """Installs new credentials on t (commit_creds): a change of effective
+    or fs ids, or a permitted set that grows, makes the process
+    non-dumpable and clears t's parent-death signal."""
+    old = t.creds
+    t.creds = new
+    if privileges_dropped(old, new):
+        t.tg.dumpable = SUID_DUMPABLE
+        t.pdeath_signal = 0

@@ -281,9 +281,11 @@ def clone(t: Task, opts: CloneOptions) -> int:
         if flags & SC.CLONE_PARENT:
             tg.real_parent = parent_tg.real_parent
             tg.exit_signal = parent_tg.exit_signal
+            tg.parent_exec_id = parent_tg.parent_exec_id
         else:
             tg.real_parent = t
             tg.exit_signal = opts.exit_signal
+            tg.parent_exec_id = parent_tg.exec_id
         tg.dumpable = parent_tg.dumpable
     child = Task(kernel, tid, tg, mm, fd_table, fs, t.creds, state, t.name)
     child.signal_mask = t.signal_mask

@@ -31,13 +31,15 @@ from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import (
     CAP_DAC_OVERRIDE,
+    SUID_DUMP_USER,
+    SUID_DUMPABLE,
+    Credentials,
     exec_credentials,
     privileges_dropped,
 )
 from pkg.sentry.kernel.task_block import block_killable
 from pkg.sentry.kernel.task_clone import release_vfork_parent
 from pkg.sentry.kernel.task_exit import clear_child_tid
-from pkg.sentry.kernel.thread_group import SUID_DUMP_DISABLE, SUID_DUMP_USER
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import MAX_ARG_STRLEN, LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
@@ -413,7 +415,7 @@ def _de_thread(t: Task) -> bool:
 def _commit(
     t: Task,
     mm: MemoryManager,
-    creds: object,
+    creds: Credentials,
     secure: bool,
     gained: bool,
     filename: bytes,
@@ -462,16 +464,21 @@ def _commit(
     t.altstack = (0, S.SS_DISABLE, 0)
 
     old_creds = t.creds
-    t.creds = creds  # type: ignore[assignment]
-    if secure or privileges_dropped(old_creds, t.creds):  # type: ignore[arg-type]
+    t.creds = creds
+    if secure or privileges_dropped(old_creds, creds):
         t.pdeath_signal = 0
     c = t.creds
     tg.dumpable = (
-        SUID_DUMP_USER if c.euid == c.ruid and c.egid == c.rgid else SUID_DUMP_DISABLE  # type: ignore[attr-defined]
+        SUID_DUMP_USER if c.euid == c.ruid and c.egid == c.rgid else SUID_DUMPABLE
     )
     if gained:
         t.personality &= ~PER_CLEAR_ON_SETID
     tg.execed = True
+    # A new program is no "clone" child: its parent gets SIGCHLD and sees it
+    # in ordinary waits, as Linux does after execve.
+    with ts.mu:
+        tg.exec_id += 1
+        tg.exit_signal = S.SIGCHLD
     t.name = os.path.basename(filename).decode(errors="replace")[:15]
 
 

@@ -245,6 +245,9 @@ def _notify_parent_locked(tg: ThreadGroup) -> None:
     else:
         code, st = S.CLD_EXITED, status >> 8
     signo = tg.exit_signal
+    if signo and tg.parent_exec_id != parent.exec_id:
+        # The parent has exec'd since: it may not know this signal.
+        signo = S.SIGCHLD
     psh = parent.signal_handlers
     autoreap = False
     with psh.mu:

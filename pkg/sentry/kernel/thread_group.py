@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
+from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
 from pkg.sentry.kernel.task_acct import Usage
@@ -15,10 +16,6 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.sessions import ProcessGroup
     from pkg.sentry.kernel.task import Task
-
-# SUID_DUMP_* values of PR_SET_DUMPABLE.
-SUID_DUMP_DISABLE = 0
-SUID_DUMP_USER = 1
 
 
 class ThreadGroup:
@@ -35,6 +32,7 @@ class ThreadGroup:
         "children",
         "dead_usage",
         "dumpable",
+        "exec_id",
         "exec_task",
         "execed",
         "exit_queue",
@@ -46,6 +44,7 @@ class ThreadGroup:
         "leader",
         "limits",
         "parent",
+        "parent_exec_id",
         "pending",
         "process_group",
         "real_parent",
@@ -54,6 +53,7 @@ class ThreadGroup:
         "stopped",
         "tasks",
         "tgid",
+        "thp_disable",
         "wait_continued",
         "wait_queue",
         "wait_stopped_signo",
@@ -116,8 +116,16 @@ class ThreadGroup:
         self.exec_task: Task | None = None
         # The process has called execve since fork (setpgid's EACCES).
         self.execed = False
+        # Counts this process's execve calls (self_exec_id), and the
+        # parent's count when this process was created (parent_exec_id): a
+        # parent that has exec'd since gets SIGCHLD whatever exit_signal
+        # says.
+        self.exec_id = 0
+        self.parent_exec_id = 0
         # PR_SET_DUMPABLE (a property of the mm in Linux).
         self.dumpable = SUID_DUMP_USER
+        # PR_SET_THP_DISABLE (a property of the mm in Linux).
+        self.thp_disable = False
         # Times of exited threads, and of reaped children (Kernel.tasks.mu).
         self.dead_usage = Usage()
         self.child_usage = Usage()

@@ -16,7 +16,7 @@ from pkg.abi.linux import sysno as N
 from pkg.abi.linux import wait as W
 from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE
+from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE, SUID_DUMP_USER
 from pkg.sentry.kernel.limits import nofile_limit
 from pkg.sentry.kernel.pidfd import PIDFD_NONBLOCK, PIDFD_THREAD, PidFD
 from pkg.sentry.kernel.sessions import process_group_members
@@ -36,7 +36,6 @@ from pkg.sentry.kernel.task_signals import (
     send_to_thread_group,
 )
 from pkg.sentry.kernel.task_wait import WaitOptions, do_wait
-from pkg.sentry.kernel.thread_group import SUID_DUMP_USER
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32, u32
 
 if TYPE_CHECKING:
