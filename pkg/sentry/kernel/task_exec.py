@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat as host_stat
 import struct
 from typing import TYPE_CHECKING
@@ -34,8 +35,8 @@ from pkg.sentry.kernel.credentials import (
     SUID_DUMP_USER,
     SUID_DUMPABLE,
     Credentials,
+    commit_creds,
     exec_credentials,
-    privileges_dropped,
 )
 from pkg.sentry.kernel.task_block import block_killable
 from pkg.sentry.kernel.task_clone import release_vfork_parent
@@ -64,6 +65,8 @@ PER_CLEAR_ON_SETID = 0x0400000 | 0x0040000 | 0x0200000 | 0x0100000
 # execveat(2) flags.
 EXECVEAT_FLAGS = F.AT_EMPTY_PATH | F.AT_SYMLINK_NOFOLLOW
 _ST_NOEXEC = 8
+# Host paths that must not be reached through the sandbox.
+_HOST_ONLY = re.compile(rb"^/+(proc|sys)(/|$)")
 
 
 class HostExecFile(ExecFile):
@@ -139,6 +142,9 @@ def open_executable(
         root, cwd = t.fs.root, t.fs.cwd
     base = os.fsencode(root if path.startswith(b"/") else cwd)
     host_path = os.path.join(base, path.lstrip(b"/") if path.startswith(b"/") else path)
+    if _HOST_ONLY.match(os.path.normpath(host_path)):
+        # The host's /proc and /sys describe the sentry, not the sandbox.
+        raise SyscallError(errno.ENOENT)
     oflags = os.O_RDONLY | os.O_CLOEXEC
     if flags & F.AT_SYMLINK_NOFOLLOW:
         oflags |= os.O_NOFOLLOW
@@ -309,8 +315,9 @@ def execve(
                 [interp] + ([arg] if arg is not None else []) + [script_path] + argv[1:]
             )
             script_path = interp
+            following, _ = open_executable(t, F.AT_FDCWD, interp, 0)
             f.close()
-            f, _ = open_executable(t, F.AT_FDCWD, interp, 0)
+            f = following
         else:
             raise SyscallError(errno.ELOOP)
         _exec_elf(t, f, filename, argv, envv)
@@ -463,14 +470,18 @@ def _commit(
     sh.reset_for_exec()
     t.altstack = (0, S.SS_DISABLE, 0)
 
-    old_creds = t.creds
-    t.creds = creds
-    if secure or privileges_dropped(old_creds, creds):
-        t.pdeath_signal = 0
-    c = t.creds
+    # Dumpable unless the ids differ (begin_new_exec); then commit_creds
+    # makes it non-dumpable, and drops the parent-death signal, if the exec
+    # changed an effective or fs id or grew the permitted set.
+    old = t.creds
     tg.dumpable = (
-        SUID_DUMP_USER if c.euid == c.ruid and c.egid == c.rgid else SUID_DUMPABLE
+        SUID_DUMP_USER
+        if old.euid == old.ruid and old.egid == old.rgid
+        else SUID_DUMPABLE
     )
+    if secure:
+        t.pdeath_signal = 0
+    commit_creds(t, creds)
     if gained:
         t.personality &= ~PER_CLEAR_ON_SETID
     tg.execed = True
