@@ -432,6 +432,13 @@ def _commit(
     tg = t.tg
     ts = kernel.tasks
 
+    # A new program is no "clone" child: its parent gets SIGCHLD and sees it
+    # in ordinary waits, as Linux does after execve. Done before a vfork
+    # parent resumes and looks.
+    with ts.mu:
+        tg.exec_id += 1
+        tg.exit_signal = S.SIGCHLD
+
     # The old address space: let a vfork parent go, clear the
     # CLONE_CHILD_CLEARTID word, and drop it (exec_mmap).
     clear_child_tid(t)
@@ -485,11 +492,6 @@ def _commit(
     if gained:
         t.personality &= ~PER_CLEAR_ON_SETID
     tg.execed = True
-    # A new program is no "clone" child: its parent gets SIGCHLD and sees it
-    # in ordinary waits, as Linux does after execve.
-    with ts.mu:
-        tg.exec_id += 1
-        tg.exit_signal = S.SIGCHLD
     t.name = os.path.basename(filename).decode(errors="replace")[:15]
 
 

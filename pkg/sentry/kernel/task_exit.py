@@ -86,10 +86,10 @@ def exit_task(t: Task) -> None:
         if tg.exec_task is not None:
             # execve waits for its siblings to be gone.
             tg.exec_task.wake()
-        if last:
-            leader = tg.leader
-            assert leader is not None
-            tg.exit_status = tg.exit_status if tg.exiting else leader.exit_status
+        if last and not tg.exiting:
+            # Threads that all called exit(2): the process reports the last
+            # one's code, as Linux 6.x does.
+            tg.exit_status = t.exit_status
 
     _forget_original_parent(t)
     _release_shared(t)

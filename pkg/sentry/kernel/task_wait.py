@@ -96,13 +96,12 @@ def _consider_locked(
     """Returns what child has to report, consuming it unless WNOWAIT
     (wait_consider_task).
 
-    Preconditions: the TaskSet's mu is held.
+    Preconditions: the TaskSet's mu is held; child is not a zombie unless
+    WEXITED is asked for.
     """
     options = opts.options
     keep = bool(options & W.WNOWAIT)
     if child.zombie:
-        if not options & W.WEXITED:
-            return None
         status = child.exit_status
         if status & 0x7F:
             code = S.CLD_DUMPED if status & 0x80 else S.CLD_KILLED
@@ -143,6 +142,10 @@ def _scan(t: Task, opts: WaitOptions) -> tuple[WaitResult | None, bool]:
         matched = False
         for child in list(t.tg.children):
             if not _eligible(t, child, opts):
+                continue
+            if child.zombie and not opts.options & W.WEXITED:
+                # A zombie has no stop or continue left to report, and does
+                # not count as a child to wait for.
                 continue
             matched = True
             result = _consider_locked(t, child, opts)

@@ -28,7 +28,12 @@
 //                              and PV_ACTION=exit=42 while the main thread
 //                              sleeps;
 //              "mutex=N"       N threads hammer one pthread mutex; exit 0
-//                              if the count is right.
+//                              if the count is right;
+//              "spin=MS"       burn CPU until getrusage reports MS
+//                              milliseconds of it, then exit 0;
+//              "orphan"        start this program again with PV_ACTION set
+//                              to PV_ORPHAN_ACTION (and no checks), then
+//                              exit 0 at once, orphaning it.
 //
 // A failed check exits with 100 + its index and says why on stderr; a bad
 // request exits with 90.
@@ -264,6 +269,31 @@ void* ExitGroupSoon(void*) {
   return nullptr;
 }
 
+// Spin burns CPU until getrusage reports ms milliseconds of it.
+void Spin(long ms) {
+  volatile unsigned long x = 0;
+  for (;;) {
+    for (int i = 0; i < 100000; i++) x += i;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const long used = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                      (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    if (used >= ms) return;
+  }
+}
+
+int Orphan() {
+  const char* next = getenv("PV_ORPHAN_ACTION");
+  std::string action = std::string("PV_ACTION=") + (next ? next : "exit=0");
+  char* envp[] = {action.data(), nullptr};
+  const pid_t pid = vfork();
+  if (pid == 0) {
+    execve(g_argv[0], g_argv, envp);
+    _exit(127);
+  }
+  return pid > 0 ? 0 : 93;
+}
+
 int Act(const std::string& action) {
   const size_t eq = action.find('=');
   const std::string key = action.substr(0, eq);
@@ -297,6 +327,11 @@ int Act(const std::string& action) {
     SleepMillis(30000);
     return 99;
   }
+  if (key == "spin") {
+    Spin(arg);
+    return 0;
+  }
+  if (key == "orphan") return Orphan();
   if (key == "mutex") {
     std::vector<pthread_t> threads(arg);
     for (auto& t : threads) {

@@ -417,8 +417,9 @@ def sys_pidfd_open(t: Task, args: Args) -> int:
             if task is None:
                 raise SyscallError(errno.ESRCH)
             if not flags & PIDFD_THREAD:
-                # A thread that is not a process leader.
-                raise SyscallError(errno.EINVAL)
+                # A thread that does not lead its process (Linux 6.9 and
+                # later say ENOENT).
+                raise SyscallError(errno.ENOENT)
             tg = task.tg
         if flags & PIDFD_THREAD and task is None:
             # The zombie leader of a process still names its thread.
