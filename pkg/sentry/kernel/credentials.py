@@ -388,10 +388,11 @@ def exec_credentials(c: Credentials, unsafe: bool) -> tuple[Credentials, bool, b
     euid, egid = c.euid, c.egid
     is_setid = euid != c.ruid or egid != c.rgid
     if (is_setid or gained) and unsafe:
+        # Privileges may not grow: fall back to the real ids. As Linux does,
+        # is_setid keeps its earlier value for what follows.
         if not c.has_capability(CAP_SETUID) or c.no_new_privs:
             euid, egid = c.ruid, c.rgid
         permitted &= c.permitted
-    is_setid = euid != c.ruid or egid != c.rgid
     ambient = 0 if is_setid else c.ambient
     permitted |= ambient
     new = c.with_changes(

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -541,9 +542,16 @@ TEST(Clone3Test, ClearSighandResetsHandlersButKeepsIgnored) {
 }
 
 TEST(Clone3Test, SetTidChoosesTheChildId) {
-  // Find an id nobody uses. Natively the host's ids are in use too.
-  pid_t want = getpid() + 7919;
-  while (kill(want, 0) == 0 || errno != ESRCH) want++;
+  // Find an id nobody uses below pid_max. Natively the host's ids are in
+  // use too.
+  pid_t pid_max = 32768;
+  if (FILE* f = fopen("/proc/sys/kernel/pid_max", "r")) {
+    if (fscanf(f, "%d", &pid_max) != 1) pid_max = 32768;
+    fclose(f);
+  }
+  pid_t want = getpid() + 17 < pid_max ? getpid() + 17 : 300;
+  while (want < pid_max && (kill(want, 0) == 0 || errno != ESRCH)) want++;
+  ASSERT_LT(want, pid_max);
   CloneArgs args = {};
   args.flags = CLONE_VM | CLONE_VFORK;
   args.exit_signal = SIGCHLD;
