@@ -123,6 +123,12 @@ class AddressSpace(abc.ABC):
     def unmap(self, addr: int, length: int) -> None:
         """Removes every mapping in [addr, addr+length)."""
 
+    def protect(self, addr: int, length: int, prot: int) -> None:
+        """Changes the protection of [addr, addr+length), all of which is
+        mapped. Platforms without a cheaper way need not override this; the
+        MemoryManager only calls it where it could also call map_file."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def release(self) -> None:
         """Releases the address space; it must not be used again."""

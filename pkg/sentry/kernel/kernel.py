@@ -127,6 +127,7 @@ class Kernel:
         with self.tasks.mu:
             tid = self.tasks.allocate_id()
         mm = MemoryManager(self.platform, self.mf)
+        mm.rlimits = limits
         try:
             result = load(
                 LoadArgs(

@@ -74,13 +74,14 @@ class RunApp(TaskRunState):
 
 
 def _handle_fault(t: Task) -> None:
+    # The platform reports only the address, rip and the host's si_code; the
+    # mm works out the access and returns the signal to send, if any.
     state = t.state
-    _signo, _err, _code, addr = state.siginfo()
-    rip = state.regs[P.RIP]
-    access = P.ACCESS_EXEC if addr == rip else P.ACCESS_READ
-    if t.mm.handle_fault(addr, access):
+    _signo, _err, code, addr = state.siginfo()
+    sig = t.mm.handle_fault(addr, 0, state.regs[P.RIP], code, t.tg.limits)
+    if sig is None:
         return
-    force_signal(t, SignalInfo.from_host(state.siginfo_bytes()))
+    force_signal(t, SignalInfo(signo=sig[0], code=sig[1], addr=addr))
 
 
 class RunInterrupt(TaskRunState):

@@ -12,17 +12,11 @@ PROT_READ and writes PROT_WRITE on the vma.
 from __future__ import annotations
 
 import struct
-import threading
-from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
-from pkg.abi.linux.mman import PROT_READ, PROT_WRITE
+from pkg.abi.linux.mman import PROT_READ, PROT_WRITE, page_round_down, page_round_up
 from pkg.errors.syscall_error import SyscallError
-
-if TYPE_CHECKING:
-    from pkg.sentry.mm.segments import SegmentList
-    from pkg.sentry.mm.vma import Pma, Vma
-    from pkg.sentry.pgalloc.memory_file import MemoryFile
+from pkg.sentry.mm.core import MMCore, accessible
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -34,22 +28,18 @@ _I64 = struct.Struct("<q")
 _STRING_CHUNK = 256
 
 
-class MemoryIO:
+class MemoryIO(MMCore):
     """MemoryIO is the copy-in/copy-out half of MemoryManager."""
-
-    mu: threading.Lock
-    mf: MemoryFile
-    vmas: SegmentList[Vma]
-    pmas: SegmentList[Pma]
-    max_address: int
 
     def _ranges_locked(
         self, addr: int, length: int, access: int, force: bool = False
     ) -> tuple[list[tuple[int, int]], int]:
         """Translates an address range to MemoryFile ranges.
 
-        Copy-on-write pages are copied first when access includes PROT_WRITE;
-        force skips the vma permission check (FOLL_FORCE).
+        Pages without pmas are populated, copy-on-write pages are copied
+        first when access includes PROT_WRITE, and a MAP_GROWSDOWN stack
+        grows as a fault there would grow it. force skips the vma permission
+        check (FOLL_FORCE).
 
         Returns:
             ([(file_offset, length), ...], n): the ranges covering the first n
@@ -60,27 +50,45 @@ class MemoryIO:
         if addr >= self.max_address or end < addr:
             return out, 0
         end = min(end, self.max_address)
+        write = bool(access & PROT_WRITE)
         cur = addr
+        pmas = self.pmas
         while cur < end:
-            pma = self.pmas.find(cur)
-            if pma is None or (pma.cow and access & PROT_WRITE):
-                if not self._fault_in_locked(cur, access):
+            pma = pmas.find(cur)
+            if pma is not None and (pma.writable or not write):
+                # Fast path: already backed. Check the vma's permission.
+                vma = self.vmas.find(cur)
+                assert vma is not None
+                if not force and not _allowed(vma.prot, write):
                     break
-                pma = self.pmas.find(cur)
-                if pma is None:
-                    break
+                stop = min(end, pma.end)
+                out.append((pma.file_offset + (cur - pma.start), stop - cur))
+                cur = stop
+                continue
             vma = self.vmas.find(cur)
-            if vma is None or (vma.prot & access != access and not force):
+            if vma is None:
+                vma = self._grow_stack_locked(cur, None)
+                if vma is None:
+                    break
+            if not force and not _allowed(vma.prot, write):
                 break
-            stop = min(end, pma.end, vma.end)
-            out.append((pma.file_offset + (cur - pma.start), stop - cur))
-            cur = stop
+            stop = min(end, vma.end)
+            try:
+                got = self._populate_locked(
+                    vma, page_round_down(cur), page_round_up(stop), write
+                )
+            except SyscallError:
+                break
+            if got <= cur:
+                break
+            stop = min(stop, got)
+            while cur < stop:
+                pma = pmas.find(cur)
+                assert pma is not None
+                piece = min(stop, pma.end)
+                out.append((pma.file_offset + (cur - pma.start), piece - cur))
+                cur = piece
         return out, cur - addr
-
-    def _fault_in_locked(self, addr: int, access: int) -> bool:
-        """Makes the page at addr backed for access; overridden by the
-        MemoryManager for file-backed and copy-on-write pages."""
-        return False
 
     def copy_in(self, addr: int, length: int) -> bytes:
         """Returns length bytes of application memory at addr.
@@ -213,3 +221,8 @@ class MemoryIO:
     def write_i64(self, addr: int, value: int) -> None:
         """Writes a little-endian s64."""
         self.copy_out(addr, _I64.pack(value))
+
+
+def _allowed(prot: int, write: bool) -> bool:
+    # On x86 every accessible page is readable; writes need PROT_WRITE.
+    return bool(prot & PROT_WRITE) if write else accessible(prot)

@@ -57,3 +57,48 @@ def test_zero_clears_partial_and_whole_pages() -> None:
     assert data[100 : 100 + 2 * PAGE_SIZE] == bytes(2 * PAGE_SIZE)
     assert data[100 + 2 * PAGE_SIZE :] == b"\xff" * (PAGE_SIZE - 100)
     mf.close()
+
+
+def test_refcounts_split_and_free_at_zero() -> None:
+    mf = MemoryFile(size=1 << 30)
+    a = mf.allocate(4 * PAGE_SIZE)
+    mf.inc_ref(a + PAGE_SIZE, 2 * PAGE_SIZE)
+    assert mf.refs(a, 4 * PAGE_SIZE) == [
+        (a, a + PAGE_SIZE, 1),
+        (a + PAGE_SIZE, a + 3 * PAGE_SIZE, 2),
+        (a + 3 * PAGE_SIZE, a + 4 * PAGE_SIZE, 1),
+    ]
+    assert not mf.is_exclusive(a, 2 * PAGE_SIZE)
+    mf.dec_ref(a, 4 * PAGE_SIZE)
+    assert mf.allocated == 2 * PAGE_SIZE
+    assert mf.refs(a + PAGE_SIZE, 2 * PAGE_SIZE) == [
+        (a + PAGE_SIZE, a + 3 * PAGE_SIZE, 1)
+    ]
+    mf.dec_ref(a + PAGE_SIZE, 2 * PAGE_SIZE)
+    assert mf.allocated == 0
+    mf.close()
+
+
+def test_freed_pages_read_zero_when_reallocated() -> None:
+    mf = MemoryFile(size=1 << 30)
+    a = mf.allocate(PAGE_SIZE)
+    mf.write(a, b"dirty")
+    mf.dec_ref(a, PAGE_SIZE)
+    b = mf.allocate(PAGE_SIZE)
+    assert b == a
+    assert mf.read(b, 5) == bytes(5)
+    mf.close()
+
+
+def test_copy_data_copies_only_committed_pages() -> None:
+    mf = MemoryFile(size=1 << 30)
+    src = mf.allocate(64 * PAGE_SIZE)
+    mf.write(src + 10 * PAGE_SIZE, b"ten")
+    dst = mf.allocate(64 * PAGE_SIZE)
+    mf.copy_data(dst, src, 64 * PAGE_SIZE)
+    assert mf.read(dst + 10 * PAGE_SIZE, 3) == b"ten"
+    assert mf.committed_in(dst, 64 * PAGE_SIZE) == PAGE_SIZE
+    assert mf.data_ranges(src, 64 * PAGE_SIZE) == [
+        (src + 10 * PAGE_SIZE, src + 11 * PAGE_SIZE)
+    ]
+    mf.close()

@@ -22,6 +22,7 @@ from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT, Entry
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.mm.syscalls import MmapOpts
 
 # Status flags that F_SETFL may change (fs/fcntl.c SETFL_MASK).
 SETFL_MASK = (
@@ -124,6 +125,37 @@ class FileDescription:
 
     def event_unregister(self, entry: Entry) -> None:
         """Cancels event_register."""
+
+    def configure_mmap(self, opts: MmapOpts) -> None:
+        """Prepares mmap(2) of this file: sets opts.mappable (a Mappable,
+        see pkg/sentry/mm/mappable.py) and opts.identity, and may lower
+        opts.max_prot or raise (EPERM for a sealed file) where the file
+        forbids the mapping. The mmap handler has already checked the access
+        mode and set opts.file = self; the vma holds a reference on it.
+
+        Raises:
+            SyscallError: ENODEV, the default: the file cannot be mapped.
+        """
+        raise SyscallError(errno.ENODEV)
+
+    def get_seals(self) -> int:
+        """Returns the F_SEAL_* seals of the file (fcntl F_GET_SEALS).
+
+        Raises:
+            SyscallError: EINVAL, the default: the file does not support
+                sealing.
+        """
+        raise SyscallError(errno.EINVAL)
+
+    def add_seals(self, seals: int) -> None:
+        """Adds F_SEAL_* seals (fcntl F_ADD_SEALS).
+
+        Raises:
+            SyscallError: EINVAL, the default: the file does not support
+                sealing; EPERM if sealing is sealed; EBUSY for F_SEAL_WRITE
+                while writable shared mappings exist.
+        """
+        raise SyscallError(errno.EINVAL)
 
     def display_name(self) -> str:
         """Returns what /proc/self/fd and strace show for this file."""

@@ -93,6 +93,11 @@ def sys_fcntl(t: Task, args: Args) -> int:
     if cmd == F.F_SETFL:
         table.get(fd).set_status_flags(s32(arg))
         return 0
+    if cmd == F.F_ADD_SEALS:
+        table.get(fd).add_seals(arg & 0xFFFFFFFF)
+        return 0
+    if cmd == F.F_GET_SEALS:
+        return table.get(fd).get_seals()
     f = table.get(fd)
     handler = getattr(f, "fcntl", None)
     if handler is None:
