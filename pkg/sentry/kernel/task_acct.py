@@ -85,12 +85,29 @@ def own_thread_usage(t: Task) -> Usage:
     return Usage(t.usage.app_ns, time.thread_time_ns())
 
 
+def sample_max_rss_locked(tg: ThreadGroup) -> int:
+    """Records the current resident size of tg's address space in its
+    high-water mark and returns the mark, in KiB.
+
+    Unlike Linux, which tracks the peak as pages come and go, the peak is
+    only sampled when someone asks and when the process exits.
+
+    Preconditions: the TaskSet's mu is held; tg has a live thread or none.
+    """
+    dead = tg.dead_usage
+    if tg.tasks:
+        rss = tg.tasks[0].mm.resident_bytes() >> 10
+        dead.max_rss_kb = max(dead.max_rss_kb, rss)
+    return dead.max_rss_kb
+
+
 def thread_group_usage_locked(tg: ThreadGroup) -> Usage:
     """Returns the usage of a whole process: its live threads and the ones
     that exited (RUSAGE_SELF).
 
     Preconditions: the TaskSet's mu is held (so no thread exits meanwhile).
     """
+    sample_max_rss_locked(tg)
     total = tg.dead_usage.copy()
     for t in tg.tasks:
         total.add(task_usage(t))

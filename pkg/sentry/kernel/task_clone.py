@@ -287,6 +287,9 @@ def clone(t: Task, opts: CloneOptions) -> int:
             tg.exit_signal = opts.exit_signal
             tg.parent_exec_id = parent_tg.exec_id
         tg.dumpable = parent_tg.dumpable
+        if mm is not t.mm:
+            # The copy belongs to the new process and obeys its limits.
+            mm.rlimits = tg.limits
     child = Task(kernel, tid, tg, mm, fd_table, fs, t.creds, state, t.name)
     child.signal_mask = t.signal_mask
     child.personality = t.personality

@@ -346,6 +346,7 @@ def _exec_elf(
         return interp
 
     mm = MemoryManager(kernel.platform, kernel.mf)
+    mm.rlimits = t.tg.limits
     try:
         result = load(
             LoadArgs(

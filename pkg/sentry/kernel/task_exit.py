@@ -26,7 +26,7 @@ from pkg.sentry.kernel.sessions import (
     leave_process_group_locked,
 )
 from pkg.sentry.kernel.signals import SignalInfo
-from pkg.sentry.kernel.task_acct import Usage, ns_to_ticks
+from pkg.sentry.kernel.task_acct import Usage, ns_to_ticks, sample_max_rss_locked
 from pkg.sentry.kernel.task_clone import release_vfork_parent
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.kernel.waiter import EVENT_HUP, EVENT_IN
@@ -75,6 +75,9 @@ def exit_task(t: Task) -> None:
     clear_child_tid(t)
 
     with kernel.tasks.mu, sh.mu:
+        if len(tg.tasks) == 1:
+            # The last thread: the address space is still there to measure.
+            sample_max_rss_locked(tg)
         tg.tasks.remove(t)
         last = not tg.tasks
         tg.dead_usage.add(usage)

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <climits>
 #include <memory>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -130,8 +131,6 @@ int ExitStatusOf(pid_t pid) {
 }
 
 TEST(ForkTest, ChildReturnsZeroAndParentGetsItsPid) {
-  // Needs MemoryManager.fork (copy-on-write) in the sandbox (#3).
-  SKIP_IF(IsRunningOnSandbox());
   const pid_t parent = getpid();
   const pid_t pid = syscall(SYS_fork);
   if (pid == 0) {
@@ -142,8 +141,6 @@ TEST(ForkTest, ChildReturnsZeroAndParentGetsItsPid) {
 }
 
 TEST(ForkTest, ChildMemoryIsACopy) {
-  // Needs MemoryManager.fork (copy-on-write) in the sandbox (#3).
-  SKIP_IF(IsRunningOnSandbox());
   volatile int value = 1;
   const pid_t pid = syscall(SYS_fork);
   if (pid == 0) {
@@ -153,6 +150,79 @@ TEST(ForkTest, ChildMemoryIsACopy) {
   ASSERT_THAT(pid, SyscallSucceeds());
   EXPECT_EQ(ExitStatusOf(pid), 2);
   EXPECT_EQ(value, 1);
+}
+
+TEST(ForkTest, OnlyTheCallingThreadIsCopied) {
+  std::atomic<pid_t> other{0};
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    other = syscall(SYS_gettid);
+    while (!done) sched_yield();
+  });
+  while (other == 0) sched_yield();
+  const pid_t pid = syscall(SYS_fork);
+  if (pid == 0) {
+    // The other thread does not exist in the child.
+    const long r = syscall(SYS_tgkill, syscall(SYS_getpid), other.load(), 0);
+    syscall(SYS_exit_group, r == -1 && errno == ESRCH ? 0 : 1);
+  }
+  ASSERT_THAT(pid, SyscallSucceeds());
+  EXPECT_EQ(ExitStatusOf(pid), 0);
+  done = true;
+  t.join();
+}
+
+TEST(ForkTest, MaskAndHandlersAreInheritedPendingSignalsAreNot) {
+  struct sigaction sa = {};
+  sa.sa_handler = [](int) {};
+  struct sigaction old;
+  ASSERT_THAT(sigaction(SIGUSR1, &sa, &old), SyscallSucceeds());
+  sigset_t set, oldset;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  ASSERT_THAT(sigprocmask(SIG_BLOCK, &set, &oldset), SyscallSucceeds());
+  ASSERT_THAT(syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGUSR1),
+              SyscallSucceeds());
+  const pid_t pid = syscall(SYS_fork);
+  if (pid == 0) {
+    sigset_t pending, mask;
+    sigpending(&pending);
+    sigprocmask(SIG_BLOCK, nullptr, &mask);
+    struct sigaction cur;
+    sigaction(SIGUSR1, nullptr, &cur);
+    int bad = 0;
+    if (sigismember(&pending, SIGUSR1)) bad |= 1;
+    if (!sigismember(&mask, SIGUSR1)) bad |= 2;
+    if (cur.sa_handler != sa.sa_handler) bad |= 4;
+    syscall(SYS_exit_group, bad);
+  }
+  ASSERT_THAT(pid, SyscallSucceeds());
+  EXPECT_EQ(ExitStatusOf(pid), 0);
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_TRUE(sigismember(&pending, SIGUSR1));
+  sigprocmask(SIG_SETMASK, &oldset, nullptr);
+  sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(ForkTest, ChildCanForkAndExec) {
+  const pid_t pid = syscall(SYS_fork);
+  if (pid == 0) {
+    const pid_t grandchild = syscall(SYS_fork);
+    if (grandchild == 0) {
+      const std::string path = HelperPath();
+      char action[] = "PV_ACTION=exit=21";
+      char* envp[] = {action, nullptr};
+      char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
+      syscall(SYS_execve, path.c_str(), argv, envp);
+      syscall(SYS_exit_group, 127);
+    }
+    int status = 0;
+    syscall(SYS_wait4, grandchild, &status, 0, nullptr);
+    syscall(SYS_exit_group, WIFEXITED(status) ? WEXITSTATUS(status) : 99);
+  }
+  ASSERT_THAT(pid, SyscallSucceeds());
+  EXPECT_EQ(ExitStatusOf(pid), 21);
 }
 
 TEST(VforkTest, ChildSharesMemoryAndParentWaitsForItsExit) {

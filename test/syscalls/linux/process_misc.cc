@@ -1,6 +1,7 @@
 // getrusage(2), times(2), sysinfo(2), umask(2) and personality(2).
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -65,6 +66,19 @@ TEST(GetrusageTest, ExitedThreadsCountForTheProcess) {
   t.join();
   EXPECT_GE(thread_time, 20000);
   EXPECT_GE(CpuMicros(RUSAGE_SELF), thread_time);
+}
+
+TEST(GetrusageTest, MaxRssCoversTouchedMemory) {
+  constexpr size_t kSize = 32 << 20;
+  char* p = static_cast<char*>(
+      mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+           -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  for (size_t i = 0; i < kSize; i += 4096) p[i] = 1;
+  struct rusage ru = {};
+  ASSERT_THAT(syscall(SYS_getrusage, RUSAGE_SELF, &ru), SyscallSucceeds());
+  EXPECT_GE(ru.ru_maxrss, static_cast<long>(kSize >> 10));
+  munmap(p, kSize);
 }
 
 TEST(TimesTest, FillsTheBufferAndReturnsTicks) {

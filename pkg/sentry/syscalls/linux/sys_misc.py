@@ -15,6 +15,7 @@ from pkg.sentry.kernel.task_acct import (
     Usage,
     ns_to_ticks,
     own_thread_usage,
+    sample_max_rss_locked,
     thread_group_usage_locked,
 )
 from pkg.sentry.syscalls.linux.sys_thread import write_rusage
@@ -56,9 +57,12 @@ def rusage_of(t: Task, who: int) -> Usage:
     Raises:
         SyscallError: EINVAL for an unknown who.
     """
-    if who == W.RUSAGE_THREAD:
-        return own_thread_usage(t)
     ts = t.kernel.tasks
+    if who == W.RUSAGE_THREAD:
+        usage = own_thread_usage(t)
+        with ts.mu:
+            usage.max_rss_kb = sample_max_rss_locked(t.tg)
+        return usage
     if who == W.RUSAGE_SELF:
         with ts.mu:
             return thread_group_usage_locked(t.tg)
@@ -137,9 +141,9 @@ ENTRIES = [
         N.SYS_getrusage,
         "getrusage",
         sys_getrusage,
-        "times only: user time is wall time running application code, "
-        "system time the sentry's CPU time for the task; no maxrss, faults "
-        "or context switches",
+        "user time is wall time running application code, system time the "
+        "sentry's CPU time for the task; maxrss is sampled, not tracked; no "
+        "fault or context-switch counts",
     ),
     full(N.SYS_times, "times", sys_times),
     partial(
