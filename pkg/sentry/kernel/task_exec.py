@@ -176,7 +176,9 @@ def copy_strings(t: Task, addr: int) -> list[bytes]:
     if not addr:
         return out
     total = 0
-    limit = t.tg.limits.soft(L.RLIMIT_STACK) // 4
+    # The strings and pointers may use a quarter of the stack, and at most
+    # three quarters of _STK_LIM (get_arg_page).
+    limit = min(t.tg.limits.soft(L.RLIMIT_STACK) // 4, _STK_LIM // 4 * 3)
     while True:
         ptr = t.mm.read_u64(addr + 8 * len(out))
         if not ptr:
