@@ -145,10 +145,13 @@ def _check_flags(t: Task, opts: CloneOptions) -> None:
         raise SyscallError(errno.EPERM)
 
 
-def _check_namespaces(t: Task, flags: int) -> None:
-    if not flags & (CLONE_NEW_FLAGS | SC.CLONE_NEWTIME):
+def check_namespaces(t: Task, flags: int) -> None:
+    """Refuses namespace flags: EPERM without CAP_SYS_ADMIN (except for
+    CLONE_NEWUSER alone), else EINVAL as a kernel without namespaces."""
+    namespaces = flags & (CLONE_NEW_FLAGS | SC.CLONE_NEWTIME)
+    if not namespaces:
         return
-    if flags & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
+    if namespaces & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
     # TODO(#4): namespaces. Until then the sandbox behaves as a kernel
     # built without them.
@@ -219,7 +222,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     if _pending_signal(t):
         raise SyscallError(errno.ERESTARTNOINTR)
     check_nproc(t)
-    _check_namespaces(t, flags)
+    check_namespaces(t, flags)
     if flags & SC.CLONE_INTO_CGROUP:
         # TODO(#4): no cgroup file system; no descriptor names a cgroup.
         raise SyscallError(errno.EBADF)

@@ -26,6 +26,7 @@ from pkg.sentry.kernel.task_clone import (
     CLONE3_FLAGS,
     MAX_PID_NS_LEVEL,
     CloneOptions,
+    check_namespaces,
     clone,
 )
 from pkg.sentry.kernel.task_exec import copy_strings, execve
@@ -181,6 +182,77 @@ def sys_vfork(t: Task, args: Args) -> int:
         t,
         CloneOptions(flags=SC.CLONE_VFORK | SC.CLONE_VM, exit_signal=S.SIGCHLD),
     )
+
+
+_UNSHARE_FLAGS = (
+    SC.CLONE_THREAD
+    | SC.CLONE_FS
+    | SC.CLONE_NEWNS
+    | SC.CLONE_SIGHAND
+    | SC.CLONE_VM
+    | SC.CLONE_FILES
+    | SC.CLONE_SYSVSEM
+    | SC.CLONE_NEWUTS
+    | SC.CLONE_NEWIPC
+    | SC.CLONE_NEWNET
+    | SC.CLONE_NEWUSER
+    | SC.CLONE_NEWPID
+    | SC.CLONE_NEWCGROUP
+    | SC.CLONE_NEWTIME
+)
+
+
+def sys_unshare(t: Task, args: Args) -> int:
+    """unshare(2): gives the caller private copies of what it shares.
+
+    The descriptor table and the filesystem context are copied if shared;
+    the process, the signal actions and the address space can only be
+    "unshared" when nothing shares them, as in Linux.
+    """
+    flags = u32(args[0])
+    # The implications ksys_unshare adds.
+    if flags & SC.CLONE_NEWUSER:
+        flags |= SC.CLONE_THREAD | SC.CLONE_FS
+    if flags & SC.CLONE_VM:
+        flags |= SC.CLONE_SIGHAND
+    if flags & SC.CLONE_SIGHAND:
+        flags |= SC.CLONE_THREAD
+    if flags & SC.CLONE_NEWNS:
+        flags |= SC.CLONE_FS
+    if flags & ~_UNSHARE_FLAGS:
+        raise SyscallError(errno.EINVAL)
+    ts = t.kernel.tasks
+    with ts.mu:
+        if flags & (SC.CLONE_THREAD | SC.CLONE_SIGHAND | SC.CLONE_VM) and (
+            len(t.tg.tasks) > 1
+        ):
+            raise SyscallError(errno.EINVAL)
+        if flags & (SC.CLONE_SIGHAND | SC.CLONE_VM):
+            sh = t.tg.signal_handlers
+            if any(
+                other is not t.tg and other.signal_handlers is sh
+                for other in ts.thread_groups.values()
+            ):
+                raise SyscallError(errno.EINVAL)
+        if flags & SC.CLONE_VM and t.mm.users > 1:
+            raise SyscallError(errno.EINVAL)
+    check_namespaces(t, flags & ~SC.CLONE_NEWUSER)
+    if flags & SC.CLONE_NEWUSER:
+        # TODO(#4): user namespaces; as a kernel built without them.
+        raise SyscallError(errno.EINVAL)
+
+    if flags & SC.CLONE_FS and t.fs.users > 1:
+        new_fs = t.fs.fork()
+        with ts.mu:
+            t.fs.users -= 1
+            t.fs = new_fs
+    if flags & SC.CLONE_FILES and t.fd_table.users > 1:
+        new_fdt = t.fd_table.fork()
+        with ts.mu:
+            t.fd_table.users -= 1
+            t.fd_table = new_fdt
+    # CLONE_SYSVSEM: there are no System V semaphore undo lists to detach.
+    return 0
 
 
 # Running a new program.
@@ -563,6 +635,12 @@ ENTRIES = [
     full(N.SYS_set_tid_address, "set_tid_address", sys_set_tid_address),
     full(N.SYS_set_robust_list, "set_robust_list", sys_set_robust_list),
     full(N.SYS_get_robust_list, "get_robust_list", sys_get_robust_list),
+    partial(
+        N.SYS_unshare,
+        "unshare",
+        sys_unshare,
+        "descriptor table and fs context; namespaces fail as in clone (#4)",
+    ),
     full(N.SYS_pidfd_open, "pidfd_open", sys_pidfd_open),
     full(N.SYS_pidfd_send_signal, "pidfd_send_signal", sys_pidfd_send_signal),
     full(N.SYS_pidfd_getfd, "pidfd_getfd", sys_pidfd_getfd),
