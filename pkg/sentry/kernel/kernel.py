@@ -32,6 +32,7 @@ from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
 from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.kernel.uts_namespace import UTSNamespace
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
@@ -94,8 +95,8 @@ class Kernel:
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
-        self.hostname = config.hostname
-        self.domainname = config.domainname
+        # The initial UTS namespace; tasks see theirs (Task.uts_ns).
+        self.root_uts = UTSNamespace(config.hostname, config.domainname)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).

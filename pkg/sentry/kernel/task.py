@@ -67,6 +67,7 @@ class Task:
         "thread",
         "tid",
         "usage",
+        "uts_ns",
         "vfork_done",
         "wake_fd",
     )
@@ -128,6 +129,8 @@ class Task:
         self.start_ns = time.monotonic_ns()
         # For a vfork child: released when it execs or exits (task_clone).
         self.vfork_done: object | None = None
+        # Host and domain name (CLONE_NEWUTS gives a task its own).
+        self.uts_ns = kernel.root_uts
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

@@ -9,9 +9,10 @@ shared is copied; the address space copy is the memory manager's
 copy-on-write fork.
 
 The flag combinations Linux refuses are refused here with the same errno,
-checked in the same order. Namespaces are not offered: a CLONE_NEW* flag
-fails with EPERM without CAP_SYS_ADMIN and EINVAL with it, as on a kernel
-built without that namespace type.
+checked in the same order. Of the namespaces only UTS namespaces
+(CLONE_NEWUTS) exist: another CLONE_NEW* flag fails with EPERM without
+CAP_SYS_ADMIN and EINVAL with it, as on a kernel built without that
+namespace type.
 """
 
 from __future__ import annotations
@@ -153,9 +154,11 @@ def check_namespaces(t: Task, flags: int) -> None:
         return
     if namespaces & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
-    # TODO(#4): namespaces. Until then the sandbox behaves as a kernel
-    # built without them.
-    raise SyscallError(errno.EINVAL)
+    if namespaces & ~SC.CLONE_NEWUTS:
+        # TODO(#4): mount, IPC, network, PID, user, cgroup and time
+        # namespaces; until then the sandbox behaves as a kernel built
+        # without them.
+        raise SyscallError(errno.EINVAL)
 
 
 def check_nproc(t: Task) -> None:
@@ -297,6 +300,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     child.signal_mask = t.signal_mask
     child.personality = t.personality
     child.sched = t.sched.fork()
+    child.uts_ns = t.uts_ns.clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     if flags & (SC.CLONE_VM | SC.CLONE_VFORK) != SC.CLONE_VM:
         # A child on a new stack in the same memory must not inherit the
         # alternate signal stack (it would share it).

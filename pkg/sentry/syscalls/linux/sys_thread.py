@@ -251,6 +251,8 @@ def sys_unshare(t: Task, args: Args) -> int:
         with ts.mu:
             t.fd_table.users -= 1
             t.fd_table = new_fdt
+    if flags & SC.CLONE_NEWUTS:
+        t.uts_ns = t.uts_ns.clone()
     # CLONE_SYSVSEM: there are no System V semaphore undo lists to detach.
     return 0
 
@@ -599,9 +601,9 @@ ENTRIES = [
         N.SYS_clone,
         "clone",
         sys_clone,
-        "no namespaces (CLONE_NEW* fails with EINVAL, or EPERM without "
-        "CAP_SYS_ADMIN); CLONE_PTRACE, CLONE_UNTRACED, CLONE_SYSVSEM and "
-        "CLONE_IO are accepted without effect (#4)",
+        "UTS namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
+        "without CAP_SYS_ADMIN); CLONE_PTRACE, CLONE_UNTRACED, CLONE_SYSVSEM "
+        "and CLONE_IO are accepted without effect (#4)",
     ),
     partial(
         N.SYS_clone3,
@@ -639,7 +641,8 @@ ENTRIES = [
         N.SYS_unshare,
         "unshare",
         sys_unshare,
-        "descriptor table and fs context; namespaces fail as in clone (#4)",
+        "descriptor tables, fs contexts and UTS namespaces; other namespaces "
+        "fail as in clone (#4)",
     ),
     full(N.SYS_pidfd_open, "pidfd_open", sys_pidfd_open),
     full(N.SYS_pidfd_send_signal, "pidfd_send_signal", sys_pidfd_send_signal),

@@ -24,16 +24,18 @@ def _field(s: str) -> bytes:
 
 def sys_uname(t: Task, args: Args) -> int:
     """uname(2)."""
-    k = t.kernel
+    uts = t.uts_ns
+    with uts.mu:
+        hostname, domainname = uts.hostname, uts.domainname
     buf = b"".join(
         _field(s)
         for s in (
             V.SYSNAME,
-            k.hostname,
+            hostname,
             V.RELEASE,
             V.VERSION,
             V.MACHINE,
-            k.domainname,
+            domainname,
         )
     )
     t.copy_out(args[0], buf)
@@ -50,13 +52,17 @@ def _set_name(t: Task, addr: int, length: int) -> str:
 
 def sys_sethostname(t: Task, args: Args) -> int:
     """sethostname(2)."""
-    t.kernel.hostname = _set_name(t, args[0], s32(args[1]))
+    name = _set_name(t, args[0], s32(args[1]))
+    with t.uts_ns.mu:
+        t.uts_ns.hostname = name
     return 0
 
 
 def sys_setdomainname(t: Task, args: Args) -> int:
     """setdomainname(2)."""
-    t.kernel.domainname = _set_name(t, args[0], s32(args[1]))
+    name = _set_name(t, args[0], s32(args[1]))
+    with t.uts_ns.mu:
+        t.uts_ns.domainname = name
     return 0
 
 
