@@ -314,11 +314,17 @@ def clone(t: Task, opts: CloneOptions) -> int:
             mm.write_i32(opts.child_tid, tid)
 
     pidfd = -1
-    pidfd_file: PidFD | None = None
     try:
         if flags & SC.CLONE_PIDFD:
-            pidfd_file = PidFD(tg, None, 0)
-            pidfd = t.fd_table.new_fd(pidfd_file, cloexec=True, limit=nofile_limit(t))
+            # A new thread gets a thread pidfd (as PIDFD_THREAD).
+            pidfd_file = PidFD(tg, child if flags & SC.CLONE_THREAD else None, 0)
+            try:
+                pidfd = t.fd_table.new_fd(
+                    pidfd_file, cloexec=True, limit=nofile_limit(t)
+                )
+            except SyscallError:
+                pidfd_file.dec_ref()
+                raise
             t.mm.write_i32(opts.pidfd, pidfd)
         _commit(t, child, tg, flags)
     except BaseException:

@@ -74,10 +74,11 @@ def exit_task(t: Task) -> None:
     release_vfork_parent(t)
     clear_child_tid(t)
 
-    with kernel.tasks.mu, sh.mu:
+    with kernel.tasks.mu:
         if len(tg.tasks) == 1:
             # The last thread: the address space is still there to measure.
             sample_max_rss_locked(tg)
+    with kernel.tasks.mu, sh.mu:
         tg.tasks.remove(t)
         last = not tg.tasks
         tg.dead_usage.add(usage)

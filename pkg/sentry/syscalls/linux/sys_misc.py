@@ -45,6 +45,8 @@ def sys_umask(t: Task, args: Args) -> int:
 def sys_personality(t: Task, args: Args) -> int:
     """personality(2): sets the execution domain and returns the old one."""
     persona = u32(args[0])
+    # TODO(#3): ADDR_NO_RANDOMIZE should make execve lay the address space
+    # out without randomization; the loader always randomizes.
     old = t.personality
     if persona != _PERSONALITY_QUERY:
         t.personality = persona
