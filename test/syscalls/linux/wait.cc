@@ -14,7 +14,9 @@
 
 #include <atomic>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -364,6 +366,33 @@ TEST(WaitTest, ParentDeathSignalFiresWhenTheParentThreadExits) {
   const int status = WaitForStatus(child);
   EXPECT_TRUE(WIFSIGNALED(status)) << std::hex << status;
   EXPECT_EQ(WTERMSIG(status), SIGUSR1);
+}
+
+TEST(WaitTest, ManyThreadsSpawnAndWaitConcurrently) {
+  constexpr int kThreads = 8;
+  constexpr int kChildren = 10;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; i++) {
+    threads.emplace_back([i, &ok] {
+      for (int j = 0; j < kChildren; j++) {
+        const int code = (i * kChildren + j) % 200;
+        HelperSpec spec;
+        spec.action = "exit=" + std::to_string(code);
+        const pid_t pid = SpawnHelper(spec);
+        if (pid < 0) continue;
+        int status = 0;
+        if (Wait4(pid, &status, 0) == pid && WIFEXITED(status) &&
+            WEXITSTATUS(status) == code) {
+          ok++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kChildren);
+  int status;
+  EXPECT_THAT(Wait4(-1, &status, WNOHANG), SyscallFailsWithErrno(ECHILD));
 }
 
 TEST(WaitTest, RusageOfAChildThatSpun) {
