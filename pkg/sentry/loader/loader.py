@@ -166,6 +166,7 @@ def load(args: LoadArgs) -> LoadResult:
 
     image = map_image(mm, args.file, info, mm.pie_base())
     mm.set_brk_start(image.end)
+    _set_code_and_data(mm, info, image.bias)
 
     interp_base = 0
     entry = image.entry
@@ -183,6 +184,24 @@ def load(args: LoadArgs) -> LoadResult:
     sp, auxv = _build_stack(args, image, interp_base)
     mm.auxv = auxv
     return LoadResult(entry=entry, stack_pointer=sp, auxv=auxv)
+
+
+def _set_code_and_data(mm: MemoryManager, info: ElfInfo, bias: int) -> None:
+    """Records the executable's code and data ranges for /proc/[pid]/stat,
+    computed as fs/binfmt_elf.c does."""
+    start_code, end_code, start_data, end_data = 1 << 64, 0, 0, 0
+    for p in info.phdrs:
+        if p.type != elf.PT_LOAD:
+            continue
+        if p.flags & elf.PF_X:
+            start_code = min(start_code, p.vaddr)
+            end_code = max(end_code, p.vaddr + p.filesz)
+        start_data = max(start_data, p.vaddr)
+        end_data = max(end_data, p.vaddr + p.filesz)
+    if start_code == 1 << 64:
+        start_code = 0
+    mm.start_code, mm.end_code = start_code + bias, end_code + bias
+    mm.start_data, mm.end_data = start_data + bias, end_data + bias
 
 
 def _build_stack(
@@ -277,4 +296,6 @@ def _build_stack(
     for k, v in auxv:
         vec += [k, v]
     mm.copy_out(sp, struct.pack(f"<{len(vec)}Q", *vec))
+    # What /proc/[pid]/maps and stat call the start of the stack.
+    mm.start_stack = sp
     return sp, auxv

@@ -27,6 +27,7 @@ run arbitrary code.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -44,6 +45,7 @@ from pkg.abi.linux.mman import (
     page_round_up,
 )
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.mm.segments import SegmentList
 from pkg.sentry.mm.vma import LOCK_NONE, Pma, Vma
 
@@ -107,8 +109,13 @@ class Rlimits(Protocol):
 
 
 def effective_prot(vma: Vma, pma: Pma) -> int:
-    """Returns the protection pma is mapped with in the platform."""
-    return vma.prot if pma.writable else vma.prot & ~PROT_WRITE
+    """Returns the protection pma is mapped with in the platform: the vma's,
+    without write permission until the pages may be written in place (on
+    x86 a writable page is readable, so PROT_WRITE alone becomes PROT_READ)."""
+    prot = vma.prot
+    if not pma.writable and prot & PROT_WRITE:
+        prot = (prot & ~PROT_WRITE) | PROT_READ
+    return prot
 
 
 def accessible(prot: int) -> bool:
@@ -142,6 +149,8 @@ class MMCore:
         self.mmap_base = 0
         self.brk_start = 0
         self.brk = 0
+        # The executable's code and data, for /proc/[pid]/stat.
+        self.start_code = self.end_code = self.start_data = self.end_data = 0
         # Where the initial stack pointer points ([stack] in maps).
         self.start_stack = 0
         # Addresses of argv, envp and auxv for /proc/self/{cmdline,environ,auxv}.
@@ -157,7 +166,8 @@ class MMCore:
         self.membarrier_registered = 0
         # The limits checked when a call gives none: the owning process's.
         self.rlimits: Rlimits | None = None
-        # High-water mark of the mapped size, for VmPeak.
+        # Bytes mapped, and their high-water mark (VmSize, VmPeak).
+        self.total_vm = 0
         self.peak_vm = 0
         # File references of removed vmas, dropped once mu is released.
         self._deferred: list[RefCounted] = []
@@ -232,8 +242,7 @@ class MMCore:
             raise SyscallError(errno.ENOMEM)
 
     def _note_peak_locked(self) -> None:
-        total = sum(v.end - v.start for v in self.vmas)
-        self.peak_vm = max(self.peak_vm, total)
+        self.peak_vm = max(self.peak_vm, self.total_vm)
 
     # Vmas.
 
@@ -257,6 +266,7 @@ class MMCore:
         mappable, and merges it with its neighbours; returns the vma that
         now holds the range."""
         self.vmas.insert(vma)
+        self.total_vm += vma.end - vma.start
         if vma.mappable is not None:
             vma.mappable.add_mapping(
                 self, vma.start, vma.end, vma.offset, self._vma_writable(vma)
@@ -299,6 +309,7 @@ class MMCore:
             return
         for vma in vmas:
             self.vmas.remove(vma)
+            self.total_vm -= vma.end - vma.start
             if vma.mappable is not None:
                 vma.mappable.remove_mapping(
                     self, vma.start, vma.end, vma.offset, self._vma_writable(vma)
@@ -375,19 +386,24 @@ class MMCore:
     ) -> None:
         """Drops the pmas in [start, end) and unmaps them from the platform.
         keep_private keeps private copies (invalidation by a hole punch)."""
-        mapped = []
+        mapped: list[tuple[int, int]] = []
+        removed = []
         for pma in self.pmas.isolate(start, end, Pma.split):
             if keep_private and pma.private:
                 continue
             self.pmas.remove(pma)
-            self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
+            removed.append(pma)
             if pma.mapped:
                 if mapped and mapped[-1][1] == pma.start:
                     mapped[-1] = (mapped[-1][0], pma.end)
                 else:
                     mapped.append((pma.start, pma.end))
+        # The platform must stop mapping the pages before they can be freed
+        # and handed to someone else.
         for lo, hi in mapped:
-            self.address_space.unmap(lo, hi - lo)
+            self._platform_unmap_locked(lo, hi)
+        for pma in removed:
+            self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
 
     def _insert_pma_locked(self, pma: Pma) -> None:
         self.pmas.insert(pma)
@@ -469,11 +485,23 @@ class MMCore:
             # it dirty in the Mappable.
             assert vma.mappable is not None
             self.pmas.remove(pma)
-            self.mf.dec_ref(pma.file_offset, length)
-            got = self._create_pmas_locked(vma, pma.start, pma.end, True, 0)
-            for new in self.pmas.overlapping(pma.start, got):
+            try:
+                got = self._create_pmas_locked(vma, pma.start, pma.end, True, 0)
                 if pma.mapped:
-                    self._map_pma_locked(vma, new)
+                    for new in self.pmas.overlapping(pma.start, got):
+                        self._map_pma_locked(vma, new)
+                    if got < pma.end:
+                        # The file shrank meanwhile: nothing may stay mapped
+                        # where no pma is.
+                        self._platform_unmap_locked(got, pma.end)
+            except BaseException:
+                if pma.mapped:
+                    self._platform_unmap_locked(pma.start, pma.end)
+                    for new in self.pmas.overlapping(pma.start, pma.end):
+                        new.mapped = False
+                raise
+            finally:
+                self.mf.dec_ref(pma.file_offset, length)
             return
         if pma.private:
             # Copy-on-write: pages nobody else holds are ours to write.
@@ -499,13 +527,16 @@ class MMCore:
             new = self.mf.allocate(length)
         except MemoryError as e:
             raise SyscallError(errno.ENOMEM) from e
-        self.mf.copy_data(new, pma.file_offset, length)
-        self.mf.dec_ref(pma.file_offset, length)
+        old = pma.file_offset
+        self.mf.copy_data(new, old, length)
         pma.file_offset = new
         pma.private = True
         pma.writable = True
-        if pma.mapped:
-            self._map_pma_locked(vma, pma)
+        try:
+            if pma.mapped:
+                self._map_pma_locked(vma, pma)
+        finally:
+            self.mf.dec_ref(old, length)
 
     def _map_pma_locked(self, vma: Vma, pma: Pma, precommit: bool = False) -> None:
         """Maps pma into the platform address space with vma's protection."""
@@ -519,36 +550,80 @@ class MMCore:
             # The other side of a fork let go of these pages.
             pma.writable = True
         prot = effective_prot(vma, pma)
-        self.address_space.map_file(
-            pma.start, pma.end - pma.start, pma.file_offset, prot, precommit
-        )
+        try:
+            self.address_space.map_file(
+                pma.start, pma.end - pma.start, pma.file_offset, prot, precommit
+            )
+        except OSError as e:
+            # Out of host memory or mappings (vm.max_map_count in the stub):
+            # make sure nothing stale stays mapped, and fail as Linux does
+            # when it cannot map.
+            log.warning("mm: platform map of %#x-%#x failed: %s", pma.start, pma.end, e)
+            pma.mapped = False
+            self._platform_unmap_locked(pma.start, pma.end)
+            raise SyscallError(errno.ENOMEM) from e
         pma.mapped = True
         pma.prot = prot
+
+    def _platform_unmap_locked(self, start: int, end: int) -> None:
+        """Unmaps [start, end) from the platform address space."""
+        try:
+            self.address_space.unmap(start, end - start)
+        except OSError as e:
+            # A stub that is gone maps nothing; anything else would leave
+            # pages mapped that may be freed, which must not go unnoticed.
+            if e.errno != errno.ESRCH:
+                raise
 
     def _map_range_locked(
         self, vma: Vma, start: int, end: int, precommit: bool = False
     ) -> None:
-        """Maps the pmas overlapping [start, end) (whole pmas)."""
+        """Maps the pmas overlapping [start, end): whole pmas, or exactly the
+        range when precommit asks the host to populate it."""
+        if precommit:
+            self.pmas.isolate(start, end, Pma.split)
         for pma in self.pmas.overlapping(start, end):
             if not pma.mapped or pma.prot != effective_prot(vma, pma) or precommit:
-                self._map_pma_locked(vma, pma, precommit)
+                self._try_map_pma_locked(vma, pma, precommit)
+
+    def _try_map_pma_locked(self, vma: Vma, pma: Pma, precommit: bool = False) -> None:
+        """Maps pma if the platform can; if not, it stays unmapped and the
+        next access faults (the fault path reports the failure)."""
+        with contextlib.suppress(SyscallError):
+            self._map_pma_locked(vma, pma, precommit)
 
     def _remap_vma_pmas_locked(self, vma: Vma) -> None:
         """Brings the platform mappings of vma's pmas in line with its
         protection, after mprotect."""
         for pma in self.pmas.overlapping(vma.start, vma.end):
             if pma.mapped and pma.prot != effective_prot(vma, pma):
-                self._map_pma_locked(vma, pma)
+                self._try_map_pma_locked(vma, pma)
 
     def _eager_populate_locked(self, vma: Vma, start: int, end: int) -> None:
-        """Backs small private anonymous ranges at once (see EAGER_LIMIT)."""
-        if (
-            vma.mappable is None
-            and accessible(vma.prot)
-            and not vma.noreserve
-            and end - start <= EAGER_LIMIT
+        """Backs and maps small ranges of memory at once (see EAGER_LIMIT):
+        private anonymous memory, and shared memory-only files (shared
+        anonymous memory, memfds), which need no dirty tracking."""
+        if not accessible(vma.prot) or vma.noreserve or end - start > EAGER_LIMIT:
+            return
+        if vma.mappable is None:
+            try:
+                self._populate_locked(vma, start, end, False)
+            except SyscallError:
+                return  # MemoryFile exhausted: faults will retry
+        elif (
+            not vma.private
+            and isinstance(vma.mappable, FileCache)
+            and vma.mappable.memory_only
         ):
-            self._populate_locked(vma, start, end, False)
+            try:
+                end = self._populate_locked(
+                    vma, start, end, bool(vma.prot & PROT_WRITE)
+                )
+            except SyscallError:
+                return
+        else:
+            return
+        if end > start:
             self._map_range_locked(vma, start, end)
 
     def _grow_stack_locked(self, addr: int, rl: Rlimits | None) -> Vma | None:
@@ -586,6 +661,7 @@ class MMCore:
                 if limit != RLIM_INFINITY and locked + grow > limit:
                     return None
         self.vmas.remove(vma)
+        self.total_vm += grow
         vma.start = new_start
         if vma.mappable is not None:
             vma.offset -= grow
@@ -624,6 +700,10 @@ class MMCore:
                 "brk_start",
                 "brk",
                 "start_stack",
+                "start_code",
+                "end_code",
+                "start_data",
+                "end_data",
                 "arg_start",
                 "arg_end",
                 "env_start",
@@ -643,6 +723,7 @@ class MMCore:
                 if nv.file is not None:
                     nv.file.inc_ref()
                 child.vmas.insert(nv)
+                child.total_vm += nv.end - nv.start
                 if nv.mappable is not None:
                     nv.mappable.add_mapping(
                         child, nv.start, nv.end, nv.offset, self._vma_writable(nv)
@@ -675,7 +756,15 @@ class MMCore:
                         )
                     )
             for lo, hi, prot in protect:
-                self.address_space.protect(lo, hi - lo, prot)
+                try:
+                    self.address_space.protect(lo, hi - lo, prot)
+                except (NotImplementedError, OSError):
+                    # A platform without protect, or a range the platform
+                    # lost part of: map the pmas again.
+                    for pma in self.pmas.overlapping(lo, hi):
+                        vma = self.vmas.find(pma.start)
+                        assert vma is not None
+                        self._try_map_pma_locked(vma, pma)
         return child
 
     def release(self) -> None:
@@ -689,8 +778,9 @@ class MMCore:
                     )
                 if vma.file is not None:
                     self._deferred.append(vma.file)
+            self.address_space.release()
             for pma in self.pmas:
                 self.pmas.remove(pma)
                 self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
-            self.address_space.release()
+            self.total_vm = 0
         self._drop_deferred()

@@ -11,6 +11,8 @@ fault-and-retry loop the task run loop implements.
 
 from __future__ import annotations
 
+import errno
+
 from pkg.abi.linux import signal as S
 from pkg.abi.linux.mman import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
 from pkg.platform import platform
@@ -34,12 +36,16 @@ class FakeAddressSpace(platform.AddressSpace):
         self.pages: dict[int, tuple[int, int]] = {}
         self.calls = 0
         self.released = False
+        # Make map_file fail with ENOMEM, as a stub out of mappings does.
+        self.fail_maps = False
 
     def map_file(
         self, addr: int, length: int, offset: int, prot: int, precommit: bool = False
     ) -> None:
         assert addr % PAGE_SIZE == 0 and length % PAGE_SIZE == 0 and length > 0
         self.calls += 1
+        if self.fail_maps:
+            raise OSError(errno.ENOMEM, "out of mappings")
         for i in range(0, length, PAGE_SIZE):
             self.pages[(addr + i) // PAGE_SIZE] = (offset + i, prot)
 

@@ -60,6 +60,7 @@ FaultSignal = tuple[int, int]
 SEGV_MAPERR: FaultSignal = (S.SIGSEGV, S.SEGV_MAPERR)
 SEGV_ACCERR: FaultSignal = (S.SIGSEGV, S.SEGV_ACCERR)
 BUS_ADRERR: FaultSignal = (S.SIGBUS, S.BUS_ADRERR)
+OOM_KILL: FaultSignal = (S.SIGKILL, S.SI_KERNEL)
 
 
 class FaultOps(MMCore):
@@ -91,7 +92,13 @@ class FaultOps(MMCore):
             si_addr = addr.
         """
         with self.mu:
-            result = self._handle_fault_locked(addr, access, rip, host_code, rl)
+            try:
+                result = self._handle_fault_locked(addr, access, rip, host_code, rl)
+            except SyscallError:
+                # The platform could not map the page (out of host memory or
+                # mappings): Linux's out-of-memory fault kills the task.
+                log.warning("mm: cannot map the page at %#x; SIGKILL", addr)
+                return OOM_KILL
             if result is None:
                 last_addr, last_rip, n = self._last_fault
                 n = n + 1 if (last_addr, last_rip) == (addr, rip) else 1
@@ -157,12 +164,22 @@ class FaultOps(MMCore):
                 if got <= page:
                     return BUS_ADRERR
             if write:
-                self._populate_locked(vma, *_chunk(vma, page, COW_CHUNK), True)
+                # Anonymous pages are copied a chunk at a time (the copies are
+                # indistinguishable from the originals); a private file page
+                # is copied alone, since its neighbours must keep showing the
+                # file until they are written.
+                if vma.mappable is None:
+                    self._populate_locked(vma, *_chunk(vma, page, COW_CHUNK), True)
+                else:
+                    self._populate_locked(vma, page, page + PAGE_SIZE, True)
         except SyscallError as e:
             if e.errno == errno.ENOMEM:
                 log.warning("mm: out of memory resolving a fault at %#x", addr)
             return BUS_ADRERR if vma.mappable is not None else SEGV_MAPERR
         self._map_range_locked(vma, page, page + PAGE_SIZE)
+        pma = self.pmas.find(addr)
+        if pma is None or not pma.mapped:
+            raise SyscallError(errno.ENOMEM)
         return None
 
 

@@ -282,15 +282,10 @@ class FileCache:
                     self.mf.zero(moff + (pos - (idx << _CHUNK_SHIFT)), stop - pos)
                 pos = stop
 
-    def resident(self, offset: int) -> bool:
-        """Reports whether the page at offset is cached and populated."""
-        idx = offset >> _CHUNK_SHIFT
-        with self._mu:
-            moff = self._chunks.get(idx)
-        if moff is None:
-            return False
-        page = moff + (page_round_down(offset) - (idx << _CHUNK_SHIFT))
-        return self.mf.committed_in(page, PAGE_SIZE) > 0
+    @property
+    def memory_only(self) -> bool:
+        """Reports whether the cache is the file itself (no backing)."""
+        return self._backing is None
 
     @property
     def cached_bytes(self) -> int:
@@ -337,18 +332,40 @@ class FileCache:
         self, ms: MappingSpace, start: int, end: int, offset: int, writable: bool
     ) -> None:
         with self._mu:
-            for i, m in enumerate(self._mappings):
-                if m.ms is ms and m.start == start and m.end == end:
-                    del self._mappings[i]
-                    break
-            else:
-                raise AssertionError(f"mm: no mapping [{start:#x}, {end:#x})")
+            kept = []
+            for m in self._mappings:
+                if m.ms is not ms or m.end <= start or m.start >= end:
+                    kept.append(m)
+                    continue
+                # Keep the parts of the recorded mapping outside the range.
+                if m.start < start:
+                    kept.append(_Mapping(ms, m.start, start, m.offset, m.writable))
+                if m.end > end:
+                    kept.append(
+                        _Mapping(ms, end, m.end, m.offset + (end - m.start), m.writable)
+                    )
+            self._mappings = kept
         if writable and self._backing is not None:
             # munmap of a shared mapping writes its pages back, as msync would.
             try:
                 self.writeback(offset, offset + (end - start), False)
             except SyscallError as e:
                 log.warning("mm: writeback on munmap failed: %s", e)
+
+    def writable_mappings(self) -> int:
+        """Returns how many writable shared mappings of the file exist."""
+        with self._mu:
+            return sum(1 for m in self._mappings if m.writable)
+
+    def resident(self, offset: int) -> bool:
+        """Reports whether the page at offset is cached and populated."""
+        idx = offset >> _CHUNK_SHIFT
+        with self._mu:
+            moff = self._chunks.get(idx)
+        if moff is None:
+            return False
+        page = moff + (page_round_down(offset) - (idx << _CHUNK_SHIFT))
+        return self.mf.committed_in(page, PAGE_SIZE) > 0
 
     def writeback(self, start: int, end: int, sync: bool) -> None:
         backing = self._backing

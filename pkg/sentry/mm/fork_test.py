@@ -158,3 +158,15 @@ def test_fork_protects_the_parent_in_the_platform(mf: MemoryFile) -> None:
     parent.fork()
     _, prot = parent.address_space.pages[addr // PAGE_SIZE]  # type: ignore[attr-defined]
     assert prot == PROT_READ
+
+
+def test_write_only_memory_is_readable_while_copy_on_write(mf: MemoryFile) -> None:
+    parent = new_mm(mf)
+    addr = parent.mmap(MmapOpts(length=PAGE_SIZE, prot=PROT_WRITE))
+    App(parent).write(addr, b"w")
+    child = parent.fork()
+    # x86 cannot map write-only pages: they read fine on both sides.
+    assert App(child).read(addr, 1) == b"w"
+    assert App(parent).read(addr, 1) == b"w"
+    App(child).write(addr, b"c")
+    assert App(parent).read(addr, 1) == b"w"

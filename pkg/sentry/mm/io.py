@@ -17,6 +17,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux.mman import PROT_READ, PROT_WRITE, page_round_down, page_round_up
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.core import MMCore, accessible
+from pkg.sentry.mm.vma import Vma
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -59,7 +60,7 @@ class MemoryIO(MMCore):
                 # Fast path: already backed. Check the vma's permission.
                 vma = self.vmas.find(cur)
                 assert vma is not None
-                if not force and not _allowed(vma.prot, write):
+                if not _allowed(vma, write, force):
                     break
                 stop = min(end, pma.end)
                 out.append((pma.file_offset + (cur - pma.start), stop - cur))
@@ -70,7 +71,7 @@ class MemoryIO(MMCore):
                 vma = self._grow_stack_locked(cur, None)
                 if vma is None:
                     break
-            if not force and not _allowed(vma.prot, write):
+            if not _allowed(vma, write, force):
                 break
             stop = min(end, vma.end)
             try:
@@ -223,6 +224,13 @@ class MemoryIO(MMCore):
         self.copy_out(addr, _I64.pack(value))
 
 
-def _allowed(prot: int, write: bool) -> bool:
-    # On x86 every accessible page is readable; writes need PROT_WRITE.
-    return bool(prot & PROT_WRITE) if write else accessible(prot)
+def _allowed(vma: Vma, write: bool, force: bool) -> bool:
+    """Reports whether the kernel may access vma (check_vma_flags): on x86
+    every accessible page is readable and writes need PROT_WRITE; FOLL_FORCE
+    overrides the protection where the file allows it, writing only to
+    private (copy-on-write) mappings."""
+    if force:
+        if write:
+            return vma.private and bool(vma.max_prot & PROT_WRITE)
+        return bool(vma.max_prot & PROT_READ)
+    return bool(vma.prot & PROT_WRITE) if write else accessible(vma.prot)

@@ -26,13 +26,15 @@ The contract, in both directions:
   returns: the caller takes its own references before dropping the lock it
   holds.
 
-- `add_mapping` / `remove_mapping` are called once per vma range that maps
-  the Mappable (mmap, munmap, split, mremap and fork call them), with the
-  MappingSpace that holds it. A Mappable that shrinks (truncate, hole punch)
-  calls `MappingSpace.invalidate` on the affected address ranges so the
-  pages are unmapped; the next access translates again and gets SIGBUS past
-  the new end of file. invalidate must be called without holding any lock
-  that translate takes.
+- `add_mapping` is called when an address range of a MappingSpace starts
+  mapping the Mappable (mmap, mremap, fork, stack growth), `remove_mapping`
+  when a range stops (munmap, mremap, exit). A removed range may be part of
+  an added one or span several adjacent ones (vmas split and merge without
+  telling the Mappable); the Mappable tracks the union. A Mappable that
+  shrinks (truncate, hole punch) calls `MappingSpace.invalidate` on the
+  affected address ranges so the pages are unmapped; the next access
+  translates again and gets SIGBUS past the new end of file. invalidate
+  must be called without holding any lock that translate takes.
 
 - `punch_hole` and `resident` serve madvise(MADV_REMOVE) and mincore(2).
 

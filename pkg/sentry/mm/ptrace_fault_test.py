@@ -58,13 +58,15 @@ class Machine:
         mm.set_layout()
         return mm
 
-    def run(self, mm: MemoryManager, code: bytes) -> tuple[int, int] | None:
+    def run(
+        self, mm: MemoryManager, code: bytes, max_faults: int = 64
+    ) -> tuple[int, int] | None:
         """Runs code at CODE until a system call (None) or a signal the mm
         says the application gets ((signo, si_code))."""
         mm.copy_out_force(CODE, code)
         state = self.platform.new_state()
         state.init_user(CODE, 0)
-        for _ in range(64):
+        for _ in range(max_faults):
             event = self.context.switch(mm.address_space, state)
             if event == P.EVENT_SYSCALL:
                 return None

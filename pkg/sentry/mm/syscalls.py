@@ -252,7 +252,7 @@ class MmapOps(MMCore):
         """
         if addr % PAGE_SIZE or length == 0:
             raise SyscallError(errno.EINVAL)
-        length = page_round_up(length)
+        length = _align64(length)
         if length == 0 or addr > self.max_address or length > self.max_address - addr:
             raise SyscallError(errno.EINVAL)
         try:
@@ -284,7 +284,7 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if length == 0:
             return
-        length = page_round_up(length)
+        length = _align64(length)
         end = addr + length
         if length == 0 or end <= addr:
             raise SyscallError(errno.ENOMEM)
@@ -356,7 +356,8 @@ class MmapOps(MMCore):
             return self.brk
         if rl is not None:
             limit = rl.soft(L.RLIMIT_DATA)
-            if limit != RLIM_INFINITY and addr - self.brk_start > limit:
+            data = self.end_data - self.start_data
+            if limit != RLIM_INFINITY and addr - self.brk_start + data > limit:
                 return self.brk
         old_end = page_round_up(self.brk)
         new_end = page_round_up(addr)
@@ -428,9 +429,9 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if old_addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        old_len = page_round_up(old_len)
-        new_len = page_round_up(new_len)
-        if new_len == 0 or new_len >= 1 << 64:
+        old_len = _align64(old_len)
+        new_len = _align64(new_len)
+        if new_len == 0:
             raise SyscallError(errno.EINVAL)
         if flags & M.MREMAP_DONTUNMAP and old_len != new_len:
             raise SyscallError(errno.EINVAL)
@@ -522,6 +523,7 @@ class MmapOps(MMCore):
     def _expand_locked(self, vma: Vma, delta: int) -> int:
         old_end = vma.end
         vma.end += delta
+        self.total_vm += delta
         if vma.mappable is not None:
             vma.mappable.add_mapping(
                 self,
@@ -569,7 +571,7 @@ class MmapOps(MMCore):
                 pma.end += delta
                 moved.append(pma)
             if mapped_old:
-                self.address_space.unmap(old_addr, old_len)
+                self._platform_unmap_locked(old_addr, old_addr + old_len)
             if dontunmap:
                 # The old range stays mapped, empty, and unlocked.
                 for old in self.vmas.overlapping(old_addr, old_end):
@@ -577,12 +579,12 @@ class MmapOps(MMCore):
             else:
                 self._unmap_locked(old_addr, old_end)
         nv = self._insert_vma_locked(nv)
+        remap = [pma for pma in moved if pma.mapped]
         for pma in moved:
-            was_mapped = pma.mapped
             pma.mapped = False
             self.pmas.insert(pma)
-            if was_mapped:
-                self._map_pma_locked(nv, pma)
+        for pma in remap:
+            self._try_map_pma_locked(nv, pma)
         self._note_peak_locked()
         if new_len > old_len:
             if nv.lock == LOCK_ON:
@@ -614,7 +616,7 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        rounded = page_round_up(length)
+        rounded = _align64(length)
         if length and rounded == 0:
             raise SyscallError(errno.EINVAL)
         end = addr + rounded
@@ -723,7 +725,7 @@ class MmapOps(MMCore):
         """
         if addr % PAGE_SIZE:
             raise SyscallError(errno.EINVAL)
-        end = addr + page_round_up(length)
+        end = addr + _align64(length)
         if end > self.max_address or end < addr:
             raise SyscallError(errno.ENOMEM)
         out = bytearray()
@@ -773,8 +775,8 @@ class MmapOps(MMCore):
             raise SyscallError(errno.EINVAL)
         if flags & M.MS_ASYNC and flags & M.MS_SYNC:
             raise SyscallError(errno.EINVAL)
-        end = addr + page_round_up(length)
-        if end < addr or page_round_up(length) < length:
+        end = addr + _align64(length)
+        if end >= 1 << 64:
             raise SyscallError(errno.ENOMEM)
         if end == addr:
             return
@@ -839,7 +841,7 @@ class MmapOps(MMCore):
         """
         rl = rl or self.rlimits
         start = page_round_down(addr)
-        length = page_round_up(length + (addr - start))
+        length = _align64(length + (addr - start))
         end = start + length
         try:
             with self.mu:
@@ -870,7 +872,7 @@ class MmapOps(MMCore):
             SyscallError: ENOMEM if part of the range is unmapped.
         """
         start = page_round_down(addr)
-        end = start + page_round_up(length + (addr - start))
+        end = start + _align64(length + (addr - start))
         try:
             with self.mu:
                 self._set_lock_locked(start, end, LOCK_NONE)
@@ -985,6 +987,12 @@ class MmapOps(MMCore):
             return
         if got > start:
             self._map_range_locked(vma, start, got, precommit=True)
+
+
+def _align64(length: int) -> int:
+    """Rounds a length up to whole pages with 64-bit wrap-around, as
+    PAGE_ALIGN does: lengths within a page of 2**64 become 0."""
+    return page_round_up(length) & ((1 << 64) - 1)
 
 
 def _apply_flag_advice(vma: Vma, advice: int) -> None:

@@ -20,14 +20,15 @@ last one. Copy-on-write asks `refs` whether a page is still shared before it
 copies it.
 
 Which pages the host has actually populated (committed) is the file's own
-business; `data_ranges` reads it back with SEEK_DATA/SEEK_HOLE, which is how
-mincore(2), smaps and the memory-use tests see resident memory.
+business; `resident` and `data_ranges` read it back with mincore(2) on the
+sentry's mapping, which is how the application's mincore(2), smaps and
+copy-on-write (which copies only populated pages) see resident memory.
 """
 
 from __future__ import annotations
 
 import bisect
-import errno
+import ctypes
 import logging
 import mmap
 import os
@@ -36,6 +37,11 @@ import threading
 from pkg.abi.linux.mman import PAGE_SIZE
 
 log = logging.getLogger(__name__)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mincore = _libc.mincore
+_mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+_mincore.restype = ctypes.c_int
 
 # 1 TiB of offsets. Only touched pages use memory.
 DEFAULT_SIZE = 1 << 40
@@ -59,6 +65,11 @@ class MemoryFile:
         os.ftruncate(self.fd, size)
         self._mapping = mmap.mmap(self.fd, size)
         self.view = memoryview(self._mapping)
+        # The address of the mapping, for mincore; the ctypes object that
+        # exports it is dropped at once so that close() can unmap.
+        anchor = ctypes.c_char.from_buffer(self._mapping)
+        self._base = ctypes.addressof(anchor)
+        del anchor
         self._mu = threading.Lock()
         # Free ranges below _tail, as parallel sorted lists of starts and ends.
         self._free_starts: list[int] = []
@@ -237,24 +248,29 @@ class MemoryFile:
         """Releases the pages of a range to the host; they read as zeroes."""
         self._mapping.madvise(mmap.MADV_REMOVE, offset, length)
 
+    def resident(self, offset: int, length: int) -> bytes:
+        """Returns one byte per page of a page-aligned range: 1 where the
+        host has populated the page, else 0 (mincore(2) of the sentry's
+        mapping, which reports the file's pages whoever touched them)."""
+        pages = (length + PAGE_SIZE - 1) // PAGE_SIZE
+        vec = ctypes.create_string_buffer(pages)
+        if _mincore(ctypes.c_void_p(self._base + offset), length, vec) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return bytes(b & 1 for b in vec.raw)
+
     def data_ranges(self, offset: int, length: int) -> list[tuple[int, int]]:
-        """Returns the committed (host-populated) parts of a range, as
-        [(start, end), ...] in order."""
-        out = []
-        end = offset + length
-        pos = offset
-        while pos < end:
-            try:
-                data = os.lseek(self.fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    break
-                raise
-            if data >= end:
-                break
-            hole = min(os.lseek(self.fd, data, os.SEEK_HOLE), end)
-            out.append((data, hole))
-            pos = hole
+        """Returns the committed (host-populated) parts of a page-aligned
+        range, as [(start, end), ...] in order."""
+        out: list[tuple[int, int]] = []
+        vec = self.resident(offset, length)
+        i = vec.find(1)
+        while i >= 0:
+            j = vec.find(0, i)
+            if j < 0:
+                j = len(vec)
+            out.append((offset + i * PAGE_SIZE, offset + j * PAGE_SIZE))
+            i = vec.find(1, j)
         return out
 
     def committed_in(self, offset: int, length: int) -> int:

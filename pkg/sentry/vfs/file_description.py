@@ -126,7 +126,7 @@ class FileDescription:
     def event_unregister(self, entry: Entry) -> None:
         """Cancels event_register."""
 
-    def configure_mmap(self, opts: MmapOpts) -> None:
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
         """Prepares mmap(2) of this file: sets opts.mappable (a Mappable,
         see pkg/sentry/mm/mappable.py) and opts.identity, and may lower
         opts.max_prot or raise (EPERM for a sealed file) where the file

@@ -226,6 +226,88 @@ TEST(MmapTest, FileMappingOfBadFdIsEbadf) {
               SyscallFailsWithErrno(EBADF));
 }
 
+TEST(MmapTest, HintIsHonouredWhenFree) {
+  void* hole = mmap(nullptr, 4 * kPage, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_THAT(hole, SyscallSucceeds());
+  ASSERT_THAT(munmap(hole, 4 * kPage), SyscallSucceeds());
+  Mapping m(kPage, PROT_READ, MAP_PRIVATE, Offset(hole, kPage));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m.ptr(), Offset(hole, kPage));
+}
+
+// Without a hint, mappings are placed top-down: a new one goes below the
+// previous one when there is room there.
+TEST(MmapTest, TopDownPlacement) {
+  Mapping a(kPage, PROT_READ);
+  Mapping b(kPage, PROT_READ);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_LT(b.ptr(), a.ptr());
+}
+
+TEST(MmapTest, Map32bitIsBelow2GiB) {
+  Mapping m(kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_32BIT);
+  ASSERT_TRUE(m.ok());
+  EXPECT_LT(reinterpret_cast<uintptr_t>(m.ptr()) + kPage, 1ULL << 31);
+  m.ptr()[0] = 1;
+}
+
+TEST(MmapTest, PopulateNoreserveStackFlags) {
+  Mapping pop(4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE);
+  ASSERT_TRUE(pop.ok());
+  unsigned char vec[4];
+  ASSERT_THAT(mincore(pop.ptr(), 4 * kPage, vec), SyscallSucceeds());
+  for (unsigned char v : vec) EXPECT_EQ(v & 1, 1);
+  EXPECT_TRUE(AllBytesAre(pop.ptr(), 4 * kPage, 0));
+
+  Mapping stack(4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_STACK);
+  ASSERT_TRUE(stack.ok());
+  stack.ptr()[0] = 1;
+
+  // MAP_NORESERVE lets a mapping be larger than memory; only what is
+  // touched costs anything.
+  const size_t huge = 1ULL << 44;
+  void* p = mmap(nullptr, huge, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_THAT(p, SyscallSucceeds());
+  Offset(p, huge / 2)[0] = 1;
+  Offset(p, huge - 1)[0] = 1;
+  EXPECT_THAT(munmap(p, huge), SyscallSucceeds());
+}
+
+// Without MAP_NORESERVE a writable private mapping larger than memory is
+// refused (heuristic overcommit, mm/util.c __vm_enough_memory).
+TEST(MmapTest, OvercommitRefusesHugeWritableMappings) {
+  const size_t huge = 1ULL << 46;
+  EXPECT_THAT(mmap(nullptr, huge, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              SyscallFailsWithErrno(ENOMEM));
+  // Read-only mappings commit nothing.
+  void* p = mmap(nullptr, huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_THAT(p, SyscallSucceeds());
+  EXPECT_THAT(munmap(p, huge), SyscallSucceeds());
+}
+
+// A MAP_GROWSDOWN mapping can be placed like any other.
+TEST(MmapTest, Growsdown) {
+  Mapping m(4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_GROWSDOWN);
+  ASSERT_TRUE(m.ok());
+  m.ptr()[0] = 1;
+  EXPECT_THAT(mmap(nullptr, kPage, PROT_READ,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0),
+              SyscallFailsWithErrno(EINVAL));
+}
+
+TEST(MmapTest, SharedAnonymousBeyondItsLengthAfterFixedRemap) {
+  Mapping m(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED);
+  ASSERT_TRUE(m.ok());
+  m.ptr()[kPage] = 4;
+  // Changing the protection of half keeps the contents of both halves.
+  ASSERT_THAT(mprotect(m.ptr(), kPage, PROT_READ), SyscallSucceeds());
+  EXPECT_EQ(m.ptr()[kPage], 4);
+  ExpectFault(WriteFaults(m.ptr()), m.ptr(), SEGV_ACCERR);
+}
+
 TEST(MmapDeathTest, UnhandledFaultKills) {
   // Death tests fork: the sandbox has no fork(2) yet.
   SKIP_IF(IsRunningOnSandbox());

@@ -114,7 +114,7 @@ def sys_mmap(t: Task, args: Args) -> int:
             raise SyscallError(errno.EOVERFLOW)
         opts.offset = offset
         opts.file = file
-        file.configure_mmap(opts)
+        file.configure_mmap(t, opts)
         if opts.prot & ~opts.max_prot:
             raise SyscallError(errno.EACCES)
     return t.mm.mmap(opts, t.tg.limits, t.creds.has_capability(CAP_IPC_LOCK))
