@@ -8,11 +8,10 @@ sentry logs goes to the application's stdout.
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
 import os
 import sys
+import time
 
 from runsc.config import Config
 
@@ -25,16 +24,22 @@ _LEVEL_LETTER = {
 }
 
 
+def _timestamp(t: float, fmt: str) -> str:
+    """Formats t (seconds since the epoch) in local time with fmt, then a
+    dot and microseconds, as datetime's %f would."""
+    return f"{time.strftime(fmt, time.localtime(t))}.{int(t % 1 * 1e6):06d}"
+
+
 class GlogFormatter(logging.Formatter):
     """GlogFormatter writes `I1204 16:37:00.123456  1234 file.py:12] msg`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        t = datetime.datetime.fromtimestamp(record.created)
         msg = record.getMessage()
         if record.exc_info:
             msg += "\n" + self.formatException(record.exc_info)
         return (
-            f"{_LEVEL_LETTER.get(record.levelno, 'I')}{t:%m%d %H:%M:%S.%f} "
+            f"{_LEVEL_LETTER.get(record.levelno, 'I')}"
+            f"{_timestamp(record.created, '%m%d %H:%M:%S')} "
             f"{record.process:>7} {record.filename}:{record.lineno}] {msg}"
         )
 
@@ -43,6 +48,11 @@ class JsonFormatter(logging.Formatter):
     """JsonFormatter writes runc's log lines: {"level","msg","time"}."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Imported here: json and datetime cost runsc about 4 ms of start-up
+        # (docs/performance.md), and only --log-format=json needs them.
+        import datetime  # noqa: PLC0415
+        import json  # noqa: PLC0415
+
         msg = record.getMessage()
         if record.exc_info:
             msg += "\n" + self.formatException(record.exc_info)
@@ -72,7 +82,7 @@ def debug_log_path(config: Config, command: str) -> str:
         return ""
     if path.endswith("/"):
         os.makedirs(path, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S.%f")
+        stamp = _timestamp(time.time(), "%Y%m%d-%H%M%S")
         return os.path.join(path, f"runsc.log.{stamp}.{command}.{os.getpid()}")
     return path
 

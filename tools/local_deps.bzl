@@ -1,15 +1,19 @@
 """A repository rule that exposes host headers and libraries to the build.
 
 Nothing here is downloaded: the Python interpreter on PATH reports its own
-include directory and pybind11's, and Debian's googletest is linked from the
+include directory and pybind11's (and its own path and site-packages, for
+launchers that start it directly), and Debian's googletest is linked from the
 system library directory.
 """
 
 _PROBE = """
+import sys
 import sysconfig
 import pybind11
 print(sysconfig.get_paths()["include"])
 print(pybind11.get_include())
+print(sys.executable)
+print(sysconfig.get_paths()["purelib"])
 """
 
 _BUILD = """
@@ -27,6 +31,11 @@ cc_library(
     includes = ["pybind11"],
     deps = [":python_headers"],
 )
+
+# The interpreter the extension modules are built for, and its
+# site-packages directory, one path per file (for launchers, see
+# //runsc:runsc).
+exports_files(["python3_path", "python3_purelib"])
 
 cc_library(
     name = "gtest",
@@ -47,9 +56,12 @@ def _local_deps_impl(ctx):
     if result.return_code != 0:
         fail("cannot locate Python or pybind11 headers (run tools/setup.sh): " +
              result.stderr)
-    python_include, pybind11_include = result.stdout.strip().split("\n")
+    lines = result.stdout.strip().split("\n")
+    python_include, pybind11_include, executable, purelib = lines
     ctx.symlink(python_include, "python")
     ctx.symlink(pybind11_include, "pybind11")
+    ctx.file("python3_path", executable + "\n")
+    ctx.file("python3_purelib", purelib + "\n")
     ctx.file("BUILD.bazel", _BUILD)
     ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
 

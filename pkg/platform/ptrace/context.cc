@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -128,7 +129,7 @@ int Context::Switch(AddressSpace& as, uint8_t* state, size_t size, int flags) {
   regs.cs = platform_->config().regs.cs;
   regs.ss = platform_->config().regs.ss;
   regs.orig_rax = ~0ull;
-  bool ok = ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) == 0;
+  bool ok = SetRegsLocked(regs);
   if (ok && (flags & kSwitchSetFpstate) != 0) {
     struct iovec iov = {state + kFpstateOffset, platform_->fpstate_size()};
     ok = ptrace(PTRACE_SETREGSET, tid_, platform_->fp_regset(), &iov) == 0;
@@ -207,9 +208,51 @@ int Context::RunLocked(uint8_t* state, std::shared_ptr<AddressSpace>* dropped) {
 }
 
 bool Context::GetRegsLocked(uint8_t* state) {
-  if (ptrace(PTRACE_GETREGS, tid_, nullptr, state) == 0) return true;
+  if (ptrace(PTRACE_GETREGS, tid_, nullptr, state) == 0) {
+    memcpy(&regs_, state, sizeof(regs_));
+    regs_known_ = true;
+    return true;
+  }
+  regs_known_ = false;
   if (errno != ESRCH) ThrowErrno("PTRACE_GETREGS");
   ReapDead(tid_);
+  return false;
+}
+
+// SetRegsLocked loads regs into the stopped stub thread. PTRACE_SETREGS
+// costs about a microsecond here (it rewrites every segment and base
+// register), a tenth of a whole system call round trip; after a system call
+// the sentry has usually changed only rax, the result, so then one
+// PTRACE_POKEUSER of rax does (docs/performance.md).
+//
+// That path leaves orig_rax as the kernel has it (the system call number,
+// not -1), so the host's restart logic could act on a signal that arrives
+// before the thread is back in user mode, but only if rax holds an ERESTART
+// code (-512..-516). The sentry never resumes a thread with one (the run
+// loop resolves restarts first); such values take the full path all the
+// same.
+bool Context::SetRegsLocked(const user_regs_struct& regs) {
+  const int64_t rax = static_cast<int64_t>(regs.rax);
+  bool poke = regs_known_ && !(rax >= -516 && rax <= -512);
+  if (poke) {
+    user_regs_struct want = regs;
+    want.rax = regs_.rax;
+    want.orig_rax = regs_.orig_rax;
+    poke = memcmp(&want, &regs_, sizeof(want)) == 0;
+  }
+  if (poke) {
+    if (regs.rax == regs_.rax) return true;
+    if (ptrace(PTRACE_POKEUSER, tid_, offsetof(user_regs_struct, rax),
+               regs.rax) == 0) {
+      regs_.rax = regs.rax;
+      return true;
+    }
+  } else if (ptrace(PTRACE_SETREGS, tid_, nullptr, &regs) == 0) {
+    regs_ = regs;
+    regs_known_ = true;
+    return true;
+  }
+  regs_known_ = false;
   return false;
 }
 
@@ -297,6 +340,7 @@ void Context::PinLocked() {
 
 std::shared_ptr<AddressSpace> Context::ForgetLocked() {
   if (as_) as_->Unregister(tracer_, this);
+  regs_known_ = false;
   tid_ = 0;
   tgid_ = 0;
   tracer_ = 0;
@@ -309,6 +353,8 @@ bool Context::InjectFromTracer(AddressSpace* as, pid_t self, long nr,
   std::shared_ptr<AddressSpace> dropped;
   std::lock_guard<std::mutex> lock(mu_);
   if (tid_ == 0 || as_.get() != as || tracer_ != self) return false;
+  // The injection leaves the thread's registers at the stub's trap.
+  regs_known_ = false;
   if (!Inject(tid_, platform_->config(), nr, args, false, ret,
               &interrupt_pending_)) {
     dropped = ForgetLocked();

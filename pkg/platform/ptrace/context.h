@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/user.h>
 
 #include <atomic>
 #include <memory>
@@ -69,6 +70,7 @@ class Context : public std::enable_shared_from_this<Context> {
   void PinLocked();
   int RunLocked(uint8_t* state, std::shared_ptr<AddressSpace>* dropped);
   bool GetRegsLocked(uint8_t* state);
+  bool SetRegsLocked(const user_regs_struct& regs);
   std::shared_ptr<AddressSpace> ForgetLocked();
   bool InjectFromTracer(AddressSpace* as, pid_t self, long nr,
                         const uint64_t (&args)[6], long* ret);
@@ -83,6 +85,12 @@ class Context : public std::enable_shared_from_this<Context> {
   pid_t tgid_ = 0;                    // its stub process
   pid_t tracer_ = 0;                  // host thread that traces it
   int cpu_ = -1;                      // CPU it is pinned to
+
+  // The stub thread's registers as the kernel holds them, when known
+  // (regs_known_): what the last GETREGS read or SETREGS wrote. Lets Switch
+  // write only rax when that is all the sentry changed (see SetRegsLocked).
+  user_regs_struct regs_ = {};
+  bool regs_known_ = false;
 
   // (tgid << 32 | tid) of the stub thread while it runs application code,
   // else 0.

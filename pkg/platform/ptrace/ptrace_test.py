@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import os
+import signal
 import struct
 import threading
 import time
@@ -24,12 +26,16 @@ DATA_VALUE = 0x0123456789ABCDEF
 
 # mov $39,%eax; syscall; mov %rax,%rdi; mov $39,%eax; syscall
 TWO_SYSCALLS = bytes.fromhex("b827000000 0f05 4889c7 b827000000 0f05")
+# mov $39,%eax; syscall; mov %rbx,%rdi; mov $39,%eax; syscall
+SYSCALL_THEN_RBX = bytes.fromhex("b827000000 0f05 4889df b827000000 0f05")
 # mov 0x200000,%rax; mov %rax,%rdi; mov $39,%eax; syscall
 READ_DATA = bytes.fromhex("488b042500002000 4889c7 b827000000 0f05")
 # mov $39,%eax; syscall; 1: jmp 1b
 SYSCALL_THEN_SPIN = bytes.fromhex("b827000000 0f05 ebfe")
 # movq %xmm0,%rdi; mov $39,%eax; syscall
 XMM0_TO_RDI = bytes.fromhex("66480f7ec7 b827000000 0f05")
+
+SYS_TGKILL = 234
 
 # Offsets in the XSAVE area.
 XMM0_OFFSET = 160
@@ -114,6 +120,53 @@ def test_syscall_round_trip(sandbox: Sandbox) -> None:
     assert context.switch(address_space, state) == platform.EVENT_SYSCALL
     assert state.regs[platform.RIP] == CODE_ADDR + 17
     assert state.regs[platform.RDI] == 1234
+    context.release()
+    address_space.release()
+
+
+def test_registers_besides_rax_reach_the_stub(sandbox: Sandbox) -> None:
+    # After a system call stop the context writes only rax when nothing else
+    # changed; any other change must still reach the stub thread.
+    address_space = sandbox.space_with_code(SYSCALL_THEN_RBX)
+    context = sandbox.platform.new_context()
+    state = sandbox.state_at(CODE_ADDR)
+
+    assert context.switch(address_space, state) == platform.EVENT_SYSCALL
+    state.regs[platform.RAX] = 0
+    state.regs[platform.RBX] = 777
+    assert context.switch(address_space, state) == platform.EVENT_SYSCALL
+    assert state.regs[platform.RDI] == 777
+
+    # Back to the first instruction: rip changed, rax did not.
+    state.regs[platform.RIP] = CODE_ADDR
+    assert context.switch(address_space, state) == platform.EVENT_SYSCALL
+    assert state.regs[platform.RIP] == CODE_ADDR + 7
+    context.release()
+    address_space.release()
+
+
+@pytest.mark.parametrize("errno_value", [512, 513, 514, 516])
+def test_restart_errno_in_rax_is_not_restarted_by_the_host(
+    sandbox: Sandbox, errno_value: int
+) -> None:
+    # An ERESTART code in rax at a system call stop must not make the host
+    # rewind rip when the stub resumes, even with a signal pending then (the
+    # host's restart logic runs when it has looked for signals): the value
+    # reaches the application as is.
+    address_space = sandbox.space_with_code(TWO_SYSCALLS)
+    context = sandbox.platform.new_context()
+    state = sandbox.state_at(CODE_ADDR)
+
+    assert context.switch(address_space, state) == platform.EVENT_SYSCALL
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert (
+        libc.syscall(SYS_TGKILL, address_space.pid, context.stub_tid, signal.SIGWINCH)
+        == 0
+    )
+    state.regs[platform.RAX] = (1 << 64) - errno_value
+    assert context.switch(address_space, state) == platform.EVENT_SYSCALL
+    assert state.regs[platform.RIP] == CODE_ADDR + 17
+    assert state.regs[platform.RDI] == (1 << 64) - errno_value
     context.release()
     address_space.release()
 
