@@ -152,6 +152,19 @@ TEST(ForkTest, ChildMemoryIsACopy) {
   EXPECT_EQ(value, 1);
 }
 
+TEST(ForkTest, ForkInALoop) {
+  // Every round the parent takes its copy-on-write faults at the same
+  // places: that is progress, not a fault that keeps repeating.
+  for (int i = 0; i < 30; i++) {
+    const pid_t pid = syscall(SYS_fork);
+    if (pid == 0) {
+      syscall(SYS_exit_group, i % 7);
+    }
+    ASSERT_THAT(pid, SyscallSucceeds());
+    ASSERT_EQ(ExitStatusOf(pid), i % 7) << "round " << i;
+  }
+}
+
 TEST(ForkTest, OnlyTheCallingThreadIsCopied) {
   std::atomic<pid_t> other{0};
   std::atomic<bool> done{false};
