@@ -107,8 +107,3 @@ class TaskSet:
         """Returns the live task with id tid, or None."""
         with self.mu:
             return self.tasks.get(tid)
-
-    def find_thread_group(self, tgid: int) -> ThreadGroup | None:
-        """Returns the process (live or zombie) with id tgid, or None."""
-        with self.mu:
-            return self.thread_groups.get(tgid)
