@@ -11,6 +11,7 @@ debian_packages=(
   busybox-static
   g++
   googletest
+  libatomic1
   libgmock-dev
   libgtest-dev
   protobuf-compiler

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
+from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_thread_group
-from pkg.sentry.loader.elf import BytesFile
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
+from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.resolving_path import PathOperation
+from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
+from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,7 @@ class ProcessSpec:
     argv: list[str]
     env: list[str]
     cwd: str
-    # Host path of the executable to load.
+    # Path of the executable to load, opened inside the sandbox.
     executable: str
     # Host descriptors for the application's fd 0, 1, 2...
     stdio: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -89,17 +93,38 @@ def run(config: Config, spec: ProcessSpec) -> int:
         fds = FDTable()
         for i, host_fd in enumerate(spec.stdio):
             fds.set_fd(i, HostFile(os.dup(host_fd)))
-        with open(spec.executable, "rb") as f:
-            image = BytesFile(f.read())
-        init = kernel.create_init_process(
-            exec_file=image,
-            argv=[a.encode() for a in spec.argv],
-            envv=[e.encode() for e in spec.env],
-            filename=spec.argv[0].encode() if spec.argv else spec.executable.encode(),
-            fd_table=fds,
-            root="/",
-            cwd=spec.cwd,
-        )
+        register_filesystems(kernel)
+        ns = mount_root(kernel)
+        root = VirtualDentry(ns.root, ns.root.root)
+        cwd = working_directory(kernel, ns, spec.cwd)
+        creds = root_credentials()
+        opened: list[ExecutableFile] = []
+
+        def open_exec(path: bytes) -> ExecutableFile:
+            start = root if path.startswith(b"/") else cwd
+            pop = PathOperation(root=root, start=start, path=path, follow=True)
+            f = open_executable_at(kernel.vfs, None, creds, pop)
+            opened.append(f)
+            return f
+
+        try:
+            image = open_exec(os.fsencode(spec.executable))
+            init = kernel.create_init_process(
+                exec_file=image,
+                argv=[a.encode() for a in spec.argv],
+                envv=[e.encode() for e in spec.env],
+                filename=spec.argv[0].encode()
+                if spec.argv
+                else spec.executable.encode(),
+                fd_table=fds,
+                root=root,
+                cwd=cwd,
+                creds=creds,
+                open_interpreter=open_exec,
+            )
+        finally:
+            for f in opened:
+                f.close()
         _forward_signals(kernel)
         log.info("boot: starting %s", spec.argv)
         kernel.start_task(init)

@@ -125,6 +125,8 @@ SIG_SETMASK = 2
 SS_ONSTACK = 1
 SS_DISABLE = 2
 SS_AUTODISARM = 1 << 31
+# Flags that may be or-ed into a sigaltstack mode.
+SS_FLAG_BITS = SS_AUTODISARM
 MINSIGSTKSZ = 2048
 
 # si_code values.
@@ -157,6 +159,9 @@ ACTION_CORE = 1
 ACTION_IGNORE = 2
 ACTION_STOP = 3
 ACTION_CONTINUE = 4
+
+# The stop signals, whose default action is a group stop (SIG_KERNEL_STOP_MASK).
+STOP_MASK = sigmask(SIGSTOP) | sigmask(SIGTSTP) | sigmask(SIGTTIN) | sigmask(SIGTTOU)
 
 _CORE = (SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU)
 _CORE += (SIGXFSZ, SIGSYS)

@@ -16,7 +16,9 @@ class FDTable:
     """FDTable maps descriptor numbers to FileDescriptions.
 
     Each entry also carries the close-on-exec flag, which belongs to the
-    descriptor, not the file.
+    descriptor, not the file. The table is also the owner of the POSIX
+    byte-range locks its process takes: every close tells the file
+    (FileDescription.on_close), which releases them, as filp_close does.
     """
 
     __slots__ = ("_cloexec", "_files", "_mu", "users")
@@ -82,6 +84,7 @@ class FDTable:
             else:
                 self._cloexec.discard(fd)
         if old is not None:
+            old.on_close(self)
             old.dec_ref()
 
     def set_cloexec(self, fd: int, cloexec: bool) -> None:
@@ -109,7 +112,50 @@ class FDTable:
 
     def close(self, fd: int) -> None:
         """Closes fd."""
-        self.remove(fd).dec_ref()
+        f = self.remove(fd)
+        f.on_close(self)
+        f.dec_ref()
+
+    def new_fds(
+        self, files: list[FileDescription], cloexec: bool, limit: int
+    ) -> list[int]:
+        """Installs each of files at the lowest free descriptors, all or
+        none (pipe(2)); the table takes over the caller's references.
+
+        Raises:
+            SyscallError: EMFILE if not enough descriptors below limit are
+                free.
+        """
+        with self._mu:
+            fds = []
+            fd = 0
+            while len(fds) < len(files):
+                if fd not in self._files:
+                    fds.append(fd)
+                fd += 1
+            if fds and fds[-1] >= limit:
+                raise SyscallError(errno.EMFILE)
+            for fd, f in zip(fds, files, strict=True):
+                self._files[fd] = f
+                if cloexec:
+                    self._cloexec.add(fd)
+            return fds
+
+    def close_range(self, first: int, last: int, cloexec_only: bool) -> None:
+        """Closes (or marks close-on-exec) every descriptor in [first, last]
+        (close_range(2))."""
+        with self._mu:
+            fds = [fd for fd in self._files if first <= fd <= last]
+            if cloexec_only:
+                self._cloexec.update(fds)
+                return
+            doomed = []
+            for fd in fds:
+                doomed.append(self._files.pop(fd))
+                self._cloexec.discard(fd)
+        for f in doomed:
+            f.on_close(self)
+            f.dec_ref()
 
     def fds(self) -> list[int]:
         """Returns the open descriptors in order."""
@@ -132,6 +178,7 @@ class FDTable:
             doomed = [self._files.pop(fd) for fd in self._cloexec if fd in self._files]
             self._cloexec.clear()
         for f in doomed:
+            f.on_close(self)
             f.dec_ref()
 
     def close_all(self) -> None:
@@ -141,4 +188,5 @@ class FDTable:
             self._files.clear()
             self._cloexec.clear()
         for f in doomed:
+            f.on_close(self)
             f.dec_ref()

@@ -3,25 +3,83 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pkg.sentry.vfs.dentry import VirtualDentry
+    from pkg.sentry.vfs.mount import MountNamespace
 
 
 class FSContext:
-    """FSContext holds the root, the working directory and the umask.
+    """FSContext holds the root, the working directory, the umask and the
+    mount namespace of the tasks that share it (CLONE_FS).
 
-    Shared by CLONE_FS tasks. Until the VFS resolves paths itself, root and
-    cwd are absolute paths in the container's file tree.
+    root and cwd are VirtualDentries on which the context holds references,
+    so that their mounts are busy. Read them with the accessors; change them
+    with set_root/set_cwd.
+
+    Unlike Linux, which keeps the mount namespace in nsproxy, the namespace
+    lives here: unshare(CLONE_NEWNS) unshares the fs context too.
     """
 
-    __slots__ = ("cwd", "mu", "root", "umask", "users")
+    __slots__ = ("_cwd", "_root", "mount_ns", "mu", "umask", "users")
 
-    def __init__(self, root: object, cwd: object, umask: int = 0o022) -> None:
+    def __init__(
+        self,
+        root: VirtualDentry,
+        cwd: VirtualDentry,
+        umask: int = 0o022,
+        mount_ns: MountNamespace | None = None,
+    ) -> None:
         self.mu = threading.Lock()
-        self.root = root
-        self.cwd = cwd
+        root.inc_ref()
+        cwd.inc_ref()
+        self._root = root
+        self._cwd = cwd
         self.umask = umask
+        self.mount_ns = mount_ns if mount_ns is not None else root.mount.ns
         self.users = 1
+
+    @property
+    def root(self) -> VirtualDentry:
+        """The root directory (chroot)."""
+        return self._root
+
+    @property
+    def cwd(self) -> VirtualDentry:
+        """The working directory."""
+        return self._cwd
+
+    def set_root(self, vd: VirtualDentry) -> None:
+        """Changes the root directory (chroot(2))."""
+        vd.inc_ref()
+        with self.mu:
+            old, self._root = self._root, vd
+        old.dec_ref()
+
+    def set_cwd(self, vd: VirtualDentry) -> None:
+        """Changes the working directory (chdir(2))."""
+        vd.inc_ref()
+        with self.mu:
+            old, self._cwd = self._cwd, vd
+        old.dec_ref()
+
+    def swap_umask(self, umask: int) -> int:
+        """Sets the umask and returns the previous one (umask(2))."""
+        with self.mu:
+            old, self.umask = self.umask, umask & 0o777
+        return old
 
     def fork(self) -> FSContext:
         """Returns a copy for a child without CLONE_FS."""
         with self.mu:
-            return FSContext(self.root, self.cwd, self.umask)
+            return FSContext(self._root, self._cwd, self.umask, self.mount_ns)
+
+    def dec_users(self) -> None:
+        """Drops one task's use; the last user releases root and cwd."""
+        with self.mu:
+            self.users -= 1
+            last = self.users == 0
+        if last:
+            self._root.dec_ref()
+            self._cwd.dec_ref()

@@ -13,6 +13,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pkg.abi.linux import elf
@@ -24,7 +25,7 @@ from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.sessions import new_session_locked
-from pkg.sentry.kernel.signals import SignalHandlers
+from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import reap_locked, wait_status_signaled
 from pkg.sentry.kernel.task_run import run
@@ -32,6 +33,7 @@ from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
 from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
 from pkg.sentry.kernel.uts_namespace import UTSNamespace
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
@@ -39,6 +41,8 @@ from pkg.sentry.mm.memory_manager import MemoryManager
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.strace.strace import Strace
 from pkg.sentry.syscalls.syscall import Syscall
+from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,13 @@ class Kernel:
         self.config = config
         self.tasks = TaskSet()
         self.futexes = FutexManager()
+        # The virtual filesystem; runsc/boot/vfs.py mounts the root.
+        self.vfs = VirtualFilesystem()
+        # Queued signals per user, for RLIMIT_SIGPENDING.
+        self.sigpending = SigpendingAccount()
+        # The timer thread and the CPU-time timer tick (timers.py).
+        self.timer_queue = TimerQueue(self.panic)
+        self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
@@ -117,12 +128,16 @@ class Kernel:
         envv: list[bytes],
         filename: bytes,
         fd_table: FDTable,
-        root: object,
-        cwd: object,
+        root: VirtualDentry,
+        cwd: VirtualDentry,
         creds: Credentials | None = None,
         limits: LimitSet | None = None,
+        open_interpreter: Callable[[bytes], ExecFile] | None = None,
     ) -> Task:
-        """Loads the container's first process; start() runs it."""
+        """Loads the container's first process; start() runs it.
+
+        open_interpreter opens the ELF interpreter (PT_INTERP) by path.
+        """
         creds = creds or root_credentials()
         limits = limits or LimitSet()
         with self.tasks.mu:
@@ -143,6 +158,7 @@ class Kernel:
                     egid=creds.egid,
                     host_auxv=self.host_auxv,
                     stack_size=min(limits.soft(3), 1 << 30),
+                    open_interpreter=open_interpreter,
                 )
             )
         except BaseException:
@@ -182,8 +198,9 @@ class Kernel:
         return (1 << self.num_cpus) - 1
 
     def futex_wake(self, t: Task, addr: int, n: int) -> int:
-        """Wakes up to n futex waiters on addr in t's address space."""
-        return self.futexes.wake(t, addr, n)
+        """Wakes up to n futex waiters on addr as t sees it (a shared key, as
+        clear_child_tid wakes)."""
+        return self.futexes.wake(t, addr, False, n)
 
     # Lifecycle.
 
@@ -198,6 +215,7 @@ class Kernel:
 
     def _finish(self) -> None:
         self.tasks.empty.wait()
+        self.timer_queue.close()
         self.done.set()
 
     def kill_all(self) -> None:

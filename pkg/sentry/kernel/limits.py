@@ -3,10 +3,10 @@ enforces them.
 
 Enforcement lives with the resource: RLIMIT_NOFILE bounds descriptor
 allocation (nofile_limit), RLIMIT_NPROC bounds clone (check_nproc, in
-task_clone.py), RLIMIT_FSIZE bounds writes to regular files (check_fsize,
-called by the filesystem write paths), RLIMIT_STACK sizes the stack at
-execve. RLIMIT_AS, RLIMIT_DATA and RLIMIT_MEMLOCK belong to the memory
-manager, RLIMIT_SIGPENDING to signal queueing.
+task_clone.py), RLIMIT_FSIZE bounds writes to regular files (the VFS's
+check_file_size_limit), RLIMIT_STACK sizes the stack at execve.
+RLIMIT_AS, RLIMIT_DATA and RLIMIT_MEMLOCK belong to the memory manager,
+RLIMIT_SIGPENDING to signal queueing.
 """
 
 from __future__ import annotations
@@ -14,12 +14,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
-from pkg.abi.linux import signal as S
-from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.signals import SignalInfo
-from pkg.sentry.kernel.task_signals import send_to_task
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -85,32 +80,3 @@ def nofile_limit(t: Task) -> int:
     """Returns one past the highest descriptor number t may allocate: its
     process's RLIMIT_NOFILE soft limit, capped at fs.nr_open."""
     return min(t.tg.limits.soft(L.RLIMIT_NOFILE), NR_OPEN)
-
-
-def check_fsize(t: Task, offset: int, length: int) -> int:
-    """Applies RLIMIT_FSIZE to a write of length bytes at offset of a
-    regular file (generic_write_check_limits).
-
-    Filesystem write paths call this before writing and write only the
-    returned number of bytes.
-
-    Returns:
-        How many of the length bytes may be written.
-
-    Raises:
-        SyscallError: EFBIG, after sending SIGXFSZ to t, if offset is at or
-            beyond the limit and length is not 0.
-    """
-    limit = t.tg.limits.soft(L.RLIMIT_FSIZE)
-    if limit == INFINITY or length == 0:
-        return length
-    if offset >= limit:
-        # send_sig(SIGXFSZ, current, 0): as if the task sent it itself.
-        send_to_task(
-            t,
-            SignalInfo(
-                signo=S.SIGXFSZ, code=S.SI_USER, pid=t.tg.tgid, uid=t.creds.ruid
-            ),
-        )
-        raise SyscallError(errno.EFBIG)
-    return min(length, limit - offset)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from pkg.abi.linux import signal as S
 
@@ -87,6 +88,17 @@ _POLL = struct.Struct("<qi")  # band, fd
 _SYS = struct.Struct("<QiI")  # call_addr, syscall, arch
 
 
+class SignalSource(Protocol):
+    """SignalSource is what sent a queued signal and wants to know when it
+    is dequeued or discarded (a POSIX timer)."""
+
+    def on_dequeue(self, info: SignalInfo) -> None:
+        """Runs when info leaves a queue for delivery, signal lock held."""
+
+    def on_discard(self, info: SignalInfo) -> None:
+        """Runs when info is dropped from a queue, signal lock held."""
+
+
 @dataclass(slots=True)
 class SignalInfo:
     """SignalInfo is a siginfo_t. Which fields matter depends on signo and
@@ -111,8 +123,16 @@ class SignalInfo:
     # For SIGSYS from seccomp.
     syscall: int = 0
     arch: int = 0
-    # Raw bytes from the host for kernel-generated signals, kept verbatim.
+    # Raw bytes from the host for kernel-generated signals, or from the
+    # application for rt_sigqueueinfo, kept verbatim.
     raw: bytes | None = None
+    # The POSIX timer that sent this signal (SI_TIMER): it is told when the
+    # signal leaves a queue, to count overruns and rearm (see timers.py).
+    timer: SignalSource | None = None
+    # The RLIMIT_SIGPENDING account this queued signal is charged to, and
+    # the user charged; released when it leaves the queue.
+    account: SigpendingAccount | None = None
+    account_uid: int = 0
 
     def pack(self) -> bytes:
         """Returns the 128-byte siginfo_t."""
@@ -147,6 +167,57 @@ class SignalInfo:
         signo, err, code = _SIGINFO_HEAD.unpack_from(raw, 0)
         (addr,) = _FAULT.unpack_from(raw, 16)
         return cls(signo=signo, code=code, errno=err, addr=addr, raw=bytes(raw))
+
+
+class SigpendingAccount:
+    """SigpendingAccount counts the signals queued for each user, the
+    quantity RLIMIT_SIGPENDING limits (ucounts' UCOUNT_RLIMIT_SIGPENDING).
+
+    Its lock is innermost: taken under signal locks, it takes none.
+    """
+
+    __slots__ = ("_counts", "_mu")
+
+    def __init__(self) -> None:
+        self._mu = threading.Lock()
+        self._counts: dict[int, int] = {}
+
+    def charge(self, info: SignalInfo, uid: int, limit: int, force: bool) -> bool:
+        """Charges info to uid unless that would pass limit (and not force).
+
+        Returns:
+            Whether info was charged.
+        """
+        with self._mu:
+            n = self._counts.get(uid, 0) + 1
+            if n > limit and not force:
+                return False
+            self._counts[uid] = n
+        info.account = self
+        info.account_uid = uid
+        return True
+
+    def release(self, info: SignalInfo) -> None:
+        """Returns info's charge, once."""
+        if info.account is not self:
+            return
+        info.account = None
+        with self._mu:
+            n = self._counts.get(info.account_uid, 0) - 1
+            if n > 0:
+                self._counts[info.account_uid] = n
+            else:
+                self._counts.pop(info.account_uid, None)
+
+    def count(self, uid: int) -> int:
+        """Returns the signals charged to uid."""
+        with self._mu:
+            return self._counts.get(uid, 0)
+
+
+def _released(info: SignalInfo) -> None:
+    if info.account is not None:
+        info.account.release(info)
 
 
 class PendingSignals:
@@ -193,11 +264,35 @@ class PendingSignals:
         if not q:
             del self.queues[signo]
             self.mask &= ~S.sigmask(signo)
+        _released(info)
+        if info.timer is not None:
+            info.timer.on_dequeue(info)
         return info
 
     def discard(self, mask: int) -> None:
         """Drops every pending signal in mask."""
+        if not self.mask & mask:
+            return
         for signo in list(self.queues):
             if S.sigmask(signo) & mask:
-                del self.queues[signo]
+                for info in self.queues.pop(signo):
+                    _released(info)
+                    if info.timer is not None:
+                        info.timer.on_discard(info)
         self.mask &= ~mask
+
+    def discard_from(self, source: SignalSource) -> None:
+        """Drops every pending signal that source sent."""
+        for signo in list(self.queues):
+            q = self.queues[signo]
+            kept = [info for info in q if info.timer is not source]
+            if len(kept) == len(q):
+                continue
+            for info in q:
+                if info.timer is source:
+                    _released(info)
+            if kept:
+                self.queues[signo] = kept
+            else:
+                del self.queues[signo]
+                self.mask &= ~S.sigmask(signo)

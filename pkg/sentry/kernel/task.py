@@ -18,16 +18,19 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.cputime import TaskCPU
 from pkg.sentry.kernel.credentials import Credentials
 from pkg.sentry.kernel.signals import PendingSignals
-from pkg.sentry.kernel.task_acct import TaskUsage
 from pkg.sentry.kernel.task_sched import SchedParams
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pkg.platform.platform import Context, State
     from pkg.sentry.kernel.fd_table import FDTable
     from pkg.sentry.kernel.fs_context import FSContext
     from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.seccomp import SeccompFilter
     from pkg.sentry.kernel.thread_group import ThreadGroup
     from pkg.sentry.mm.memory_manager import MemoryManager
 
@@ -43,6 +46,7 @@ class Task:
         "altstack",
         "clear_child_tid",
         "context",
+        "cpu",
         "creds",
         "exit_status",
         "exiting",
@@ -56,17 +60,22 @@ class Task:
         "pdeath_signal",
         "pending",
         "personality",
+        "real_blocked",
+        "restart_block",
         "robust_list",
         "saved_mask",
         "sched",
+        "seccomp_filter",
+        "seccomp_mode",
         "signal_mask",
         "start_ns",
         "state",
+        "stop_pending",
+        "stopped",
         "syscall_restart",
         "tg",
         "thread",
         "tid",
-        "usage",
         "uts_ns",
         "vfork_done",
         "wake_fd",
@@ -101,6 +110,13 @@ class Task:
         self.signal_mask = 0
         # The mask to restore after a handler runs (sigsuspend, ppoll...).
         self.saved_mask: int | None = None
+        # Signals blocked before rt_sigtimedwait unblocked those it awaits:
+        # still "blocked" for deciding whether an ignored signal is dropped.
+        self.real_blocked = 0
+        # Job control (signal lock): `stop_pending`, the task must take part
+        # in a group stop; `stopped`, it has and waits for SIGCONT.
+        self.stop_pending = False
+        self.stopped = False
         # (ss_sp, ss_flags, ss_size) of sigaltstack.
         self.altstack = (0, 2, 0)
         self.clear_child_tid = 0
@@ -113,6 +129,15 @@ class Task:
         # The restart code (ERESTARTSYS...) the last system call returned,
         # for the run loop to resolve before the application runs again.
         self.syscall_restart = 0
+        # What restart_syscall(2) runs after ERESTART_RESTARTBLOCK: a
+        # function of the task returning the call's result.
+        self.restart_block: Callable[[Task], int] | None = None
+        # Application CPU time accounting (cputime.py).
+        self.cpu = TaskCPU()
+        # seccomp(2): the mode and the newest filter of the chain
+        # (seccomp.py). Inherited by clone, kept across execve.
+        self.seccomp_mode = 0
+        self.seccomp_filter: SeccompFilter | None = None
         self.exit_status = 0
         # The task has been asked to exit (exit(2) or a group exit).
         self.exiting = False
@@ -124,7 +149,6 @@ class Task:
         self.pdeath_signal = 0
         self.personality = 0
         self.sched = SchedParams(kernel.all_cpus_mask())
-        self.usage = TaskUsage()
         # CLOCK_MONOTONIC when the task was created, in nanoseconds.
         self.start_ns = time.monotonic_ns()
         # For a vfork child: released when it execs or exits (task_clone).

@@ -1,19 +1,19 @@
-"""CPU time accounting of tasks and processes (getrusage(2), times(2)).
+"""Resource usage of tasks and processes (getrusage(2), times(2), wait4(2)).
 
-A task's user time is the wall time its host thread spends inside the
-platform's switch, running application code, as gVisor accounts it; its
-system time is the CPU time of its host thread, which is the sentry's work
-on the task's behalf. Both are in nanoseconds.
-
-A process adds the times of its exited threads to those of its live ones;
-the times of reaped children accumulate in their parent (RUSAGE_CHILDREN).
+CPU times come from cputime.py: a task's user time is the wall time it
+spends running application code, its system time the CPU time of its host
+thread in the sentry, and a process adds what its exited threads used
+(ThreadGroup.exited_cputime). This module adds the rest of struct rusage
+that the sentry tracks: the resident size high-water mark, and the usage of
+reaped children, which accumulates in their parent (RUSAGE_CHILDREN).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pkg.sentry.kernel.cputime import task_cputime, thread_group_cputime
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -34,7 +34,7 @@ class Usage:
     max_rss_kb: int = 0
 
     def add(self, other: Usage) -> None:
-        """Adds other's times (and the larger of the two maxrss)."""
+        """Adds other's times (and keeps the larger of the two maxrss)."""
         self.utime_ns += other.utime_ns
         self.stime_ns += other.stime_ns
         self.max_rss_kb = max(self.max_rss_kb, other.max_rss_kb)
@@ -44,45 +44,9 @@ class Usage:
         return Usage(self.utime_ns, self.stime_ns, self.max_rss_kb)
 
 
-class TaskUsage:
-    """TaskUsage accumulates the application time of one task.
-
-    `app_ns` is written only by the task's own thread (the run loop).
-    """
-
-    __slots__ = ("app_ns",)
-
-    def __init__(self) -> None:
-        self.app_ns = 0
-
-
 def ns_to_ticks(ns: int) -> int:
     """Converts nanoseconds to clock ticks (clock_t)."""
     return ns // _NS_PER_TICK
-
-
-def _thread_cpu_ns(t: Task) -> int:
-    th = t.thread
-    if th is None or th.ident is None:
-        return 0
-    try:
-        return time.clock_gettime_ns(time.pthread_getcpuclockid(th.ident))
-    except (OSError, AttributeError):
-        # The thread is ending; its final time is collected by exit_task.
-        return 0
-
-
-def task_usage(t: Task) -> Usage:
-    """Returns the usage of one live task (RUSAGE_THREAD).
-
-    Preconditions: t has not exited (its host thread runs).
-    """
-    return Usage(t.usage.app_ns, _thread_cpu_ns(t))
-
-
-def own_thread_usage(t: Task) -> Usage:
-    """Returns t's usage, called on t's own thread (cheaper and exact)."""
-    return Usage(t.usage.app_ns, time.thread_time_ns())
 
 
 def sample_max_rss_locked(tg: ThreadGroup) -> int:
@@ -92,13 +56,17 @@ def sample_max_rss_locked(tg: ThreadGroup) -> int:
     Unlike Linux, which tracks the peak as pages come and go, the peak is
     only sampled when someone asks and when the process exits.
 
-    Preconditions: the TaskSet's mu is held; tg has a live thread or none.
+    Preconditions: the TaskSet's mu is held.
     """
-    dead = tg.dead_usage
     if tg.tasks:
         rss = tg.tasks[0].mm.resident_bytes() >> 10
-        dead.max_rss_kb = max(dead.max_rss_kb, rss)
-    return dead.max_rss_kb
+        tg.max_rss_kb = max(tg.max_rss_kb, rss)
+    return tg.max_rss_kb
+
+
+def task_usage(t: Task) -> Usage:
+    """Returns the usage of one live task (RUSAGE_THREAD), maxrss aside."""
+    return Usage(*task_cputime(t))
 
 
 def thread_group_usage_locked(tg: ThreadGroup) -> Usage:
@@ -107,8 +75,12 @@ def thread_group_usage_locked(tg: ThreadGroup) -> Usage:
 
     Preconditions: the TaskSet's mu is held (so no thread exits meanwhile).
     """
-    sample_max_rss_locked(tg)
-    total = tg.dead_usage.copy()
-    for t in tg.tasks:
-        total.add(task_usage(t))
-    return total
+    return Usage(*thread_group_cputime(tg), sample_max_rss_locked(tg))
+
+
+def exited_usage(tg: ThreadGroup) -> Usage:
+    """Returns the usage of a process whose threads have all exited, with
+    that of its reaped children (what wait4 reports)."""
+    usage = Usage(*tg.exited_cputime, tg.max_rss_kb)
+    usage.add(tg.child_usage)
+    return usage

@@ -38,6 +38,7 @@ from pkg.sentry.kernel.sessions import join_process_group_locked
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_block import block_killable
 from pkg.sentry.kernel.task_set import PID_MAX
+from pkg.sentry.kernel.task_signals import inherit_for_clone, join_group_stop_locked
 from pkg.sentry.kernel.thread_group import ThreadGroup
 
 if TYPE_CHECKING:
@@ -248,6 +249,8 @@ def clone(t: Task, opts: CloneOptions) -> int:
             mm.release()
         if fd_table is not t.fd_table:
             fd_table.close_all()
+        if fs is not t.fs:
+            fs.dec_users()
 
     try:
         with kernel.tasks.mu:
@@ -297,14 +300,11 @@ def clone(t: Task, opts: CloneOptions) -> int:
             # The copy belongs to the new process and obeys its limits.
             mm.rlimits = tg.limits
     child = Task(kernel, tid, tg, mm, fd_table, fs, t.creds, state, t.name)
-    child.signal_mask = t.signal_mask
+    # The signal mask, seccomp filters and alternate signal stack.
+    inherit_for_clone(t, child, flags)
     child.personality = t.personality
     child.sched = t.sched.fork()
     child.uts_ns = t.uts_ns.clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
-    if flags & (SC.CLONE_VM | SC.CLONE_VFORK) != SC.CLONE_VM:
-        # A child on a new stack in the same memory must not inherit the
-        # alternate signal stack (it would share it).
-        child.altstack = t.altstack
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
     if flags & SC.CLONE_CHILD_SETTID:
@@ -364,7 +364,10 @@ def _commit(t: Task, child: Task, tg: ThreadGroup, flags: int) -> None:
             raise SyscallError(errno.ERESTARTNOINTR)
         kernel.tasks.tasks[child.tid] = child
         tg.tasks.append(child)
-        if not flags & SC.CLONE_THREAD:
+        if flags & SC.CLONE_THREAD:
+            # A new thread of a stopped (or stopping) process stops too.
+            join_group_stop_locked(child)
+        else:
             tg.leader = child
             kernel.tasks.thread_groups[tg.tgid] = tg
             assert tg.parent is not None
@@ -376,4 +379,5 @@ def _commit(t: Task, child: Task, tg: ThreadGroup, flags: int) -> None:
         if flags & SC.CLONE_FILES:
             child.fd_table.users += 1
         if flags & SC.CLONE_FS:
-            child.fs.users += 1
+            with child.fs.mu:
+                child.fs.users += 1

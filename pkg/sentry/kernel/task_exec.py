@@ -11,17 +11,14 @@ replaced, close-on-exec descriptors are closed, caught signals are reset to
 their default action, the alternate signal stack is dropped, and the
 credentials, name and registers are set for the new program.
 
-Unlike Linux, the executable is opened on the host by path until the VFS
-resolves paths itself (open_executable); set-user-ID and set-group-ID bits
-and file capabilities are not honoured, as in gVisor without --allow-suid.
+Unlike Linux, set-user-ID and set-group-ID bits and file capabilities are
+not honoured, as in gVisor without --allow-suid.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import stat as host_stat
 import struct
 from typing import TYPE_CHECKING
 
@@ -31,7 +28,6 @@ from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import (
-    CAP_DAC_OVERRIDE,
     SUID_DUMP_USER,
     SUID_DUMPABLE,
     Credentials,
@@ -41,9 +37,12 @@ from pkg.sentry.kernel.credentials import (
 from pkg.sentry.kernel.task_block import block_killable
 from pkg.sentry.kernel.task_clone import release_vfork_parent
 from pkg.sentry.kernel.task_exit import clear_child_tid
+from pkg.sentry.kernel.task_signals import exec_signals
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import MAX_ARG_STRLEN, LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
+from pkg.sentry.vfs.task_path import ExecutableFile
+from pkg.sentry.vfs.task_path import open_executable as vfs_open_executable
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -64,55 +63,12 @@ _MAX_STACK = 1 << 30
 PER_CLEAR_ON_SETID = 0x0400000 | 0x0040000 | 0x0200000 | 0x0100000
 # execveat(2) flags.
 EXECVEAT_FLAGS = F.AT_EMPTY_PATH | F.AT_SYMLINK_NOFOLLOW
-_ST_NOEXEC = 8
-# Host paths that must not be reached through the sandbox.
-_HOST_ONLY = re.compile(rb"^/+(proc|sys)(/|$)")
 
 
-class HostExecFile(ExecFile):
-    """HostExecFile is an executable opened read-only on the host."""
-
-    __slots__ = ("_size", "fd")
-
-    def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd
-        self._size = size
-
-    def pread(self, length: int, offset: int) -> bytes:
-        try:
-            return os.pread(self.fd, length, offset)
-        except OSError as e:
-            raise SyscallError(e.errno or errno.EIO) from None
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        """Closes the host descriptor."""
-        os.close(self.fd)
-
-
-def _may_exec(t: Task, st: os.stat_result) -> None:
-    """Checks execute permission as generic_permission does, with the
-    task's fs ids: CAP_DAC_OVERRIDE allows any file with an execute bit."""
-    mode = st.st_mode
-    if not host_stat.S_ISREG(mode) or not mode & 0o111:
-        raise SyscallError(errno.EACCES)
-    c = t.creds
-    if c.fsuid == st.st_uid:
-        bit = 0o100
-    elif c.in_group(st.st_gid):
-        bit = 0o010
-    else:
-        bit = 0o001
-    if not mode & bit and not c.has_capability(CAP_DAC_OVERRIDE):
-        raise SyscallError(errno.EACCES)
-
-
-def open_executable(
-    t: Task, dirfd: int, path: bytes, flags: int
-) -> tuple[HostExecFile, bytes]:
-    """Opens the file execve(at) names, checking it may be executed.
+def open_executable(t: Task, dirfd: int, path: bytes, flags: int) -> ExecutableFile:
+    """Opens the file execve(at) names, checking it may be executed
+    (open_exec): a regular file with execute permission for the task, on a
+    mount that allows execution.
 
     Args:
         t: the calling task.
@@ -121,46 +77,12 @@ def open_executable(
         flags: AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW.
 
     Returns:
-        The open file (the caller closes it) and the path to report as the
-        file's name.
+        The open file; the caller closes it.
 
     Raises:
         SyscallError: ENOENT, EACCES, ENOTDIR, ELOOP... as open_exec.
     """
-    # TODO(#5): resolve through the VFS (mounts, the container's root and
-    # descriptors as directories). Until then paths are host paths under
-    # the task's root, and a descriptor cannot serve as a directory.
-    if not path:
-        if not flags & F.AT_EMPTY_PATH:
-            raise SyscallError(errno.ENOENT)
-        t.fd_table.get(dirfd)
-        raise SyscallError(errno.EACCES)
-    if not path.startswith(b"/") and dirfd != F.AT_FDCWD:
-        t.fd_table.get(dirfd)
-        raise SyscallError(errno.ENOTDIR)
-    with t.fs.mu:
-        root, cwd = t.fs.root, t.fs.cwd
-    base = os.fsencode(root if path.startswith(b"/") else cwd)
-    host_path = os.path.join(base, path.lstrip(b"/") if path.startswith(b"/") else path)
-    if _HOST_ONLY.match(os.path.normpath(host_path)):
-        # The host's /proc and /sys describe the sentry, not the sandbox.
-        raise SyscallError(errno.ENOENT)
-    oflags = os.O_RDONLY | os.O_CLOEXEC
-    if flags & F.AT_SYMLINK_NOFOLLOW:
-        oflags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(host_path, oflags)
-    except OSError as e:
-        raise SyscallError(e.errno or errno.ENOENT) from None
-    try:
-        st = os.fstat(fd)
-        _may_exec(t, st)
-        if os.fstatvfs(fd).f_flag & _ST_NOEXEC:
-            raise SyscallError(errno.EACCES)
-    except BaseException:
-        os.close(fd)
-        raise
-    return HostExecFile(fd, st.st_size), path
+    return vfs_open_executable(t, dirfd, path, flags)
 
 
 def copy_strings(t: Task, addr: int) -> list[bytes]:
@@ -305,19 +227,26 @@ def execve(
         argv = [b""]
     filename = _exec_filename(dirfd, path)
 
-    f, _ = open_executable(t, dirfd, path, flags)
+    f = open_executable(t, dirfd, path, flags)
     try:
+        # A name under /dev/fd/N of a close-on-exec N will not exist for the
+        # interpreter of a script (BINPRM_FLAGS_PATH_INACCESSIBLE).
+        inaccessible = False
+        if dirfd != F.AT_FDCWD and not path.startswith(b"/"):
+            inaccessible = t.fd_table.get_with_flags(dirfd)[1]
         script_path = filename
         for _depth in range(MAX_BINFMT_DEPTH + 1):
             head = f.pread(BINPRM_BUF_SIZE, 0)
             if head[:2] != b"#!":
                 break
             interp, arg = parse_interpreter_line(head)
+            if inaccessible:
+                raise SyscallError(errno.ENOENT)
             argv = (
                 [interp] + ([arg] if arg is not None else []) + [script_path] + argv[1:]
             )
             script_path = interp
-            following, _ = open_executable(t, F.AT_FDCWD, interp, 0)
+            following = open_executable(t, F.AT_FDCWD, interp, 0)
             f.close()
             f = following
         else:
@@ -328,7 +257,7 @@ def execve(
 
 
 def _exec_elf(
-    t: Task, f: HostExecFile, filename: bytes, argv: list[bytes], envv: list[bytes]
+    t: Task, f: ExecutableFile, filename: bytes, argv: list[bytes], envv: list[bytes]
 ) -> None:
     kernel = t.kernel
     old_creds = t.creds
@@ -340,10 +269,10 @@ def _exec_elf(
         stack_size = min(stack_size, _STK_LIM)
     stack_size = min(stack_size, _MAX_STACK)
 
-    interpreters: list[HostExecFile] = []
+    interpreters: list[ExecutableFile] = []
 
     def open_interpreter(p: bytes) -> ExecFile:
-        interp, _ = open_executable(t, F.AT_FDCWD, p, 0)
+        interp = open_executable(t, F.AT_FDCWD, p, 0)
         interpreters.append(interp)
         return interp
 
@@ -442,10 +371,25 @@ def _commit(
         tg.exec_id += 1
         tg.exit_signal = S.SIGCHLD
 
+    # Signal actions shared with another process are copied first
+    # (unshare_sighand). Then, with the old image still in place for its
+    # robust and PI futexes, the signal state is reset: handled signals
+    # revert to SIG_DFL, the alternate stack and POSIX timers go.
+    sh = tg.signal_handlers
+    with ts.mu:
+        shared = any(
+            other is not tg and other.signal_handlers is sh
+            for other in ts.thread_groups.values()
+        )
+    if shared:
+        sh = sh.copy()
+        with ts.mu, tg.signal_handlers.mu:
+            tg.signal_handlers = sh
+    exec_signals(t)
+
     # The old address space: let a vfork parent go, clear the
     # CLONE_CHILD_CLEARTID word, and drop it (exec_mmap).
     clear_child_tid(t)
-    t.robust_list = (0, 0)
     old_mm = t.mm
     with ts.mu:
         old_mm.users -= 1
@@ -464,21 +408,6 @@ def _commit(
             fdt.users -= 1
             t.fd_table = new_fdt
     t.fd_table.close_on_exec()
-
-    # Signal actions shared with another process are copied first
-    # (unshare_sighand), then handled signals revert to SIG_DFL.
-    sh = tg.signal_handlers
-    with ts.mu:
-        shared = any(
-            other is not tg and other.signal_handlers is sh
-            for other in ts.thread_groups.values()
-        )
-    if shared:
-        sh = sh.copy()
-        with ts.mu, tg.signal_handlers.mu:
-            tg.signal_handlers = sh
-    sh.reset_for_exec()
-    t.altstack = (0, S.SS_DISABLE, 0)
 
     # Dumpable unless the ids differ (begin_new_exec); then commit_creds
     # makes it non-dumpable, and drops the parent-death signal, if the exec

@@ -16,19 +16,24 @@ once if it ignores SIGCHLD.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel import task_stop
+from pkg.sentry.kernel.cputime import account_exit, thread_group_cputime
+from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.sessions import (
     kill_orphaned_pgrp_locked,
     leave_process_group_locked,
 )
 from pkg.sentry.kernel.signals import SignalInfo
-from pkg.sentry.kernel.task_acct import Usage, ns_to_ticks, sample_max_rss_locked
+from pkg.sentry.kernel.task_acct import ns_to_ticks, sample_max_rss_locked
 from pkg.sentry.kernel.task_clone import release_vfork_parent
-from pkg.sentry.kernel.task_signals import send_to_thread_group
+from pkg.sentry.kernel.task_signals import (
+    notify_parent_cldstop,
+    send_to_thread_group,
+)
 from pkg.sentry.kernel.waiter import EVENT_HUP, EVENT_IN
 
 if TYPE_CHECKING:
@@ -62,7 +67,6 @@ def exit_task(t: Task) -> None:
     kernel = t.kernel
     tg = t.tg
     sh = tg.signal_handlers
-    usage = Usage(t.usage.app_ns, time.thread_time_ns())
 
     if t.context is not None:
         try:
@@ -71,17 +75,24 @@ def exit_task(t: Task) -> None:
             log.warning("exit: tid=%d releasing platform context: %s", t.tid, e)
         t.context = None
 
+    # mm_release: robust and PI futexes the thread holds
+    # (futex_exit_release), the vfork parent, CLONE_CHILD_CLEARTID.
+    exit_futexes(t)
     release_vfork_parent(t)
     clear_child_tid(t)
 
+    tg.timers.on_task_exit(t)
     with kernel.tasks.mu:
         if len(tg.tasks) == 1:
             # The last thread: the address space is still there to measure.
             sample_max_rss_locked(tg)
     with kernel.tasks.mu, sh.mu:
+        stop_completed = task_stop.exit_locked(t)
+        # Signals left pending die with the task (and their charges).
+        t.pending.discard(S.FULL_MASK)
+        account_exit(t)
         tg.tasks.remove(t)
         last = not tg.tasks
-        tg.dead_usage.add(usage)
         if tg.leader is not t:
             # The leader's id is the process id, kept until the zombie is
             # reaped.
@@ -90,15 +101,20 @@ def exit_task(t: Task) -> None:
         if tg.exec_task is not None:
             # execve waits for its siblings to be gone.
             tg.exec_task.wake()
-        if last and not tg.exiting:
-            # Threads that all called exit(2): the process reports the last
-            # one's code, as Linux 6.x does.
-            tg.exit_status = t.exit_status
+        if last:
+            tg.pending.discard(S.FULL_MASK)
+            if not tg.exiting:
+                # Threads that all called exit(2): the process reports the
+                # last one's code, as Linux 6.x does.
+                tg.exit_status = t.exit_status
 
+    if stop_completed:
+        notify_parent_cldstop(tg, S.CLD_STOPPED)
     _forget_original_parent(t)
     _release_shared(t)
 
     if last:
+        tg.timers.on_exit()
         _exit_notify(tg)
     else:
         # Thread pidfds become readable.
@@ -133,11 +149,11 @@ def _release_shared(t: Task) -> None:
         fdt = t.fd_table
         fdt.users -= 1
         close_fds = fdt.users == 0
-        t.fs.users -= 1
     if release_mm:
         mm.release()
     if close_fds:
         fdt.close_all()
+    t.fs.dec_users()
 
 
 def _alive_thread(tg: ThreadGroup) -> Task | None:
@@ -263,7 +279,7 @@ def _notify_parent_locked(tg: ThreadGroup) -> None:
             if action.handler == S.SIG_IGN:
                 signo = 0
     if 0 < signo <= S.SIGRTMAX:
-        usage = tg.dead_usage
+        utime, stime = thread_group_cputime(tg)
         leader = tg.leader
         uid = leader.creds.ruid if leader is not None else 0
         send_to_thread_group(
@@ -274,8 +290,8 @@ def _notify_parent_locked(tg: ThreadGroup) -> None:
                 pid=tg.tgid,
                 uid=uid,
                 status=st,
-                utime=ns_to_ticks(usage.utime_ns),
-                stime=ns_to_ticks(usage.stime_ns),
+                utime=ns_to_ticks(utime),
+                stime=ns_to_ticks(stime),
             ),
         )
     if autoreap:

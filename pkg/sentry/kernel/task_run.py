@@ -10,7 +10,7 @@ between them, and a task can be held between states (a stop, an execve).
 from __future__ import annotations
 
 import logging
-import time
+from time import monotonic_ns
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
@@ -43,21 +43,23 @@ class RunApp(TaskRunState):
     def execute(self, t: Task) -> TaskRunState | None:
         state = t.state
         ctx = t.context
+        cpu = t.cpu
         dispatch = t.kernel.dispatch
-        usage = t.usage
-        clock = time.monotonic_ns
         while not t.interrupted:
-            start = clock()
+            # User time is the time spent in switch (cputime.py).
+            user = cpu.run[0]
+            start = monotonic_ns()
+            cpu.run = (user, start)
             try:
                 event = ctx.switch(t.mm.address_space, state)
             except OSError as e:
+                cpu.run = (user, 0)
                 # The platform refused the register state (say, a corrupt
                 # XSAVE image from sigreturn): Linux sends SIGSEGV.
                 log.debug("task: tid=%d switch failed: %s", t.tid, e)
                 force_signal(t, SignalInfo(signo=S.SIGSEGV, code=S.SI_KERNEL))
                 break
-            # Application time, for getrusage (task_acct.py).
-            usage.app_ns += clock() - start
+            cpu.run = (user + monotonic_ns() - start, 0)
             if event == P.EVENT_SYSCALL:
                 dispatch(t)
             elif event == P.EVENT_FAULT:
@@ -116,6 +118,7 @@ def run(t: Task) -> None:
     """The body of a task's host thread."""
     state: TaskRunState | None = RUN_APP
     try:
+        t.cpu.start()
         t.context = t.kernel.platform.new_context()
         while state is not None:
             state = state.execute(t)

@@ -16,6 +16,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux.sysno import NAMES as SYSCALL_NAMES
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform.platform import ORIG_RAX, R8, R9, R10, RAX, RDI, RDX, RSI
+from pkg.sentry.kernel.seccomp import check_syscall
 from pkg.sentry.kernel.task_signals import is_restart_code
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ def dispatch(t: Task) -> None:
     regs = t.state.regs
     sysno = regs[ORIG_RAX]
     t.last_syscall = sysno
+    if t.seccomp_mode:
+        # The application's own seccomp filters run before anything else.
+        skipped = check_syscall(t, sysno)
+        if skipped is not None:
+            regs[RAX] = skipped & _MASK64
+            return
     table = t.kernel.syscall_table
     entry = table[sysno] if sysno < len(table) else None
     if entry is None:

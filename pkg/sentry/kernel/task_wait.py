@@ -22,7 +22,11 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import signal as S
 from pkg.abi.linux import wait as W
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.task_acct import Usage, thread_group_usage_locked
+from pkg.sentry.kernel.task_acct import (
+    Usage,
+    exited_usage,
+    thread_group_usage_locked,
+)
 from pkg.sentry.kernel.task_exit import (
     WAIT_STATUS_CONTINUED,
     reap_locked,
@@ -108,8 +112,7 @@ def _consider_locked(
             st = status & 0x7F
         else:
             code, st = S.CLD_EXITED, status >> 8
-        usage = child.dead_usage.copy()
-        usage.add(child.child_usage)
+        usage = exited_usage(child)
         result = WaitResult(child.tgid, _uid(child), code, st, status, usage)
         if not keep:
             t.tg.child_usage.add(usage)

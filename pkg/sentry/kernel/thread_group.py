@@ -10,6 +10,7 @@ from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
 from pkg.sentry.kernel.task_acct import Usage
+from pkg.sentry.kernel.timers import ThreadGroupTimers
 from pkg.sentry.kernel.waiter import Queue
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ class ThreadGroup:
         "child_subreaper",
         "child_usage",
         "children",
-        "dead_usage",
         "dumpable",
         "exec_id",
         "exec_task",
@@ -38,11 +38,14 @@ class ThreadGroup:
         "exit_queue",
         "exit_signal",
         "exit_status",
+        "exited_cputime",
         "exiting",
+        "group_stop_count",
         "has_subreaper_ancestor",
         "kernel",
         "leader",
         "limits",
+        "max_rss_kb",
         "parent",
         "parent_exec_id",
         "pending",
@@ -50,10 +53,12 @@ class ThreadGroup:
         "real_parent",
         "reaped",
         "signal_handlers",
+        "stop_signo",
         "stopped",
         "tasks",
         "tgid",
         "thp_disable",
+        "timers",
         "wait_continued",
         "wait_queue",
         "wait_stopped_signo",
@@ -105,6 +110,14 @@ class ThreadGroup:
         self.stopped = False
         self.wait_stopped_signo = 0
         self.wait_continued = False
+        # A group stop in progress (task_stop.py, signal lock): how many
+        # threads have yet to stop, and the signal that stops them.
+        self.group_stop_count = 0
+        self.stop_signo = 0
+        # (user, system) nanoseconds of the threads that have exited.
+        self.exited_cputime = (0, 0)
+        # Interval timers and POSIX timers (timers.py).
+        self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False
         self.has_subreaper_ancestor = False
         # Woken when a child changes state (for wait4 and friends).
@@ -126,8 +139,9 @@ class ThreadGroup:
         self.dumpable = SUID_DUMP_USER
         # PR_SET_THP_DISABLE (a property of the mm in Linux).
         self.thp_disable = False
-        # Times of exited threads, and of reaped children (Kernel.tasks.mu).
-        self.dead_usage = Usage()
+        # The resident size high-water mark in KiB, as sampled (task_acct),
+        # and the usage of reaped children (Kernel.tasks.mu).
+        self.max_rss_kb = 0
         self.child_usage = Usage()
 
     def __repr__(self) -> str:

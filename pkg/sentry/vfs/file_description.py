@@ -5,9 +5,21 @@ fork or SCM_RIGHTS share one FileDescription (and so its offset and status
 flags). Implementations override the operations they support; the defaults
 fail with the errno Linux gives for a file that lacks the operation.
 
+A FileDescription opened by path holds a reference on its VirtualDentry
+(`vd`), which keeps its mount busy. Operations that do not depend on the
+kind of open file (fstat, fchmod, fgetxattr... of a file whose filesystem
+keeps attributes by path) default to the VFS path operation on `vd` with an
+empty path, as AT_EMPTY_PATH does.
+
 References are counted explicitly because closing the last reference has
 effects applications observe (a pipe's reader sees EOF when the last writer
-goes away), which cannot wait for Python's garbage collector.
+goes away, a flock lock is released), which cannot wait for Python's garbage
+collector.
+
+Locks: byte-range and flock locks live in the FileLocks that file_locks()
+returns (the inode's, for files in a filesystem). The FDTable calls on_close
+with itself as the owner on every close, which releases that process's POSIX
+locks as Linux's filp_close does.
 """
 
 from __future__ import annotations
@@ -17,16 +29,42 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT, Entry
+from pkg.sentry.vfs.lock import FileLocks
 
 if TYPE_CHECKING:
+    from pkg.abi.linux.fs import Statfs
+    from pkg.abi.linux.stat import Statx
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.mm.syscalls import MmapOpts
+    from pkg.sentry.vfs.dentry import VirtualDentry
+    from pkg.sentry.vfs.dirent import DirentCallback
+    from pkg.sentry.vfs.options import SetStatOptions, SetXattrOptions
 
 # Status flags that F_SETFL may change (fs/fcntl.c SETFL_MASK).
 SETFL_MASK = (
     F.O_APPEND | F.O_NONBLOCK | F.O_DSYNC | F.O_ASYNC | F.O_DIRECT | F.O_NOATIME
+)
+
+# Flags that open(2) keeps in the file's status flags (what F_GETFL shows
+# besides the access mode); O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC and
+# O_CLOEXEC act once at open.
+FILE_STATUS_FLAGS = (
+    F.O_ACCMODE
+    | F.O_APPEND
+    | F.O_NONBLOCK
+    | F.O_DSYNC
+    | F.O_ASYNC
+    | F.O_DIRECT
+    | F.O_LARGEFILE
+    | F.O_DIRECTORY
+    | F.O_NOFOLLOW
+    | F.O_NOATIME
+    | F.O_SYNC
+    | F.O_PATH
+    | F.O_TMPFILE
 )
 
 
@@ -35,14 +73,38 @@ class FileDescription:
 
     Attributes:
         flags: the status flags and access mode (O_*), as F_GETFL reports.
+        vd: the file's VirtualDentry for a file opened by path, else None.
+        offset: the file offset, for implementations that have one; they
+            update it under pos_mu.
+        owner: F_SETOWN's (F_OWNER_* type, id), (F_OWNER_PID, 0) if unset.
+        signal: F_SETSIG's signal number (0: SIGIO).
     """
 
-    __slots__ = ("__weakref__", "_refs", "_refs_mu", "flags")
+    __slots__ = (
+        "__weakref__",
+        "_locks",
+        "_refs",
+        "_refs_mu",
+        "flags",
+        "offset",
+        "owner",
+        "pos_mu",
+        "signal",
+        "vd",
+    )
 
-    def __init__(self, flags: int) -> None:
+    def __init__(self, flags: int, vd: VirtualDentry | None = None) -> None:
         self.flags = flags
         self._refs = 1
         self._refs_mu = threading.Lock()
+        self.vd = vd
+        if vd is not None:
+            vd.inc_ref()
+        self.offset = 0
+        self.pos_mu = threading.Lock()
+        self.owner = (F.F_OWNER_PID, 0)
+        self.signal = 0
+        self._locks: FileLocks | None = None
 
     # Reference counting.
 
@@ -57,10 +119,33 @@ class FileDescription:
             self._refs -= 1
             last = self._refs == 0
         if last:
+            locks = self._existing_locks()
+            if locks is not None:
+                locks.release_description(self)
+            if self.vd is not None and not self.is_path:
+                self.vd.dentry.inotify_with_parent(
+                    IN.IN_CLOSE_WRITE if self.writable else IN.IN_CLOSE_NOWRITE
+                )
             self.release()
+            if self.vd is not None:
+                self.vd.dec_ref()
 
     def release(self) -> None:
         """Frees what the file holds. Called once, by the last dec_ref."""
+
+    def on_close(self, owner: object) -> None:
+        """Called each time a descriptor of this file is closed by the
+        descriptor table owner: releases owner's POSIX locks on the file."""
+        locks = self._existing_locks()
+        if locks is not None:
+            locks.unlock(owner)
+
+    def _existing_locks(self) -> FileLocks | None:
+        # Without an inode's FileLocks, there are locks only if someone
+        # asked for them.
+        if type(self).file_locks is FileDescription.file_locks:
+            return self._locks
+        return self.file_locks()
 
     # Access mode.
 
@@ -83,7 +168,13 @@ class FileDescription:
         """Reports whether O_NONBLOCK is set."""
         return bool(self.flags & F.O_NONBLOCK)
 
-    # Operations. The defaults are those of a file that supports none.
+    @property
+    def is_path(self) -> bool:
+        """Reports whether this is an O_PATH file, usable only as a handle
+        on its path."""
+        return bool(self.flags & F.O_PATH)
+
+    # I/O. The defaults are those of a file that supports none.
 
     def read(self, t: Task, length: int) -> bytes:
         """Reads up to length bytes at the file offset (read(2))."""
@@ -105,13 +196,80 @@ class FileDescription:
         """Moves the file offset (lseek(2))."""
         raise SyscallError(errno.ESPIPE)
 
+    def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
+        """Feeds directory entries from the file offset to cb until cb
+        refuses one or the directory ends, advancing the offset past each
+        accepted entry (getdents64(2))."""
+        raise SyscallError(errno.ENOTDIR)
+
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         """Performs a device-specific request (ioctl(2))."""
         raise SyscallError(errno.ENOTTY)
 
-    def stat(self, t: Task) -> object:
-        """Returns the file's attributes (an fsimpl-specific Statx)."""
+    def allocate(self, t: Task, mode: int, offset: int, length: int) -> None:
+        """Allocates or deallocates space (fallocate(2)). The syscall has
+        already refused non-regular files."""
+        raise SyscallError(errno.EOPNOTSUPP)
+
+    def sync(self, t: Task) -> None:
+        """Flushes the file's data and metadata (fsync(2))."""
+        raise SyscallError(errno.EINVAL)
+
+    def get_pipe_size(self) -> int:
+        """Returns a pipe's capacity (F_GETPIPE_SZ); EBADF for other
+        files."""
         raise SyscallError(errno.EBADF)
+
+    def set_pipe_size(self, t: Task, size: int) -> int:
+        """Sets a pipe's capacity (F_SETPIPE_SZ); EBADF for other files."""
+        raise SyscallError(errno.EBADF)
+
+    # Attributes. The defaults operate on vd by path.
+
+    def stat(self, t: Task, mask: int) -> Statx:
+        """Returns the file's attributes (fstat(2), statx(2))."""
+        if self.vd is None:
+            raise SyscallError(errno.EBADF)
+        return self.vd.mount.vfs.stat_vd(t, t.creds, self.vd, mask)
+
+    def setstat(self, t: Task, opts: SetStatOptions) -> None:
+        """Changes the file's attributes (fchmod(2), fchown(2),
+        ftruncate(2), futimens(2))."""
+        if self.vd is None:
+            raise SyscallError(errno.EBADF)
+        self.vd.mount.vfs.setstat_vd(t, t.creds, self.vd, opts)
+
+    def statfs(self, t: Task) -> Statfs:
+        """Returns statfs(2) for the file's filesystem."""
+        if self.vd is None:
+            raise SyscallError(errno.EBADF)
+        return self.vd.mount.vfs.statfs_vd(t, t.creds, self.vd)
+
+    def listxattr(self, t: Task) -> list[bytes]:
+        """Returns the names of the file's extended attributes."""
+        if self.vd is None:
+            raise SyscallError(errno.EOPNOTSUPP)
+        return self.vd.mount.vfs.listxattr_vd(t, t.creds, self.vd)
+
+    def getxattr(self, t: Task, name: bytes) -> bytes:
+        """Returns an extended attribute's value."""
+        if self.vd is None:
+            raise SyscallError(errno.EOPNOTSUPP)
+        return self.vd.mount.vfs.getxattr_vd(t, t.creds, self.vd, name)
+
+    def setxattr(self, t: Task, opts: SetXattrOptions) -> None:
+        """Sets an extended attribute."""
+        if self.vd is None:
+            raise SyscallError(errno.EOPNOTSUPP)
+        self.vd.mount.vfs.setxattr_vd(t, t.creds, self.vd, opts)
+
+    def removexattr(self, t: Task, name: bytes) -> None:
+        """Removes an extended attribute."""
+        if self.vd is None:
+            raise SyscallError(errno.EOPNOTSUPP)
+        self.vd.mount.vfs.removexattr_vd(t, t.creds, self.vd, name)
+
+    # Readiness.
 
     def readiness(self, mask: int) -> int:
         """Returns the events in mask that are ready now (as poll(2)).
@@ -157,8 +315,30 @@ class FileDescription:
         """
         raise SyscallError(errno.EINVAL)
 
+    # Notification.
+
+    def notify(self, events: int) -> None:
+        """Reports inotify events on the file (IN_ACCESS after a read,
+        IN_MODIFY after a write...)."""
+        if self.vd is not None:
+            self.vd.dentry.inotify_with_parent(events)
+
+    # Locks.
+
+    def file_locks(self) -> FileLocks | None:
+        """Returns the FileLocks of the file. Filesystems return their
+        inode's; files without an inode get one of their own."""
+        if self._locks is None:
+            self._locks = FileLocks()
+        return self._locks
+
+    # Naming.
+
     def display_name(self) -> str:
         """Returns what /proc/self/fd and strace show for this file."""
+        if self.vd is not None:
+            vfs = self.vd.mount.vfs
+            return vfs.path_for_display(self.vd).decode(errors="replace")
         return "anon_inode:[unknown]"
 
     def set_status_flags(self, flags: int) -> None:

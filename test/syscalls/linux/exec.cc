@@ -2,8 +2,9 @@
 // descriptors, signal state, credentials, name), `#!` scripts, exec from a
 // thread, and the errors.
 //
-// The scripts in linux/testdata name their interpreter by a path relative to
-// the runfiles root, which is the working directory of a Bazel test.
+// The scripts in linux/testdata (copied to exec_testdata by the build) name
+// their interpreter by a path relative to the runfiles root, which is the
+// working directory of a Bazel test.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@ namespace pyvisor {
 namespace testing {
 namespace {
 
-constexpr char kTestData[] = "test/syscalls/linux/testdata/";
+constexpr char kTestData[] = "test/syscalls/exec_testdata/";
 
 std::string TestData(const std::string& name) { return kTestData + name; }
 
@@ -274,7 +275,10 @@ TEST_F(ExecTest, Errors) {
   EXPECT_EQ(ExecErrno("/no/such/file", argv, envp), ENOENT);
   EXPECT_EQ(ExecErrno("", argv, envp), ENOENT);
   EXPECT_EQ(ExecErrno("/", argv, envp), EACCES);
-  EXPECT_EQ(ExecErrno(TestData("not_executable").c_str(), argv, envp), EACCES);
+  // A regular file without execute permission (the build makes every
+  // file it produces executable, so take a system one), and a device.
+  EXPECT_EQ(ExecErrno("/etc/passwd", argv, envp), EACCES);
+  EXPECT_EQ(ExecErrno("/dev/null", argv, envp), EACCES);
   EXPECT_EQ(ExecErrno((TestData("garbage") + "/x").c_str(), argv, envp),
             ENOTDIR);
   EXPECT_EQ(ExecErrno(TestData("garbage").c_str(), argv, envp), ENOEXEC);

@@ -152,8 +152,6 @@ TEST(MmapFileTest, PrivateMappingPastEndOfFileIsSigbus) {
 }
 
 TEST(MmapFileTest, TruncateMakesPagesSigbus) {
-  // Needs ftruncate(2).
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewMemfd(3 * kPage);
   char* p = static_cast<char*>(
       mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0));

@@ -140,7 +140,7 @@ TEST(PidfdTest, WaitidOnSomeoneElsesPidfdIsEchild) {
 }
 
 TEST(PidfdTest, PollReportsExit) {
-  // Needs poll(2) in the sandbox (#5).
+  // Needs poll(2) in the sandbox.
   SKIP_IF(IsRunningOnSandbox());
   const pid_t pid = SpawnPaused();
   const int fd = PidfdOpen(pid);

@@ -151,8 +151,6 @@ TEST(RlimitsTest, NprocBoundsTaskCreationForNonRoot) {
 }
 
 TEST(RlimitsTest, FsizeRaisesSigxfsz) {
-  // Needs open(2) of a regular file in the sandbox (#5).
-  SKIP_IF(IsRunningOnSandbox());
   char path[] = "/tmp/rlimits_fsize_XXXXXX";
   const int fd = mkstemp(path);
   ASSERT_THAT(fd, SyscallSucceeds());

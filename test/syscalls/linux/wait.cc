@@ -285,8 +285,6 @@ TEST(WaitTest, SigchldCarriesTheChildsExit) {
 }
 
 TEST(WaitTest, StopAndContinueAreReportedOnce) {
-  // Needs group stop from signal delivery (#4, signals).
-  SKIP_IF(IsRunningOnSandbox());
   const pid_t pid = Spawn("pause");
   ASSERT_THAT(kill(pid, SIGSTOP), SyscallSucceeds());
   int status;
@@ -311,8 +309,6 @@ TEST(WaitTest, StopAndContinueAreReportedOnce) {
 }
 
 TEST(WaitTest, SelfStopIsReported) {
-  // Needs group stop from signal delivery (#4, signals).
-  SKIP_IF(IsRunningOnSandbox());
   const pid_t pid = Spawn("stop");
   siginfo_t info = {};
   ASSERT_THAT(Waitid(P_PID, pid, &info, WSTOPPED), SyscallSucceeds());

@@ -151,8 +151,6 @@ TEST(PwriteTest, BadFdIsEbadf) {
 // The tests below need pipe2(2), which the sandbox does not have yet.
 
 TEST(WriteTest, PipeRoundTrip) {
-  // Needs pipe2(2).
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -167,8 +165,6 @@ TEST(WriteTest, PipeRoundTrip) {
 }
 
 TEST(WritevTest, PipeGathersInOrder) {
-  // Needs pipe2(2).
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -182,8 +178,6 @@ TEST(WritevTest, PipeGathersInOrder) {
 }
 
 TEST(WriteTest, ReadOnlyFdIsEbadf) {
-  // Needs pipe2(2).
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -191,8 +185,6 @@ TEST(WriteTest, ReadOnlyFdIsEbadf) {
 }
 
 TEST(PwriteTest, PipeIsEspipe) {
-  // Needs pipe2(2).
-  SKIP_IF(IsRunningOnSandbox());
   int fds[2];
   ASSERT_THAT(pipe2(fds, O_CLOEXEC), SyscallSucceeds());
   FileDescriptor r(fds[0]), w(fds[1]);
@@ -200,8 +192,6 @@ TEST(PwriteTest, PipeIsEspipe) {
 }
 
 TEST(PwriteTest, MemfdAtOffset) {
-  // Needs memfd_create(2).
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd(memfd_create("pwrite_test", MFD_CLOEXEC));
   ASSERT_THAT(fd.get(), SyscallSucceeds());
   ASSERT_THAT(Pwrite(fd.get(), "abc", 3, 10), SyscallSucceedsWithValue(3));

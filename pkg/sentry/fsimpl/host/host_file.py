@@ -22,6 +22,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import signal as S
+from pkg.abi.linux.stat import Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
@@ -144,6 +145,29 @@ class HostFile(FileDescription):
             return os.lseek(self.host_fd, offset, whence)
         except OSError as e:
             raise SyscallError(e.errno or errno.EINVAL) from None
+
+    def stat(self, t: Task, mask: int) -> Statx:
+        try:
+            st = os.fstat(self.host_fd)
+        except OSError as e:
+            raise SyscallError(e.errno or errno.EIO) from None
+        return Statx(
+            blksize=st.st_blksize,
+            nlink=st.st_nlink,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mode=st.st_mode,
+            ino=st.st_ino,
+            size=st.st_size,
+            blocks=st.st_blocks,
+            atime_ns=st.st_atime_ns,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            rdev_major=os.major(st.st_rdev),
+            rdev_minor=os.minor(st.st_rdev),
+            dev_major=os.major(st.st_dev),
+            dev_minor=os.minor(st.st_dev),
+        )
 
     def readiness(self, mask: int) -> int:
         p = select.poll()

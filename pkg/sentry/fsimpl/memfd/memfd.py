@@ -23,6 +23,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import memfd as MFD
 from pkg.abi.linux.mman import PROT_WRITE
+from pkg.abi.linux.stat import S_IFREG, STATX_SIZE, Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.mm.mappable import MappingIdentity
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.pgalloc.memory_file import MemoryFile
+    from pkg.sentry.vfs.options import SetStatOptions
 
 # The largest file size (MAX_LFS_FILESIZE).
 MAX_FILE_SIZE = (1 << 63) - 1
@@ -155,6 +157,28 @@ class MemfdFile(FileDescription):
     def size(self) -> int:
         """Returns the file size."""
         return self.inode.cache.size()
+
+    # Attributes (fstat(2), ftruncate(2)), until a memfd is a tmpfs file.
+
+    def stat(self, t: Task, mask: int) -> Statx:
+        inode = self.inode
+        size = inode.cache.size()
+        return Statx(
+            nlink=0,
+            mode=S_IFREG | inode.mode,
+            ino=inode.ino,
+            size=size,
+            blocks=inode.cache.cached_bytes // 512,
+            dev_minor=_SHMEM_DEV,
+        )
+
+    def setstat(self, t: Task, opts: SetStatOptions) -> None:
+        # TODO(#5): chmod, chown and utimes of a memfd come with making it a
+        # tmpfs file; only the size can change.
+        if opts.mask & ~STATX_SIZE:
+            raise SyscallError(errno.EPERM)
+        if opts.mask & STATX_SIZE:
+            self.truncate(t, opts.size)
 
     # Mapping.
 

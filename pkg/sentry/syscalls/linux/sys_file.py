@@ -1,9 +1,9 @@
-"""Descriptor operations that need no filesystem: close(2), dup(2), dup2(2),
-dup3(2), fcntl(2) descriptor commands, ioctl(2) generic requests, and
-getcwd(2)."""
+"""Descriptor operations: close(2), dup(2), dup2(2), dup3(2), fcntl(2)
+and ioctl(2)'s generic requests."""
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -12,10 +12,19 @@ from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.syscalls.linux.sys_lock import LOCK_COMMANDS, fcntl_lock
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
+
+
+# The fcntl commands an O_PATH file accepts (check_fcntl_cmd).
+_PATH_FCNTL_CMDS = frozenset(
+    (F.F_DUPFD, F.F_DUPFD_CLOEXEC, F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_DUPFD_QUERY)
+)
+# struct f_owner_ex: type, pid.
+_F_OWNER_EX = struct.Struct("<ii")
 
 
 def fd_limit(t: Task) -> int:
@@ -70,6 +79,8 @@ def sys_fcntl(t: Task, args: Args) -> int:
     """fcntl(2): descriptor and status flag commands."""
     fd, cmd, arg = s32(args[0]), s32(args[1]), args[2]
     table = t.fd_table
+    if cmd not in _PATH_FCNTL_CMDS and table.get(fd).is_path:
+        raise SyscallError(errno.EBADF)
     if cmd in (F.F_DUPFD, F.F_DUPFD_CLOEXEC):
         f = table.get(fd)
         lowest = s32(arg)
@@ -99,22 +110,71 @@ def sys_fcntl(t: Task, args: Args) -> int:
     if cmd == F.F_GET_SEALS:
         return table.get(fd).get_seals()
     f = table.get(fd)
-    handler = getattr(f, "fcntl", None)
-    if handler is None:
-        # TODO(#5): locks, leases, owners, pipe sizes and seals.
+    if cmd in LOCK_COMMANDS:
+        return fcntl_lock(t, f, cmd, arg)
+    if cmd == F.F_GETOWN:
+        kind, owner = f.owner
+        return -owner if kind == F.F_OWNER_PGRP else owner
+    if cmd == F.F_SETOWN:
+        # TODO(#5): SIGIO/SIGURG delivery for O_ASYNC; the owner is kept
+        # for F_GETOWN.
+        pid = s32(arg)
+        f.owner = (F.F_OWNER_PGRP, -pid) if pid < 0 else (F.F_OWNER_PID, pid)
+        return 0
+    if cmd == F.F_GETOWN_EX:
+        t.copy_out(arg, _F_OWNER_EX.pack(*f.owner))
+        return 0
+    if cmd == F.F_SETOWN_EX:
+        kind, pid = _F_OWNER_EX.unpack(t.copy_in(arg, _F_OWNER_EX.size))
+        if kind not in (F.F_OWNER_TID, F.F_OWNER_PID, F.F_OWNER_PGRP) or pid < 0:
+            raise SyscallError(errno.EINVAL)
+        f.owner = (kind, pid)
+        return 0
+    if cmd == F.F_GETSIG:
+        return f.signal
+    if cmd == F.F_SETSIG:
+        signo = s32(arg)
+        if not 0 <= signo <= 64:
+            raise SyscallError(errno.EINVAL)
+        f.signal = signo
+        return 0
+    if cmd == F.F_GETPIPE_SZ:
+        return f.get_pipe_size()
+    if cmd == F.F_SETPIPE_SZ:
+        return f.set_pipe_size(t, arg)
+    if cmd == F.F_GETLEASE:
+        # No lease is ever held: leases are disabled (fs.leases-enable=0).
+        return F.F_UNLCK
+    if cmd == F.F_SETLEASE:
         raise SyscallError(errno.EINVAL)
-    return handler(t, cmd, arg)
+    if cmd == F.F_NOTIFY:
+        # As a kernel without CONFIG_DNOTIFY.
+        raise SyscallError(errno.EINVAL)
+    if cmd == F.F_DUPFD_QUERY:
+        try:
+            other = table.get(s32(arg))
+        except SyscallError:
+            return 0
+        return int(other is f)
+    raise SyscallError(errno.EINVAL)
 
 
 def sys_ioctl(t: Task, args: Args) -> int:
     """ioctl(2): generic requests here, the rest by the file."""
     fd, cmd, arg = s32(args[0]), args[1] & 0xFFFFFFFF, args[2]
     f = t.fd_table.get(fd)
+    if f.is_path:
+        raise SyscallError(errno.EBADF)
     if cmd == I.FIOCLEX:
         t.fd_table.set_cloexec(fd, True)
         return 0
     if cmd == I.FIONCLEX:
         t.fd_table.set_cloexec(fd, False)
+        return 0
+    if cmd == I.FIOASYNC:
+        on = t.mm.read_i32(arg)
+        flags = f.flags | F.O_ASYNC if on else f.flags & ~F.O_ASYNC
+        f.set_status_flags(flags)
         return 0
     if cmd == I.FIONBIO:
         on = t.mm.read_i32(arg)
@@ -124,25 +184,14 @@ def sys_ioctl(t: Task, args: Args) -> int:
     return f.ioctl(t, cmd, arg)
 
 
-def sys_getcwd(t: Task, args: Args) -> int:
-    """getcwd(2): returns the length including the terminator."""
-    addr, size = args[0], args[1]
-    path = t.fs.cwd_path() if hasattr(t.fs, "cwd_path") else t.fs.cwd
-    data = (path if isinstance(path, bytes) else str(path).encode()) + b"\0"
-    if size < len(data):
-        raise SyscallError(errno.ERANGE)
-    t.copy_out(addr, data)
-    return len(data)
-
-
 ENTRIES = [
     full(N.SYS_close, "close", sys_close),
     partial(
         N.SYS_ioctl,
         "ioctl",
         sys_ioctl,
-        "generic requests and the host terminal's TCGETS/TCSETS*/"
-        "TIOCGWINSZ/TIOCSWINSZ/FIONREAD",
+        "generic requests, FIONREAD on files and pipes, and the host "
+        "terminal's TCGETS/TCSETS*/TIOCGWINSZ/TIOCSWINSZ/FIONREAD",
     ),
     full(N.SYS_dup, "dup", sys_dup),
     full(N.SYS_dup2, "dup2", sys_dup2),
@@ -150,9 +199,8 @@ ENTRIES = [
         N.SYS_fcntl,
         "fcntl",
         sys_fcntl,
-        "descriptor and status flag commands; locks and the rest come "
-        "with the VFS (#5)",
+        "F_SETOWN does not deliver SIGIO; leases and dnotify fail with "
+        "EINVAL (as with them disabled)",
     ),
-    full(N.SYS_getcwd, "getcwd", sys_getcwd),
     full(N.SYS_dup3, "dup3", sys_dup3),
 ]

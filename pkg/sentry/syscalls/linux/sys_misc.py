@@ -1,5 +1,5 @@
-"""Process odds and ends: umask(2), personality(2), getrusage(2), times(2)
-and sysinfo(2)."""
+"""Process odds and ends: personality(2), getrusage(2), times(2) and
+sysinfo(2)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.task_acct import (
     Usage,
     ns_to_ticks,
-    own_thread_usage,
     sample_max_rss_locked,
+    task_usage,
     thread_group_usage_locked,
 )
 from pkg.sentry.syscalls.linux.sys_thread import write_rusage
@@ -31,15 +31,6 @@ _TMS = struct.Struct("<qqqq")
 # total/free swap, procs, pad, total/free high, mem_unit, padding.
 _SYSINFO = struct.Struct("<q3Q6QHH4xQQI4x")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def sys_umask(t: Task, args: Args) -> int:
-    """umask(2)."""
-    fs = t.fs
-    with fs.mu:
-        old = fs.umask
-        fs.umask = u32(args[0]) & 0o777
-    return old
 
 
 def sys_personality(t: Task, args: Args) -> int:
@@ -61,7 +52,7 @@ def rusage_of(t: Task, who: int) -> Usage:
     """
     ts = t.kernel.tasks
     if who == W.RUSAGE_THREAD:
-        usage = own_thread_usage(t)
+        usage = task_usage(t)
         with ts.mu:
             usage.max_rss_kb = sample_max_rss_locked(t.tg)
         return usage
@@ -131,7 +122,6 @@ def sys_sysinfo(t: Task, args: Args) -> int:
 
 
 ENTRIES = [
-    full(N.SYS_umask, "umask", sys_umask),
     partial(
         N.SYS_personality,
         "personality",

@@ -18,6 +18,10 @@ from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
 from pkg.sentry.kernel import credentials as C
+from pkg.sentry.syscalls.linux.sys_seccomp import (
+    prctl_get_seccomp,
+    prctl_set_seccomp,
+)
 from pkg.sentry.syscalls.syscall import Args, partial, s32
 
 if TYPE_CHECKING:
@@ -120,6 +124,14 @@ def _set_name(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     name = raw.split(b"\0", 1)[0][: _TASK_COMM_LEN - 1]
     t.name = name.decode(errors="replace")
     return 0
+
+
+def _get_seccomp(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    return prctl_get_seccomp(t)
+
+
+def _set_seccomp(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    return prctl_set_seccomp(t, arg2, arg3)
 
 
 def _capbset_read(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
@@ -280,6 +292,8 @@ PRCTL_HANDLERS: dict[int, PrctlHandler] = {
     PR.PR_SET_TIMING: _set_timing,
     PR.PR_SET_NAME: _set_name,
     PR.PR_GET_NAME: _get_name,
+    PR.PR_GET_SECCOMP: _get_seccomp,
+    PR.PR_SET_SECCOMP: _set_seccomp,
     PR.PR_CAPBSET_READ: _capbset_read,
     PR.PR_CAPBSET_DROP: _capbset_drop,
     PR.PR_GET_TSC: _get_tsc,

@@ -1,4 +1,5 @@
-"""read(2), write(2) and their vectored and positional variants."""
+"""read(2), write(2), their vectored and positional variants, and
+lseek(2)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.syscalls.syscall import Args, full, s32, s64
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32, s64, u32
+from pkg.sentry.vfs.task_path import get_file
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -208,6 +212,67 @@ def sys_pwritev(t: Task, args: Args) -> int:
     return f.pwrite(t, gather(t, iovs), offset)
 
 
+# preadv2/pwritev2 flags (RWF_*).
+RWF_HIPRI = 0x1
+RWF_DSYNC = 0x2
+RWF_SYNC = 0x4
+RWF_NOWAIT = 0x8
+RWF_APPEND = 0x10
+RWF_NOAPPEND = 0x20
+_RWF_SUPPORTED = (
+    RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND
+)
+
+
+def sys_preadv2(t: Task, args: Args) -> int:
+    """preadv2(2): an offset of -1 reads at the file offset."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    flags = s32(args[5])
+    if flags & ~_RWF_SUPPORTED:
+        raise SyscallError(errno.EOPNOTSUPP)
+    f = _readable_file(t, fd)
+    if offset < -1:
+        raise SyscallError(errno.EINVAL)
+    iovs = read_iovecs(t, addr, count)
+    total = sum(n for _, n in iovs)
+    if total == 0:
+        return 0
+    data = f.read(t, total) if offset == -1 else f.pread(t, total, offset)
+    return scatter(t, iovs, data)
+
+
+def sys_pwritev2(t: Task, args: Args) -> int:
+    """pwritev2(2): an offset of -1 writes at the file offset; RWF_APPEND
+    writes at the end."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    flags = s32(args[5])
+    if flags & ~_RWF_SUPPORTED:
+        raise SyscallError(errno.EOPNOTSUPP)
+    f = _writable_file(t, fd)
+    if offset < -1:
+        raise SyscallError(errno.EINVAL)
+    iovs = read_iovecs(t, addr, count)
+    if sum(n for _, n in iovs) == 0:
+        return 0
+    data = gather(t, iovs)
+    if flags & RWF_APPEND:
+        offset = f.stat(t, S.STATX_SIZE).size
+    if offset == -1:
+        return f.write(t, data)
+    return f.pwrite(t, data, offset)
+
+
+def sys_lseek(t: Task, args: Args) -> int:
+    """lseek(2)."""
+    fd, offset, whence = s32(args[0]), s64(args[1]), u32(args[2])
+    f = get_file(t, fd)
+    if whence > F.SEEK_HOLE:
+        raise SyscallError(errno.EINVAL)
+    return f.seek(t, offset, whence)
+
+
 ENTRIES = [
     full(N.SYS_read, "read", sys_read),
     full(N.SYS_write, "write", sys_write),
@@ -217,4 +282,17 @@ ENTRIES = [
     full(N.SYS_writev, "writev", sys_writev),
     full(N.SYS_preadv, "preadv", sys_preadv),
     full(N.SYS_pwritev, "pwritev", sys_pwritev),
+    full(N.SYS_lseek, "lseek", sys_lseek),
+    partial(
+        N.SYS_preadv2,
+        "preadv2",
+        sys_preadv2,
+        "RWF_NOWAIT does not make a pipe read non-blocking",
+    ),
+    partial(
+        N.SYS_pwritev2,
+        "pwritev2",
+        sys_pwritev2,
+        "RWF_NOWAIT does not make a pipe write non-blocking; RWF_APPEND is not atomic",
+    ),
 ]

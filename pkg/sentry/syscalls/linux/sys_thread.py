@@ -242,10 +242,9 @@ def sys_unshare(t: Task, args: Args) -> int:
         raise SyscallError(errno.EINVAL)
 
     if flags & SC.CLONE_FS and t.fs.users > 1:
-        new_fs = t.fs.fork()
-        with ts.mu:
-            t.fs.users -= 1
-            t.fs = new_fs
+        old_fs = t.fs
+        t.fs = old_fs.fork()
+        old_fs.dec_users()
     if flags & SC.CLONE_FILES and t.fd_table.users > 1:
         new_fdt = t.fd_table.fork()
         with ts.mu:

@@ -1,0 +1,91 @@
+"""seccomp(2) and classic BPF (include/uapi/linux/seccomp.h,
+include/uapi/linux/filter.h, include/uapi/linux/bpf_common.h,
+include/uapi/linux/audit.h)."""
+
+# seccomp(2) operations.
+SECCOMP_SET_MODE_STRICT = 0
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_GET_NOTIF_SIZES = 3
+
+# Modes, as PR_GET_SECCOMP reports them.
+SECCOMP_MODE_DISABLED = 0
+SECCOMP_MODE_STRICT = 1
+SECCOMP_MODE_FILTER = 2
+
+# SECCOMP_SET_MODE_FILTER flags.
+SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+# Filter return values: an action in the high 16 bits, data in the low.
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_KILL_THREAD = 0x00000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_LOG = 0x7FFC0000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000
+SECCOMP_RET_DATA = 0x0000FFFF
+
+# struct seccomp_data: nr, arch, instruction_pointer, args[6].
+SECCOMP_DATA_SIZE = 64
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+
+# Classic BPF (struct sock_filter: u16 code, u8 jt, u8 jf, u32 k).
+BPF_MAXINSNS = 4096
+BPF_MEMWORDS = 16
+# The most instructions all of a task's filters may hold together, each
+# filter counting 4 more than its length (MAX_INSNS_PER_PATH).
+MAX_INSNS_PER_PATH = 1 << 15
+
+BPF_LD = 0x00
+BPF_LDX = 0x01
+BPF_ST = 0x02
+BPF_STX = 0x03
+BPF_ALU = 0x04
+BPF_JMP = 0x05
+BPF_RET = 0x06
+BPF_MISC = 0x07
+
+BPF_W = 0x00
+BPF_H = 0x08
+BPF_B = 0x10
+
+BPF_IMM = 0x00
+BPF_ABS = 0x20
+BPF_IND = 0x40
+BPF_MEM = 0x60
+BPF_LEN = 0x80
+BPF_MSH = 0xA0
+
+BPF_ADD = 0x00
+BPF_SUB = 0x10
+BPF_MUL = 0x20
+BPF_DIV = 0x30
+BPF_OR = 0x40
+BPF_AND = 0x50
+BPF_LSH = 0x60
+BPF_RSH = 0x70
+BPF_NEG = 0x80
+BPF_MOD = 0x90
+BPF_XOR = 0xA0
+
+BPF_JA = 0x00
+BPF_JEQ = 0x10
+BPF_JGT = 0x20
+BPF_JGE = 0x30
+BPF_JSET = 0x40
+
+BPF_K = 0x00
+BPF_X = 0x08
+BPF_A = 0x10
+
+BPF_TAX = 0x00
+BPF_TXA = 0x80

@@ -1,0 +1,146 @@
+"""Dentry and VirtualDentry: nodes of a filesystem tree, and a node as seen
+through one mount.
+
+A Dentry is a name in one filesystem's tree. Filesystem implementations
+subclass it and own everything about it except what the VFS needs to cross
+mounts and to refuse deleting a mount point: how many mounts sit on it and
+whether it has been deleted. A file with several hard links has one Dentry
+per link; the implementation's inode is what they share.
+
+A VirtualDentry is the pair (Mount, Dentry): the same directory reached
+through a bind mount is a different VirtualDentry. Open files, the working
+directory and the root hold VirtualDentries, with references, so that a busy
+mount cannot be unmounted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pkg.sentry.vfs.mount import Mount
+
+# inotify event types for Dentry.inotify_with_parent: whether the event is
+# about the inode itself or about the path (some events are only reported to
+# watches on the inode, not on the parent directory).
+INOTIFY_INODE_EVENT = 0
+INOTIFY_PATH_EVENT = 1
+
+
+class Dentry:
+    """Dentry is the VFS part of a filesystem implementation's dentry.
+
+    Subclasses implement parent_dentry, dentry_name and, if they hold
+    resources, inc_ref/dec_ref.
+    """
+
+    __slots__ = ("__weakref__", "_dead", "_mounts")
+
+    def __init__(self) -> None:
+        # Mounts whose mount point is this dentry (VirtualFilesystem.mu).
+        self._mounts = 0
+        self._dead = False
+
+    # Identity in the tree, for path generation (getcwd, /proc/pid/fd).
+
+    def parent_dentry(self) -> Dentry | None:
+        """Returns the parent directory's dentry (the last one, for a
+        deleted file), or None at the root of the filesystem and for files
+        that never had a name."""
+        return None
+
+    def dentry_name(self) -> bytes:
+        """Returns the name of this dentry in its parent directory."""
+        return b""
+
+    def is_dir(self) -> bool:
+        """Reports whether this dentry is a directory."""
+        return False
+
+    # State the VFS keeps.
+
+    def is_dead(self) -> bool:
+        """Reports whether this dentry has been deleted (unlinked, removed,
+        or replaced by a rename)."""
+        return self._dead
+
+    def set_dead(self) -> None:
+        """Marks this dentry deleted. Implementations call this when they
+        remove the name (after VirtualFilesystem.prepare_delete_dentry)."""
+        self._dead = True
+
+    def is_mountpoint(self) -> bool:
+        """Reports whether a mount sits on this dentry."""
+        return self._mounts > 0
+
+    # References. Most implementations keep dentries alive by the tree and
+    # need no counting; those with host resources override these.
+
+    def inc_ref(self) -> None:
+        """Takes a reference."""
+
+    def dec_ref(self) -> None:
+        """Drops a reference."""
+
+    # Notification hooks for inotify.
+
+    def watches(self) -> object | None:
+        """Returns the inotify watches of this dentry's inode, or None when
+        nothing watches it (always, until inotify exists)."""
+        return None
+
+    def inotify_with_parent(
+        self, events: int, cookie: int = 0, et: int = INOTIFY_INODE_EVENT
+    ) -> None:
+        """Reports inotify events (IN_* of pkg/abi/linux/inotify.py) on this
+        file (fsnotify_parent): to watches on the parent directory, naming
+        this dentry, and, for an INOTIFY_INODE_EVENT, to watches on the file
+        itself. INOTIFY_PATH_EVENT events (IN_CREATE, IN_DELETE,
+        IN_MOVED_FROM/TO) concern the name only and go to the parent alone.
+
+        Where it is called: the VFS after an open (IN_OPEN);
+        FileDescription on its last close (IN_CLOSE_WRITE/NOWRITE) and
+        through notify() after reads and writes (IN_ACCESS, IN_MODIFY);
+        tmpfs when names are created, removed and moved (with a cookie from
+        VirtualFilesystem.new_inotify_cookie), when link counts change
+        (IN_ATTRIB, IN_DELETE_SELF) and on attribute changes.
+
+        Unlike Linux, nothing is reported yet: no filesystem keeps watches.
+        TODO(#5): inotify makes watches() return the inode's watches and
+        this deliver to them.
+        """
+
+
+class VirtualDentry:
+    """VirtualDentry is a (Mount, Dentry) pair: a file reached through one
+    mount. It is a value: equal pairs compare and hash equal.
+    """
+
+    __slots__ = ("dentry", "mount")
+
+    def __init__(self, mount: Mount, dentry: Dentry) -> None:
+        self.mount = mount
+        self.dentry = dentry
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, VirtualDentry)
+            and self.mount is other.mount
+            and self.dentry is other.dentry
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.mount), id(self.dentry)))
+
+    def __repr__(self) -> str:
+        return f"VirtualDentry({self.mount!r}, {self.dentry!r})"
+
+    def inc_ref(self) -> None:
+        """Takes a reference on the mount and the dentry."""
+        self.mount.inc_ref()
+        self.dentry.inc_ref()
+
+    def dec_ref(self) -> None:
+        """Drops the references inc_ref took."""
+        self.dentry.dec_ref()
+        self.mount.dec_ref()

@@ -1,0 +1,297 @@
+"""Permission checks shared by every filesystem (fs/namei.c, fs/attr.c).
+
+Filesystems keep mode, owner and group in their own inodes and call these
+with them, so that every filesystem decides access the way Linux's
+generic_permission, setattr_prepare and may_delete do. Capabilities are
+checked in the sandbox's one user namespace.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import limits as L
+from pkg.abi.linux import mount as MS
+from pkg.abi.linux import signal as SIG
+from pkg.abi.linux import stat as S
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.credentials import (
+    CAP_CHOWN,
+    CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH,
+    CAP_FOWNER,
+    CAP_FSETID,
+    CAP_MKNOD,
+)
+from pkg.sentry.vfs.options import UTIME_NOW, SetStatOptions
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.credentials import Credentials
+    from pkg.sentry.kernel.task import Task
+    from pkg.sentry.vfs.mount import Mount
+
+# Access types (MAY_* of include/linux/fs.h).
+MAY_EXEC = 0x1
+MAY_WRITE = 0x2
+MAY_READ = 0x4
+MAY_APPEND = 0x8
+
+_SETSTAT_MASK = (
+    S.STATX_MODE | S.STATX_UID | S.STATX_GID | S.STATX_SIZE | S.STATX_ATIME
+) | S.STATX_MTIME
+
+
+def access_types_for_open_flags(flags: int) -> int:
+    """Returns the access open(2) with flags needs on the file
+    (ACC_MODE plus O_TRUNC's write)."""
+    acc = flags & F.O_ACCMODE
+    if flags & F.O_PATH:
+        return 0
+    ats = 0
+    if acc in (F.O_RDONLY, F.O_RDWR, 3):
+        ats |= MAY_READ
+    if acc in (F.O_WRONLY, F.O_RDWR, 3):
+        ats |= MAY_WRITE
+    if flags & F.O_TRUNC:
+        ats |= MAY_WRITE
+    return ats
+
+
+def generic_check_permissions(
+    creds: Credentials, ats: int, mode: int, kuid: int, kgid: int
+) -> None:
+    """Checks that creds may access a file with mode, owner and group
+    (generic_permission).
+
+    Raises:
+        SyscallError: EACCES.
+    """
+    if creds.fsuid == kuid:
+        perms = (mode >> 6) & 7
+    elif creds.in_group(kgid):
+        perms = (mode >> 3) & 7
+    else:
+        perms = mode & 7
+    ats &= MAY_READ | MAY_WRITE | MAY_EXEC
+    if perms & ats == ats:
+        return
+    if S.S_ISDIR(mode):
+        if not ats & MAY_WRITE and creds.has_capability(CAP_DAC_READ_SEARCH):
+            return
+        if creds.has_capability(CAP_DAC_OVERRIDE):
+            return
+        raise SyscallError(errno.EACCES)
+    if ats == MAY_READ and creds.has_capability(CAP_DAC_READ_SEARCH):
+        return
+    if (not ats & MAY_EXEC or mode & 0o111) and creds.has_capability(CAP_DAC_OVERRIDE):
+        return
+    raise SyscallError(errno.EACCES)
+
+
+def can_act_as_owner(creds: Credentials, kuid: int) -> bool:
+    """Reports whether creds own the file or hold CAP_FOWNER
+    (inode_owner_or_capable)."""
+    return creds.fsuid == kuid or creds.has_capability(CAP_FOWNER)
+
+
+def check_delete_sticky(
+    creds: Credentials, dir_mode: int, dir_uid: int, child_uid: int
+) -> None:
+    """Refuses to remove or replace a name in a sticky directory that the
+    caller owns neither (check_sticky).
+
+    Raises:
+        SyscallError: EPERM.
+    """
+    if not dir_mode & S.S_ISVTX:
+        return
+    if creds.fsuid in (dir_uid, child_uid):
+        return
+    if creds.has_capability(CAP_FOWNER):
+        return
+    raise SyscallError(errno.EPERM)
+
+
+def check_set_stat(
+    t: Task | None,
+    creds: Credentials,
+    opts: SetStatOptions,
+    mode: int,
+    kuid: int,
+    kgid: int,
+    via_fd: bool = False,
+) -> None:
+    """Checks that creds may change the attributes opts names on a file with
+    mode, owner and group (setattr_prepare, utimes and truncate checks).
+
+    Args:
+        t: the calling task, for RLIMIT_FSIZE; None inside the sentry.
+        creds: the caller's credentials.
+        opts: the change.
+        mode, kuid, kgid: the file's current mode, owner and group.
+        via_fd: the change comes through an open file: ftruncate's file
+            has already been checked for writing.
+
+    Raises:
+        SyscallError: EPERM, EACCES, EISDIR, EINVAL or EFBIG.
+    """
+    mask = opts.mask
+    if mask & ~_SETSTAT_MASK:
+        raise SyscallError(errno.EPERM)
+    if mask & S.STATX_SIZE:
+        if S.S_ISDIR(mode):
+            raise SyscallError(errno.EISDIR)
+        if not S.S_ISREG(mode):
+            raise SyscallError(errno.EINVAL)
+        if not via_fd:
+            generic_check_permissions(creds, MAY_WRITE, mode, kuid, kgid)
+        if t is not None:
+            check_file_size_limit(t, opts.size, 0)
+    if mask & S.STATX_MODE and not can_act_as_owner(creds, kuid):
+        raise SyscallError(errno.EPERM)
+    if mask & S.STATX_UID and opts.uid != -1:
+        if not (
+            (creds.fsuid == kuid and opts.uid == kuid)
+            or creds.has_capability(CAP_CHOWN)
+        ):
+            raise SyscallError(errno.EPERM)
+    if mask & S.STATX_GID and opts.gid != -1:
+        if not (
+            (creds.fsuid == kuid and (creds.in_group(opts.gid) or opts.gid == kgid))
+            or creds.has_capability(CAP_CHOWN)
+        ):
+            raise SyscallError(errno.EPERM)
+    if mask & (S.STATX_ATIME | S.STATX_MTIME):
+        touch = opts.atime_ns == UTIME_NOW and opts.mtime_ns == UTIME_NOW
+        if not can_act_as_owner(creds, kuid):
+            if not touch:
+                raise SyscallError(errno.EPERM)
+            generic_check_permissions(creds, MAY_WRITE, mode, kuid, kgid)
+
+
+def apply_set_stat_mode_bits(
+    creds: Credentials, opts: SetStatOptions, mode: int, kgid: int
+) -> int:
+    """Returns the permission bits a file has after the change opts makes,
+    with the set-user-ID and set-group-ID bits dropped where Linux drops
+    them (chmod by a non-member, chown of a non-directory)."""
+    perm = mode & S.S_IALLUGO
+    new_gid = opts.gid if opts.mask & S.STATX_GID and opts.gid != -1 else kgid
+    if opts.mask & S.STATX_MODE:
+        perm = opts.mode & S.S_IALLUGO
+        if not (creds.in_group(new_gid) or creds.has_capability(CAP_FSETID)):
+            perm &= ~S.S_ISGID
+    if opts.mask & (S.STATX_UID | S.STATX_GID) and not S.S_ISDIR(mode):
+        perm &= ~S.S_ISUID
+        if perm & S.S_IXGRP:
+            perm &= ~S.S_ISGID
+    return perm
+
+
+def kill_priv_on_write(creds: Credentials, mode: int) -> int:
+    """Returns mode with set-user-ID (and group-executable set-group-ID)
+    cleared, as a write by a caller without CAP_FSETID does
+    (file_remove_privs)."""
+    if not mode & (S.S_ISUID | S.S_ISGID) or creds.has_capability(CAP_FSETID):
+        return mode
+    mode &= ~S.S_ISUID
+    if mode & S.S_IXGRP:
+        mode &= ~S.S_ISGID
+    return mode
+
+
+def check_file_size_limit(t: Task, offset: int, length: int) -> int:
+    """Returns how many of length bytes at offset RLIMIT_FSIZE allows
+    (generic_write_check_limits).
+
+    Raises:
+        SyscallError: EFBIG, after sending SIGXFSZ, when nothing may be
+            written.
+    """
+    limit = t.tg.limits.soft(L.RLIMIT_FSIZE)
+    if limit == L.RLIM_INFINITY or offset + length <= limit:
+        return length
+    if offset >= limit:
+        # The kernel package imports the VFS; importing it back at the top
+        # would make the two packages depend on each other.
+        from pkg.sentry.kernel.signals import SignalInfo  # noqa: PLC0415
+        from pkg.sentry.kernel.task_signals import send_to_task  # noqa: PLC0415
+
+        send_to_task(t, SignalInfo(signo=SIG.SIGXFSZ, code=SIG.SI_USER, pid=t.pid))
+        raise SyscallError(errno.EFBIG)
+    return limit - offset
+
+
+def check_mknod(creds: Credentials, mode: int, major: int, minor: int) -> None:
+    """Checks that creds may create a device node (vfs_mknod): it takes
+    CAP_MKNOD, except for an overlay whiteout (character device 0/0).
+
+    Raises:
+        SyscallError: EPERM.
+    """
+    fmt = mode & S.S_IFMT
+    if fmt not in (S.S_IFCHR, S.S_IFBLK):
+        return
+    if fmt == S.S_IFCHR and major == 0 and minor == 0:
+        return
+    if not creds.has_capability(CAP_MKNOD):
+        raise SyscallError(errno.EPERM)
+
+
+def check_create_name(name: bytes) -> None:
+    """Checks a new name's length (NAME_MAX).
+
+    Raises:
+        SyscallError: ENAMETOOLONG.
+    """
+    if len(name) > 255:
+        raise SyscallError(errno.ENAMETOOLONG)
+
+
+def check_open(
+    creds: Credentials,
+    mount: Mount,
+    flags: int,
+    exec_: bool,
+    mode: int,
+    kuid: int,
+    kgid: int,
+) -> None:
+    """Checks that creds may open an existing file of mode, owner and group
+    with flags through mount (may_open). O_PATH opens need none of this.
+
+    Args:
+        exec_: the open is execve's (needs MAY_EXEC instead of read).
+
+    Raises:
+        SyscallError: ELOOP for a symbolic link, EISDIR for writing a
+            directory, EACCES, EPERM for O_NOATIME by a non-owner, EROFS for
+            writing through a read-only mount.
+    """
+    ats = MAY_EXEC if exec_ else access_types_for_open_flags(flags)
+    fmt = mode & S.S_IFMT
+    if fmt == S.S_IFLNK:
+        raise SyscallError(errno.ELOOP)
+    if fmt == S.S_IFDIR:
+        if ats & MAY_WRITE:
+            raise SyscallError(errno.EISDIR)
+        if ats & MAY_EXEC:
+            raise SyscallError(errno.EACCES)
+    elif fmt in (S.S_IFBLK, S.S_IFCHR):
+        if mount.flags & MS.MS_NODEV:
+            raise SyscallError(errno.EACCES)
+        if ats & MAY_EXEC:
+            raise SyscallError(errno.EACCES)
+    elif fmt in (S.S_IFIFO, S.S_IFSOCK):
+        if ats & MAY_EXEC:
+            raise SyscallError(errno.EACCES)
+    elif fmt == S.S_IFREG and ats & MAY_EXEC:
+        if mount.flags & MS.MS_NOEXEC:
+            raise SyscallError(errno.EACCES)
+    generic_check_permissions(creds, ats, mode, kuid, kgid)
+    if flags & F.O_NOATIME and not can_act_as_owner(creds, kuid):
+        raise SyscallError(errno.EPERM)
+    if ats & MAY_WRITE and fmt in (S.S_IFREG, S.S_IFDIR):
+        mount.check_begin_write()

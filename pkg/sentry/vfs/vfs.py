@@ -1,0 +1,912 @@
+"""VirtualFilesystem: the sentry's virtual filesystem (fs/namei.c,
+fs/namespace.c, fs/open.c).
+
+Overview of the API (what other parts of the sentry build on)
+==============================================================
+
+Objects (one concept per module):
+
+- `VirtualFilesystem` (this module; `kernel.vfs`): the mount table, the
+  registry of filesystem types and of devices, and every path operation.
+- `Mount`, `MountNamespace` (mount.py): a filesystem subtree attached at a
+  mount point; a tree of mounts. A task's namespace is `t.fs.mount_ns`.
+- `Dentry` (dentry.py): base class of every filesystem's dentries
+  (parent_dentry, dentry_name, is_dir, inc_ref/dec_ref, the inotify hook
+  inotify_with_parent); `VirtualDentry(mount, dentry)` names a file
+  through one mount.
+- `Filesystem`, `FilesystemType` (filesystem.py): the interface a
+  filesystem implements: path operations taking a ResolvingPath
+  (open_at, mkdir_at, mknod_at, symlink_at, link_at, rename_at, rmdir_at,
+  unlink_at, readlink_at, stat_at, setstat_at, statfs_at, access_at,
+  get_dentry_at, get_parent_dentry_at, the xattr operations,
+  bound_endpoint_at); `FilesystemType.get_filesystem` is what mount(2)
+  calls. Types register with `register_filesystem_type(name, type, opts)`.
+- `ResolvingPath`, `PathOperation` (resolving_path.py): one path
+  resolution; crossing mounts, symlinks (MAXSYMLINKS), `..` and openat2's
+  RESOLVE_* flags are handled there and here.
+- `FileDescription` (file_description.py): an open file (read, write,
+  pread, pwrite, seek, iterate_dirents, stat, setstat, statfs, allocate,
+  sync, ioctl, xattrs, readiness/event_register, file_locks,
+  configure_mmap (tmpfs files are their own Mappable), on_close, notify
+  for inotify). `vd` is its VirtualDentry; OpathFD (opath.py) is an
+  O_PATH file; Dirent (dirent.py) is what iterate_dirents yields.
+- `InodeAttrs` (inode_attrs.py): mode/owner/times of in-memory inodes with
+  Linux's chmod/chown/utimes/truncate rules, for filesystems to reuse.
+- `FileLocks` (lock.py): POSIX byte-range, OFD and flock locks.
+- permissions.py: generic_check_permissions, check_set_stat,
+  check_delete_sticky, check_open (mode/owner/group/capabilities).
+- `Device` (device.py): what opening a device node does; registered here
+  with register_device(kind, major, minor, device).
+- task_path.py: the glue for system calls: `path_operation(t, dirfd,
+  path, ...)` builds a PathOperation from a task's root, working directory
+  or dirfd; `open_executable(t, dirfd, path, flags)` opens a file for
+  execve.
+
+Internal filesystems (pipefs now; sockfs and anon_inodefs later) keep a
+disconnected mount in `internal_mounts`.
+
+Calling convention: every path operation here takes the task (or None
+inside the sentry), its credentials and a PathOperation, and raises
+SyscallError with Linux's errno. VirtualDentries returned by
+get_dentry_at carry no reference; a caller that keeps one (a working
+directory) calls inc_ref.
+
+Locking: each Filesystem has its own locks; `VirtualFilesystem.mu`
+guards the mount table and is taken after a filesystem's locks, never
+before (mount operations resolve their paths first, then take `mu`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from pkg.abi.linux import errno
+from pkg.abi.linux import fs as FS
+from pkg.abi.linux import inotify as IN
+from pkg.abi.linux import mount as MS
+from pkg.abi.linux.stat import STATX_MNT_ID, Statx
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
+from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.device import Device, RegisterDeviceOptions
+from pkg.sentry.vfs.filesystem import (
+    Filesystem,
+    FilesystemType,
+    GetFilesystemOptions,
+    RegisterFilesystemTypeOptions,
+)
+from pkg.sentry.vfs.mount import MOUNT_FLAGS_MASK, Mount, MountNamespace
+from pkg.sentry.vfs.options import (
+    GetDentryOptions,
+    MkdirOptions,
+    MknodOptions,
+    OpenOptions,
+    RenameOptions,
+    SetStatOptions,
+    SetXattrOptions,
+)
+from pkg.sentry.vfs.resolving_path import (
+    PathOperation,
+    ResolveRedirect,
+    ResolvingPath,
+)
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.credentials import Credentials
+    from pkg.sentry.kernel.task import Task
+    from pkg.sentry.vfs.file_description import FileDescription
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Linux's default limit on mounts per namespace (fs.mount-max).
+MOUNT_MAX = 100000
+
+
+_STATFS_FLAGS_BY_MOUNT = (
+    (MS.MS_RDONLY, FS.ST_RDONLY),
+    (MS.MS_NOSUID, FS.ST_NOSUID),
+    (MS.MS_NODEV, FS.ST_NODEV),
+    (MS.MS_NOEXEC, FS.ST_NOEXEC),
+    (MS.MS_NOATIME, FS.ST_NOATIME),
+    (MS.MS_NODIRATIME, FS.ST_NODIRATIME),
+    (MS.MS_RELATIME, FS.ST_RELATIME),
+    (MS.MS_NOSYMFOLLOW, FS.ST_NOSYMFOLLOW),
+)
+
+
+def with_mount_id(st: Statx, mount: Mount) -> Statx:
+    """Returns st with the mount id statx(2) reports for mount."""
+    return dataclasses.replace(st, mnt_id=mount.id, mask=st.mask | STATX_MNT_ID)
+
+
+def with_mount_flags(st: FS.Statfs, mount: Mount) -> FS.Statfs:
+    """Returns st with the f_flags statfs(2) reports through mount
+    (calculate_f_flags)."""
+    flags = FS.ST_VALID
+    for ms, st_flag in _STATFS_FLAGS_BY_MOUNT:
+        if mount.flags & ms:
+            flags |= st_flag
+    if mount.fs.read_only:
+        flags |= FS.ST_RDONLY
+    return dataclasses.replace(st, flags=flags)
+
+
+class VirtualFilesystem:
+    """VirtualFilesystem is the sandbox's filesystem state.
+
+    Attributes:
+        mu: guards the mount table and every Mount's tree fields.
+    """
+
+    def __init__(self) -> None:
+        self.mu = threading.RLock()
+        # (parent mount, mount point dentry) -> the mount on it.
+        self._mounts_at: dict[tuple[Mount, Dentry], Mount] = {}
+        self._fs_types: dict[
+            str, tuple[FilesystemType, RegisterFilesystemTypeOptions]
+        ] = {}
+        self._devices: dict[
+            tuple[int, int, int], tuple[Device, RegisterDeviceOptions]
+        ] = {}
+        self._anon_minors = itertools.count(1)
+        self._anon_minor_mu = threading.Lock()
+        # Mounts of the sentry's internal filesystems (pipefs, sockfs,
+        # anon_inodefs) by name, created by those filesystems on first use.
+        self.internal_mounts: dict[str, Mount] = {}
+        self._inotify_cookies = itertools.count(1)
+
+    # Filesystem types and devices.
+
+    def register_filesystem_type(
+        self,
+        name: str,
+        fs_type: FilesystemType,
+        opts: RegisterFilesystemTypeOptions | None = None,
+    ) -> None:
+        """Makes fs_type mountable by name."""
+        with self.mu:
+            if name in self._fs_types:
+                raise ValueError(f"filesystem type {name!r} registered twice")
+            self._fs_types[name] = (fs_type, opts or RegisterFilesystemTypeOptions())
+
+    def filesystem_types(self) -> list[tuple[str, RegisterFilesystemTypeOptions]]:
+        """Returns the registered types with their options, by name."""
+        with self.mu:
+            return sorted((n, o) for n, (_t, o) in self._fs_types.items())
+
+    def new_inotify_cookie(self) -> int:
+        """Returns a fresh cookie tying an IN_MOVED_FROM to its IN_MOVED_TO."""
+        return next(self._inotify_cookies) & 0xFFFFFFFF
+
+    def get_anonymous_device_minor(self) -> int:
+        """Returns a fresh minor number under major 0 for a filesystem's
+        st_dev (get_anon_bdev)."""
+        with self._anon_minor_mu:
+            return next(self._anon_minors)
+
+    def register_device(
+        self,
+        kind: int,
+        major: int,
+        minor: int,
+        dev: Device,
+        opts: RegisterDeviceOptions | None = None,
+    ) -> None:
+        """Makes device nodes numbered (major, minor) of kind (CHAR_DEVICE
+        or BLOCK_DEVICE) open through dev."""
+        with self.mu:
+            key = (kind, major, minor)
+            if key in self._devices:
+                raise ValueError(f"device {key} registered twice")
+            self._devices[key] = (dev, opts or RegisterDeviceOptions())
+
+    def open_device_special_file(
+        self,
+        t: Task | None,
+        vd: VirtualDentry,
+        kind: int,
+        major: int,
+        minor: int,
+        opts: OpenOptions,
+    ) -> FileDescription:
+        """Opens the device node vd numbered (major, minor).
+
+        Raises:
+            SyscallError: ENXIO if no such device exists.
+        """
+        entry = self._devices.get((kind, major, minor))
+        if entry is None:
+            raise SyscallError(errno.ENXIO)
+        return entry[0].open(t, vd, opts)
+
+    # Mounts.
+
+    def new_filesystem(
+        self, creds: Credentials, fs_type_name: str, opts: GetFilesystemOptions
+    ) -> tuple[Filesystem, Dentry]:
+        """Creates a filesystem of a registered type.
+
+        Raises:
+            SyscallError: ENODEV for an unknown type, or the type's error.
+        """
+        entry = self._fs_types.get(fs_type_name)
+        if entry is None:
+            raise SyscallError(errno.ENODEV)
+        return entry[0].get_filesystem(self, creds, opts)
+
+    def new_mount_namespace(
+        self, creds: Credentials, fs_type_name: str, opts: GetFilesystemOptions
+    ) -> MountNamespace:
+        """Creates a mount namespace whose root is a new filesystem."""
+        fs, root = self.new_filesystem(creds, fs_type_name, opts)
+        mnt = Mount(self, fs, root, opts.flags, opts.source)
+        return MountNamespace(mnt)
+
+    def new_disconnected_mount(
+        self, fs: Filesystem, root: Dentry, flags: int = 0
+    ) -> Mount:
+        """Returns a mount of fs attached nowhere, for files that have no
+        path (pipes, sockets, anonymous inodes)."""
+        return Mount(self, fs, root, flags)
+
+    def get_mount_at(self, mount: Mount, d: Dentry) -> Mount | None:
+        """Returns the mount sitting on d in mount, if any."""
+        with self.mu:
+            return self._mounts_at.get((mount, d))
+
+    def _connect_locked(self, mnt: Mount, vd: VirtualDentry) -> None:
+        ns = vd.mount.ns
+        if ns is not None and ns.mounts >= MOUNT_MAX:
+            raise SyscallError(errno.ENOSPC)
+        key = (vd.mount, vd.dentry)
+        # Stack on whatever is already mounted there.
+        while key in self._mounts_at:
+            top = self._mounts_at[key]
+            key = (top, top.root)
+        parent, point = key
+        mnt.parent = parent
+        mnt.point = point
+        mnt.ns = ns
+        point._mounts += 1
+        self._mounts_at[key] = mnt
+        parent.children.append(mnt)
+        if ns is not None:
+            ns.mounts += 1
+
+    def _disconnect_locked(self, mnt: Mount) -> None:
+        parent, point = mnt.parent, mnt.point
+        if parent is None or point is None:
+            return
+        del self._mounts_at[(parent, point)]
+        point._mounts -= 1
+        parent.children.remove(mnt)
+        if mnt.ns is not None:
+            mnt.ns.mounts -= 1
+        mnt.parent = None
+        mnt.point = None
+
+    def connect_mount(self, mnt: Mount, vd: VirtualDentry) -> None:
+        """Attaches mnt at vd (on top of any mount already there)."""
+        with self.mu:
+            if vd.dentry.is_dead():
+                raise SyscallError(errno.ENOENT)
+            self._connect_locked(mnt, vd)
+
+    def mount_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        target: PathOperation,
+        fs_type_name: str,
+        opts: GetFilesystemOptions,
+    ) -> Mount:
+        """Mounts a new filesystem of a registered type at target
+        (mount(2) without MS_BIND, MS_MOVE or MS_REMOUNT).
+
+        Raises:
+            SyscallError: EPERM without CAP_SYS_ADMIN or for a type
+                applications may not mount, ENODEV for an unknown type,
+                ENOTDIR for a non-directory target, path errors.
+        """
+        if not creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM)
+        entry = self._fs_types.get(fs_type_name)
+        if entry is None:
+            raise SyscallError(errno.ENODEV)
+        if t is not None and not entry[1].allow_user_mount:
+            raise SyscallError(errno.EPERM)
+        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
+        if not vd.dentry.is_dir():
+            raise SyscallError(errno.ENOTDIR)
+        fs, root = self.new_filesystem(creds, fs_type_name, opts)
+        mnt = Mount(self, fs, root, opts.flags, opts.source)
+        try:
+            self.connect_mount(mnt, vd)
+        except SyscallError:
+            fs.dec_ref()
+            raise
+        return mnt
+
+    def bind_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        source: VirtualDentry,
+        target: PathOperation,
+        recursive: bool,
+        flags: int = 0,
+    ) -> Mount:
+        """Bind-mounts source at target (MS_BIND, with MS_REC if
+        recursive).
+
+        Raises:
+            SyscallError: EPERM without CAP_SYS_ADMIN, ENOTDIR when one of
+                source and target is a directory and the other is not,
+                EINVAL for a source outside the caller's namespace.
+        """
+        if not creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM)
+        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
+        if vd.dentry.is_dir() != source.dentry.is_dir():
+            raise SyscallError(errno.ENOTDIR)
+        if source.mount.umounted:
+            raise SyscallError(errno.EINVAL)
+        src = source.mount
+        mnt = Mount(self, src.fs, source.dentry, (src.flags | flags), src.source)
+        with self.mu:
+            if vd.dentry.is_dead() or source.dentry.is_dead():
+                mnt.fs.dec_ref()
+                raise SyscallError(errno.ENOENT)
+            copies: list[tuple[Mount, Mount]] = []
+            if recursive:
+                # Copy the mounts below source, before connecting the new
+                # one (which may sit below source itself).
+                copies = self._copy_submounts_locked(src, source.dentry, mnt)
+            self._connect_locked(mnt, vd)
+            for copy, parent_copy in copies:
+                assert copy.point is not None
+                self._connect_locked(copy, VirtualDentry(parent_copy, copy.point))
+        return mnt
+
+    def _copy_submounts_locked(
+        self, src: Mount, under: Dentry, dst: Mount
+    ) -> list[tuple[Mount, Mount]]:
+        """Returns copies of src's submounts whose mount point is below
+        under, each with the copy of its parent, parents first."""
+        out: list[tuple[Mount, Mount]] = []
+        work = [(src, dst)]
+        while work:
+            orig, copy_parent = work.pop()
+            for child in list(orig.children):
+                point = child.point
+                assert point is not None
+                if orig is src and not src.fs.is_descendant(under, point):
+                    continue
+                copy = Mount(self, child.fs, child.root, child.flags, child.source)
+                # The copy's mount point is recorded for connection later.
+                copy.point = point
+                out.append((copy, copy_parent))
+                work.append((child, copy))
+        return out
+
+    def remount(self, vd: VirtualDentry, flags: int, bind: bool) -> None:
+        """Changes a mount's flags (MS_REMOUNT; with MS_BIND only the
+        per-mount flags).
+
+        Raises:
+            SyscallError: EINVAL if vd is not the root of a mount.
+        """
+        if vd.dentry is not vd.mount.root:
+            raise SyscallError(errno.EINVAL)
+        # TODO(#5): without MS_BIND, a remount also changes the filesystem's
+        # own options (tmpfs size=...); only the mount flags change here.
+        del bind
+        with self.mu:
+            vd.mount.flags = flags & MOUNT_FLAGS_MASK
+
+    def move_mount(
+        self,
+        source: VirtualDentry,
+        target: PathOperation,
+        t: Task | None,
+        creds: Credentials,
+    ) -> None:
+        """Moves the mount whose root is source to target (MS_MOVE).
+
+        Raises:
+            SyscallError: EINVAL if source is not a mount's root or target
+                is under it, ENOTDIR for a type mismatch.
+        """
+        mnt = source.mount
+        if source.dentry is not mnt.root or mnt.parent is None:
+            raise SyscallError(errno.EINVAL)
+        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
+        if vd.dentry.is_dir() != mnt.root.is_dir():
+            raise SyscallError(errno.ENOTDIR)
+        with self.mu:
+            if vd.mount.is_under(mnt):
+                raise SyscallError(errno.EINVAL)
+            if vd.dentry.is_dead():
+                raise SyscallError(errno.ENOENT)
+            self._disconnect_locked(mnt)
+            self._connect_locked(mnt, vd)
+
+    def umount_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        flags: int,
+        ns: MountNamespace | None,
+        root: VirtualDentry | None = None,
+    ) -> None:
+        """Unmounts the mount whose root pop names (umount2(2)).
+
+        Raises:
+            SyscallError: EPERM without CAP_SYS_ADMIN; EINVAL for bad flags,
+                for a path that is not a mount's root or a mount of another
+                namespace; EBUSY for a mount in use (not with MNT_DETACH).
+        """
+        if flags & ~(MS.MNT_FORCE | MS.MNT_DETACH | MS.MNT_EXPIRE | MS.UMOUNT_NOFOLLOW):
+            raise SyscallError(errno.EINVAL)
+        if flags & MS.MNT_EXPIRE and flags & (MS.MNT_FORCE | MS.MNT_DETACH):
+            raise SyscallError(errno.EINVAL)
+        if not creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM)
+        vd = self.get_dentry_at(t, creds, pop, GetDentryOptions())
+        # Like LOOKUP_MOUNTPOINT: what is mounted on the final dentry (on
+        # "." say) is the target.
+        while (top := self.get_mount_at(vd.mount, vd.dentry)) is not None:
+            vd = VirtualDentry(top, top.root)
+        mnt = vd.mount
+        if vd.dentry is not mnt.root or (ns is not None and mnt.ns is not ns):
+            raise SyscallError(errno.EINVAL)
+        if flags & MS.MNT_EXPIRE:
+            # TODO(#5): expiry marks; a mount in use is EBUSY, an unused
+            # one is only marked the first time (EAGAIN).
+            raise SyscallError(errno.EAGAIN if not mnt.refs() else errno.EBUSY)
+        with self.mu:
+            if mnt.parent is None:
+                # The namespace root: busy, as the caller's root is on it.
+                raise SyscallError(errno.EINVAL if mnt.ns is None else errno.EBUSY)
+            if root is not None and root.mount is mnt and not flags & MS.MNT_DETACH:
+                raise SyscallError(errno.EBUSY)
+            if not flags & MS.MNT_DETACH and (mnt.refs() or mnt.children):
+                raise SyscallError(errno.EBUSY)
+            doomed = [mnt]
+            i = 0
+            while i < len(doomed):
+                doomed.extend(doomed[i].children)
+                i += 1
+            for m in reversed(doomed):
+                self._disconnect_locked(m)
+                m.umounted = True
+                m.ns = None
+        for m in doomed:
+            if m.refs() == 0:
+                m.fs.dec_ref()
+
+    def pivot_root(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        new_root_pop: PathOperation,
+        put_old_pop: PathOperation,
+        root: VirtualDentry,
+    ) -> tuple[VirtualDentry, VirtualDentry]:
+        """Makes the mount at new_root the namespace's root and moves the
+        old root mount to put_old (pivot_root(2)).
+
+        Args:
+            root: the caller's root, which must be the root of a mount.
+
+        Returns:
+            (old root, new root) as VirtualDentries, for the caller to move
+            every task whose root or working directory is the old root.
+
+        Raises:
+            SyscallError: EPERM, ENOTDIR, EINVAL, EBUSY as pivot_root(2)
+                lists.
+        """
+        if not creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM)
+        new_root = self.get_dentry_at(
+            t, creds, new_root_pop, GetDentryOptions(check_search_dir=True)
+        )
+        put_old = self.get_dentry_at(
+            t, creds, put_old_pop, GetDentryOptions(check_search_dir=True)
+        )
+        with self.mu:
+            new_mnt = new_root.mount
+            root_mnt = root.mount
+            if new_root.dentry.is_dead() or put_old.dentry.is_dead():
+                raise SyscallError(errno.ENOENT)
+            if new_mnt is root_mnt or put_old.mount is root_mnt:
+                raise SyscallError(errno.EBUSY)
+            if root.dentry is not root_mnt.root:
+                raise SyscallError(errno.EINVAL)
+            if new_root.dentry is not new_mnt.root or new_mnt.parent is None:
+                raise SyscallError(errno.EINVAL)
+            ns = root_mnt.ns
+            if ns is None or new_mnt.ns is not ns:
+                raise SyscallError(errno.EINVAL)
+            # put_old must be reachable from new_root...
+            if not put_old.mount.is_under(new_mnt) or (
+                put_old.mount is new_mnt
+                and not new_mnt.fs.is_descendant(new_mnt.root, put_old.dentry)
+            ):
+                raise SyscallError(errno.EINVAL)
+            # ...and new_root from the current root.
+            if not new_mnt.is_under(root_mnt):
+                raise SyscallError(errno.EINVAL)
+            # Unlike Linux, the namespace's root mount need not sit on
+            # another mount: the sandbox's root has nothing below it.
+            self._disconnect_locked(new_mnt)
+            if root_mnt.parent is not None:
+                self._disconnect_locked(root_mnt)
+            ns.root = new_mnt
+            new_mnt.ns = ns
+            self._connect_locked(root_mnt, put_old)
+        return VirtualDentry(root_mnt, root_mnt.root), VirtualDentry(
+            new_mnt, new_mnt.root
+        )
+
+    def mounts_of(self, ns: MountNamespace) -> list[Mount]:
+        """Returns the mounts of ns, parents before children (for
+        /proc/pid/mounts)."""
+        with self.mu:
+            out = [ns.root]
+            i = 0
+            while i < len(out):
+                out.extend(out[i].children)
+                i += 1
+            return out
+
+    # Deletion and renaming: filesystems call these, under their own
+    # locks, right before they remove or replace a name.
+
+    def delete_dentry(self, d: Dentry) -> None:
+        """Marks d deleted, refusing a mount point.
+
+        Raises:
+            SyscallError: EBUSY if a mount sits on d.
+        """
+        with self.mu:
+            if d.is_mountpoint():
+                raise SyscallError(errno.EBUSY)
+            d.set_dead()
+
+    def rename_dentry(self, src: Dentry, dst: Dentry | None, exchange: bool) -> None:
+        """Checks that a rename may move src and replace (or exchange with)
+        dst, and marks a replaced dst deleted.
+
+        Raises:
+            SyscallError: EBUSY if a mount sits on either.
+        """
+        with self.mu:
+            if src.is_mountpoint() or (dst is not None and dst.is_mountpoint()):
+                raise SyscallError(errno.EBUSY)
+            if dst is not None and not exchange:
+                dst.set_dead()
+
+    # Path resolution driver.
+
+    def _run(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        op: Callable[[Filesystem, ResolvingPath], _T],
+    ) -> _T:
+        rp = ResolvingPath(self, creds, t, pop)
+        while True:
+            try:
+                return op(rp.mount.fs, rp)
+            except ResolveRedirect as e:
+                rp.redirect(e)
+
+    # Path operations.
+
+    def get_dentry_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: GetDentryOptions,
+    ) -> VirtualDentry:
+        """Returns the file pop names (with no reference taken)."""
+        return self._run(
+            t,
+            creds,
+            pop,
+            lambda fs, rp: VirtualDentry(rp.mount, fs.get_dentry_at(rp, opts)),
+        )
+
+    def get_parent_dentry_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation
+    ) -> tuple[VirtualDentry, bytes | None]:
+        """Returns the directory holding the file pop names, and the last
+        component of the path (None if the path has none, like "/")."""
+
+        def op(fs: Filesystem, rp: ResolvingPath) -> tuple[VirtualDentry, bytes | None]:
+            d = fs.get_parent_dentry_at(rp)
+            return VirtualDentry(rp.mount, d), None if rp.done() else rp.component()
+
+        return self._run(t, creds, pop, op)
+
+    def open_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: OpenOptions,
+    ) -> FileDescription:
+        """Opens (or creates) the file pop names (open(2))."""
+        f = self._run(t, creds, pop, lambda fs, rp: fs.open_at(rp, opts))
+        if f.vd is not None and not f.is_path:
+            f.vd.dentry.inotify_with_parent(IN.IN_OPEN)
+        return f
+
+    def access_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation, ats: int
+    ) -> None:
+        """Checks access(2) permissions."""
+        self._run(t, creds, pop, lambda fs, rp: fs.access_at(rp, ats))
+
+    def mkdir_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: MkdirOptions,
+    ) -> None:
+        """Creates a directory (mkdir(2))."""
+        self._run(t, creds, pop, lambda fs, rp: fs.mkdir_at(rp, opts))
+
+    def mknod_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: MknodOptions,
+    ) -> None:
+        """Creates a node (mknod(2))."""
+        self._run(t, creds, pop, lambda fs, rp: fs.mknod_at(rp, opts))
+
+    def symlink_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation, target: bytes
+    ) -> None:
+        """Creates a symbolic link (symlink(2))."""
+        self._run(t, creds, pop, lambda fs, rp: fs.symlink_at(rp, target))
+
+    def link_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        old: PathOperation,
+        new: PathOperation,
+    ) -> None:
+        """Creates a hard link new to the file old names (link(2))."""
+        old_vd = self.get_dentry_at(t, creds, old, GetDentryOptions())
+        self._run(t, creds, new, lambda fs, rp: fs.link_at(rp, old_vd))
+
+    def rename_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        old: PathOperation,
+        new: PathOperation,
+        opts: RenameOptions,
+    ) -> None:
+        """Renames old to new (rename(2), renameat2(2))."""
+
+        def parent_op(
+            fs: Filesystem, rp: ResolvingPath
+        ) -> tuple[VirtualDentry, bytes | None, bool]:
+            d = fs.get_parent_dentry_at(rp)
+            name = None if rp.done() else rp.component()
+            return VirtualDentry(rp.mount, d), name, rp.must_be_dir()
+
+        old_parent, old_name, old_slash = self._run(t, creds, old, parent_op)
+        if old_name is None or old_name in (b".", b".."):
+            raise SyscallError(errno.EBUSY)
+        opts = RenameOptions(opts.flags, old_must_be_dir=old_slash)
+        self._run(
+            t,
+            creds,
+            new,
+            lambda fs, rp: fs.rename_at(rp, old_parent, old_name, opts),
+        )
+
+    def rmdir_at(self, t: Task | None, creds: Credentials, pop: PathOperation) -> None:
+        """Removes an empty directory (rmdir(2))."""
+        self._run(t, creds, pop, lambda fs, rp: fs.rmdir_at(rp))
+
+    def unlink_at(self, t: Task | None, creds: Credentials, pop: PathOperation) -> None:
+        """Removes a name (unlink(2))."""
+        self._run(t, creds, pop, lambda fs, rp: fs.unlink_at(rp))
+
+    def readlink_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation
+    ) -> bytes:
+        """Returns a symbolic link's target (readlink(2))."""
+        return self._run(t, creds, pop, lambda fs, rp: fs.readlink_at(rp))
+
+    def stat_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation, mask: int
+    ) -> Statx:
+        """Returns a file's attributes (stat(2), statx(2)), with the mount id
+        of the mount it was found through."""
+        return self._run(
+            t, creds, pop, lambda fs, rp: with_mount_id(fs.stat_at(rp, mask), rp.mount)
+        )
+
+    def setstat_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: SetStatOptions,
+    ) -> None:
+        """Changes a file's attributes (chmod, chown, truncate, utimes)."""
+        self._run(t, creds, pop, lambda fs, rp: fs.setstat_at(rp, opts))
+
+    def statfs_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation
+    ) -> FS.Statfs:
+        """Returns statfs(2) for the filesystem holding a file, with the
+        flags of the mount it was found through."""
+        return self._run(
+            t, creds, pop, lambda fs, rp: with_mount_flags(fs.statfs_at(rp), rp.mount)
+        )
+
+    def listxattr_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation
+    ) -> list[bytes]:
+        """Returns the names of a file's extended attributes."""
+        return self._run(t, creds, pop, lambda fs, rp: fs.listxattr_at(rp))
+
+    def getxattr_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation, name: bytes
+    ) -> bytes:
+        """Returns an extended attribute's value."""
+        return self._run(t, creds, pop, lambda fs, rp: fs.getxattr_at(rp, name))
+
+    def setxattr_at(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        pop: PathOperation,
+        opts: SetXattrOptions,
+    ) -> None:
+        """Sets an extended attribute."""
+        self._run(t, creds, pop, lambda fs, rp: fs.setxattr_at(rp, opts))
+
+    def removexattr_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation, name: bytes
+    ) -> None:
+        """Removes an extended attribute."""
+        self._run(t, creds, pop, lambda fs, rp: fs.removexattr_at(rp, name))
+
+    def bound_endpoint_at(
+        self, t: Task | None, creds: Credentials, pop: PathOperation
+    ) -> object:
+        """Returns the Unix socket endpoint bound at a path (connect(2))."""
+        return self._run(t, creds, pop, lambda fs, rp: fs.bound_endpoint_at(rp))
+
+    # The same operations on a VirtualDentry itself (an open file's), as
+    # AT_EMPTY_PATH does.
+
+    @staticmethod
+    def _here(vd: VirtualDentry) -> PathOperation:
+        return PathOperation(root=vd, start=vd, path=b"", follow=False)
+
+    def stat_vd(
+        self, t: Task | None, creds: Credentials, vd: VirtualDentry, mask: int
+    ) -> Statx:
+        """stat_at on vd itself."""
+        return self.stat_at(t, creds, self._here(vd), mask)
+
+    def setstat_vd(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        vd: VirtualDentry,
+        opts: SetStatOptions,
+    ) -> None:
+        """setstat_at on vd itself."""
+        self.setstat_at(t, creds, self._here(vd), opts)
+
+    def statfs_vd(
+        self, t: Task | None, creds: Credentials, vd: VirtualDentry
+    ) -> FS.Statfs:
+        """statfs_at on vd itself."""
+        return self.statfs_at(t, creds, self._here(vd))
+
+    def listxattr_vd(
+        self, t: Task | None, creds: Credentials, vd: VirtualDentry
+    ) -> list[bytes]:
+        """listxattr_at on vd itself."""
+        return self.listxattr_at(t, creds, self._here(vd))
+
+    def getxattr_vd(
+        self, t: Task | None, creds: Credentials, vd: VirtualDentry, name: bytes
+    ) -> bytes:
+        """getxattr_at on vd itself."""
+        return self.getxattr_at(t, creds, self._here(vd), name)
+
+    def setxattr_vd(
+        self,
+        t: Task | None,
+        creds: Credentials,
+        vd: VirtualDentry,
+        opts: SetXattrOptions,
+    ) -> None:
+        """setxattr_at on vd itself."""
+        self.setxattr_at(t, creds, self._here(vd), opts)
+
+    def removexattr_vd(
+        self, t: Task | None, creds: Credentials, vd: VirtualDentry, name: bytes
+    ) -> None:
+        """removexattr_at on vd itself."""
+        self.removexattr_at(t, creds, self._here(vd), name)
+
+    # Path generation.
+
+    def path_name(self, root: VirtualDentry, vd: VirtualDentry) -> tuple[bytes, bool]:
+        """Returns the path of vd as seen from root (d_path), and whether vd
+        is reachable from root. An unreachable file's path is relative to
+        the root of its mount namespace (or its filesystem)."""
+        parts: list[bytes] = []
+        mount, d = vd.mount, vd.dentry
+        reachable = True
+        with self.mu:
+            while True:
+                if mount is root.mount and d is root.dentry:
+                    break
+                if d is mount.root:
+                    if mount.parent is None or mount.point is None:
+                        reachable = False
+                        break
+                    d = mount.point
+                    mount = mount.parent
+                    continue
+                parent = d.parent_dentry()
+                if parent is None:
+                    reachable = False
+                    break
+                parts.append(d.dentry_name())
+                d = parent
+        return b"/" + b"/".join(reversed(parts)), reachable
+
+    def path_for_display(
+        self, vd: VirtualDentry, root: VirtualDentry | None = None
+    ) -> bytes:
+        """Returns the path /proc/pid/fd and /proc/pid/maps show for vd:
+        its path from root (the namespace root if None), with " (deleted)"
+        for a deleted file."""
+        if root is None:
+            ns = vd.mount.ns
+            m = ns.root if ns is not None else vd.mount
+            root = VirtualDentry(m, m.root)
+        path, _ = self.path_name(root, vd)
+        if vd.dentry.is_dead():
+            path += b" (deleted)"
+        return path
+
+    # Whole-sandbox operations.
+
+    def sync_all_filesystems(self, ns: MountNamespace) -> None:
+        """Writes back every filesystem of ns (sync(2))."""
+        seen: set[int] = set()
+        for m in self.mounts_of(ns):
+            if id(m.fs) not in seen:
+                seen.add(id(m.fs))
+                m.fs.sync()

@@ -1,0 +1,154 @@
+// setxattr(2), getxattr(2), listxattr(2), removexattr(2) and their l* and
+// f* forms, on tmpfs (user.* and trusted.*).
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/util/fs_util.h"
+#include "test/util/test_util.h"
+
+namespace pyvisor {
+namespace testing {
+namespace {
+
+class XattrTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    file_ = dir_.Join("file");
+    ASSERT_TRUE(WriteFile(file_, ""));
+    struct statfs sf;
+    ASSERT_THAT(statfs(dir_.path().c_str(), &sf), SyscallSucceeds());
+    // The host's test directory may not be a tmpfs; user xattrs need one
+    // (or ext4) either way. Probe.
+    if (setxattr(file_.c_str(), "user.probe", "", 0, 0) != 0) {
+      GTEST_SKIP() << "no user xattrs where the test runs: " << strerror(errno);
+    }
+    ASSERT_THAT(removexattr(file_.c_str(), "user.probe"), SyscallSucceeds());
+  }
+  TempDir dir_;
+  std::string file_;
+};
+
+TEST_F(XattrTest, SetGetListRemove) {
+  ASSERT_THAT(setxattr(file_.c_str(), "user.a", "value", 5, 0), SyscallSucceeds());
+  char buf[64] = {};
+  EXPECT_THAT(getxattr(file_.c_str(), "user.a", buf, sizeof(buf)),
+              SyscallSucceedsWithValue(5));
+  EXPECT_STREQ(buf, "value");
+  // Size 0 asks for the length.
+  EXPECT_THAT(getxattr(file_.c_str(), "user.a", nullptr, 0),
+              SyscallSucceedsWithValue(5));
+  EXPECT_THAT(getxattr(file_.c_str(), "user.a", buf, 2),
+              SyscallFailsWithErrno(ERANGE));
+  ASSERT_THAT(setxattr(file_.c_str(), "user.b", "", 0, 0), SyscallSucceeds());
+  char list[64] = {};
+  long n = listxattr(file_.c_str(), list, sizeof(list));
+  ASSERT_THAT(n, SyscallSucceeds());
+  std::string names(list, n);
+  EXPECT_NE(names.find(std::string("user.a\0", 7)), std::string::npos);
+  EXPECT_NE(names.find(std::string("user.b\0", 7)), std::string::npos);
+  EXPECT_THAT(listxattr(file_.c_str(), nullptr, 0), SyscallSucceedsWithValue(n));
+  EXPECT_THAT(listxattr(file_.c_str(), list, 3), SyscallFailsWithErrno(ERANGE));
+  ASSERT_THAT(removexattr(file_.c_str(), "user.a"), SyscallSucceeds());
+  EXPECT_THAT(getxattr(file_.c_str(), "user.a", buf, sizeof(buf)),
+              SyscallFailsWithErrno(ENODATA));
+  EXPECT_THAT(removexattr(file_.c_str(), "user.a"), SyscallFailsWithErrno(ENODATA));
+}
+
+TEST_F(XattrTest, CreateAndReplaceFlags) {
+  EXPECT_THAT(setxattr(file_.c_str(), "user.x", "1", 1, XATTR_REPLACE),
+              SyscallFailsWithErrno(ENODATA));
+  ASSERT_THAT(setxattr(file_.c_str(), "user.x", "1", 1, XATTR_CREATE),
+              SyscallSucceeds());
+  EXPECT_THAT(setxattr(file_.c_str(), "user.x", "2", 1, XATTR_CREATE),
+              SyscallFailsWithErrno(EEXIST));
+  ASSERT_THAT(setxattr(file_.c_str(), "user.x", "3", 1, XATTR_REPLACE),
+              SyscallSucceeds());
+  EXPECT_THAT(setxattr(file_.c_str(), "user.x", "3", 1, 4),
+              SyscallFailsWithErrno(EINVAL));
+}
+
+TEST_F(XattrTest, BadNames) {
+  EXPECT_THAT(setxattr(file_.c_str(), "", "1", 1, 0), SyscallFailsWithErrno(ERANGE));
+  std::string longname = "user." + std::string(300, 'n');
+  EXPECT_THAT(setxattr(file_.c_str(), longname.c_str(), "1", 1, 0),
+              SyscallFailsWithErrno(ERANGE));
+  EXPECT_THAT(setxattr(file_.c_str(), "nonamespace", "1", 1, 0),
+              SyscallFailsWithErrno(EOPNOTSUPP));
+  std::string big(1 << 17, 'v');
+  EXPECT_THAT(setxattr(file_.c_str(), "user.big", big.data(), big.size(), 0),
+              SyscallFailsWithErrno(E2BIG));
+  EXPECT_THAT(getxattr(dir_.Join("nope").c_str(), "user.a", nullptr, 0),
+              SyscallFailsWithErrno(ENOENT));
+}
+
+TEST_F(XattrTest, FdAndNoFollowForms) {
+  FileDescriptor fd(open(file_.c_str(), O_RDWR));
+  ASSERT_THAT(fsetxattr(fd.get(), "user.f", "fd", 2, 0), SyscallSucceeds());
+  char buf[8] = {};
+  EXPECT_THAT(fgetxattr(fd.get(), "user.f", buf, sizeof(buf)),
+              SyscallSucceedsWithValue(2));
+  EXPECT_THAT(flistxattr(fd.get(), nullptr, 0), SyscallSucceedsWithValue(7));
+  ASSERT_THAT(fremovexattr(fd.get(), "user.f"), SyscallSucceeds());
+  std::string l = dir_.Join("l");
+  ASSERT_THAT(symlink("file", l.c_str()), SyscallSucceeds());
+  // user.* attributes are for regular files and directories only.
+  EXPECT_THAT(lsetxattr(l.c_str(), "user.l", "1", 1, 0),
+              SyscallFailsWithErrno(EPERM));
+  ASSERT_THAT(setxattr(l.c_str(), "user.viafollow", "1", 1, 0), SyscallSucceeds());
+  EXPECT_THAT(getxattr(file_.c_str(), "user.viafollow", buf, sizeof(buf)),
+              SyscallSucceedsWithValue(1));
+  EXPECT_THAT(lgetxattr(l.c_str(), "user.viafollow", buf, sizeof(buf)),
+              SyscallFailsWithErrno(ENODATA));
+  FileDescriptor p(open(file_.c_str(), O_PATH));
+  EXPECT_THAT(fgetxattr(p.get(), "user.f", buf, sizeof(buf)),
+              SyscallFailsWithErrno(EBADF));
+}
+
+TEST_F(XattrTest, TrustedNeedsCapSysAdmin) {
+  struct statfs sf;
+  ASSERT_THAT(statfs(dir_.path().c_str(), &sf), SyscallSucceeds());
+  ASSERT_THAT(setxattr(file_.c_str(), "trusted.t", "1", 1, 0), SyscallSucceeds());
+  char buf[4];
+  EXPECT_THAT(getxattr(file_.c_str(), "trusted.t", buf, sizeof(buf)),
+              SyscallSucceedsWithValue(1));
+}
+
+TEST_F(XattrTest, NonOwnerCannotWrite) {
+  // Needs fork(2) and setresuid(2).
+  SKIP_IF(IsRunningOnSandbox());
+  TempDir pub("/tmp");
+  ASSERT_THAT(chmod(pub.path().c_str(), 0755), SyscallSucceeds());
+  std::string f = pub.Join("f");
+  ASSERT_TRUE(WriteFile(f, ""));
+  ASSERT_THAT(chmod(f.c_str(), 0644), SyscallSucceeds());
+  if (setxattr(f.c_str(), "user.v", "1", 1, 0) != 0) GTEST_SKIP();
+  EXPECT_EQ(RunAsNobody([&] {
+              char b[4];
+              return getxattr(f.c_str(), "user.v", b, 4) == 1 ? 0 : errno;
+            }),
+            0);
+  EXPECT_EQ(RunAsNobody([&] {
+              return setxattr(f.c_str(), "user.v", "2", 1, 0) ? errno : 0;
+            }),
+            EACCES);
+  EXPECT_EQ(RunAsNobody([&] {
+              char b[4];
+              return getxattr(f.c_str(), "trusted.x", b, 4) < 0 ? errno : 0;
+            }),
+            ENODATA);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace pyvisor
