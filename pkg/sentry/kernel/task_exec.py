@@ -365,11 +365,13 @@ def _commit(
     ts = kernel.tasks
 
     # A new program is no "clone" child: its parent gets SIGCHLD and sees it
-    # in ordinary waits, as Linux does after execve. Done before a vfork
-    # parent resumes and looks.
+    # in ordinary waits, as Linux does after execve; and its parent may no
+    # longer move it to another process group. Done before a vfork parent
+    # resumes and looks.
     with ts.mu:
         tg.exec_id += 1
         tg.exit_signal = S.SIGCHLD
+        tg.execed = True
 
     # Signal actions shared with another process are copied first
     # (unshare_sighand). Then, with the old image still in place for its
@@ -387,15 +389,14 @@ def _commit(
             tg.signal_handlers = sh
     exec_signals(t)
 
-    # The old address space: let a vfork parent go, clear the
-    # CLONE_CHILD_CLEARTID word, and drop it (exec_mmap).
+    # The old address space: clear the CLONE_CHILD_CLEARTID word and drop it
+    # (exec_mmap).
     clear_child_tid(t)
     old_mm = t.mm
     with ts.mu:
         old_mm.users -= 1
         release_old = old_mm.users == 0
         t.mm = mm
-    release_vfork_parent(t)
     if release_old:
         old_mm.release()
 
@@ -423,8 +424,10 @@ def _commit(
     commit_creds(t, creds)
     if gained:
         t.personality &= ~PER_CLEAR_ON_SETID
-    tg.execed = True
     t.name = os.path.basename(filename).decode(errors="replace")[:15]
+
+    # A vfork parent resumes once the child is entirely the new program.
+    release_vfork_parent(t)
 
 
 # FXSAVE defaults of a fresh FPU: FCW 0x37f, MXCSR 0x1f80 and its mask.
