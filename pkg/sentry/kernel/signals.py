@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pkg.abi.linux import signal as S
+from pkg.sentry.kernel.waiter import Queue
 
 
 @dataclass(slots=True)
@@ -42,13 +43,16 @@ class SigAction:
 class SignalHandlers:
     """SignalHandlers is the table of actions (struct sighand_struct)."""
 
-    __slots__ = ("actions", "mu")
+    __slots__ = ("actions", "mu", "signalfd_queue")
 
     def __init__(self) -> None:
         # mu also guards every PendingSignals and mask of the tasks sharing
         # this table, as Linux's siglock does.
         self.mu = threading.RLock()
         self.actions = [SigAction() for _ in range(S.NSIG + 1)]
+        # Notified (under mu) whenever a signal is queued for a task sharing
+        # this table, for signalfds (sighand->signalfd_wqh).
+        self.signalfd_queue = Queue()
 
     def copy(self) -> SignalHandlers:
         """Returns a copy for fork (actions are inherited)."""

@@ -38,6 +38,20 @@ log = logging.getLogger(__name__)
 
 _POLLIN = select.POLLIN
 
+# The Task each task thread runs, for code that has no task argument (the
+# readiness of a signalfd is the polling task's, as with Linux's current).
+_current = threading.local()
+
+
+def current_task() -> Task | None:
+    """Returns the Task whose host thread is calling, or None."""
+    return getattr(_current, "task", None)
+
+
+def set_current_task(t: Task) -> None:
+    """Records t as the task of the calling host thread (its run loop)."""
+    _current.task = t
+
 
 class Task:
     """Task is one thread of application code and its kernel state."""

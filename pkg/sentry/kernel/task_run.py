@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.platform import platform as P
 from pkg.sentry.kernel.signals import SignalInfo
+from pkg.sentry.kernel.task import set_current_task
 from pkg.sentry.kernel.task_exit import exit_task, wait_status_signaled
 from pkg.sentry.kernel.task_signals import force_signal, group_exit, handle_interrupt
 
@@ -117,6 +118,7 @@ RUN_EXIT = RunExit()
 def run(t: Task) -> None:
     """The body of a task's host thread."""
     state: TaskRunState | None = RUN_APP
+    set_current_task(t)
     try:
         t.cpu.start()
         t.context = t.kernel.platform.new_context()

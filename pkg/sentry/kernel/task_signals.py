@@ -111,6 +111,7 @@ def _send_locked(
     if not pending.enqueue(info):
         _release(info)
         return False, why
+    tg.signal_handlers.signalfd_queue.notify(EVENT_IN)
     _complete_signal_locked(tg, target, info.signo)
     return True, why
 
@@ -283,7 +284,8 @@ def force_signal(t: Task, info: SignalInfo, force_default: bool = False) -> None
             # Nothing may intercept it now: a pending instance would.
             t.pending.discard(bit)
             t.tg.pending.discard(bit)
-        t.pending.enqueue(info)
+        if t.pending.enqueue(info):
+            sh.signalfd_queue.notify(EVENT_IN)
         t.interrupted = True
 
 

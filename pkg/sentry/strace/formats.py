@@ -41,6 +41,13 @@ AT_FLAGS = "at_flags"
 DIRFD = "dirfd"
 STAT_OUT = "stat_out"
 PTR = "ptr"
+# Readiness calls (decoded in events.py).
+POLLFDS = "pollfds"  # pollfd array whose count is the next argument
+FD_SET = "fd_set"  # fd_set of select, sized by the first argument
+TIMEVAL = "timeval"
+EPOLL_CTL_OP = "epoll_ctl_op"
+EPOLL_EVENT = "epoll_event"
+EPOLL_EVENTS_OUT = "epoll_events_out"  # filled up to the return value
 
 # name: argument kinds in order. Calls not listed show six hex arguments.
 SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
@@ -51,7 +58,7 @@ SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
     "stat": (PATH, STAT_OUT),
     "fstat": (FD, STAT_OUT),
     "lstat": (PATH, STAT_OUT),
-    "poll": (PTR, UINT, INT),
+    "poll": (POLLFDS, UINT, INT),
     "lseek": (FD, INT, WHENCE),
     "mmap": (HEX, HEX, MMAP_PROT, MMAP_FLAGS, FD, HEX),
     "mprotect": (HEX, HEX, MMAP_PROT),
@@ -161,6 +168,22 @@ SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
     "getrandom": (READ_BUF_OUT, UINT, HEX),
     "execveat": (DIRFD, PATH, STRING_VECTOR, STRING_VECTOR, AT_FLAGS),
     "rseq": (HEX, UINT, HEX, HEX),
+    "select": (INT, FD_SET, FD_SET, FD_SET, TIMEVAL),
+    "pselect6": (INT, FD_SET, FD_SET, FD_SET, TIMESPEC, PTR),
+    "ppoll": (POLLFDS, UINT, TIMESPEC, SIGSET, UINT),
+    "epoll_create": (INT,),
+    "epoll_create1": (HEX,),
+    "epoll_ctl": (FD, EPOLL_CTL_OP, FD, EPOLL_EVENT),
+    "epoll_wait": (FD, EPOLL_EVENTS_OUT, INT, INT),
+    "epoll_pwait": (FD, EPOLL_EVENTS_OUT, INT, INT, SIGSET, UINT),
+    "epoll_pwait2": (FD, EPOLL_EVENTS_OUT, INT, TIMESPEC, SIGSET, UINT),
+    "eventfd": (UINT,),
+    "eventfd2": (UINT, HEX),
+    "signalfd": (FD, SIGSET, UINT),
+    "signalfd4": (FD, SIGSET, UINT, HEX),
+    "timerfd_create": (CLOCK_ID, HEX),
+    "timerfd_settime": (FD, HEX, PTR, PTR),
+    "timerfd_gettime": (FD, PTR),
     # Files (#5).
     "creat": (PATH, OCT),
     "openat2": (DIRFD, PATH, PTR, UINT),

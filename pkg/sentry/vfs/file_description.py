@@ -25,13 +25,15 @@ locks as Linux's filp_close does.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import inotify as IN
+from pkg.abi.linux.poll import DEFAULT_POLLMASK
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT, Entry
+from pkg.sentry.kernel.waiter import Entry
 from pkg.sentry.vfs.lock import FileLocks
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class FileDescription:
         "_locks",
         "_refs",
         "_refs_mu",
+        "_release_hooks",
         "flags",
         "offset",
         "owner",
@@ -97,6 +100,9 @@ class FileDescription:
         self.flags = flags
         self._refs = 1
         self._refs_mu = threading.Lock()
+        # Run when the last reference goes (epoll drops its registrations
+        # of the file, as eventpoll_release does); keyed by their owner.
+        self._release_hooks: dict[object, Callable[[], None]] | None = None
         self.vd = vd
         if vd is not None:
             vd.inc_ref()
@@ -118,7 +124,13 @@ class FileDescription:
         with self._refs_mu:
             self._refs -= 1
             last = self._refs == 0
+            hooks = self._release_hooks if last else None
+            if last:
+                self._release_hooks = None
         if last:
+            if hooks:
+                for hook in list(hooks.values()):
+                    hook()
             locks = self._existing_locks()
             if locks is not None:
                 locks.release_description(self)
@@ -274,9 +286,11 @@ class FileDescription:
     def readiness(self, mask: int) -> int:
         """Returns the events in mask that are ready now (as poll(2)).
 
-        Regular files are always ready, so that is the default.
+        Regular files are always ready, so that is the default
+        (DEFAULT_POLLMASK, what Linux reports for a file without a poll
+        operation).
         """
-        return mask & (EVENT_IN | EVENT_OUT)
+        return mask & DEFAULT_POLLMASK
 
     def event_register(self, entry: Entry) -> None:
         """Asks for entry to be notified when readiness changes."""
@@ -344,3 +358,31 @@ class FileDescription:
     def set_status_flags(self, flags: int) -> None:
         """Applies F_SETFL: only SETFL_MASK bits change."""
         self.flags = (self.flags & ~SETFL_MASK) | (flags & SETFL_MASK)
+
+    # Polling support beyond readiness.
+
+    def epollable(self) -> bool:
+        """Reports whether the file can be watched by epoll, as Linux's
+        file_can_poll: files whose readiness changes (and so notify
+        event_register) can; files that are always ready cannot (EPERM)."""
+        return type(self).event_register is not FileDescription.event_register
+
+    def host_poll_fd(self) -> int:
+        """Returns a host descriptor whose host readiness stands for this
+        file's, for poll(2) and epoll to wait on, or -1 if changes are
+        notified through event_register instead."""
+        return -1
+
+    def add_release_hook(self, key: object, hook: Callable[[], None]) -> None:
+        """Runs hook (once) when the last reference to the file goes,
+        before release; key identifies it for remove_release_hook."""
+        with self._refs_mu:
+            if self._release_hooks is None:
+                self._release_hooks = {}
+            self._release_hooks[key] = hook
+
+    def remove_release_hook(self, key: object) -> None:
+        """Cancels add_release_hook."""
+        with self._refs_mu:
+            if self._release_hooks is not None:
+                self._release_hooks.pop(key, None)

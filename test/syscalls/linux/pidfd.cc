@@ -140,8 +140,6 @@ TEST(PidfdTest, WaitidOnSomeoneElsesPidfdIsEchild) {
 }
 
 TEST(PidfdTest, PollReportsExit) {
-  // Needs poll(2) in the sandbox.
-  SKIP_IF(IsRunningOnSandbox());
   const pid_t pid = SpawnPaused();
   const int fd = PidfdOpen(pid);
   ASSERT_THAT(fd, SyscallSucceeds());

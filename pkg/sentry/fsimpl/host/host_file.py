@@ -7,6 +7,10 @@ inherited descriptor. The sentry never changes the host descriptor's flags:
 a shared terminal left non-blocking would break the shell that started us.
 Blocking is done by polling the host descriptor together with the task's
 wake descriptor, so a read from a quiet terminal stays interruptible.
+
+Readiness is the host's: poll(2) and epoll in the sandbox wait on the host
+descriptor itself (host_poll_fd), so a task waiting on standard input and an
+eventfd wakes for either without spinning.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pkg.abi.linux.stat import Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
-from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT
+from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP
 from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
@@ -37,10 +41,28 @@ if TYPE_CHECKING:
 _MAX_READ = 1 << 20
 
 
+# Events a host poll is asked about: poll(2)'s events are 16 bits.
+_HOST_POLL_EVENTS = 0xFFFF
+
+
+def _host_can_poll(host_fd: int) -> bool:
+    """Reports whether the host can epoll host_fd (file_can_poll there):
+    regular files, directories and devices without a poll operation such
+    as /dev/null cannot."""
+    ep = select.epoll()
+    try:
+        ep.register(host_fd, select.EPOLLIN)
+    except OSError:
+        return False
+    finally:
+        ep.close()
+    return True
+
+
 class HostFile(FileDescription):
     """HostFile wraps one host descriptor owned by the sentry."""
 
-    __slots__ = ("host_fd", "is_tty", "mode", "seekable")
+    __slots__ = ("_can_poll", "host_fd", "is_tty", "mode", "seekable")
 
     def __init__(self, host_fd: int, flags: int | None = None) -> None:
         if flags is None:
@@ -51,6 +73,7 @@ class HostFile(FileDescription):
         self.mode = st.st_mode
         self.is_tty = os.isatty(host_fd)
         self.seekable = host_stat.S_ISREG(st.st_mode) or host_stat.S_ISBLK(st.st_mode)
+        self._can_poll: bool | None = None
 
     def release(self) -> None:
         os.close(self.host_fd)
@@ -171,11 +194,19 @@ class HostFile(FileDescription):
 
     def readiness(self, mask: int) -> int:
         p = select.poll()
-        p.register(self.host_fd, mask & (EVENT_IN | EVENT_OUT))
+        p.register(self.host_fd, mask & _HOST_POLL_EVENTS)
         ready = 0
         for _fd, revents in p.poll(0):
             ready |= revents
         return ready & (mask | EVENT_ERR | EVENT_HUP)
+
+    def epollable(self) -> bool:
+        if self._can_poll is None:
+            self._can_poll = _host_can_poll(self.host_fd)
+        return self._can_poll
+
+    def host_poll_fd(self) -> int:
+        return self.host_fd
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if cmd == I.FIONREAD and not self.is_tty:
