@@ -20,7 +20,6 @@ from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.thread_group import ThreadGroup
 from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
-from pkg.sentry.kernel.uts_namespace import UTSNamespace
 
 
 class FakeMemoryFile:
@@ -101,12 +100,6 @@ class FakeKernel:
         self.timer_queue = TimerQueue()
         self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.init_tg: ThreadGroup | None = None
-        self.root_uts = UTSNamespace("localhost", "(none)")
-        self.num_cpus = 1
-
-    def all_cpus_mask(self) -> int:
-        """Returns the mask of the fake's one CPU."""
-        return 1
 
     def new_process(
         self,

@@ -40,6 +40,7 @@ from pkg.sentry.kernel.task_block import block_killable
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.task_signals import inherit_for_clone, join_group_stop_locked
 from pkg.sentry.kernel.thread_group import ThreadGroup
+from pkg.sentry.kernel.uts_namespace import uts_of
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.fd_table import FDTable
@@ -304,7 +305,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     inherit_for_clone(t, child, flags)
     child.personality = t.personality
     child.sched = t.sched.fork()
-    child.uts_ns = t.uts_ns.clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
+    child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
     if flags & SC.CLONE_CHILD_SETTID:

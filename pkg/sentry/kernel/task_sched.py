@@ -16,6 +16,9 @@ MIN_NICE = -20
 MAX_NICE = 19
 # Real-time priorities (MAX_RT_PRIO - 1).
 MAX_RT_PRIO = 99
+# A mask with every possible CPU (CPU_SETSIZE), narrowed to the sandbox's
+# CPUs wherever it is used.
+ALL_CPUS = (1 << 1024) - 1
 # The default timer slack of a task, in nanoseconds.
 DEFAULT_TIMER_SLACK_NS = 50_000
 

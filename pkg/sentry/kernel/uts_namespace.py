@@ -5,6 +5,10 @@ sethostname(2)), shared until CLONE_NEWUTS gives a task its own copy
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
 
 
 class UTSNamespace:
@@ -25,3 +29,9 @@ class UTSNamespace:
         """Returns a new namespace starting with the same names."""
         with self.mu:
             return UTSNamespace(self.hostname, self.domainname)
+
+
+def uts_of(t: Task) -> UTSNamespace:
+    """Returns the UTS namespace t is in."""
+    uts = t.uts_ns
+    return uts if uts is not None else t.kernel.root_uts

@@ -37,6 +37,7 @@ from pkg.sentry.kernel.task_signals import (
     send_to_thread_group,
 )
 from pkg.sentry.kernel.task_wait import WaitOptions, do_wait
+from pkg.sentry.kernel.uts_namespace import uts_of
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32, u32
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def sys_unshare(t: Task, args: Args) -> int:
             t.fd_table.users -= 1
             t.fd_table = new_fdt
     if flags & SC.CLONE_NEWUTS:
-        t.uts_ns = t.uts_ns.clone()
+        t.uts_ns = uts_of(t).clone()
     # CLONE_SYSVSEM: there are no System V semaphore undo lists to detach.
     return 0
 
