@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 PLATFORMS = ("ptrace",)
 NETWORKS = ("none", "host", "sandbox")
 LOG_FORMATS = ("text", "json")
+SECCOMP_MODES = ("enforce", "log", "off")
 
 
 @dataclass(slots=True)
@@ -32,23 +33,30 @@ class Config:
     strace_log_size: int = 1024
     overlay2: str = "root:memory"
     systemd_cgroup: bool = False
+    # The sandbox's own seccomp filter (runsc/boot/filter): "enforce",
+    # "log" (allow and log what the allowlist lacks) or "off".
+    sentry_seccomp: str = "enforce"
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_flags(self) -> list[str]:
         """Returns the flags that recreate this config in a child runsc."""
         flags = [
-            f"--root={self.root}",
+            f"--root={os.path.abspath(self.root)}",
             f"--platform={self.platform}",
             f"--network={self.network}",
             f"--log-format={self.log_format}",
             f"--overlay2={self.overlay2}",
+            f"--sentry-seccomp={self.sentry_seccomp}",
         ]
         if self.debug:
             flags.append("--debug")
         if self.debug_log:
-            flags.append(f"--debug-log={self.debug_log}")
+            path = os.path.abspath(self.debug_log)
+            if self.debug_log.endswith("/"):
+                path += "/"
+            flags.append(f"--debug-log={path}")
         if self.log:
-            flags.append(f"--log={self.log}")
+            flags.append(f"--log={os.path.abspath(self.log)}")
         if self.strace:
             flags.append("--strace")
         if self.strace_syscalls:
@@ -88,6 +96,12 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strace-log-size", type=int, default=1024)
     p.add_argument("--overlay2", default="root:memory")
     p.add_argument("--systemd-cgroup", action="store_true")
+    p.add_argument(
+        "--sentry-seccomp",
+        default="enforce",
+        choices=SECCOMP_MODES,
+        help="the sandbox's own seccomp filter: log finds what it lacks",
+    )
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
@@ -106,12 +120,13 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         strace_log_size=ns.strace_log_size,
         overlay2=ns.overlay2,
         systemd_cgroup=ns.systemd_cgroup,
+        sentry_seccomp=ns.sentry_seccomp,
     )
 
 
 # Boolean global flags: Go's flag package accepts --flag and --flag=bool.
 _BOOL_FLAGS = frozenset({"--debug", "--strace", "--systemd-cgroup"})
-_VALUE_FLAGS = frozenset(
+VALUE_FLAGS = frozenset(
     {
         "--root",
         "--debug-log",
@@ -122,6 +137,7 @@ _VALUE_FLAGS = frozenset(
         "--strace-syscalls",
         "--strace-log-size",
         "--overlay2",
+        "--sentry-seccomp",
     }
 )
 
@@ -144,7 +160,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
                 out.append(name)
             continue
         out.append(a)
-        if a in _VALUE_FLAGS and i + 1 < len(argv):
+        if a in VALUE_FLAGS and i + 1 < len(argv):
             out.append(argv[i + 1])
             i += 1
         i += 1

@@ -1,20 +1,77 @@
-"""runsc: the command-line interface of the sandbox runtime."""
+"""runsc: the command-line interface of the sandbox runtime.
+
+Global flags come before the verb, in the forms runc's clients use
+(`--root D`, `--root=D`, `-root D`); see config.py. A verb that fails
+reports why on stderr and in --log (as JSON lines with --log-format json,
+which container clients read) and exits with status 1.
+
+Start-up time matters (container clients run runsc several times per
+container), so only the verb's own module is imported, and for verbs that
+make a sandbox the sandbox process is started first, to import its modules
+while this one imports its own (runsc/sandbox/launch.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
+from pkg.sentry.control.errors import ControlError
 from runsc import config as runsc_config
 from runsc import log as runsc_log
-from runsc.cmd import do
+from runsc.cmd.util import normalize_verb_flags
+from runsc.container.errors import ContainerError, ExecutableError
+from runsc.sandbox.errors import SandboxError
+from runsc.specutils.errors import SpecError
 
 log = logging.getLogger("runsc")
 
+# Every verb and the module that implements it.
+VERBS = {
+    "boot": "runsc.cmd.boot",
+    "create": "runsc.cmd.create",
+    "delete": "runsc.cmd.delete",
+    "do": "runsc.cmd.do",
+    "events": "runsc.cmd.events",
+    "exec": "runsc.cmd.exec",
+    "help": "runsc.cmd.help",
+    "install": "runsc.cmd.install",
+    "kill": "runsc.cmd.kill",
+    "list": "runsc.cmd.list",
+    "pause": "runsc.cmd.pause",
+    "ps": "runsc.cmd.ps",
+    "run": "runsc.cmd.run",
+    "spec": "runsc.cmd.spec",
+    "start": "runsc.cmd.start",
+    "state": "runsc.cmd.state",
+    "uninstall": "runsc.cmd.install",
+    "version": "runsc.cmd.version",
+    "wait": "runsc.cmd.wait",
+    "resume": "runsc.cmd.pause",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """Returns the parser for the global flags and every verb."""
+# Verbs that make a sandbox: their sandbox process is started first thing.
+SANDBOX_VERBS = frozenset({"create", "run", "do"})
+
+# Failures a verb reports as a message, not a traceback.
+USER_ERRORS = (
+    ContainerError,
+    ExecutableError,
+    SpecError,
+    ControlError,
+    SandboxError,
+    ValueError,
+    OSError,
+)
+
+
+def build_parser(
+    verb: str | None = None,
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """Returns the parser for the global flags and the verb (every verb if
+    None)."""
     p = argparse.ArgumentParser(
         prog="runsc",
         description="An application kernel for containers.",
@@ -22,24 +79,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runsc_config.add_global_flags(p)
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    do.add_parser(sub)
-    return p
+    modules = [VERBS[verb]] if verb in VERBS else sorted(set(VERBS.values()))
+    for name in modules:
+        importlib.import_module(name).add_parser(sub)
+    return p, sub
+
+
+def find_verb(argv: list[str]) -> tuple[str | None, int]:
+    """Returns the verb of a normalised command line and its index."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in VERBS:
+            return a, i
+        if not a.startswith("-"):
+            break
+        i += 2 if a in runsc_config.VALUE_FLAGS else 1
+    return None, -1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses argv and runs the verb; returns the exit status."""
     argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    verb, i = find_verb(argv)
+    if verb in SANDBOX_VERBS and "--help" not in argv and "-h" not in argv:
+        from runsc.sandbox import launch  # noqa: PLC0415
+
+        launch.launch_early()
+    parser, sub = build_parser(verb)
+    if verb is not None:
+        # Go-style boolean flags of the verb (--detach=true) need rewriting.
+        argv = argv[: i + 1] + normalize_verb_flags(sub.choices[verb], argv[i + 1 :])
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help(sys.stderr)
         return 2
     config = runsc_config.config_from_args(args)
-    runsc_log.setup(config, args.verb)
+    runsc_log.setup(
+        config, args.verb, stderr_errors=not getattr(args, "no_stderr_log", False)
+    )
+    log.debug("runsc: %s", " ".join(sys.argv))
     try:
         return args.func(config, args)
     except KeyboardInterrupt:
         return 130
+    except USER_ERRORS as e:
+        log.error("%s", _message(e))
+        log.debug("%s failed", args.verb, exc_info=True)
+        return 1
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ debian_packages=(
   protobuf-compiler
   runsc
   strace
+  # Container clients that test/e2e drives runsc with (and runc, to compare
+  # against). Installing them starts no daemon; the tests start their own.
+  conmon
+  containerd
+  docker.io
+  podman
+  runc
+  umoci
 )
 
 missing=()

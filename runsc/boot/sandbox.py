@@ -1,26 +1,28 @@
-"""Running a sandbox: the platform, the kernel, and the container's first
-process, until it exits.
+"""Sandbox: the platform, the kernel, its filesystems, and the container's
+processes.
 
-This is the body of the sandbox process (`runsc boot`, or the child that
-`runsc do` forks). Everything the sentry needs from the host is opened here,
-before the application runs.
+This is the heart of the sandbox process (`runsc boot`): it builds the
+sentry's kernel over a platform, mounts the container's root (vfs.py), and
+creates processes in it: executables are opened through the sentry's own VFS
+(the interpreter of a dynamic one too), and standard descriptors are host
+descriptors that runsc hands over.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
-from pkg.sentry.kernel.credentials import root_credentials
+from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
+from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import SignalInfo
+from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
@@ -32,72 +34,86 @@ from runsc.config import Config
 
 log = logging.getLogger(__name__)
 
-# Host signals the sandbox forwards to the container's init.
-FORWARDED_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGCONT,
-)
-
 
 @dataclass(slots=True)
 class ProcessSpec:
-    """ProcessSpec is the container's first process."""
+    """ProcessSpec describes a process to create in the sandbox."""
 
     argv: list[str]
     env: list[str]
     cwd: str
-    # Path of the executable to load, opened inside the sandbox.
+    # The executable's path in the sandbox (runsc resolved PATH already).
     executable: str
-    # Host descriptors for the application's fd 0, 1, 2...
+    # Host descriptors for the application's fd 0, 1, 2...; the sandbox
+    # duplicates them.
     stdio: list[int] = field(default_factory=lambda: [0, 1, 2])
-    hostname: str = "localhost"
+    creds: Credentials | None = None
+    limits: LimitSet | None = None
+    umask: int = 0o022
 
 
-def new_platform(config: Config, mf: MemoryFile):
+def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
     """Creates the platform named by --platform."""
     if config.platform == "ptrace":
         return PtracePlatform(mf.fd)
     raise ValueError(f"unknown platform {config.platform!r}")
 
 
-def wait_status_to_exit_code(status: int) -> int:
-    """Maps a wait status to the exit code a shell would report."""
-    if status & 0x7F:
-        return 128 + (status & 0x7F)
-    return (status >> 8) & 0xFF
+class Sandbox:
+    """Sandbox owns the MemoryFile, the platform, the kernel and its mount
+    namespace.
 
+    Everything it needs from the host it opens in the constructor, except
+    the files of the root it serves (vfs.py).
 
-def run(config: Config, spec: ProcessSpec) -> int:
-    """Runs the sandbox to completion and returns the container's wait
-    status."""
-    mf = MemoryFile()
-    platform = new_platform(config, mf)
-    try:
-        kernel = Kernel(
-            platform,
-            mf,
-            KernelConfig(
-                hostname=spec.hostname,
-                strace=config.strace,
-                strace_syscalls=config.strace_syscalls,
-                strace_log_size=config.strace_log_size,
-            ),
-            build_table(),
-        )
-        fds = FDTable()
-        for i, host_fd in enumerate(spec.stdio):
-            fds.set_fd(i, HostFile(os.dup(host_fd)))
-        register_filesystems(kernel)
-        ns = mount_root(kernel)
-        root = VirtualDentry(ns.root, ns.root.root)
-        cwd = working_directory(kernel, ns, spec.cwd)
-        creds = root_credentials()
+    Args:
+        config: runsc's flags.
+        root: the host directory that is the container's root.
+        hostname: the sandbox's host name.
+        domainname: the sandbox's NIS domain name.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        root: str,
+        hostname: str = "localhost",
+        domainname: str = "",
+    ) -> None:
+        self.config = config
+        self.mf = MemoryFile()
+        self.platform = new_platform(config, self.mf)
+        try:
+            self.kernel = Kernel(
+                self.platform,
+                self.mf,
+                KernelConfig(
+                    hostname=hostname,
+                    domainname=domainname or "(none)",
+                    strace=config.strace,
+                    strace_syscalls=config.strace_syscalls,
+                    strace_log_size=config.strace_log_size,
+                ),
+                build_table(),
+            )
+            register_filesystems(self.kernel)
+            self.mount_ns = mount_root(self.kernel, root)
+        except BaseException:
+            self.platform.close()
+            raise
+        self.root = VirtualDentry(self.mount_ns.root, self.mount_ns.root.root)
+
+    def create_process(self, spec: ProcessSpec) -> Task:
+        """Loads a process; start_process runs it. The first process created
+        is the container's init.
+
+        Raises:
+            SyscallError: the executable cannot be opened or loaded.
+        """
+        kernel = self.kernel
+        creds = spec.creds or root_credentials()
+        root = self.root
+        cwd = working_directory(kernel, self.mount_ns, spec.cwd)
         opened: list[ExecutableFile] = []
 
         def open_exec(path: bytes) -> ExecutableFile:
@@ -107,43 +123,47 @@ def run(config: Config, spec: ProcessSpec) -> int:
             opened.append(f)
             return f
 
+        fds = FDTable()
+        for i, host_fd in enumerate(spec.stdio):
+            fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
-            image = open_exec(os.fsencode(spec.executable))
-            init = kernel.create_init_process(
-                exec_file=image,
+            t = kernel.create_init_process(
+                exec_file=open_exec(os.fsencode(spec.executable)),
                 argv=[a.encode() for a in spec.argv],
                 envv=[e.encode() for e in spec.env],
-                filename=spec.argv[0].encode()
-                if spec.argv
-                else spec.executable.encode(),
+                filename=os.fsencode(spec.executable),
                 fd_table=fds,
                 root=root,
                 cwd=cwd,
                 creds=creds,
+                limits=spec.limits,
                 open_interpreter=open_exec,
             )
+        except BaseException:
+            fds.close_all()
+            raise
         finally:
             for f in opened:
                 f.close()
-        _forward_signals(kernel)
-        log.info("boot: starting %s", spec.argv)
-        kernel.start_task(init)
-        status = kernel.wait()
-        assert status is not None
-        return status
-    finally:
-        platform.close()
+        t.fs.umask = spec.umask
+        return t
 
+    def start_process(self, t: Task) -> None:
+        """Starts running a process made by create_process."""
+        log.info("boot: starting pid %d: %s", t.tid, t.name)
+        self.kernel.start_task(t)
 
-def _forward_signals(kernel: Kernel) -> None:
-    """Delivers host signals aimed at the sandbox to the container's init."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def forward(signo: int, _frame: object) -> None:
-        tg = kernel.init_tg
+    def signal_init(self, signo: int) -> None:
+        """Sends a signal to the container's init."""
+        tg = self.kernel.init_tg
         if tg is not None:
             send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
 
-    for signo in FORWARDED_SIGNALS:
-        signal.signal(signo, forward)
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Waits for init to exit and every task to go; returns init's wait
+        status, or None on timeout."""
+        return self.kernel.wait(timeout)
+
+    def close(self) -> None:
+        """Releases the platform."""
+        self.platform.close()

@@ -1,24 +1,29 @@
 """`runsc do CMD [ARGS...]`: run one command in a fresh sandbox.
 
-The sandbox sees the host's file tree and this process's environment, working
-directory and standard descriptors; the command's exit status becomes
-runsc's, with death by a signal reported as 128 + the signal number, as a
-shell reports it.
+The sandbox sees the host's file tree and this process's environment,
+working directory and standard descriptors; the command's exit status
+becomes runsc's, with death by a signal reported as 128 + the signal
+number, as a shell reports it. A command that cannot be found exits 127.
+
+`do` is `run` of a container whose spec it makes up: the host root as the
+container's root, the command as its process with every capability, and a
+state directory under --root that it removes afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
+import secrets
 import shutil
-import signal
-import sys
 
-from runsc import log as runsc_log
-from runsc.boot import sandbox
+from pkg.abi.linux import capability as C
+from runsc.cmd.run import run_attached
 from runsc.config import Config
+from runsc.container.container import Container, CreateArgs
+from runsc.container.state import ContainerError
+from runsc.specutils.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,26 @@ def _resolve(command: str, env: dict[str, str]) -> str | None:
     return shutil.which(command, path=env.get("PATH", os.defpath))
 
 
+def make_spec(argv: list[str], cwd: str, hostname: str) -> Spec:
+    """Returns the spec of a `do` container."""
+    caps = sorted(C.BY_NAME)
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": os.isatty(0),
+            "user": {"uid": 0, "gid": 0},
+            "args": argv,
+            "env": [f"{k}={v}" for k, v in os.environ.items()],
+            "cwd": cwd,
+            "capabilities": {
+                kind: caps for kind in ("bounding", "effective", "permitted")
+            },
+        },
+        "root": {"path": "/", "readonly": True},
+        "hostname": hostname,
+    }
+
+
 def main(config: Config, args: argparse.Namespace) -> int:
     """Runs `do`."""
     argv = args.command
@@ -50,45 +75,18 @@ def main(config: Config, args: argparse.Namespace) -> int:
     if executable is None or not os.path.exists(executable):
         log.error("do: %s: command not found", argv[0])
         return 127
-    spec = sandbox.ProcessSpec(
-        argv=argv,
-        env=[f"{k}={v}" for k, v in os.environ.items()],
-        cwd=args.cwd or os.getcwd(),
-        executable=executable,
-        hostname=args.hostname,
-    )
-
-    pid = os.fork()
-    if pid == 0:
-        # The sandbox process.
-        code = 1
-        try:
-            runsc_log.setup(config, "boot")
-            status = sandbox.run(config, spec)
-            code = sandbox.wait_status_to_exit_code(status)
-        except BaseException:
-            log.exception("do: sandbox failed")
-            code = 128
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            os._exit(code)
-
-    # Signals for the container go to the sandbox, which forwards them.
-    def forward(signo: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signo)
-
-    for signo in sandbox.FORWARDED_SIGNALS:
-        signal.signal(signo, forward)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            return 128
-        except InterruptedError:
-            continue
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    spec = make_spec(argv, args.cwd or os.getcwd(), args.hostname)
+    try:
+        c = Container.create(
+            config,
+            CreateArgs(
+                container_id=f"runsc-do-{secrets.token_hex(6)}",
+                bundle=os.getcwd(),
+                attached=True,
+                spec=spec,
+            ),
+        )
+    except ContainerError as e:
+        log.error("do: %s", e)
+        return 128
+    return run_attached(c)

@@ -35,8 +35,15 @@ SECCOMP_RET_DATA = 0x0000FFFF
 
 # struct seccomp_data: nr, arch, instruction_pointer, args[6].
 SECCOMP_DATA_SIZE = 64
+SECCOMP_DATA_NR = 0
+SECCOMP_DATA_ARCH = 4
+SECCOMP_DATA_IP = 8
+SECCOMP_DATA_ARGS = 16
 
 AUDIT_ARCH_X86_64 = 0xC000003E
+
+# System call numbers with this bit set are x32 calls.
+X32_SYSCALL_BIT = 0x40000000
 
 # Classic BPF (struct sock_filter: u16 code, u8 jt, u8 jf, u32 k).
 BPF_MAXINSNS = 4096

@@ -8,8 +8,10 @@ when a PID namespace's init exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import struct
 import threading
 import time
@@ -118,6 +120,11 @@ class Kernel:
         self.exit_status: int | None = None
         self.panicked = False
         self._mu = threading.Lock()
+        # Called with each process that exits with no parent to tell (those
+        # the control server created), after it became a zombie.
+        self.orphan_exit_callback: Callable[[ThreadGroup], None] | None = None
+        # Set while the sandbox is paused: tasks wait in their run loop.
+        self.paused = False
 
     # Processes.
 
@@ -212,6 +219,35 @@ class Kernel:
         log.info("kernel: init exited with wait status %#x", status)
         self.kill_all()
         threading.Thread(target=self._finish, name="kernel-finish", daemon=True).start()
+
+    def on_orphan_exit(self, tg: ThreadGroup) -> None:
+        """Reports the exit of a process that has no parent in the sandbox
+        (one that runsc exec started)."""
+        callback = self.orphan_exit_callback
+        if callback is not None:
+            callback(tg)
+
+    def pause(self) -> None:
+        """Stops every task from running application code until resume(),
+        as the cgroup freezer does for runc's `pause`. A task blocked in a
+        system call is interrupted and restarts the call on resume."""
+        self.paused = True
+        for t in self.tasks.live_tasks():
+            t.interrupt()
+
+    def resume(self) -> None:
+        """Lets the tasks stopped by pause() run again."""
+        self.paused = False
+        for t in self.tasks.live_tasks():
+            t.wake()
+
+    def pause_gate(self, t: Task) -> None:
+        """Holds t, on its own thread between run states, while the sandbox
+        is paused and t is not exiting."""
+        while self.paused and not (t.exiting or t.tg.exiting):
+            select.select([t.wake_fd], [], [])
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(t.wake_fd)
 
     def _finish(self) -> None:
         self.tasks.empty.wait()

@@ -243,9 +243,13 @@ def _exit_notify(tg: ThreadGroup) -> None:
                 _reparent_locked(tg, child, reaper)
         if tg is not kernel.init_tg:
             _notify_parent_locked(tg)
+        orphan = tg.parent is None and tg is not kernel.init_tg
     tg.exit_queue.notify(EVENT_IN)
     if tg is kernel.init_tg:
         kernel.on_init_exit(status)
+    elif orphan:
+        # A process runsc exec started: its parent is outside the sandbox.
+        kernel.on_orphan_exit(tg)
 
 
 def _notify_parent_locked(tg: ThreadGroup) -> None:

@@ -93,6 +93,7 @@ class RunInterrupt(TaskRunState):
     __slots__ = ()
 
     def execute(self, t: Task) -> TaskRunState | None:
+        t.kernel.pause_gate(t)
         restart = t.syscall_restart
         t.syscall_restart = 0
         if not handle_interrupt(t, restart):

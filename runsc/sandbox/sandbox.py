@@ -1,0 +1,131 @@
+"""Configuring the sandbox process, and talking to it.
+
+`spawn` hands a sandbox process (started early by launch.py) its
+configuration and waits until it says the container is created; see
+runsc/boot/boot.py for what it does with it. `call` sends one control
+request to a running sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pkg.sentry.control import control_pb2 as pb
+from pkg.sentry.control.errors import ControlError
+from pkg.unet import unet
+from runsc.config import Config
+from runsc.sandbox import launch
+from runsc.sandbox.errors import SandboxError
+
+__all__ = ["SandboxError", "SpawnArgs", "call", "kill", "spawn"]
+
+# How long a request may wait for the sandbox to accept it.
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class SpawnArgs:
+    """SpawnArgs is what the sandbox process is configured with."""
+
+    container_id: str
+    bundle: str
+    # The checked spec, as JSON.
+    spec: bytes
+    # The init executable's path in the container.
+    executable: str
+    # The container's descriptors 0, 1 and 2.
+    stdio: list[int]
+    # The listening control socket's descriptor.
+    control_fd: int
+    # The exit status file, open for writing.
+    exit_fd: int
+    # stdio is a terminal made for the container.
+    console: bool = False
+    # Die with the calling runsc (`run` without --detach, `do`).
+    attached: bool = False
+
+
+def spawn(
+    config: Config,
+    args: SpawnArgs,
+    on_started: Callable[[subprocess.Popen], None] | None = None,
+) -> subprocess.Popen:
+    """Configures a sandbox process and waits until the container is
+    created.
+
+    on_started is called with the process first (to record its pid, so that
+    it can be found and killed even if this runsc dies meanwhile).
+
+    Raises:
+        SandboxError: the sandbox failed to start; the message says why. No
+            process is left behind.
+    """
+    launched = launch.take()
+    spec_fd = os.memfd_create("runsc-spec", os.MFD_CLOEXEC)
+    try:
+        if on_started is not None:
+            on_started(launched.proc)
+        os.write(spec_fd, args.spec)
+        os.lseek(spec_fd, 0, os.SEEK_SET)
+        msg = pb.BootConfig(
+            global_flags=config.to_flags(),
+            container_id=args.container_id,
+            bundle=args.bundle,
+            console=args.console,
+            attached=args.attached,
+            executable=args.executable,
+        )
+        fds = [spec_fd, args.control_fd, args.exit_fd, *args.stdio]
+        # A sandbox that died already explains itself on its stderr, which
+        # wait_ready reads.
+        with contextlib.suppress(OSError):
+            unet.Conn(launched.config).send(msg.SerializeToString(), fds)
+    except BaseException:
+        launched.abandon()
+        raise
+    finally:
+        os.close(spec_fd)
+    launch.wait_ready(launched)
+    return launched.proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """Kills a sandbox process that is this process's child and reaps it."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+def call(
+    socket_path: str,
+    request: pb.Request,
+    fds: tuple[int, ...] = (),
+    timeout: float | None = CONNECT_TIMEOUT_SECONDS,
+) -> pb.Response:
+    """Sends one control request and returns the response.
+
+    Raises:
+        ControlError: the sandbox refused the request.
+        SandboxError: the sandbox cannot be reached.
+    """
+    try:
+        conn = unet.connect(socket_path, timeout)
+    except OSError as e:
+        raise SandboxError(f"cannot reach the sandbox: {e.strerror or e}") from None
+    with conn:
+        try:
+            conn.send(request.SerializeToString(), fds)
+            payload, rfds = conn.recv()
+        except (OSError, EOFError) as e:
+            raise SandboxError(f"the sandbox went away: {e}") from None
+    for fd in rfds:
+        os.close(fd)
+    resp = pb.Response()
+    resp.ParseFromString(payload)
+    if resp.error:
+        raise ControlError(resp.error, resp.errno)
+    return resp

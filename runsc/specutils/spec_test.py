@@ -1,0 +1,134 @@
+"""Tests for spec checking and reading."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pkg.abi.linux import limits as L
+from pkg.abi.linux import signal as S
+from runsc.specutils import spec as specutils
+
+BASE = {
+    "ociVersion": "1.0.2",
+    "process": {
+        "args": ["/bin/true"],
+        "env": ["PATH=/bin"],
+        "cwd": "/",
+        "user": {"uid": 1, "gid": 2, "additionalGids": [3]},
+        "capabilities": {"effective": ["CAP_KILL", "CAP_CHOWN"]},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
+        "noNewPrivileges": True,
+    },
+    "root": {"path": "rootfs", "readonly": True},
+}
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> str:
+    (tmp_path / "rootfs").mkdir()
+    return str(tmp_path)
+
+
+def _spec(**changes: object) -> dict:
+    s = copy.deepcopy(BASE)
+    s.update(changes)
+    return s
+
+
+def test_valid_spec_has_no_warnings(bundle: str) -> None:
+    assert specutils.check(_spec(), bundle) == []
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda s: s.pop("process"),
+        lambda s: s["process"].__setitem__("args", []),
+        lambda s: s["process"].__setitem__("cwd", "relative"),
+        lambda s: s["process"]["user"].__setitem__("uid", -1),
+        lambda s: s["process"]["rlimits"].append({"type": "RLIMIT_BOGUS"}),
+        lambda s: s["process"]["rlimits"].append(
+            {"type": "RLIMIT_CPU", "soft": 5, "hard": 1}
+        ),
+        lambda s: s.__setitem__("root", {"path": "missing"}),
+        lambda s: s.__setitem__("mounts", [{"destination": "relative"}]),
+        lambda s: s.__setitem__("hooks", {"prestart": [{"path": "rel"}]}),
+        lambda s: s.__setitem__("linux", {"namespaces": [{"type": "bogus"}]}),
+    ],
+)
+def test_malformed_specs_are_refused(
+    bundle: str, mutate: Callable[[dict], object]
+) -> None:
+    s = _spec()
+    mutate(s)
+    with pytest.raises(specutils.SpecError):
+        specutils.check(s, bundle)
+
+
+def test_unsupported_fields_are_warned_about(bundle: str) -> None:
+    s = _spec(
+        mounts=[{"destination": "/proc", "type": "proc"}],
+        linux={
+            "maskedPaths": ["/proc/kcore"],
+            "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
+            "sysctl": {"net.ipv4.ip_forward": "1"},
+        },
+        hooks={"startContainer": [{"path": "/bin/true"}]},
+    )
+    text = "\n".join(specutils.check(s, bundle))
+    for word in ("mounts", "maskedPaths", "seccomp", "sysctl", "startContainer"):
+        assert word in text
+
+
+def test_load_reports_broken_json(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(specutils.SpecError, match="not valid JSON"):
+        specutils.load(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps([1]))
+    with pytest.raises(specutils.SpecError, match="object"):
+        specutils.load(str(tmp_path))
+
+
+def test_process_settings() -> None:
+    p = specutils.process_settings(BASE["process"])
+    assert (p.uid, p.gid, p.additional_gids) == (1, 2, [3])
+    assert p.effective == (1 << 5) | (1 << 0)
+    assert p.rlimits == [(L.RLIMIT_NOFILE, 10, 20)]
+    assert p.no_new_privileges
+
+
+@pytest.mark.parametrize(
+    ("value", "signo"),
+    [
+        ("9", S.SIGKILL),
+        ("KILL", S.SIGKILL),
+        ("SIGTERM", S.SIGTERM),
+        ("sigusr1", S.SIGUSR1),
+        ("RTMIN+2", S.SIGRTMIN + 2),
+        ("SIGRTMAX", S.SIGRTMAX),
+    ],
+)
+def test_parse_signal(value: str, signo: int) -> None:
+    assert specutils.parse_signal(value) == signo
+
+
+@pytest.mark.parametrize("value", ["0", "65", "SIGBOGUS", "RTMAX+1", ""])
+def test_parse_signal_refuses(value: str) -> None:
+    with pytest.raises(ValueError):
+        specutils.parse_signal(value)
+
+
+@pytest.mark.parametrize("cid", ["", ".", "..", "a/b", "a b", "x" * 1025])
+def test_invalid_ids(cid: str) -> None:
+    with pytest.raises(specutils.SpecError):
+        specutils.validate_id(cid)
+
+
+def test_valid_ids() -> None:
+    for cid in ("a", "abc-123_x.y+z", "0" * 64):
+        specutils.validate_id(cid)

@@ -1,0 +1,180 @@
+"""Attempts to escape from a container must fail.
+
+Two kinds of checks. From inside, a static program (escape.cc) tries what a
+hostile application would: host files by path and through symlinks planted
+in its root, the 32-bit and x32 system call entries, the host's loopback
+network, host processes (signals, ptrace, process_vm_readv). From outside,
+the sandbox process is inspected through /proc: its namespaces, its empty
+root, its capabilities, no_new_privs and seccomp mode. And runsc itself must
+not follow a symlink in the root out of it when it opens the executable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from runsc.testutil import procs
+from runsc.testutil.rootfs import make_spec, write_bundle
+from runsc.testutil.runsc import Runsc, runfile
+
+CANARY = "pyvisor-canary"
+PR_SET_CHILD_SUBREAPER = 36
+CAP_SYS_PTRACE = 19
+
+
+@pytest.fixture
+def tmp() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="rsc-esc-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _bundle(tmp: str, args: list[str]) -> str:
+    root = os.path.join(tmp, "rootfs")
+    os.makedirs(root, exist_ok=True)
+    shutil.copy2(runfile("test/e2e/escape"), os.path.join(root, "escape"))
+    canary = os.path.join(tmp, "canary")
+    with open(canary, "w") as f:
+        f.write(CANARY)
+    with open(os.path.join(root, "inside"), "w") as f:
+        f.write("pyvisor-inside")
+    os.symlink(canary, os.path.join(root, "abs-link"))
+    os.symlink("../" * 16 + canary.lstrip("/"), os.path.join(root, "rel-link"))
+    spec = make_spec(args)
+    return write_bundle(os.path.join(tmp, "bundle"), {**spec, "root": {"path": root}})
+
+
+def test_escape_attempts_fail(tmp: str) -> None:
+    got_usr1: list[int] = []
+    old = signal.signal(signal.SIGUSR1, lambda s, f: got_usr1.append(s))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                accepted.append(listener.accept())
+            except TimeoutError:
+                continue
+
+    stop = threading.Event()
+    t = threading.Thread(target=accept)
+    t.start()
+    try:
+        canary = os.path.join(tmp, "canary")
+        bundle = _bundle(tmp, ["/escape", canary, str(port), str(os.getpid())])
+        runsc = Runsc(os.path.join(tmp, "root"))
+        p = runsc.run("run", "--bundle", bundle, "esc", check=False)
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+        signal.signal(signal.SIGUSR1, old)
+    lines = p.stdout.splitlines()
+    assert "ESCAPED" not in p.stdout, p.stdout
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert sum(ln.startswith("contained ") for ln in lines) >= 10, p.stdout
+    assert "pid=1 ppid=0" in lines
+    assert "tried open-inside: read it" in lines
+    assert accepted == []
+    assert got_usr1 == []
+
+
+def test_runsc_resolves_the_executable_inside_the_root(tmp: str) -> None:
+    # /evil points at a program that exists only on the host.
+    host_only = os.path.join(tmp, "host-only")
+    shutil.copy2("/bin/true", host_only)
+    bundle = _bundle(tmp, ["/evil"])
+    os.symlink(host_only, os.path.join(tmp, "rootfs", "evil"))
+    os.symlink("../" * 16 + host_only.lstrip("/"), os.path.join(tmp, "rootfs", "rel"))
+    runsc = Runsc(os.path.join(tmp, "root"))
+    for exe in ("/evil", "/rel", "../../../../bin/true"):
+        spec_path = os.path.join(bundle, "config.json")
+        with open(spec_path) as f:
+            text = f.read()
+        with open(spec_path, "w") as f:
+            f.write(text.replace('"/evil"', f'"{exe}"', 1))
+        p = runsc.run("run", "--bundle", bundle, "c", check=False)
+        assert p.returncode == 1, (exe, p.stdout, p.stderr)
+        assert "no such file or directory" in p.stderr, p.stderr
+        with open(spec_path, "w") as f:
+            f.write(text)
+
+
+def test_sandbox_process_is_confined(tmp: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    root = os.path.join(tmp, "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    shutil.copy2("/bin/busybox", os.path.join(root, "bin", "sleep"))
+    bundle = write_bundle(
+        os.path.join(tmp, "bundle"),
+        {**make_spec(["/bin/sleep", "100"]), "root": {"path": root}},
+    )
+    runsc = Runsc(os.path.join(tmp, "root"))
+    pid_file = os.path.join(tmp, "pid")
+    with open(os.path.join(tmp, "out"), "w") as out:
+        subprocess.run(
+            runsc.argv("create", "--bundle", bundle, "--pid-file", pid_file, "c"),
+            stdout=out,
+            stderr=out,
+            check=True,
+        )
+    with open(pid_file) as f:
+        pid = int(f.read())
+    try:
+        runsc.run("start", "c")
+        runsc.track(pid)
+
+        # Namespaces: all new but the user and cgroup namespaces.
+        for ns in ("pid", "mnt", "net", "ipc", "uts"):
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(
+                f"/proc/self/ns/{ns}"
+            ), ns
+        # --network=none: no interface but loopback.
+        with open(f"/proc/{pid}/net/dev") as f:
+            ifaces = [ln.split(":")[0].strip() for ln in f.readlines()[2:]]
+        assert ifaces == ["lo"]
+        # A new root holding the copied start-up facts and, until the gofer
+        # serves it (#5), the container's root: both read-only.
+        assert sorted(os.listdir(f"/proc/{pid}/root")) == ["proc", "rootfs"]
+        assert os.listdir(f"/proc/{pid}/root/rootfs") == ["bin"]
+        with open(f"/proc/{pid}/mountinfo") as f:
+            mounts = [ln.split() for ln in f.read().splitlines()]
+        assert [(m[4], m[5].split(",")[0]) for m in mounts] == [
+            ("/", "ro"),
+            ("/rootfs", "ro"),
+        ], mounts
+        # Capabilities: CAP_SYS_PTRACE only, in every thread.
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            status = f"/proc/{pid}/task/{tid}/status"
+            with open(status) as f:
+                fields = dict(ln.split(":", 1) for ln in f if ":" in ln)
+            for key in ("CapEff", "CapPrm", "CapBnd"):
+                assert int(fields[key], 16) == 1 << CAP_SYS_PTRACE, (tid, key)
+            assert int(fields["CapInh"], 16) == 0
+            assert int(fields["CapAmb"], 16) == 0
+            assert fields["NoNewPrivs"].strip() == "1"
+            assert fields["Seccomp"].strip() == "2"
+            assert int(fields["Seccomp_filters"]) >= 2
+    finally:
+        runsc.run("delete", "--force", "c", check=False)
+        os.waitpid(pid, 0)
+    assert runsc.leftovers() == []
+    assert procs.pid_namespace(pid) == ""
