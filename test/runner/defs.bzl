@@ -32,6 +32,7 @@ def syscall_test(
         name,
         srcs,
         deps = [],
+        data = [],
         size = "medium",
         shard_count = None,
         tags = [],
@@ -55,6 +56,8 @@ def syscall_test(
       srcs: the test's C++ sources.
       deps: extra cc_library dependencies; //test/util:test_util and
         //test/util:test_main are always added.
+      data: files the program needs at run time (helper programs), found
+        beside it in its runfiles.
       size: Bazel test size of every variant.
       shard_count: Bazel shard count of every variant (googletest sharding).
       tags: tags of every variant.
@@ -71,6 +74,7 @@ def syscall_test(
         srcs = srcs,
         linkopts = ["-static"],
         linkstatic = 1,
+        data = data,
         tags = tags,
         deps = deps + [
             "//test/util:test_main",

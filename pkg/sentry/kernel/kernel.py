@@ -26,15 +26,17 @@ from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
-from pkg.sentry.kernel.task_exit import wait_status_signaled
+from pkg.sentry.kernel.task_exit import reap_locked, wait_status_signaled
 from pkg.sentry.kernel.task_run import run
 from pkg.sentry.kernel.task_set import TaskSet
 from pkg.sentry.kernel.task_signals import group_exit
 from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
 from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
+from pkg.sentry.kernel.uts_namespace import UTSNamespace
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
 from pkg.sentry.mm.memory_manager import MemoryManager
@@ -106,10 +108,12 @@ class Kernel:
         self.syscall_table = syscall_table
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
-        self.hostname = config.hostname
-        self.domainname = config.domainname
+        # The initial UTS namespace; tasks see theirs (Task.uts_ns).
+        self.root_uts = UTSNamespace(config.hostname, config.domainname)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
+        # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).
+        self.num_cpus = config.num_cpus or len(os.sched_getaffinity(0))
         self.init_tg: ThreadGroup | None = None
         # Set once the init process has exited and every task is gone.
         self.done = threading.Event()
@@ -179,6 +183,7 @@ class Kernel:
         with self.tasks.mu:
             self.tasks.tasks[tid] = t
             self.tasks.thread_groups[tid] = tg
+            new_session_locked(self.tasks, tg)
             if self.init_tg is None:
                 self.init_tg = tg
         return t
@@ -193,11 +198,11 @@ class Kernel:
     def reap(self, tg: ThreadGroup) -> None:
         """Forgets a zombie process once its parent has collected it."""
         with self.tasks.mu:
-            if self.tasks.thread_groups.pop(tg.tgid, None) is None:
-                return
-            self.tasks.release_id(tg.tgid)
-            if tg.parent is not None and tg in tg.parent.children:
-                tg.parent.children.remove(tg)
+            reap_locked(tg)
+
+    def all_cpus_mask(self) -> int:
+        """Returns the CPU mask with every sandbox CPU set."""
+        return (1 << self.num_cpus) - 1
 
     def futex_wake(self, t: Task, addr: int, n: int) -> int:
         """Wakes up to n futex waiters on addr as t sees it (a shared key, as

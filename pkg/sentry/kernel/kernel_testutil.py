@@ -14,6 +14,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sessions import join_process_group_locked, new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_set import TaskSet
@@ -111,9 +112,13 @@ class FakeKernel:
         with self.tasks.mu:
             tgid = self.tasks.allocate_id()
         tg = ThreadGroup(self, tgid, SignalHandlers(), LimitSet(), parent)
-        if parent is not None:
-            parent.children.append(tg)
-            tg.pgid, tg.sid = parent.pgid, parent.sid
+        with self.tasks.mu:
+            if parent is not None:
+                parent.children.append(tg)
+                assert parent.process_group is not None
+                join_process_group_locked(self.tasks, tg, parent.process_group)
+            else:
+                new_session_locked(self.tasks, tg)
         for i in range(threads):
             with self.tasks.mu:
                 tid = tgid if i == 0 else self.tasks.allocate_id()

@@ -1,10 +1,28 @@
-"""Resource limits of a thread group (getrlimit(2))."""
+"""Resource limits of a thread group (getrlimit(2)) and where the kernel
+enforces them.
+
+Enforcement lives with the resource: RLIMIT_NOFILE bounds descriptor
+allocation (nofile_limit), RLIMIT_NPROC bounds clone (check_nproc, in
+task_clone.py), RLIMIT_FSIZE bounds writes to regular files (the VFS's
+check_file_size_limit), RLIMIT_STACK sizes the stack at execve.
+RLIMIT_AS, RLIMIT_DATA and RLIMIT_MEMLOCK belong to the memory manager,
+RLIMIT_SIGPENDING to signal queueing.
+"""
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
 from pkg.abi.linux import limits as L
 
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
+
 INFINITY = L.RLIM_INFINITY
+
+# fs.nr_open: the ceiling of RLIMIT_NOFILE and of any descriptor number.
+NR_OPEN = 1 << 20
 
 # Linux's defaults for init (include/asm-generic/resource.h INIT_RLIMITS),
 # with the nofile and nproc values a container runtime usually sets.
@@ -29,12 +47,17 @@ _DEFAULTS = {
 
 
 class LimitSet:
-    """LimitSet holds (soft, hard) pairs for every RLIMIT_*."""
+    """LimitSet holds (soft, hard) pairs for every RLIMIT_*.
 
-    __slots__ = ("_limits",)
+    Shared by the threads of a process; reads need no lock (a pair is
+    replaced whole), read-modify-write sequences hold `mu`.
+    """
+
+    __slots__ = ("_limits", "mu")
 
     def __init__(self, limits: dict[int, tuple[int, int]] | None = None) -> None:
         self._limits = dict(_DEFAULTS if limits is None else limits)
+        self.mu = threading.Lock()
 
     def get(self, resource: int) -> tuple[int, int]:
         """Returns (soft, hard) for resource."""
@@ -51,3 +74,9 @@ class LimitSet:
     def copy(self) -> LimitSet:
         """Returns an independent copy (fork copies limits)."""
         return LimitSet(self._limits)
+
+
+def nofile_limit(t: Task) -> int:
+    """Returns one past the highest descriptor number t may allocate: its
+    process's RLIMIT_NOFILE soft limit, capped at fs.nr_open."""
+    return min(t.tg.limits.soft(L.RLIMIT_NOFILE), NR_OPEN)

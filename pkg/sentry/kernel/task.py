@@ -21,6 +21,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.cputime import TaskCPU
 from pkg.sentry.kernel.credentials import Credentials
 from pkg.sentry.kernel.signals import PendingSignals
+from pkg.sentry.kernel.task_sched import ALL_CPUS, SchedParams
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.seccomp import SeccompFilter
     from pkg.sentry.kernel.thread_group import ThreadGroup
+    from pkg.sentry.kernel.uts_namespace import UTSNamespace
     from pkg.sentry.mm.memory_manager import MemoryManager
 
 log = logging.getLogger(__name__)
@@ -70,14 +72,18 @@ class Task:
         "last_syscall",
         "mm",
         "name",
+        "pdeath_signal",
         "pending",
+        "personality",
         "real_blocked",
         "restart_block",
         "robust_list",
         "saved_mask",
+        "sched",
         "seccomp_filter",
         "seccomp_mode",
         "signal_mask",
+        "start_ns",
         "state",
         "stop_pending",
         "stopped",
@@ -85,6 +91,8 @@ class Task:
         "tg",
         "thread",
         "tid",
+        "uts_ns",
+        "vfork_done",
         "wake_fd",
     )
 
@@ -150,6 +158,19 @@ class Task:
         self.exiting = False
         # Written by wake() to end a block().
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        # Process-level attributes kept per task as Linux does: the signal
+        # sent when the parent thread exits (PR_SET_PDEATHSIG) and the
+        # execution domain (personality(2)).
+        self.pdeath_signal = 0
+        self.personality = 0
+        self.sched = SchedParams(ALL_CPUS)
+        # CLOCK_MONOTONIC when the task was created, in nanoseconds.
+        self.start_ns = time.monotonic_ns()
+        # For a vfork child: released when it execs or exits (task_clone).
+        self.vfork_done: object | None = None
+        # Host and domain name: None for the kernel's initial namespace
+        # (uts_namespace.uts_of); CLONE_NEWUTS gives a task its own.
+        self.uts_ns: UTSNamespace | None = None
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

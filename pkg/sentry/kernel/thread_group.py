@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
+from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
+from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.timers import ThreadGroupTimers
 from pkg.sentry.kernel.waiter import Queue
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.sessions import ProcessGroup
     from pkg.sentry.kernel.task import Task
 
 
@@ -20,12 +23,19 @@ class ThreadGroup:
     """ThreadGroup holds what the threads of one process share.
 
     Fields marked "signal lock" are guarded by signal_handlers.mu; the process
-    tree fields (parent, children) by Kernel.tasks.mu.
+    tree fields (parent, real_parent, children, process_group, zombie,
+    reaped) by Kernel.tasks.mu.
     """
 
     __slots__ = (
         "child_subreaper",
+        "child_usage",
         "children",
+        "dumpable",
+        "exec_id",
+        "exec_task",
+        "execed",
+        "exit_queue",
         "exit_signal",
         "exit_status",
         "exited_cputime",
@@ -35,15 +45,19 @@ class ThreadGroup:
         "kernel",
         "leader",
         "limits",
+        "max_rss_kb",
         "parent",
+        "parent_exec_id",
         "pending",
-        "pgid",
-        "sid",
+        "process_group",
+        "real_parent",
+        "reaped",
         "signal_handlers",
         "stop_signo",
         "stopped",
         "tasks",
         "tgid",
+        "thp_disable",
         "timers",
         "wait_continued",
         "wait_queue",
@@ -69,6 +83,10 @@ class ThreadGroup:
         self.pending = PendingSignals()
         self.limits = limits
         self.parent = parent
+        # The thread of parent that created this process, or that adopted
+        # it: the thread whose exit fires PR_SET_PDEATHSIG, and whose
+        # __WNOTHREAD waits see this child (task->real_parent).
+        self.real_parent: Task | None = None
         self.children: list[ThreadGroup] = []
         # A group exit (exit_group or a fatal signal) is in progress; the
         # status is the wait status every thread exits with (signal lock).
@@ -76,10 +94,14 @@ class ThreadGroup:
         self.exit_status = 0
         # Every task has exited and the process awaits its parent's wait.
         self.zombie = False
-        # Sent to the parent when the process exits (SIGCHLD usually).
+        # The parent has collected the zombie; the process is gone.
+        self.reaped = False
+        # Sent to the parent when the process exits (SIGCHLD usually); 0 for
+        # none.
         self.exit_signal = S.SIGCHLD
-        self.pgid = tgid
-        self.sid = tgid
+        # Set by the sessions code (sessions.py); None only while the
+        # process is being created.
+        self.process_group: ProcessGroup | None = None
         # Job control (signal lock). `stopped`: the group is in a group stop.
         # `wait_stopped_signo`: a stop, by that signal, not yet reported to
         # the parent by wait (WUNTRACED); `wait_continued`: a continue not
@@ -100,6 +122,39 @@ class ThreadGroup:
         self.has_subreaper_ancestor = False
         # Woken when a child changes state (for wait4 and friends).
         self.wait_queue = Queue()
+        # Woken when this process exits (pidfd readiness).
+        self.exit_queue = Queue()
+        # The thread running execve while it waits for its siblings to exit
+        # (signal lock).
+        self.exec_task: Task | None = None
+        # The process has called execve since fork (setpgid's EACCES).
+        self.execed = False
+        # Counts this process's execve calls (self_exec_id), and the
+        # parent's count when this process was created (parent_exec_id): a
+        # parent that has exec'd since gets SIGCHLD whatever exit_signal
+        # says.
+        self.exec_id = 0
+        self.parent_exec_id = 0
+        # PR_SET_DUMPABLE (a property of the mm in Linux).
+        self.dumpable = SUID_DUMP_USER
+        # PR_SET_THP_DISABLE (a property of the mm in Linux).
+        self.thp_disable = False
+        # The resident size high-water mark in KiB, as sampled (task_acct),
+        # and the usage of reaped children (Kernel.tasks.mu).
+        self.max_rss_kb = 0
+        self.child_usage = Usage()
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"
+
+    @property
+    def pgid(self) -> int:
+        """The id of the process's process group."""
+        pg = self.process_group
+        return pg.pgid if pg is not None else self.tgid
+
+    @property
+    def sid(self) -> int:
+        """The id of the process's session."""
+        pg = self.process_group
+        return pg.session.sid if pg is not None else self.tgid

@@ -49,6 +49,11 @@ class MemoryManager(MmapOps, FaultOps, MemoryIO, ProcfsOps):
         child = super().fork()
         assert isinstance(child, MemoryManager)
         child.rlimits = self.rlimits
+        # The parent's next write faults break copy-on-write sharing, which
+        # is progress: a loop that forks faults at the same place every
+        # round and must not look like a fault that keeps repeating.
+        with self.mu:
+            self._last_fault = (0, 0, 0)
         return child
 
     def vma_access_ok(self, addr: int, access: int) -> bool:

@@ -120,8 +120,6 @@ TEST_F(ChdirTest, ChrootErrors) {
 }
 
 TEST_F(ChdirTest, NonRootCannotChroot) {
-  // Needs fork(2) and setresuid(2).
-  SKIP_IF(IsRunningOnSandbox());
   EXPECT_EQ(RunAsNobody([] { return chroot("/") ? errno : 0; }), EPERM);
 }
 

@@ -161,9 +161,6 @@ TEST(CpuClockTest, AbsoluteCpuSleepInThePastReturnsAtOnce) {
 }
 
 TEST(CpuClockTest, ProcessCpuSleepEndsAsAnotherThreadWorks) {
-  // Needs clone(2) for threads, which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   std::atomic<bool> stop(false);
   pthread_t worker;
   ASSERT_EQ(pthread_create(

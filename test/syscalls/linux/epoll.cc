@@ -690,8 +690,6 @@ TEST(EpollHostTest, NestedStdout) {
 }
 
 TEST(EpollThreadTest, WokenByEventfdWrite) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor ep = NewEpoll();
   FileDescriptor efd = NewEventfd(0);
   ASSERT_THAT(Ctl(ep.get(), EPOLL_CTL_ADD, efd.get(), EPOLLIN | EPOLLET, 8),
@@ -707,8 +705,6 @@ TEST(EpollThreadTest, WokenByEventfdWrite) {
 }
 
 TEST(EpollThreadTest, NestedWokenByEventfdWrite) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor outer = NewEpoll();
   FileDescriptor inner = NewEpoll();
   FileDescriptor efd = NewEventfd(0);

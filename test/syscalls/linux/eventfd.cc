@@ -248,8 +248,6 @@ TEST(EventfdTest, ProcFdName) {
 }
 
 TEST(EventfdTest, BlockingReadWokenByWrite) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewEventfd(0, 0);
   std::thread writer([&] {
     usleep(10000);
@@ -262,8 +260,6 @@ TEST(EventfdTest, BlockingReadWokenByWrite) {
 }
 
 TEST(EventfdTest, BlockingWriteWokenByRead) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewEventfd(0, 0);
   ASSERT_THAT(Write64(fd.get(), kMax), SyscallSucceeds());
   std::thread reader([&] {

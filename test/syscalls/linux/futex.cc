@@ -168,8 +168,6 @@ TEST_P(FutexTest, ClockRealtimeWithWakeIsEnosys) {
 }
 
 TEST_P(FutexTest, WakeOneWaiter) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   std::atomic<uint32_t> word{0};
   std::atomic<bool> ready{false};
   long result = -2;
@@ -191,8 +189,6 @@ TEST_P(FutexTest, WakeOneWaiter) {
 }
 
 TEST_P(FutexTest, WakeCountIsBounded) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   constexpr int kWaiters = 4;
   std::atomic<uint32_t> word{0};
   std::atomic<int> done{0};

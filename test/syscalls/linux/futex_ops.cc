@@ -271,9 +271,6 @@ TEST(FutexRobustTest, GetReturnsWhatWasSet) {
 // Several threads.
 
 TEST(FutexThreadsTest, RequeueMovesWaiters) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   std::atomic<uint32_t> a{0}, b{0};
   std::atomic<int> done{0};
   std::vector<std::thread> waiters;
@@ -303,9 +300,6 @@ TEST(FutexThreadsTest, RequeueMovesWaiters) {
 }
 
 TEST(FutexThreadsTest, WakeOpWakesSecondFutexOnCondition) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   std::atomic<uint32_t> a{0}, b{0};
   std::atomic<bool> woke{false};
   std::thread waiter([&] {
@@ -333,9 +327,6 @@ TEST(FutexThreadsTest, WakeOpWakesSecondFutexOnCondition) {
 }
 
 TEST(FutexThreadsTest, PiMutexContention) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
@@ -358,9 +349,6 @@ TEST(FutexThreadsTest, PiMutexContention) {
 }
 
 TEST(FutexThreadsTest, RobustMutexOwnerDeath) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   for (int protocol : {PTHREAD_PRIO_NONE, PTHREAD_PRIO_INHERIT}) {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
@@ -379,9 +367,6 @@ TEST(FutexThreadsTest, RobustMutexOwnerDeath) {
 }
 
 TEST(FutexThreadsTest, RobustMutexOwnerDiesWhileWaited) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -403,9 +388,6 @@ TEST(FutexThreadsTest, RobustMutexOwnerDiesWhileWaited) {
 }
 
 TEST(FutexThreadsTest, WaitvReturnsWokenIndex) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   std::atomic<uint32_t> words[3] = {{0}, {0}, {0}};
   long result = -2;
   std::atomic<bool> started{false};
@@ -433,9 +415,6 @@ TEST(FutexThreadsTest, WaitvReturnsWokenIndex) {
 // The program of the "done when": 64 threads hammering a mutex run
 // to completion.
 TEST(FutexThreadsTest, SixtyFourThreadsHammerAMutex) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  // TODO(#4): enable under runsc once threads land.
-  SKIP_IF(IsRunningOnSandbox());
   constexpr int kThreads = 64;
   constexpr int kRounds = 500;
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -459,9 +438,6 @@ TEST(FutexThreadsTest, SixtyFourThreadsHammerAMutex) {
 // Processes.
 
 TEST(FutexProcessTest, SharedFutexAcrossFork) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   auto* word = static_cast<std::atomic<uint32_t>*>(
       mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
            0));
@@ -488,9 +464,6 @@ TEST(FutexProcessTest, SharedFutexAcrossFork) {
 }
 
 TEST(FutexProcessTest, RobustListWalkedAtProcessExit) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   auto* mu = static_cast<pthread_mutex_t*>(
       mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
            0));

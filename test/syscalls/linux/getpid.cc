@@ -63,9 +63,6 @@ TEST(GetpidTest, IgnoresArguments) {
 }
 
 TEST(GettidTest, OtherThreadHasOwnTidSamePid) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
-
   const pid_t pid = getpid();
   const pid_t main_tid = gettid();
   pid_t thread_pid = -1;

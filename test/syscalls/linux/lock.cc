@@ -160,8 +160,6 @@ TEST_F(LockTest, WhenceAndToEof) {
 }
 
 TEST_F(LockTest, PosixLockVisibleToChildAndReleasedByClose) {
-  // Needs fork(2).
-  SKIP_IF(IsRunningOnSandbox());
   struct flock fl = Lock(F_WRLCK, 0, 10);
   ASSERT_THAT(fcntl(fd_.get(), F_SETLK, &fl), SyscallSucceeds());
   std::string f = file_;
@@ -193,8 +191,6 @@ TEST_F(LockTest, PosixLockVisibleToChildAndReleasedByClose) {
 }
 
 TEST_F(LockTest, SetlkwWaitsForRelease) {
-  // Needs fork(2).
-  SKIP_IF(IsRunningOnSandbox());
   int p[2];
   ASSERT_THAT(pipe(p), SyscallSucceeds());
   std::string f = file_;

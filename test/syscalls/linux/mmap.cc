@@ -309,8 +309,6 @@ TEST(MmapTest, SharedAnonymousBeyondItsLengthAfterFixedRemap) {
 }
 
 TEST(MmapDeathTest, UnhandledFaultKills) {
-  // Death tests fork: the sandbox has no fork(2) yet.
-  SKIP_IF(IsRunningOnSandbox());
   void* p = mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_THAT(p, SyscallSucceeds());
   EXPECT_EXIT(*static_cast<volatile char*>(p) = 1,

@@ -324,8 +324,6 @@ TEST(PpollTest, UnblockableSignalsInMask) {
 }
 
 TEST(PollTest, WokenByEventfdWrite) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor efd = NewEventfd(0);
   std::thread writer([&] {
     usleep(10000);

@@ -155,9 +155,6 @@ TEST_F(RestartTest, RestartSyscallAfterHandlerIsEintr) {
 // A stop and continue interrupts a sleep without a handler: the sleep goes
 // on to its original end and succeeds.
 TEST(RestartStopTest, SleepSurvivesStopAndContinue) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   pid_t child = fork();
   if (child == 0) {
     struct timespec req = {0, 300 * 1000 * 1000};

@@ -89,9 +89,6 @@ void InstallOrDie(std::vector<sock_filter> prog) {
 }
 
 TEST(SeccompKillTest, KillProcess) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   int status = RunInChild([] {
     InstallOrDie(MatchFilter(SYS_getppid, 1, SECCOMP_RET_KILL_PROCESS));
     syscall(SYS_getppid, 1);
@@ -102,9 +99,6 @@ TEST(SeccompKillTest, KillProcess) {
 }
 
 TEST(SeccompKillTest, KillThreadOfSingleThreadedProcess) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   int status = RunInChild([] {
     InstallOrDie(MatchFilter(SYS_getppid, 1, SECCOMP_RET_KILL_THREAD));
     syscall(SYS_getppid, 1);
@@ -115,9 +109,6 @@ TEST(SeccompKillTest, KillThreadOfSingleThreadedProcess) {
 }
 
 TEST(SeccompKillTest, KillIgnoresHandlerAndMask) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   int status = RunInChild([] {
     signal(SIGSYS, SIG_IGN);
     InstallOrDie(MatchFilter(SYS_getppid, 1, SECCOMP_RET_KILL_PROCESS));
@@ -129,9 +120,6 @@ TEST(SeccompKillTest, KillIgnoresHandlerAndMask) {
 }
 
 TEST(SeccompKillTest, TrapWithSigsysBlockedKills) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   int status = RunInChild([] {
     sigset_t sys;
     sigemptyset(&sys);
@@ -146,9 +134,6 @@ TEST(SeccompKillTest, TrapWithSigsysBlockedKills) {
 }
 
 TEST(SeccompKillTest, StrictMode) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   // A child inherits the filters of the tests that ran before, and a
   // process with filters cannot enter strict mode.
   SKIP_IF(prctl(PR_GET_SECCOMP) != 0);
@@ -166,9 +151,6 @@ TEST(SeccompKillTest, StrictMode) {
 }
 
 TEST(SeccompKillTest, FiltersAreInheritedAcrossFork) {
-  // Needs fork(2) and wait4(2), which the sandbox lacks yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   int status = RunInChild([] {
     InstallOrDie(MatchFilter(SYS_getppid, 1, SECCOMP_RET_ERRNO | 77));
     pid_t grandchild = fork();

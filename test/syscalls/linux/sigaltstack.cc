@@ -263,8 +263,6 @@ void SegvOnAltStack(int) {
 }
 
 TEST(SigaltstackDeathTest, HandlesFaultWithBadStackPointer) {
-  // Death tests fork: the sandbox has no fork(2) yet.
-  SKIP_IF(IsRunningOnSandbox());
   EXPECT_EXIT(
       {
         static char alt[kStackSize];

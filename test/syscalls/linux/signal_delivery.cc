@@ -242,8 +242,6 @@ TEST_F(SignalDeliveryTest, ResentDuringHandlerRunsAfter) {
 }
 
 TEST(SignalDeathTest, DefaultActionTerminates) {
-  // Death tests fork: the sandbox has no fork(2) yet.
-  SKIP_IF(IsRunningOnSandbox());
   EXPECT_EXIT(
       {
         signal(SIGUSR1, SIG_DFL);

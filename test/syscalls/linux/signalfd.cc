@@ -250,8 +250,6 @@ TEST_F(SignalfdTest, ProcFdName) {
 }
 
 TEST_F(SignalfdTest, BlockingReadWokenBySignal) {
-  // Needs clone(2) with CLONE_THREAD: the sandbox has no threads yet.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewSignalfd(Bit(SIGUSR1), 0);
   std::thread sender([] {
     usleep(10000);

@@ -378,16 +378,10 @@ void OverflowAltstack() {
 }
 
 TEST(SigreturnDeathTest, UnwritableStackKills) {
-  // Death tests fork: the sandbox has no fork(2) yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   EXPECT_EXIT(SignalOnReadOnlyStack(), ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 TEST(SigreturnDeathTest, AltstackOverflowKills) {
-  // Death tests fork: the sandbox has no fork(2) yet.
-  // TODO(#4): enable under runsc once fork lands.
-  SKIP_IF(IsRunningOnSandbox());
   SKIP_IF(getauxval(AT_MINSIGSTKSZ) <= kSmallStack);
   EXPECT_EXIT(OverflowAltstack(), ::testing::KilledBySignal(SIGSEGV), "");
 }

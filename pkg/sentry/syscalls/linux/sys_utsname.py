@@ -9,6 +9,7 @@ from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
+from pkg.sentry.kernel.uts_namespace import uts_of
 from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
@@ -24,16 +25,18 @@ def _field(s: str) -> bytes:
 
 def sys_uname(t: Task, args: Args) -> int:
     """uname(2)."""
-    k = t.kernel
+    uts = uts_of(t)
+    with uts.mu:
+        hostname, domainname = uts.hostname, uts.domainname
     buf = b"".join(
         _field(s)
         for s in (
             V.SYSNAME,
-            k.hostname,
+            hostname,
             V.RELEASE,
             V.VERSION,
             V.MACHINE,
-            k.domainname,
+            domainname,
         )
     )
     t.copy_out(args[0], buf)
@@ -50,13 +53,19 @@ def _set_name(t: Task, addr: int, length: int) -> str:
 
 def sys_sethostname(t: Task, args: Args) -> int:
     """sethostname(2)."""
-    t.kernel.hostname = _set_name(t, args[0], s32(args[1]))
+    name = _set_name(t, args[0], s32(args[1]))
+    uts = uts_of(t)
+    with uts.mu:
+        uts.hostname = name
     return 0
 
 
 def sys_setdomainname(t: Task, args: Args) -> int:
     """setdomainname(2)."""
-    t.kernel.domainname = _set_name(t, args[0], s32(args[1]))
+    name = _set_name(t, args[0], s32(args[1]))
+    uts = uts_of(t)
+    with uts.mu:
+        uts.domainname = name
     return 0
 
 
