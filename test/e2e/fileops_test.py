@@ -153,10 +153,6 @@ ls -1a
 """
 
 
-@pytest.mark.skip(
-    reason="TODO(#5): needs fork/exec (#4, tasks) on main; "
-    "the single-process tests above cover the same operations"
-)
 def test_shell_script(base):
     native, sandboxed = trees(base)
     before = snapshot(sandboxed)
