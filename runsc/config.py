@@ -36,6 +36,8 @@ class Config:
     # The sandbox's own seccomp filter (runsc/boot/filter): "enforce",
     # "log" (allow and log what the allowlist lacks) or "off".
     sentry_seccomp: str = "enforce"
+    # Kill the sandbox if the sentry looks up a host path after start-up.
+    testonly_forbid_host_open: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_flags(self) -> list[str]:
@@ -63,7 +65,31 @@ class Config:
             flags.append(f"--strace-syscalls={','.join(sorted(self.strace_syscalls))}")
         if self.strace_log_size != 1024:
             flags.append(f"--strace-log-size={self.strace_log_size}")
+        if self.testonly_forbid_host_open:
+            flags.append("--TESTONLY-forbid-host-open")
         return flags
+
+
+_OVERLAY_MEDIA = ("memory", "self", "anon")
+
+
+def parse_overlay2(value: str) -> tuple[bool, bool]:
+    """Parses --overlay2 ({root|all}:{memory|self|dir=PATH}, or none).
+
+    Returns:
+        (overlay on the root, overlay on bind mounts too).
+
+    Raises:
+        ValueError: an unknown value.
+    """
+    if value == "none":
+        return False, False
+    scope, _, medium = value.partition(":")
+    if scope not in ("root", "all") or not (
+        medium in _OVERLAY_MEDIA or medium.startswith("dir=")
+    ):
+        raise ValueError(f"bad --overlay2 value {value!r}")
+    return True, scope == "all"
 
 
 def _bool(value: str) -> bool:
@@ -102,6 +128,12 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
         choices=SECCOMP_MODES,
         help="the sandbox's own seccomp filter: log finds what it lacks",
     )
+    p.add_argument(
+        "--TESTONLY-forbid-host-open",
+        dest="testonly_forbid_host_open",
+        action="store_true",
+        help="kill the sandbox if the sentry opens a host path after start-up",
+    )
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
@@ -121,11 +153,14 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         overlay2=ns.overlay2,
         systemd_cgroup=ns.systemd_cgroup,
         sentry_seccomp=ns.sentry_seccomp,
+        testonly_forbid_host_open=ns.testonly_forbid_host_open,
     )
 
 
 # Boolean global flags: Go's flag package accepts --flag and --flag=bool.
-_BOOL_FLAGS = frozenset({"--debug", "--strace", "--systemd-cgroup"})
+_BOOL_FLAGS = frozenset(
+    {"--debug", "--strace", "--systemd-cgroup", "--TESTONLY-forbid-host-open"}
+)
 VALUE_FLAGS = frozenset(
     {
         "--root",

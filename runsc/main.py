@@ -36,6 +36,7 @@ VERBS = {
     "do": "runsc.cmd.do",
     "events": "runsc.cmd.events",
     "exec": "runsc.cmd.exec",
+    "gofer": "runsc.cmd.gofer",
     "help": "runsc.cmd.help",
     "install": "runsc.cmd.install",
     "kill": "runsc.cmd.kill",

@@ -31,15 +31,16 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import ioctl as I
 from pkg.errors.syscall_error import SyscallError
+from pkg.gofer.spec import gofer_mounts
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.server import Server
 from runsc import log as runsc_log
-from runsc.boot import confine
+from runsc.boot import confine, host_path_guard
 from runsc.boot.controller import Controller, credentials_from, limits_from
 from runsc.boot.filter import config as seccomp_config
 from runsc.boot.sandbox import ProcessSpec, Sandbox
@@ -70,6 +71,10 @@ class BootArgs:
     stdio_fds: list[int]
     console: bool
     network: str
+    # The sentry's ends of the gofer connections: the root's, then one per
+    # gofer mount of the spec (pkg.gofer.spec.gofer_mounts). Without any,
+    # the root is read through hostfs (tests of the sentry alone).
+    gofer_fds: list[int] = field(default_factory=list)
 
 
 def _read_all(fd: int) -> bytes:
@@ -150,14 +155,20 @@ def boot(config: Config, args: BootArgs) -> int:
 
         _warm_up()
         confine.enter_namespaces(_network_mode(config, spec))
-        confine.pivot_to_new_root(specutils.root_path(spec, args.bundle))
+        if args.gofer_fds:
+            confine.pivot_to_new_root(None)
+        else:
+            confine.pivot_to_new_root(specutils.root_path(spec, args.bundle))
         confine.drop_capabilities()
 
         sandbox = Sandbox(
             config,
-            confine.ROOTFS_DIR,
+            None if args.gofer_fds else confine.ROOTFS_DIR,
             hostname=spec.get("hostname") or "localhost",
             domainname=spec.get("domainname", ""),
+            gofer_fds=args.gofer_fds,
+            gofer_mounts=gofer_mounts(spec),
+            root_read_only=bool((spec.get("root") or {}).get("readonly")),
         )
         init_spec = _init_spec(spec, args)
         try:
@@ -177,6 +188,9 @@ def boot(config: Config, args: BootArgs) -> int:
             signal.signal(
                 signo, lambda signo, _f: controller.forward_host_signal(signo)
             )
+        if config.testonly_forbid_host_open:
+            # Before the sandbox's own filter, which refuses seccomp(2).
+            host_path_guard.install()
         seccomp_config.install(config.sentry_seccomp)
     except Exception as e:
         # Still on the pipe that create reads: tell it why.

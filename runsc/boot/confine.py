@@ -11,12 +11,13 @@ then calls in order:
 2. `pivot_to_new_root`: every mount becomes a slave of the host's so that
    nothing propagates back; a fresh tmpfs becomes the root by pivot_root; the
    old root is detached; the new root is remounted read-only, nosuid, nodev,
-   noexec. It holds two things. The few host facts that the sentry and the
-   platform read from /proc while they start up, copied to their usual paths
-   (HOST_FACTS). And, at ROOTFS_DIR, the container's root, bound read-only
-   and without its submounts: until the gofer serves it (#5), the sentry's
-   hostfs reads it directly (TODO(#5): the root becomes empty then). Nothing
-   else of the host can be named.
+   noexec. It holds the few host facts that the sentry and the platform read
+   from /proc while they start up, copied to their usual paths (HOST_FACTS),
+   and nothing else: the container's files come from the gofer, through
+   descriptors. (Without a gofer, for tests of the sentry alone, the
+   container's root is bound read-only at ROOTFS_DIR, without its
+   submounts, for the sentry's hostfs.) Nothing else of the host can be
+   named.
 3. `drop_capabilities`: every capability goes from every set, including the
    bounding set, except CAP_SYS_PTRACE, which the ptrace platform's tracer
    threads need; no_new_privs is set, which seccomp needs. Capabilities
@@ -78,12 +79,12 @@ def enter_namespaces(network: str) -> None:
     syscalls.unshare(flags)
 
 
-def pivot_to_new_root(rootfs: str) -> None:
-    """Makes a read-only tmpfs holding the container's root the process's
-    root (step 2 above).
+def pivot_to_new_root(rootfs: str | None) -> None:
+    """Makes a read-only tmpfs the process's root (step 2 above).
 
     Args:
-        rootfs: the host path of the container's root.
+        rootfs: the host path of the container's root, to bind at
+            ROOTFS_DIR for hostfs; None when the gofer serves it.
 
     Preconditions: enter_namespaces has run.
     """
@@ -92,7 +93,9 @@ def pivot_to_new_root(rootfs: str) -> None:
         with open(path, "rb") as f:
             facts[path] = f.read()
     # The root is named through a descriptor: _NEW_ROOT might cover it.
-    rootfs_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    rootfs_fd = -1
+    if rootfs is not None:
+        rootfs_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         syscalls.mount(None, "/", None, M.MS_REC | M.MS_SLAVE)
         syscalls.mount(
@@ -113,20 +116,23 @@ def pivot_to_new_root(rootfs: str) -> None:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-        os.mkdir(ROOTFS_DIR.lstrip("/"), 0o555)
-        # Not MS_REC: submounts of the root (the host's /proc when the root
-        # is the host's, for `runsc do`) stay out of the sandbox's reach.
-        syscalls.mount(
-            f"/proc/self/fd/{rootfs_fd}", ROOTFS_DIR.lstrip("/"), None, M.MS_BIND
-        )
-        syscalls.mount(
-            None,
-            ROOTFS_DIR.lstrip("/"),
-            None,
-            M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV,
-        )
+        if rootfs_fd >= 0:
+            os.mkdir(ROOTFS_DIR.lstrip("/"), 0o555)
+            # Not MS_REC: submounts of the root (the host's /proc when the
+            # root is the host's, for `runsc do`) stay out of the sandbox's
+            # reach.
+            syscalls.mount(
+                f"/proc/self/fd/{rootfs_fd}", ROOTFS_DIR.lstrip("/"), None, M.MS_BIND
+            )
+            syscalls.mount(
+                None,
+                ROOTFS_DIR.lstrip("/"),
+                None,
+                M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | M.MS_NOSUID | M.MS_NODEV,
+            )
     finally:
-        os.close(rootfs_fd)
+        if rootfs_fd >= 0:
+            os.close(rootfs_fd)
 
     # pivot_root(".", ".") stacks the old root on top of the new one at
     # "/"; detaching "/" then takes the old root away (pivot_root(2)).

@@ -2,18 +2,23 @@
 processes.
 
 This is the heart of the sandbox process (`runsc boot`): it builds the
-sentry's kernel over a platform, mounts the container's root (vfs.py), and
-creates processes in it: executables are opened through the sentry's own VFS
-(the interpreter of a dynamic one too), and standard descriptors are host
-descriptors that runsc hands over.
+sentry's kernel over a platform, mounts the container's root (vfs.py: the
+gofer's files under an overlay, rootfs.py), and creates processes in it:
+executables are opened through the sentry's own VFS (the interpreter of a
+dynamic one too), and standard descriptors are host descriptors that runsc
+hands over.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from pkg.abi.linux import mount as MS
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
@@ -29,6 +34,7 @@ from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
+from runsc.boot import rootfs
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
 
@@ -63,22 +69,31 @@ class Sandbox:
     """Sandbox owns the MemoryFile, the platform, the kernel and its mount
     namespace.
 
-    Everything it needs from the host it opens in the constructor, except
-    the files of the root it serves (vfs.py).
+    Everything it needs from the host it opens in the constructor: the
+    container's files come from the gofer, whose connections it is given.
 
     Args:
         config: runsc's flags.
-        root: the host directory that is the container's root.
+        root: without gofer connections, the host directory that is the
+            container's root, read by hostfs (tests of the sentry alone).
         hostname: the sandbox's host name.
         domainname: the sandbox's NIS domain name.
+        gofer_fds: the sentry's ends of the gofer connections: the root's,
+            then one per mount of gofer_mounts; the sandbox owns them.
+        gofer_mounts: the spec's gofer mounts (pkg.gofer.spec.gofer_mounts).
+        root_read_only: the container's root is read-only (the spec's
+            root.readonly), overlay or not.
     """
 
     def __init__(
         self,
         config: Config,
-        root: str,
+        root: str | None,
         hostname: str = "localhost",
         domainname: str = "",
+        gofer_fds: Sequence[int] = (),
+        gofer_mounts: Sequence[dict[str, Any]] = (),
+        root_read_only: bool = False,
     ) -> None:
         self.config = config
         self.mf = MemoryFile()
@@ -97,7 +112,22 @@ class Sandbox:
                 build_table(),
             )
             register_filesystems(self.kernel)
-            self.mount_ns = mount_root(self.kernel, root)
+            if gofer_fds:
+                overlay_root, overlay_all = rootfs.parse_overlay2(config.overlay2)
+                conns = [socket.socket(fileno=fd) for fd in gofer_fds]
+                self.mount_ns = mount_root(self.kernel, conns[0], overlay_root)
+                rootfs.mount_submounts(
+                    self.kernel.vfs,
+                    self.mount_ns,
+                    list(gofer_mounts),
+                    conns[1:],
+                    overlay_all,
+                )
+                if root_read_only:
+                    # After the mount points are made.
+                    self.mount_ns.root.flags |= MS.MS_RDONLY
+            else:
+                self.mount_ns = mount_root(self.kernel, host_root=root or "/")
         except BaseException:
             self.platform.close()
             raise

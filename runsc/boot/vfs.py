@@ -1,8 +1,10 @@
 """The sandbox's filesystems: which types exist and what is mounted where
 (gVisor's runsc/boot/vfs.go).
 
-The root is, for now, the host's root served read-only by hostfs
-(TEMPORARY: the gofer-backed overlay replaces it). On top of it:
+The root is the container's files served by the gofer, under an overlay
+whose upper layer is in memory unless --overlay2=none (rootfs.py); without
+a gofer (tests of the sentry alone) it is the host's root served read-only
+by hostfs. On top of it:
 
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
   stdio links, /dev/pts and /dev/shm (a tmpfs of its own);
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import mount as MS
@@ -31,6 +34,7 @@ from pkg.sentry.vfs.filesystem import (
 )
 from pkg.sentry.vfs.options import GetDentryOptions, MkdirOptions, MknodOptions
 from pkg.sentry.vfs.resolving_path import PathOperation
+from runsc.boot import rootfs
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -59,6 +63,7 @@ def register_filesystems(kernel: Kernel) -> None:
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type("hostfs", HostfsType(kernel.mf))
+    rootfs.register_filesystems(vfs, kernel.mf)
     memdev.register(vfs)
 
 
@@ -106,17 +111,37 @@ def _exists(
     return vd.dentry.is_dir()
 
 
-def mount_root(kernel: Kernel, host_root: str = "/") -> MountNamespace:
-    """Builds the sandbox's mount namespace: the read-only host root and the
-    sentry's own mounts on it. Runs before the application starts, as the
-    only code that opens host paths by name."""
+def mount_root(
+    kernel: Kernel,
+    gofer_conn: socket.socket | None = None,
+    overlay: bool = True,
+    host_root: str = "/",
+) -> MountNamespace:
+    """Builds the sandbox's mount namespace: the container's root and the
+    sentry's own mounts on it.
+
+    Args:
+        kernel: the kernel.
+        gofer_conn: the sentry's end of the root's gofer connection: the
+            root is the gofer's files, under an overlay in memory unless
+            overlay is False (runsc/boot/rootfs.py). Without one the root is
+            host_root, read-only, through hostfs, which opens host paths by
+            name: for tests that run the sentry without a gofer.
+        overlay: put the overlay on the gofer root.
+        host_root: hostfs's root.
+    """
     vfs = kernel.vfs
     creds = root_credentials()
-    ns = vfs.new_mount_namespace(
-        creds,
-        "hostfs",
-        GetFilesystemOptions(source=host_root, flags=MS.MS_RDONLY, internal=host_root),
-    )
+    if gofer_conn is not None:
+        ns = rootfs.new_root_namespace(vfs, gofer_conn, overlay)
+    else:
+        ns = vfs.new_mount_namespace(
+            creds,
+            "hostfs",
+            GetFilesystemOptions(
+                source=host_root, flags=MS.MS_RDONLY, internal=host_root
+            ),
+        )
     root = VirtualDentry(ns.root, ns.root.root)
     if _exists(vfs, creds, root, b"dev"):
         dev = _mount_tmpfs(vfs, creds, root, b"dev", 0o755, MS.MS_NOSUID, "size=64k")
@@ -135,7 +160,8 @@ def mount_root(kernel: Kernel, host_root: str = "/") -> MountNamespace:
                 0o555,
                 MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
             )
-    log.info("boot: root is the host's %s, read-only (hostfs)", host_root)
+    if gofer_conn is None:
+        log.info("boot: root is the host's %s, read-only (hostfs)", host_root)
     return ns
 
 

@@ -40,8 +40,10 @@ def main(config: Config, args: argparse.Namespace) -> int:
     conn.close()
     msg = pb.BootConfig()
     msg.ParseFromString(payload)
-    if len(fds) != 6:
-        print(f"boot: expected 6 descriptors, got {len(fds)}", file=sys.stderr)
+    # The spec, the control socket, the exit file, stdio, then the gofer
+    # connections (runsc/sandbox/sandbox.py).
+    if len(fds) < 6:
+        print(f"boot: expected 6 descriptors or more, got {len(fds)}", file=sys.stderr)
         boot.exit_now(1)
 
     parser = argparse.ArgumentParser(prog="runsc", allow_abbrev=False)
@@ -65,6 +67,7 @@ def main(config: Config, args: argparse.Namespace) -> int:
             stdio_fds=fds[3:6],
             console=msg.console,
             network=config.network,
+            gofer_fds=fds[6:],
         ),
     )
     boot.exit_now(code)

@@ -58,7 +58,9 @@ def make_spec(argv: list[str], cwd: str, hostname: str) -> Spec:
                 kind: caps for kind in ("bounding", "effective", "permitted")
             },
         },
-        "root": {"path": "/", "readonly": True},
+        # Writable: writes land in the overlay's memory (--overlay2), or on
+        # the host with --overlay2=none.
+        "root": {"path": "/", "readonly": False},
         "hostname": hostname,
     }
 

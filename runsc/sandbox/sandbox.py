@@ -1,14 +1,16 @@
 """Configuring the sandbox process, and talking to it.
 
-`spawn` hands a sandbox process (started early by launch.py) its
-configuration and waits until it says the container is created; see
-runsc/boot/boot.py for what it does with it. `call` sends one control
+`spawn` starts the container's gofer (gofer.py), hands a sandbox process
+(started early by launch.py) its configuration and the gofer connections,
+and waits until it says the container is created; see runsc/boot/boot.py
+for what it does with them. `call` sends one control
 request to a running sandbox.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.errors import ControlError
 from pkg.unet import unet
 from runsc.config import Config
-from runsc.sandbox import launch
+from runsc.sandbox import gofer, launch
 from runsc.sandbox.errors import SandboxError
 
 __all__ = ["SandboxError", "SpawnArgs", "call", "kill", "spawn"]
@@ -66,9 +68,15 @@ def spawn(
     """
     launched = launch.take()
     spec_fd = os.memfd_create("runsc-spec", os.MFD_CLOEXEC)
+    conns = []
     try:
         if on_started is not None:
             on_started(launched.proc)
+        # The gofer serves the container's files; it exits once the sandbox
+        # has closed every connection (or never got them).
+        _, conns = gofer.start_for_spec(
+            config, json.loads(args.spec), args.bundle, attached=args.attached
+        )
         os.write(spec_fd, args.spec)
         os.lseek(spec_fd, 0, os.SEEK_SET)
         msg = pb.BootConfig(
@@ -79,7 +87,13 @@ def spawn(
             attached=args.attached,
             executable=args.executable,
         )
-        fds = [spec_fd, args.control_fd, args.exit_fd, *args.stdio]
+        fds = [
+            spec_fd,
+            args.control_fd,
+            args.exit_fd,
+            *args.stdio,
+            *(c.fileno() for c in conns),
+        ]
         # A sandbox that died already explains itself on its stderr, which
         # wait_ready reads.
         with contextlib.suppress(OSError):
@@ -89,6 +103,8 @@ def spawn(
         raise
     finally:
         os.close(spec_fd)
+        for c in conns:
+            c.close()
     launch.wait_ready(launched)
     return launched.proc
 

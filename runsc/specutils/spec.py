@@ -19,6 +19,7 @@ from typing import Any
 from pkg.abi.linux import capability as C
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
+from pkg.gofer.spec import is_gofer_mount
 from runsc.specutils.errors import SpecError
 
 __all__ = ["Spec", "SpecError"]
@@ -121,13 +122,6 @@ def check(spec: Spec, bundle: str) -> list[str]:
     _expect(isinstance(root, dict), "root is required")
     _expect(isinstance(root.get("path"), str) and root["path"], "root.path is required")
     _expect(isinstance(root.get("readonly", False), bool), "root.readonly must be bool")
-    if not root.get("readonly", False):
-        # TODO(#5): the overlay (a tmpfs over the gofer's root) makes it
-        # writable.
-        warnings.append(
-            "the root is read-only until the sandbox has an overlay (root.readonly "
-            "is false); /tmp is writable"
-        )
     rp = root_path(spec, bundle)
     _expect(os.path.isdir(rp), f"root.path {rp} is not a directory")
 
@@ -229,12 +223,15 @@ def _check_mounts(mounts: object) -> list[str]:
             kind = "bind"
         if kind not in SENTRY_MOUNT_TYPES:
             warnings.append(f"mount {dest}: type {kind!r} is not supported; skipped")
-    if mounts:
-        # TODO(#5): the spec's mounts, bind mounts through the gofer.
+    # Bind mounts are the gofer's (pkg.gofer.spec.gofer_mounts); the others
+    # are the sandbox's own.
+    others = [m for m in mounts if not is_gofer_mount(m)]
+    if others:
+        # TODO(#5): the spec's other mounts (the sandbox mounts its own /dev,
+        # /tmp, and empty /proc and /sys).
         warnings.append(
-            "the spec's mounts are not applied yet (the sandbox mounts its own "
-            "/dev, /tmp, and empty /proc and /sys): "
-            + ", ".join(m["destination"] for m in mounts)
+            "the spec's mounts other than bind mounts are not applied yet: "
+            + ", ".join(m["destination"] for m in others)
         )
     return warnings
 

@@ -151,15 +151,13 @@ def test_sandbox_process_is_confined(tmp: str) -> None:
         with open(f"/proc/{pid}/net/dev") as f:
             ifaces = [ln.split(":")[0].strip() for ln in f.readlines()[2:]]
         assert ifaces == ["lo"]
-        # A new root holding the copied start-up facts and, until the gofer
-        # serves it (#5), the container's root: both read-only.
-        assert sorted(os.listdir(f"/proc/{pid}/root")) == ["proc", "rootfs"]
-        assert os.listdir(f"/proc/{pid}/root/rootfs") == ["bin"]
+        # A new, read-only root holding the copied start-up facts and
+        # nothing else: the container's files come from the gofer.
+        assert sorted(os.listdir(f"/proc/{pid}/root")) == ["proc"]
         with open(f"/proc/{pid}/mountinfo") as f:
             mounts = [ln.split() for ln in f.read().splitlines()]
         assert [(m[4], m[5].split(",")[0]) for m in mounts] == [
             ("/", "ro"),
-            ("/rootfs", "ro"),
         ], mounts
         # Capabilities: CAP_SYS_PTRACE only, in every thread.
         for tid in os.listdir(f"/proc/{pid}/task"):

@@ -141,13 +141,49 @@ def test_container_sees_its_root(env: Env) -> None:
     assert out.stdout.startswith("root:x:0:")
     out = env.runsc.run("run", "--bundle", env.bundle(["ls", "/"]), "c")
     assert {"bin", "etc", "tmp"} <= set(out.stdout.split())
-    # /tmp is the sandbox's own tmpfs; the rest of the root is read-only
-    # until the overlay lands (#5).
+    # /tmp is the sandbox's own tmpfs; the rest of the root is read-only,
+    # as the spec's root.readonly says, overlay or not.
     assert env.runsc.run("run", "--bundle", env.bundle(["touch", "/tmp/x"]), "c")
     p = env.runsc.run("run", "--bundle", env.bundle(["touch", "/x"]), "c", check=False)
     assert p.returncode == 1
     assert "Read-only file system" in p.stderr
     assert not os.path.exists(os.path.join(env.rootfs, "x"))
+
+
+def test_bind_mounts_come_from_the_gofer(env: Env) -> None:
+    data = os.path.join(env.tmp, "data")
+    os.makedirs(data)
+    with open(os.path.join(data, "in"), "w") as f:
+        f.write("from the host\n")
+    mounts = [
+        {"destination": "/data", "type": "bind", "source": data, "options": ["rbind"]},
+        {
+            "destination": "/data-ro",
+            "type": "bind",
+            "source": data,
+            "options": ["rbind", "ro"],
+        },
+    ]
+    out = env.runsc.run(
+        "run", "--bundle", env.bundle(["cat", "/data/in"], mounts=mounts), "c"
+    )
+    assert out.stdout == "from the host\n"
+    # A writable bind mount writes through to the host (the overlay covers
+    # only the root); a read-only one refuses.
+    env.runsc.run(
+        "run", "--bundle", env.bundle(["touch", "/data/made"], mounts=mounts), "c"
+    )
+    assert os.path.exists(os.path.join(data, "made"))
+    p = env.runsc.run(
+        "run",
+        "--bundle",
+        env.bundle(["touch", "/data-ro/nope"], mounts=mounts),
+        "c",
+        check=False,
+    )
+    assert p.returncode == 1
+    assert "Read-only file system" in p.stderr
+    assert not os.path.exists(os.path.join(data, "nope"))
 
 
 def test_create_start_state_delete(env: Env) -> None:

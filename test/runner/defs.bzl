@@ -36,7 +36,8 @@ def syscall_test(
         size = "medium",
         shard_count = None,
         tags = [],
-        runsc_skip = False):
+        runsc_skip = False,
+        on_root = False):
     """A system-call test program and its native and runsc test targets.
 
     Defines:
@@ -45,6 +46,10 @@ def syscall_test(
       <name>_runsc_<platform>: runs the same binary inside one sandbox,
         `runsc --platform=<platform> do <name>`, for each platform in
         SYSCALL_TEST_PLATFORMS; tagged "runsc" and "<platform>".
+      <name>_runsc_<platform>_on_root (with on_root): the same, with the
+        test's files on the container's root (the gofer-served overlay)
+        instead of the sentry's /tmp; tagged "runsc", "<platform>" and
+        "on_root".
 
     Args:
       name: the binary's name; the tests are named after it.
@@ -59,6 +64,9 @@ def syscall_test(
       runsc_skip: the program cannot run in the sandbox at all yet: its runsc
         variants are tagged "manual" (still buildable and runnable by name).
         Prefer SKIP_IF in the individual test cases.
+      on_root: also run in the sandbox with the files the test makes
+        (TempDirRoot) on the container's root filesystem, for file system
+        tests.
     """
     cc_binary(
         name = name,
@@ -99,3 +107,18 @@ def syscall_test(
             tags = tags + ["runsc", platform] +
                    (["manual"] if runsc_skip else []),
         )
+        if on_root:
+            _runner_test(
+                name = "%s_runsc_%s_on_root" % (name, platform),
+                binary = binary,
+                args = [
+                    "--platform=" + platform,
+                    "--runsc=$(rootpath %s)" % _RUNSC,
+                    "--fs-root=tmpdir",
+                ],
+                data = [_RUNSC],
+                size = size,
+                shard_count = shard_count,
+                tags = tags + ["runsc", platform, "on_root"] +
+                       (["manual"] if runsc_skip else []),
+            )

@@ -469,6 +469,17 @@ def print_log_tail(log_dir: str, newest: int = _LOG_TAIL_FILES) -> None:
     sys.stderr.flush()
 
 
+def fs_root(value: str, env: dict[str, str]) -> str:
+    """Returns FS_TEST_ROOT for --fs-root: value itself, or for 'tmpdir' a
+    directory under TEST_TMPDIR (made here)."""
+    if value != "tmpdir":
+        return value
+    base = env.get("TEST_TMPDIR") or tempfile.gettempdir()
+    root = os.path.join(base, "fs-root")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
 def state_dir(env: dict[str, str]) -> tuple[str, bool]:
     """Returns runsc's --root and whether the runner must remove it: under
     TEST_TMPDIR when that path is short enough for Unix sockets, else a new
@@ -522,6 +533,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="seconds without output after which a sandboxed run counts as "
         "hung (default: a quarter of the deadline, at least 10)",
+    )
+    p.add_argument(
+        "--fs-root",
+        default="",
+        help="where file system tests make their files (FS_TEST_ROOT): a "
+        "path, or 'tmpdir' for a directory under TEST_TMPDIR, which in the "
+        "sandbox is on the container's root filesystem",
     )
     p.add_argument("binary", help="test binary (runfiles path)")
     p.add_argument("gtest_args", nargs=argparse.REMAINDER)
@@ -608,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     native = args.platform == "native"
     binary = runfile(args.binary)
     env = test_env(dict(os.environ), args.platform)
+    if args.fs_root:
+        env["FS_TEST_ROOT"] = fs_root(args.fs_root, dict(os.environ))
     timeout = args.timeout if args.timeout else default_timeout(dict(os.environ))
     xml_path = os.environ.get("XML_OUTPUT_FILE", "")
     xml_mode = args.xml

@@ -20,6 +20,9 @@ namespace pyvisor {
 namespace testing {
 
 std::string TempDirRoot() {
+  // The runner's --fs-root: somewhere on the container's root filesystem.
+  const char* fs_root = getenv("FS_TEST_ROOT");
+  if (fs_root != nullptr && *fs_root != '\0') return fs_root;
   if (IsRunningOnSandbox()) return "/tmp";
   const char* d = getenv("TEST_TMPDIR");
   return d != nullptr && *d != '\0' ? d : "/tmp";

@@ -12,8 +12,9 @@
 namespace pyvisor {
 namespace testing {
 
-// TempDirRoot returns where tests make their files: /tmp in the sandbox
-// (the sentry's tmpfs), else $TEST_TMPDIR if set, else /tmp.
+// TempDirRoot returns where tests make their files: $FS_TEST_ROOT if set
+// (the runner's --fs-root), else /tmp in the sandbox (the sentry's tmpfs),
+// else $TEST_TMPDIR if set, else /tmp.
 std::string TempDirRoot();
 
 // TempDir is a fresh directory under root (TempDirRoot by default), removed
