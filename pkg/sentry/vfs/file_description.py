@@ -208,6 +208,11 @@ class FileDescription:
         """Moves the file offset (lseek(2))."""
         raise SyscallError(errno.ESPIPE)
 
+    def tell(self, t: Task) -> int:
+        """Returns the file offset. Files whose offset lives elsewhere (a
+        host descriptor shares its open file's) override this."""
+        return self.offset
+
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
         """Feeds directory entries from the file offset to cb until cb
         refuses one or the directory ends, advancing the offset past each

@@ -169,6 +169,13 @@ class HostFile(FileDescription):
         except OSError as e:
             raise SyscallError(e.errno or errno.EINVAL) from None
 
+    def tell(self, t: Task) -> int:
+        # The offset belongs to the host's open file, shared with whoever
+        # else holds it (the shell that redirected our stdout, say).
+        if not self.seekable:
+            return 0
+        return self.seek(t, 0, F.SEEK_CUR)
+
     def stat(self, t: Task, mask: int) -> Statx:
         try:
             st = os.fstat(self.host_fd)

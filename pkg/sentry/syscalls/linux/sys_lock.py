@@ -40,7 +40,7 @@ def _range(
     if whence == F.SEEK_SET:
         base = 0
     elif whence == F.SEEK_CUR:
-        base = f.offset
+        base = f.tell(t)
     elif whence == F.SEEK_END:
         base = f.stat(t, S.STATX_SIZE).size
     else:

@@ -73,7 +73,7 @@ def _copy_from_file(
         if src_off is not None:
             data = src.pread(t, want, src_off)
         elif seekable:
-            data = src.pread(t, want, src.offset)
+            data = src.pread(t, want, src.tell(t))
         else:
             data = src.read(t, want)
         if not data:
@@ -88,7 +88,7 @@ def _copy_from_file(
         if src_off is not None:
             src_off += n
         elif seekable:
-            src.seek(t, src.offset + n, F.SEEK_SET)
+            src.seek(t, src.tell(t) + n, F.SEEK_SET)
         if dst_off is not None:
             dst_off += n
         if n < len(data):
@@ -199,7 +199,7 @@ def sys_splice(t: Task, args: Args) -> int:
         if off_in is not None:
             data = src.pread(t, want, off_in)
         elif _seekable(t, src):
-            data = src.pread(t, want, src.offset)
+            data = src.pread(t, want, src.tell(t))
         else:
             data = src.read(t, want)
         if not data:
@@ -208,7 +208,7 @@ def sys_splice(t: Task, args: Args) -> int:
         if off_in is not None:
             t.mm.write_i64(off_in_addr, off_in + n)
         elif _seekable(t, src):
-            src.seek(t, src.offset + n, F.SEEK_SET)
+            src.seek(t, src.tell(t) + n, F.SEEK_SET)
         return n
     raise SyscallError(errno.EINVAL)
 
@@ -260,8 +260,8 @@ def sys_copy_file_range(t: Task, args: Args) -> int:
     off_in = _read_offset(t, off_in_addr)
     off_out = _read_offset(t, off_out_addr)
     length = min(length, MAX_RW_COUNT)
-    start_in = src.offset if off_in is None else off_in
-    start_out = dst.offset if off_out is None else off_out
+    start_in = src.tell(t) if off_in is None else off_in
+    start_out = dst.tell(t) if off_out is None else off_out
     same = (st_in.ino, st_in.dev_major, st_in.dev_minor) == (
         st_out.ino,
         st_out.dev_major,
