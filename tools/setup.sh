@@ -9,6 +9,8 @@ debian_packages=(
   bazel-bootstrap
   bazel-rules-java
   busybox-static
+  debootstrap
+  file
   g++
   googletest
   libatomic1
@@ -16,6 +18,7 @@ debian_packages=(
   libgtest-dev
   protobuf-compiler
   runsc
+  sqlite3
   strace
   # Container clients that test/e2e drives runsc with (and runc, to compare
   # against). Installing them starts no daemon; the tests start their own.

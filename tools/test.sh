@@ -4,6 +4,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/setup.sh"
+# The Debian root filesystem the end-to-end matrix runs programs on (cached).
+"$top/tools/debian_rootfs.sh" >/dev/null
 cd "$top"
 if (($#)); then
   exec bazel test "$@"
