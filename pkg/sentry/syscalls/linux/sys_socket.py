@@ -481,7 +481,9 @@ def _recvmsg(t: Task, s: SocketFD, msg_addr: int, flags: int) -> int:
     # msg_namelen, msg_controllen and msg_flags go back to the user.
     t.mm.write_u32(msg_addr + 8, out_namelen)
     t.mm.write_u64(msg_addr + 40, len(cw.out))
-    t.mm.write_i32(msg_addr + 48, r.flags | cw.flags)
+    # As Linux, MSG_CMSG_CLOEXEC is reported back in msg_flags.
+    out_flags = r.flags | cw.flags | (flags & SK.MSG_CMSG_CLOEXEC)
+    t.mm.write_i32(msg_addr + 48, out_flags)
     return r.length
 
 
