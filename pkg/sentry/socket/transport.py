@@ -274,9 +274,7 @@ class QueueSocket(SocketFD):
             peer = self.peer
             if peer is not None and self.connection_based:
                 # The peer's opposite directions close too.
-                peer_bits = (RCV_SHUTDOWN if bits & SEND_SHUTDOWN else 0) | (
-                    SEND_SHUTDOWN if bits & RCV_SHUTDOWN else 0
-                )
+                peer_bits = self.peer_shutdown_bits(bits)
                 peer.shut |= peer_bits
             else:
                 peer = None
@@ -724,6 +722,12 @@ class QueueSocket(SocketFD):
 
     def listen_prepare_locked(self, t: Task) -> None:
         """Prepares listen (a TCP socket binds a port)."""
+
+    def peer_shutdown_bits(self, bits: int) -> int:
+        """Returns what shutting down bits does to the peer: for unix,
+        each direction closes on both ends (unix_shutdown)."""
+        out = RCV_SHUTDOWN if bits & SEND_SHUTDOWN else 0
+        return out | (SEND_SHUTDOWN if bits & RCV_SHUTDOWN else 0)
 
     def shutdown_check_locked(self) -> None:
         """Refuses shutdown where the family does (ENOTCONN)."""
