@@ -499,6 +499,7 @@ class InetSocket(QueueSocket):
             self.state = UNCONNECTED
 
     def shutdown(self, t: Task, how: int) -> None:
+        notify = False
         with mu:
             state = self.state
             if state == LISTENING and how != SK.SHUT_WR:
@@ -508,9 +509,16 @@ class InetSocket(QueueSocket):
                 pending = list(self.pending)
                 self.pending.clear()
             elif state != CONNECTED:
-                raise SyscallError(errno.ENOTCONN)
+                # inet_shutdown fails but marks the socket shut down anyway,
+                # so that pollers see it ("hack to wake up other
+                # listeners").
+                self.shut |= _SHUT_BITS[how]
+                notify = True
             else:
                 pending = None
+        if notify:
+            self.wq.notify(EVENT_IN | EVENT_OUT | EVENT_HUP)
+            raise SyscallError(errno.ENOTCONN)
         if state == LISTENING:
             for s in pending or ():
                 s.dec_ref()
@@ -520,11 +528,7 @@ class InetSocket(QueueSocket):
             super().shutdown(t, how)
             return
         with mu:
-            self.shut |= {
-                SK.SHUT_RD: RCV_SHUTDOWN,
-                SK.SHUT_WR: SEND_SHUTDOWN,
-                SK.SHUT_RDWR: RCV_SHUTDOWN | SEND_SHUTDOWN,
-            }[how]
+            self.shut |= _SHUT_BITS[how]
         self.wq.notify(EVENT_IN | EVENT_OUT | EVENT_HUP)
 
     def release(self) -> None:
@@ -654,7 +658,7 @@ class InetSocket(QueueSocket):
             return self._get_ip(name)
         if level == SK.SOL_IPV6 and self.family == SK.AF_INET6:
             return self._get_ipv6(name)
-        raise SyscallError(errno.ENOPROTOOPT)
+        raise SyscallError(self._bad_level_errno())
 
     def setsockopt(self, t: Task, level: int, name: int, val: bytes) -> None:
         if level == SK.SOL_SOCKET:
@@ -672,7 +676,12 @@ class InetSocket(QueueSocket):
         if level == SK.SOL_IPV6 and self.family == SK.AF_INET6:
             self._set_ipv6(name, val)
             return
-        raise SyscallError(errno.ENOPROTOOPT)
+        raise SyscallError(self._bad_level_errno())
+
+    def _bad_level_errno(self) -> int:
+        # An unknown level ends in ip_getsockopt (EOPNOTSUPP) for IPv4 and
+        # in ipv6_getsockopt (ENOPROTOOPT) for IPv6.
+        return errno.EOPNOTSUPP if self.family == SK.AF_INET else errno.ENOPROTOOPT
 
     def _get_tcp(self, name: int) -> bytes:
         if name == SK.TCP_INFO:
@@ -764,6 +773,12 @@ class InetSocket(QueueSocket):
             ready |= (EVENT_OUT | EVENT_WRNORM) & mask
         return ready
 
+
+_SHUT_BITS = {
+    SK.SHUT_RD: RCV_SHUTDOWN,
+    SK.SHUT_WR: SEND_SHUTDOWN,
+    SK.SHUT_RDWR: RCV_SHUTDOWN | SEND_SHUTDOWN,
+}
 
 _TCP_DEFAULTS = {
     SK.TCP_NODELAY: 0,

@@ -387,7 +387,8 @@ class SocketFD(FileDescription):
 
     def opt_flag(self, name: int) -> bool:
         """Reports a boolean SOL_SOCKET option."""
-        return self.opts.get(name, b"\0") != int_bytes(0)
+        v = self.opts.get(name)
+        return v is not None and v != int_bytes(0)
 
     # FileDescription operations shared by every socket.
 
