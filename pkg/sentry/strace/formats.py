@@ -48,6 +48,11 @@ TIMEVAL = "timeval"
 EPOLL_CTL_OP = "epoll_ctl_op"
 EPOLL_EVENT = "epoll_event"
 EPOLL_EVENTS_OUT = "epoll_events_out"  # filled up to the return value
+# Socket calls (decoded in sockets.py).
+SOCK_FAMILY = "sock_family"
+SOCK_TYPE = "sock_type"  # with SOCK_NONBLOCK/SOCK_CLOEXEC
+SOCKADDR = "sockaddr"  # struct sockaddr whose length is the next argument
+SOCKADDR_OUT = "sockaddr_out"  # filled; its length is behind the next one
 
 # name: argument kinds in order. Calls not listed show six hex arguments.
 SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
@@ -164,6 +169,24 @@ SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
     "set_robust_list": (HEX, UINT),
     "dup3": (FD, FD, OPEN_FLAGS),
     "pipe2": (PTR, OPEN_FLAGS),
+    "socket": (SOCK_FAMILY, SOCK_TYPE, INT),
+    "socketpair": (SOCK_FAMILY, SOCK_TYPE, INT, PTR),
+    "bind": (FD, SOCKADDR, UINT),
+    "connect": (FD, SOCKADDR, UINT),
+    "listen": (FD, INT),
+    "accept": (FD, SOCKADDR_OUT, PTR),
+    "accept4": (FD, SOCKADDR_OUT, PTR, HEX),
+    "getsockname": (FD, SOCKADDR_OUT, PTR),
+    "getpeername": (FD, SOCKADDR_OUT, PTR),
+    "shutdown": (FD, INT),
+    "getsockopt": (FD, INT, INT, PTR, PTR),
+    "setsockopt": (FD, INT, INT, PTR, INT),
+    "sendto": (FD, WRITE_BUF, UINT, HEX, SOCKADDR, UINT),
+    "recvfrom": (FD, READ_BUF_OUT, UINT, HEX, SOCKADDR_OUT, PTR),
+    "sendmsg": (FD, PTR, HEX),
+    "recvmsg": (FD, PTR, HEX),
+    "sendmmsg": (FD, PTR, UINT, HEX),
+    "recvmmsg": (FD, PTR, UINT, HEX, PTR),
     "prlimit64": (INT, RLIMIT, PTR, PTR),
     "getrandom": (READ_BUF_OUT, UINT, HEX),
     "execveat": (DIRFD, PATH, STRING_VECTOR, STRING_VECTOR, AT_FLAGS),

@@ -28,6 +28,7 @@ from pkg.abi.linux.sysno import NAMES as SYSCALL_NAMES
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.strace import formats as K
 from pkg.sentry.strace.events import DECODERS as EVENT_DECODERS
+from pkg.sentry.strace.sockets import DECODERS as SOCKET_DECODERS
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -341,7 +342,7 @@ class Strace:
             return hex(v)
         if kind == K.STAT_OUT:
             return hex(v)
-        decoder = EVENT_DECODERS.get(kind)
+        decoder = EVENT_DECODERS.get(kind) or SOCKET_DECODERS.get(kind)
         if decoder is not None:
             return decoder(t, args, i, ret)
         return hex(v)
