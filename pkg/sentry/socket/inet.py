@@ -44,6 +44,7 @@ from pkg.sentry.kernel.waiter import (
     EVENT_WRNORM,
 )
 from pkg.sentry.socket.socket import (
+    NO_PEERCRED,
     RCV_SHUTDOWN,
     SEND_SHUTDOWN,
     ControlMessages,
@@ -542,6 +543,10 @@ class InetSocket(QueueSocket):
         for client, _ in waiting:
             client.wq.notify(EVENT_OUT | EVENT_ERR | EVENT_HUP)
         super().release()
+
+    def peercred(self) -> tuple[int, int, int]:
+        # Only unix sockets know their peer's credentials.
+        return NO_PEERCRED
 
     def peer_shutdown_bits(self, bits: int) -> int:
         # A FIN ends the peer's input; SHUT_RD sends nothing.
