@@ -639,6 +639,10 @@ class InetSocket(QueueSocket):
         super().push_locked(m)  # type: ignore[arg-type]
 
     def recvmsg(self, t: Task, length: int, flags: int) -> RecvResult:
+        if flags & SK.MSG_ERRQUEUE:
+            # No ICMP errors are ever queued (ip_recv_error of an empty
+            # queue).
+            raise SyscallError(errno.EAGAIN)
         r = super().recvmsg(t, length, flags)
         if not self.is_tcp and isinstance(r.addr, tuple):
             r.addr = self.format(r.addr)

@@ -318,6 +318,8 @@ class QueueSocket(SocketFD):
         flags: int,
     ) -> int:
         try:
+            if flags & SK.MSG_OOB:
+                raise SyscallError(self.oob_errno())
             if self.is_stream:
                 return self._send_stream(t, data, to, control, flags)
             return self._send_message(t, data, to, control, flags)

@@ -829,6 +829,42 @@ TEST(UnixSocketTest, ReadvWritev) {
   EXPECT_EQ(std::string(x, 3) + std::string(y, 2), "abcde");
 }
 
+TEST(UnixSocketTest, PasscredAutobindsTheSender) {
+  const std::string name = Abstract("passcred");
+  FileDescriptor r(socket(AF_UNIX, SOCK_DGRAM, 0));
+  socklen_t len;
+  sockaddr_un a = Addr(name, &len);
+  ASSERT_THAT(bind(r.get(), reinterpret_cast<sockaddr*>(&a), len),
+              SyscallSucceeds());
+  FileDescriptor s(socket(AF_UNIX, SOCK_DGRAM, 0));
+  int on = 1;
+  ASSERT_THAT(setsockopt(s.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)),
+              SyscallSucceeds());
+  ASSERT_THAT(sendto(s.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&a), len),
+              SyscallSucceedsWithValue(1));
+  char c;
+  sockaddr_un from = {};
+  socklen_t flen = sizeof(from);
+  ASSERT_THAT(recvfrom(r.get(), &c, 1, 0, reinterpret_cast<sockaddr*>(&from),
+                       &flen),
+              SyscallSucceedsWithValue(1));
+  EXPECT_EQ(flen, offsetof(sockaddr_un, sun_path) + 6);
+  EXPECT_EQ(from.sun_path[0], 0);
+}
+
+TEST(UnixSocketTest, MessageHeaderLimits) {
+  Pair p = MakePair(SOCK_DGRAM);
+  std::vector<iovec> iov(1025, iovec{nullptr, 0});
+  msghdr msg = {};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = iov.size();
+  EXPECT_THAT(sendmsg(p.a.get(), &msg, 0), SyscallFailsWithErrno(EMSGSIZE));
+  EXPECT_THAT(recvmsg(p.a.get(), &msg, 0), SyscallFailsWithErrno(EMSGSIZE));
+  // Datagram sockets have no out-of-band data.
+  EXPECT_THAT(send(p.a.get(), "x", 1, MSG_OOB),
+              SyscallFailsWithErrno(EOPNOTSUPP));
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

@@ -352,11 +352,22 @@ def _sendmsg(t: Task, s: SocketFD, msg_addr: int, flags: int) -> int:
     )
     to = None
     if name and namelen:
-        to = _copy_in_addr(t, name, s32(namelen))
-    iovs = read_iovecs(t, iov, iovlen)
+        # copy_msghdr_from_user cuts a long name to a sockaddr_storage.
+        length = s32(namelen)
+        if length < 0:
+            raise SyscallError(errno.EINVAL)
+        to = _copy_in_addr(t, name, min(length, _SOCKADDR_MAX))
+    iovs = _msg_iovecs(t, iov, iovlen)
     data = gather(t, iovs) if sum(n for _, n in iovs) else b""
     ctl = _parse_control(t, s, control, controllen)
     return _send(t, s, data, to, ctl, flags)
+
+
+def _msg_iovecs(t: Task, addr: int, count: int) -> list[tuple[int, int]]:
+    """Reads a msghdr's iovecs; too many is EMSGSIZE here, not EINVAL."""
+    if count > _UIO_MAXIOV:
+        raise SyscallError(errno.EMSGSIZE)
+    return read_iovecs(t, addr, count)
 
 
 def sys_sendmsg(t: Task, args: Args) -> int:
@@ -455,7 +466,7 @@ class _ControlWriter:
 def _recvmsg(t: Task, s: SocketFD, msg_addr: int, flags: int) -> int:
     raw = t.copy_in(msg_addr, SK.MSGHDR.size)
     name, namelen, iov, iovlen, control, controllen, _ = SK.MSGHDR.unpack(raw)
-    iovs = read_iovecs(t, iov, iovlen)
+    iovs = _msg_iovecs(t, iov, iovlen)
     total = sum(n for _, n in iovs)
     r = _recv(t, s, total, flags)
 
