@@ -377,8 +377,11 @@ class QueueSocket(SocketFD):
                     wrote = len(chunk)
                     total += wrote
                 if total < n and not nonblock:
+                    # The reader notifies its peer (this socket) as it
+                    # makes room, which is also what pollers of this
+                    # socket wait for.
                     entry = Entry(lambda _m: t.wake(), EVENT_OUT | EVENT_ERR)
-                    peer.wq.register(entry)
+                    self.wq.register(entry)
             if wrote:
                 peer.wq.notify(EVENT_IN | EVENT_RDNORM)
             if total == n:
@@ -394,7 +397,7 @@ class QueueSocket(SocketFD):
                     return total
                 raise
             finally:
-                peer.wq.unregister(entry)
+                self.wq.unregister(entry)
 
     def _send_message(
         self,

@@ -517,6 +517,30 @@ TEST(InetLoopbackTest, UdpIPv6) {
   EXPECT_TRUE(IN6_IS_ADDR_V4MAPPED(&from.sin6_addr));
 }
 
+TEST(InetLoopbackTest, BulkTransferWithBlockedWriter) {
+  FileDescriptor l = TcpListener();
+  FileDescriptor c = TcpConnect(PortOf(l.get()));
+  FileDescriptor s(accept(l.get(), nullptr, nullptr));
+  ASSERT_TRUE(s.valid());
+  constexpr size_t kTotal = 8 << 20;
+  std::thread writer([&] {
+    std::vector<char> chunk(1 << 20, 'w');
+    for (size_t sent = 0; sent < kTotal;) {
+      ssize_t n = write(c.get(), chunk.data(), chunk.size());
+      ASSERT_GT(n, 0) << strerror(errno);
+      sent += n;
+    }
+  });
+  std::vector<char> buf(1 << 16);
+  size_t got = 0;
+  while (got < kTotal) {
+    ssize_t n = read(s.get(), buf.data(), buf.size());
+    ASSERT_GT(n, 0);
+    got += n;
+  }
+  writer.join();
+}
+
 // Runs fn in a child; natively in a fresh network namespace (only a down
 // lo, no routes), which is the view the sandbox gives. Returns the child's
 // exit status, or -1 to skip.

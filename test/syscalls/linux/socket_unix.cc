@@ -865,6 +865,49 @@ TEST(UnixSocketTest, MessageHeaderLimits) {
               SyscallFailsWithErrno(EOPNOTSUPP));
 }
 
+TEST(UnixSocketTest, BlockedWriterWakesAsReaderDrains) {
+  Pair p = MakePair(SOCK_STREAM);
+  constexpr size_t kTotal = 8 << 20;
+  std::thread writer([&] {
+    std::vector<char> chunk(1 << 20, 'w');
+    for (size_t sent = 0; sent < kTotal; sent += chunk.size()) {
+      ASSERT_THAT(write(p.a.get(), chunk.data(), chunk.size()),
+                  SyscallSucceedsWithValue(chunk.size()));
+    }
+  });
+  std::vector<char> buf(1 << 16);
+  size_t got = 0;
+  while (got < kTotal) {
+    ssize_t n = read(p.b.get(), buf.data(), buf.size());
+    ASSERT_GT(n, 0);
+    got += n;
+  }
+  writer.join();
+}
+
+TEST(UnixSocketTest, EpollSeesRoomAfterDrain) {
+  Pair p = MakePair(SOCK_STREAM, SOCK_NONBLOCK);
+  std::vector<char> chunk(65536, 'z');
+  while (write(p.a.get(), chunk.data(), chunk.size()) > 0) {
+  }
+  ASSERT_EQ(errno, EAGAIN);
+  FileDescriptor ep(epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev = {};
+  ev.events = EPOLLOUT;
+  ASSERT_THAT(epoll_ctl(ep.get(), EPOLL_CTL_ADD, p.a.get(), &ev),
+              SyscallSucceeds());
+  epoll_event out;
+  EXPECT_THAT(epoll_wait(ep.get(), &out, 1, 0), SyscallSucceedsWithValue(0));
+  std::thread drain([&] {
+    usleep(50 * 1000);
+    std::vector<char> buf(1 << 20);
+    while (read(p.b.get(), buf.data(), buf.size()) > 0) {
+    }
+  });
+  EXPECT_THAT(epoll_wait(ep.get(), &out, 1, 5000), SyscallSucceedsWithValue(1));
+  drain.join();
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor
