@@ -80,17 +80,24 @@ class Message:
         data: the bytes; off: how many a stream receiver already took.
         control: the ancillary data (rights and credentials), or None.
         addr: the sender's address, or None.
+        sender: the sending socket of a datagram.
     """
 
-    __slots__ = ("addr", "control", "data", "off")
+    __slots__ = ("addr", "control", "data", "off", "sender")
 
     def __init__(
-        self, data: bytes, control: ControlMessages | None, addr: bytes | None
+        self,
+        data: bytes,
+        control: ControlMessages | None,
+        addr: bytes | None,
+        sender: QueueSocket | None = None,
     ) -> None:
         self.data = data
         self.off = 0
         self.control = control
         self.addr = addr
+        # Told when the message is received: its writability may change.
+        self.sender = sender
 
     def left(self) -> int:
         """Returns the bytes not yet received."""
@@ -427,7 +434,8 @@ class QueueSocket(SocketFD):
                         return len(data)
                 if self.has_room_locked(dst, len(data)):
                     ctl = self.attach_credentials_locked(t, dst, control)
-                    dst.push_locked(Message(data, ctl, self.message_address()))
+                    addr = self.message_address()
+                    dst.push_locked(Message(data, ctl, addr, self))
                     break
                 if nonblock:
                     raise SyscallError(errno.EAGAIN)
@@ -605,6 +613,9 @@ class QueueSocket(SocketFD):
             peer = self.peer
             if peer is not None and peer is not self:
                 peer.wq.notify(EVENT_OUT | EVENT_WRNORM)
+            sender = m.sender
+            if sender is not None and sender not in (self, peer):
+                sender.wq.notify(EVENT_OUT | EVENT_WRNORM)
         data = m.data[:length]
         out_flags = SK.MSG_TRUNC if len(m.data) > length else 0
         n = len(m.data) if flags & SK.MSG_TRUNC else len(data)
