@@ -601,6 +601,9 @@ class InetSocket(QueueSocket):
         if to is not None:
             assert isinstance(target, tuple)
             dst: Addr = target
+            if dst[1] == 0:
+                # udp_sendmsg refuses port 0.
+                raise SyscallError(errno.EINVAL)
         elif self.remote is not None:
             dst = self.remote
         else:
@@ -732,6 +735,10 @@ class InetSocket(QueueSocket):
         raise SyscallError(errno.ENOPROTOOPT)
 
     def _set_ip(self, name: int, val: bytes) -> None:
+        if name in _IP_MEMBERSHIP:
+            # Joining a group needs a multicast route, which a loopback-only
+            # namespace has none of (ip_mc_find_dev fails).
+            raise SyscallError(errno.ENODEV)
         if name not in _IP_DEFAULTS:
             raise SyscallError(errno.ENOPROTOOPT)
         # do_ip_setsockopt takes an int, or a single byte.
@@ -765,6 +772,8 @@ class InetSocket(QueueSocket):
                     raise SyscallError(errno.EINVAL)
                 self.v6only = bool(v)
             return
+        if name in _IPV6_MEMBERSHIP:
+            raise SyscallError(errno.ENODEV)
         if name not in _IPV6_DEFAULTS:
             raise SyscallError(errno.ENOPROTOOPT)
         if name == SK.IPV6_UNICAST_HOPS:
@@ -823,6 +832,10 @@ _IP_DEFAULTS = {
     15: 0,  # IP_FREEBIND
     24: 0,  # IP_BIND_ADDRESS_NO_PORT
 }
+# IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP, MCAST_JOIN_GROUP.
+_IP_MEMBERSHIP = frozenset({35, 39, 42})
+# IPV6_ADD_MEMBERSHIP, MCAST_JOIN_GROUP.
+_IPV6_MEMBERSHIP = frozenset({20, 42})
 _IPV6_DEFAULTS = {
     SK.IPV6_UNICAST_HOPS: 64,
     SK.IPV6_MULTICAST_LOOP: 1,
