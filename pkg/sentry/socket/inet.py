@@ -620,7 +620,9 @@ class InetSocket(QueueSocket):
             if o.remote is not None and o.remote != (src_ip, self.local[1]):
                 continue
             score = _covers(o, dst[0])
-            if score > best_score:
+            # Among equals, the socket bound last wins, as in Linux's
+            # lookup of SO_REUSEADDR sockets.
+            if score and score >= best_score:
                 best, best_score = o, score
         if best is None:
             if self.remote is not None and to is None:

@@ -332,8 +332,11 @@ class QueueSocket(SocketFD):
             return self._send_message(t, data, to, control, flags)
         except SyscallError as e:
             control.release()
-            if e.errno == errno.EPIPE and not flags & SK.MSG_NOSIGNAL:
-                sigpipe(t)
+            # Only streams raise SIGPIPE: unix datagram and seqpacket sends
+            # fail quietly (unix_dgram_sendmsg).
+            if e.errno == errno.EPIPE and self.is_stream:
+                if not flags & SK.MSG_NOSIGNAL:
+                    sigpipe(t)
             raise
 
     def _connected_peer_locked(self) -> QueueSocket:

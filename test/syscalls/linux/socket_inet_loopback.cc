@@ -541,6 +541,71 @@ TEST(InetLoopbackTest, BulkTransferWithBlockedWriter) {
   writer.join();
 }
 
+TEST(InetLoopbackTest, UdpDisconnectAndPeek) {
+  FileDescriptor r(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in a = V4("127.0.0.1", 0);
+  ASSERT_THAT(bind(r.get(), SA(&a), sizeof(a)), SyscallSucceeds());
+  a.sin_port = htons(PortOf(r.get()));
+  FileDescriptor s(socket(AF_INET, SOCK_DGRAM, 0));
+  ASSERT_THAT(connect(s.get(), SA(&a), sizeof(a)), SyscallSucceeds());
+  ASSERT_THAT(send(s.get(), "peekaboo", 8, 0), SyscallSucceedsWithValue(8));
+  char buf[4];
+  pollfd pfd = {r.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  int n = 0;
+  ASSERT_THAT(ioctl(r.get(), FIONREAD, &n), SyscallSucceeds());
+  EXPECT_EQ(n, 8);
+  EXPECT_THAT(recv(r.get(), buf, sizeof(buf), MSG_PEEK | MSG_TRUNC),
+              SyscallSucceedsWithValue(8));
+  EXPECT_THAT(recv(r.get(), buf, sizeof(buf), 0), SyscallSucceedsWithValue(4));
+  EXPECT_THAT(recv(r.get(), buf, sizeof(buf), MSG_DONTWAIT),
+              SyscallFailsWithErrno(EAGAIN));
+  sockaddr un = {};
+  un.sa_family = AF_UNSPEC;
+  ASSERT_THAT(connect(s.get(), &un, sizeof(un)), SyscallSucceeds());
+  sockaddr_in peer = {};
+  socklen_t len = sizeof(peer);
+  EXPECT_THAT(getpeername(s.get(), SA(&peer), &len),
+              SyscallFailsWithErrno(ENOTCONN));
+  EXPECT_THAT(send(s.get(), "x", 1, 0), SyscallFailsWithErrno(EDESTADDRREQ));
+}
+
+TEST(InetLoopbackTest, UdpReuseAddrDeliversToNewest) {
+  FileDescriptor a(socket(AF_INET, SOCK_DGRAM, 0));
+  FileDescriptor b(socket(AF_INET, SOCK_DGRAM, 0));
+  int on = 1;
+  ASSERT_THAT(setsockopt(a.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)),
+              SyscallSucceeds());
+  ASSERT_THAT(setsockopt(b.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)),
+              SyscallSucceeds());
+  sockaddr_in addr = V4("127.0.0.1", 0);
+  ASSERT_THAT(bind(a.get(), SA(&addr), sizeof(addr)), SyscallSucceeds());
+  addr.sin_port = htons(PortOf(a.get()));
+  ASSERT_THAT(bind(b.get(), SA(&addr), sizeof(addr)), SyscallSucceeds());
+  FileDescriptor s(socket(AF_INET, SOCK_DGRAM, 0));
+  ASSERT_THAT(sendto(s.get(), "x", 1, 0, SA(&addr), sizeof(addr)),
+              SyscallSucceedsWithValue(1));
+  pollfd pfd = {b.get(), POLLIN, 0};
+  EXPECT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  char c;
+  EXPECT_THAT(recv(a.get(), &c, 1, MSG_DONTWAIT),
+              SyscallFailsWithErrno(EAGAIN));
+}
+
+TEST(InetLoopbackTest, HalfCloseReportsRdhup) {
+  FileDescriptor l = TcpListener();
+  FileDescriptor c = TcpConnect(PortOf(l.get()));
+  FileDescriptor s(accept(l.get(), nullptr, nullptr));
+  ASSERT_THAT(shutdown(c.get(), SHUT_WR), SyscallSucceeds());
+  pollfd pfd = {s.get(), POLLIN | POLLRDHUP, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents, POLLIN | POLLRDHUP);
+  // The writer side is not hung up; it can still read.
+  pfd = {c.get(), POLLIN | POLLOUT, 0};
+  ASSERT_THAT(poll(&pfd, 1, 0), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents, POLLOUT);
+}
+
 // Runs fn in a child; natively in a fresh network namespace (only a down
 // lo, no routes), which is the view the sandbox gives. Returns the child's
 // exit status, or -1 to skip.

@@ -908,6 +908,68 @@ TEST(UnixSocketTest, EpollSeesRoomAfterDrain) {
   drain.join();
 }
 
+TEST(UnixSocketTest, ShutdownReadEndsPeerWrites) {
+  Pair p = MakePair(SOCK_STREAM);
+  ASSERT_THAT(write(p.b.get(), "q", 1), SyscallSucceedsWithValue(1));
+  ASSERT_THAT(shutdown(p.a.get(), SHUT_RD), SyscallSucceeds());
+  // The peer may no longer write; what was queued is still readable.
+  EXPECT_THAT(send(p.b.get(), "x", 1, MSG_NOSIGNAL),
+              SyscallFailsWithErrno(EPIPE));
+  char c;
+  EXPECT_THAT(read(p.a.get(), &c, 1), SyscallSucceedsWithValue(1));
+  EXPECT_THAT(read(p.a.get(), &c, 1), SyscallSucceedsWithValue(0));
+  pollfd pfd = {p.b.get(), POLLOUT | POLLRDHUP, 0};
+  ASSERT_THAT(poll(&pfd, 1, 0), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents & POLLRDHUP, 0);
+}
+
+TEST(UnixSocketTest, DgramShutdownAndDisconnect) {
+  Pair p = MakePair(SOCK_DGRAM);
+  ASSERT_THAT(shutdown(p.b.get(), SHUT_RD), SyscallSucceeds());
+  char c;
+  EXPECT_THAT(recv(p.b.get(), &c, 1, 0), SyscallSucceedsWithValue(0));
+  EXPECT_THAT(send(p.a.get(), "x", 1, 0), SyscallFailsWithErrno(EPIPE));
+  // AF_UNSPEC breaks the association.
+  sockaddr un = {};
+  un.sa_family = AF_UNSPEC;
+  ASSERT_THAT(connect(p.a.get(), &un, sizeof(un)), SyscallSucceeds());
+  sockaddr_un got = {};
+  socklen_t len = sizeof(got);
+  EXPECT_THAT(getpeername(p.a.get(), reinterpret_cast<sockaddr*>(&got), &len),
+              SyscallFailsWithErrno(ENOTCONN));
+  EXPECT_THAT(send(p.a.get(), "x", 1, 0), SyscallFailsWithErrno(ENOTCONN));
+}
+
+TEST(UnixSocketTest, SeqpacketPeerClose) {
+  Pair p = MakePair(SOCK_SEQPACKET);
+  p.b.reset();
+  // Unlike a stream, a seqpacket socket raises no SIGPIPE.
+  ScopedSignalMask mask(SIG_BLOCK, SignalSet({SIGPIPE}));
+  EXPECT_THAT(send(p.a.get(), "x", 1, 0), SyscallFailsWithErrno(EPIPE));
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  char c;
+  EXPECT_THAT(recv(p.a.get(), &c, 1, 0), SyscallSucceedsWithValue(0));
+  pollfd pfd = {p.a.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 0), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents & (POLLIN | POLLHUP), POLLIN | POLLHUP);
+}
+
+TEST(UnixSocketTest, CredentialsDoNotGlueWriters) {
+  // With SO_PASSCRED, a stream read never joins data sent with different
+  // credentials; without it, it does.
+  Pair p = MakePair(SOCK_STREAM);
+  int on = 1;
+  ASSERT_THAT(setsockopt(p.b.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)),
+              SyscallSucceeds());
+  ASSERT_THAT(write(p.a.get(), "ab", 2), SyscallSucceedsWithValue(2));
+  ASSERT_THAT(write(p.a.get(), "cd", 2), SyscallSucceedsWithValue(2));
+  char buf[8];
+  // Same writer: glued.
+  EXPECT_THAT(read(p.b.get(), buf, sizeof(buf)), SyscallSucceedsWithValue(4));
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor
