@@ -41,6 +41,9 @@ _IOCTLS = frozenset(
         SK.SIOCGIFMTU,
         SK.SIOCGIFHWADDR,
         SK.SIOCGIFINDEX,
+        SK.SIOCGIFMETRIC,
+        SK.SIOCGIFMAP,
+        SK.SIOCGIFTXQLEN,
     }
 )
 
@@ -79,6 +82,13 @@ def interface_ioctl(t: Task, cmd: int, arg: int) -> int:
         value = _INT.pack(LOOPBACK_INDEX)
     elif cmd == SK.SIOCGIFMTU:
         value = _INT.pack(LOOPBACK_MTU)
+    elif cmd == SK.SIOCGIFTXQLEN:
+        value = _INT.pack(LOOPBACK_TXQLEN)
+    elif cmd == SK.SIOCGIFMETRIC:
+        value = _INT.pack(0)
+    elif cmd == SK.SIOCGIFMAP:
+        # struct ifmap: no memory window, interrupt, DMA or port.
+        value = bytes(24)
     elif cmd == SK.SIOCGIFADDR:
         value = _sockaddr_in(LOOPBACK_V4)
     elif cmd == SK.SIOCGIFNETMASK:

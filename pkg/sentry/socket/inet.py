@@ -136,6 +136,16 @@ def _stack(k: Kernel) -> _Stack:
         return st
 
 
+def sockets_of(k: Kernel, stype: int) -> list[InetSocket]:
+    """Returns the bound sockets of type stype in k, by port (for
+    /proc/net). The caller holds mu."""
+    out: list[InetSocket] = []
+    for (kind, _port), bound in sorted(_stack(k).ports.items()):
+        if kind == stype:
+            out.extend(bound)
+    return out
+
+
 def _parts(ip: bytes, v6only: bool) -> tuple[object, object]:
     """Returns the (IPv4, IPv6) addresses a binding covers: None, "any" or
     the address."""

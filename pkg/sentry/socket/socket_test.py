@@ -13,6 +13,7 @@ from pkg.abi.linux import socket as SK
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.kernel_testutil import FakeKernel
 from pkg.sentry.kernel.task import Task
+from pkg.sentry.socket import procnet
 from pkg.sentry.socket.inet import InetSocket
 from pkg.sentry.socket.socket import ControlMessages
 from pkg.sentry.socket.unix import UnixSocket
@@ -165,3 +166,22 @@ def test_udp_delivers_with_sender_address(t: Task) -> None:
     name = s.getsockname(t)
     assert name[4:8] == bytes(4)
     assert got.addr == _v4(lo, int.from_bytes(name[2:4], "big"))
+
+
+def test_proc_net_tables(t: Task) -> None:
+    lo = bytes([127, 0, 0, 1])
+    lst = _inet(t)
+    lst.bind(t, _v4(lo, 0))
+    lst.listen(t, 1)
+    port = int.from_bytes(lst.getsockname(t)[2:4], "big")
+    tcp = procnet.net_tcp(t.kernel).decode().splitlines()
+    assert tcp[0].startswith("  sl  local_address rem_address")
+    assert len(tcp[0]) == 149
+    assert f"0100007F:{port:04X} 00000000:0000 0A" in tcp[1]
+    u = UnixSocket(t, SK.SOCK_STREAM, _NB)
+    u.bind(t, _abstract(b"procnet"))
+    u.listen(t, 1)
+    unix = procnet.net_unix(t.kernel).decode()
+    assert " 00010000 0001 01 " in unix
+    assert unix.rstrip().endswith("@procnet")
+    assert b"    lo:       0" in procnet.net_dev(t.kernel)

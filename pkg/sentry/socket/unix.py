@@ -53,11 +53,13 @@ class _Namespace:
     """_Namespace is a sandbox's abstract socket names (one network
     namespace's unix_socket_table)."""
 
-    __slots__ = ("names", "next_autobind")
+    __slots__ = ("names", "next_autobind", "sockets")
 
     def __init__(self) -> None:
         self.names: dict[bytes, UnixSocket] = {}
         self.next_autobind = 0
+        # Every live unix socket, for /proc/net/unix.
+        self.sockets: weakref.WeakSet[UnixSocket] = weakref.WeakSet()
 
 
 _namespaces: weakref.WeakKeyDictionary[Kernel, _Namespace] = weakref.WeakKeyDictionary()
@@ -69,6 +71,12 @@ def _namespace(k: Kernel) -> _Namespace:
         if ns is None:
             ns = _namespaces[k] = _Namespace()
         return ns
+
+
+def unix_sockets_of(k: Kernel) -> list[UnixSocket]:
+    """Returns the unix sockets of k, oldest first (for /proc/net/unix).
+    The caller holds mu."""
+    return sorted(_namespace(k).sockets, key=lambda s: s.vd.dentry.attrs.ino)  # type: ignore[union-attr]
 
 
 class BoundEndpoint:
@@ -121,6 +129,7 @@ class UnixSocket(QueueSocket):
         self.addr: bytes | None = None
         self.abstract: bytes | None = None
         self.kernel = t.kernel
+        _namespace(t.kernel).sockets.add(self)
 
     # Addresses.
 

@@ -263,6 +263,8 @@ TEST(NetlinkRouteTest, InterfaceIoctls) {
   EXPECT_EQ(ifr.ifr_flags & (IFF_UP | IFF_LOOPBACK), IFF_UP | IFF_LOOPBACK);
   ASSERT_THAT(ioctl(s.get(), SIOCGIFMTU, &ifr), SyscallSucceeds());
   EXPECT_EQ(ifr.ifr_mtu, 65536);
+  ASSERT_THAT(ioctl(s.get(), SIOCGIFTXQLEN, &ifr), SyscallSucceeds());
+  EXPECT_EQ(ifr.ifr_qlen, 1000);
   ifreq byindex = {};
   byindex.ifr_ifindex = 1;
   ASSERT_THAT(ioctl(s.get(), SIOCGIFNAME, &byindex), SyscallSucceeds());
