@@ -9,8 +9,9 @@ by hostfs. On top of it:
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
   stdio links, /dev/pts and /dev/shm (a tmpfs of its own);
 - /tmp: a tmpfs;
-- /proc and /sys: empty read-only tmpfs, so that the host's are not seen
-  through hostfs until procfs and sysfs exist.
+- /proc: procfs;
+- /sys: an empty read-only tmpfs, so that the host's is not seen through
+  hostfs until sysfs exists.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
+from pkg.sentry.fsimpl.proc.proc import ProcType
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions, TmpfsType
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -63,6 +65,11 @@ def register_filesystems(kernel: Kernel) -> None:
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type("hostfs", HostfsType(kernel.mf))
+    vfs.register_filesystem_type(
+        "proc",
+        ProcType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
     rootfs.register_filesystems(vfs, kernel.mf)
     memdev.register(vfs)
 
@@ -149,8 +156,18 @@ def mount_root(
         _mount_tmpfs(vfs, creds, dev, b"shm", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
     if _exists(vfs, creds, root, b"tmp"):
         _mount_tmpfs(vfs, creds, root, b"tmp", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
-    for name in (b"proc", b"sys"):
-        # TODO(#5): procfs and sysfs replace these.
+    if _exists(vfs, creds, root, b"proc"):
+        vfs.mount_at(
+            None,
+            creds,
+            _here(root, b"proc"),
+            "proc",
+            GetFilesystemOptions(
+                source="proc", flags=MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC
+            ),
+        )
+    for name in (b"sys",):
+        # TODO(#5): sysfs replaces this.
         if _exists(vfs, creds, root, name):
             _mount_tmpfs(
                 vfs,
