@@ -31,7 +31,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
 from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP
-from pkg.sentry.vfs.file_description import FileDescription
+from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -77,6 +77,16 @@ class HostFile(FileDescription):
 
     def release(self) -> None:
         os.close(self.host_fd)
+
+    def reopen(self, t: Task | None, flags: int) -> FileDescription:
+        """Opens the host file anew (/dev/stdout, /proc/self/fd/N).
+
+        Unlike Linux, the new file shares the host's open file (its offset
+        and status flags), being a dup of the same host descriptor: the
+        sentry opens no host path. Its access mode is the one asked for;
+        an access the host descriptor lacks fails at read or write (EBADF).
+        """
+        return HostFile(os.dup(self.host_fd), flags & FILE_STATUS_FLAGS)
 
     def display_name(self) -> str:
         if self.is_tty:

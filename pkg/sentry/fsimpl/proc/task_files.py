@@ -487,7 +487,7 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
     ]
     if task.mm is not None and not tg.zombie:
         for key, value in task.mm.vm_status().items():
-            lines.append(f"{key + ':':<8}{value:>8} kB")
+            lines.append(f"{key}:\t{value:>8} kB")
     pending = task.pending.mask
     shared = tg.pending.mask
     lines += [
