@@ -10,8 +10,7 @@ by hostfs. On top of it:
   stdio links, /dev/pts and /dev/shm (a tmpfs of its own);
 - /tmp: a tmpfs;
 - /proc: procfs;
-- /sys: an empty read-only tmpfs, so that the host's is not seen through
-  hostfs until sysfs exists.
+- /sys: sysfs, read-only as container runtimes mount it.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
 from pkg.sentry.fsimpl.proc.proc import ProcType
+from pkg.sentry.fsimpl.sys.sys import SysType
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions, TmpfsType
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -68,6 +68,11 @@ def register_filesystems(kernel: Kernel) -> None:
     vfs.register_filesystem_type(
         "proc",
         ProcType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "sysfs",
+        SysType(kernel),
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     rootfs.register_filesystems(vfs, kernel.mf)
@@ -166,17 +171,17 @@ def mount_root(
                 source="proc", flags=MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC
             ),
         )
-    for name in (b"sys",):
-        # TODO(#5): sysfs replaces this.
-        if _exists(vfs, creds, root, name):
-            _mount_tmpfs(
-                vfs,
-                creds,
-                root,
-                name,
-                0o555,
-                MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
-            )
+    if _exists(vfs, creds, root, b"sys"):
+        vfs.mount_at(
+            None,
+            creds,
+            _here(root, b"sys"),
+            "sysfs",
+            GetFilesystemOptions(
+                source="sysfs",
+                flags=MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
+            ),
+        )
     if gofer_conn is None:
         log.info("boot: root is the host's %s, read-only (hostfs)", host_root)
     return ns
