@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
@@ -101,10 +102,15 @@ class OverlayRegularFD(FileDescription):
         with self.pos_mu:
             data = self._file().pread(t, length, self.offset)
             self.offset += len(data)
-            return data
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def pread(self, t: Task | None, length: int, offset: int) -> bytes:
-        return self._file().pread(t, length, offset)  # type: ignore[arg-type]
+        data = self._file().pread(t, length, offset)  # type: ignore[arg-type]
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def write(self, t: Task, data: bytes) -> int:
         with self.pos_mu:
@@ -115,10 +121,15 @@ class OverlayRegularFD(FileDescription):
                 self.offset = self._size(t, f)
             else:
                 self.offset += n
-            return n
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
-        return self._file().pwrite(t, data, offset)
+        n = self._file().pwrite(t, data, offset)
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     @staticmethod
     def _size(t: Task | None, f: FileDescription) -> int:
