@@ -176,6 +176,14 @@ class Sandbox:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if spec.stdio and os.isatty(spec.stdio[0]):
+            # The terminal the process was started on is its session's
+            # controlling terminal (/dev/tty). The session keeps its own
+            # descriptor: the process may close its stdio.
+            with kernel.tasks.mu:
+                pg = t.tg.process_group
+                if pg is not None and pg.session.tty is None:
+                    pg.session.tty = HostFile(os.dup(spec.stdio[0]))
         return t
 
     def start_process(self, t: Task) -> None:

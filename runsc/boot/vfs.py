@@ -7,7 +7,8 @@ a gofer (tests of the sentry alone) it is the host's root served read-only
 by hostfs. On top of it:
 
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
-  stdio links, /dev/pts and /dev/shm (a tmpfs of its own);
+  stdio links, /dev/ptmx, /dev/pts (devpts) and /dev/shm (a tmpfs of its
+  own);
 - /tmp: a tmpfs;
 - /proc: procfs;
 - /sys: sysfs, read-only as container runtimes mount it.
@@ -24,6 +25,7 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
+from pkg.sentry.fsimpl.devpts.devpts import DevptsType
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
 from pkg.sentry.fsimpl.proc.proc import ProcType
 from pkg.sentry.fsimpl.sys.sys import SysType
@@ -68,6 +70,11 @@ def register_filesystems(kernel: Kernel) -> None:
     vfs.register_filesystem_type(
         "proc",
         ProcType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "devpts",
+        DevptsType(kernel),
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type(
@@ -159,6 +166,17 @@ def mount_root(
         dev = _mount_tmpfs(vfs, creds, root, b"dev", 0o755, MS.MS_NOSUID, "size=64k")
         _populate_dev(vfs, creds, dev)
         _mount_tmpfs(vfs, creds, dev, b"shm", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
+        vfs.mount_at(
+            None,
+            creds,
+            _here(dev, b"pts"),
+            "devpts",
+            GetFilesystemOptions(
+                source="devpts",
+                flags=MS.MS_NOSUID | MS.MS_NOEXEC,
+                data="newinstance,ptmxmode=0666,mode=0620,gid=5",
+            ),
+        )
     if _exists(vfs, creds, root, b"tmp"):
         _mount_tmpfs(vfs, creds, root, b"tmp", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
     if _exists(vfs, creds, root, b"proc"):

@@ -88,6 +88,11 @@ class HostFile(FileDescription):
         """
         return HostFile(os.dup(self.host_fd), flags & FILE_STATUS_FLAGS)
 
+    def open_tty(self, t: Task | None, vd: object, flags: int) -> FileDescription:
+        """Opens the host terminal again for /dev/tty, when it is the
+        session's controlling terminal."""
+        return self.reopen(t, flags)
+
     def display_name(self) -> str:
         if self.is_tty:
             return "host:[tty]"

@@ -127,6 +127,8 @@ class Inode:
             mtime_ns=t,
             dev_major=fs.dev_major,
             dev_minor=fs.dev_minor,
+            rdev_major=self.rdev()[0],
+            rdev_minor=self.rdev()[1],
         )
 
     def setstat(self, t: Task | None, creds: Credentials, opts: SetStatOptions) -> None:
@@ -138,6 +140,10 @@ class Inode:
         """Reports whether the file still exists (a task's files vanish
         when the task is reaped)."""
         return True
+
+    def rdev(self) -> tuple[int, int]:
+        """Returns the device number of a device node."""
+        return 0, 0
 
 
 class DirInode(Inode):
@@ -274,6 +280,17 @@ class StaticSymlink(SymlinkInode):
         if isinstance(fn, bytes):
             return fn
         return fn(t)  # type: ignore[operator]
+
+
+class DeviceInode(Inode):
+    """DeviceInode is a device node whose opening the filesystem decides
+    (devpts's ptmx and replicas)."""
+
+    __slots__ = ()
+
+    def open(self, t: Task | None, vd: VirtualDentry, flags: int) -> FileDescription:
+        """Returns a new open file of the node."""
+        raise SyscallError(errno.ENXIO)
 
 
 class KernfsDentry(Dentry):
@@ -585,6 +602,8 @@ class KernfsFilesystem(Filesystem):
         vd = VirtualDentry(rp.mount, d)
         if isinstance(inode, DirInode):
             return KernfsDirFD(self, d, flags, vd)
+        if isinstance(inode, DeviceInode):
+            return inode.open(rp.task, vd, flags)
         assert isinstance(inode, DataInode)
         return KernfsDataFD(self, inode, flags, vd)
 
