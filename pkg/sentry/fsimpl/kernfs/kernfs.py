@@ -65,6 +65,9 @@ _MAX_OFFSET = (1 << 63) - 1
 # The most a generated file may hold (seq_file's buffers grow to this).
 MAX_FILE_SIZE = 1 << 24
 
+# Cached children of a directory beyond which the invalid ones are dropped.
+_SWEEP_AT = 256
+
 _inos = itertools.count(1)
 
 
@@ -357,6 +360,12 @@ class KernfsFilesystem(Filesystem):
                 return cached
             child = KernfsDentry(child_inode, d, name)
             d.children[name] = child
+            if len(d.children) > _SWEEP_AT:
+                # Forget the names of files gone since (exited processes),
+                # unless something is mounted there.
+                for n, c in list(d.children.items()):
+                    if not c.inode.valid() and not c.is_mountpoint():
+                        del d.children[n]
             return child
 
     def _step(self, rp: ResolvingPath, d: KernfsDentry) -> KernfsDentry:

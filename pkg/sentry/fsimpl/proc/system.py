@@ -160,8 +160,7 @@ def loadavg(kernel: Kernel) -> bytes:
     they read 0."""
     tasks = kernel.tasks.live_tasks()
     running = sum(1 for t in tasks if t.cpu.run[1]) or 1
-    with kernel.tasks.mu:
-        last = kernel.tasks._last
+    last = kernel.tasks.last_id()
     return f"0.00 0.00 0.00 {running}/{len(tasks)} {last}\n".encode()
 
 
@@ -182,8 +181,8 @@ def stat(kernel: Kernel, reader: Task | None) -> bytes:
     tasks = kernel.tasks.live_tasks()
     running = sum(1 for t in tasks if t.cpu.run[1] or t is reader)
     boot_time = int(time.time() - up / 1e9)
-    with kernel.tasks.mu:
-        forks = kernel.tasks._last
+    # TODO(#5): the number of forks since boot; the last pid stands in.
+    forks = kernel.tasks.last_id()
     lines += [
         "intr 0",
         "ctxt 0",
