@@ -19,6 +19,7 @@ from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.overlay import copy_up
+from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.options import OpenOptions
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pkg.sentry.fsimpl.overlay.dentry import OverlayDentry
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.waiter import Entry
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
@@ -169,8 +171,17 @@ class OverlayRegularFD(FileDescription):
     def sync(self, t: Task) -> None:
         self._file().sync(t)
 
-    def configure_mmap(self, t: Task, opts: object) -> None:
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
         self._file().configure_mmap(t, opts)
+        # /proc/pid/maps names the overlay's file, not the layer's.
+        st = self.stat(t, S.STATX_INO)
+        assert self.vd is not None
+        path = self.vd.mount.vfs.path_for_display(self.vd)
+        opts.identity = MappingIdentity(
+            S.make_dev(st.dev_major, st.dev_minor),
+            st.ino,
+            path.decode(errors="replace"),
+        )
 
     def readiness(self, mask: int) -> int:
         return self._file().readiness(mask)

@@ -149,16 +149,22 @@ class ProcType(FilesystemType):
         fixed: dict[bytes, Inode] = {
             b"cmdline": StaticData(lambda t: system.cmdline()),
             b"cpuinfo": StaticData(lambda t: system.cpuinfo(facts, k.num_cpus)),
+            b"devices": StaticData(lambda t: system.devices(k)),
+            b"diskstats": StaticData(b""),
             b"filesystems": StaticData(lambda t: system.filesystems(k)),
             b"loadavg": StaticData(lambda t: system.loadavg(k)),
             b"meminfo": StaticData(lambda t: system.meminfo(k, facts)),
+            b"modules": StaticData(b""),
             b"mounts": StaticSymlink(b"self/mounts"),
+            b"partitions": StaticData(lambda t: system.partitions()),
             b"self": StaticSymlink(_self),
             b"stat": StaticData(lambda t: system.stat(k, t)),
+            b"swaps": StaticData(lambda t: system.swaps()),
             b"sys": self._sys_tree(),
             b"thread-self": StaticSymlink(_thread_self),
             b"uptime": StaticData(lambda t: system.uptime(k)),
             b"version": StaticData(lambda t: system.version()),
+            b"vmstat": StaticData(lambda t: system.vmstat(k, facts)),
         }
         root = ProcRoot(k, dict(sorted(fixed.items())))
         fs = KernfsFilesystem(

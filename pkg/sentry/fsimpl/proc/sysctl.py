@@ -216,6 +216,8 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     add("kernel/random/poolsize", const("256"))
     add("kernel/random/urandom_min_reseed_secs", const("60"))
     add("kernel/random/write_wakeup_threshold", const("896"))
+    add("kernel/pty/max", const("4096"))
+    add("kernel/pty/reserve", const("1024"))
     add("fs/nr_open", const(str(NR_OPEN)))
     add("fs/pipe-max-size", const(str(PIPE_MAX_SIZE)))
     add(

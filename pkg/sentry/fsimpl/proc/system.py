@@ -216,3 +216,58 @@ def filesystems(kernel: Kernel) -> bytes:
 def cmdline() -> bytes:
     """Returns /proc/cmdline, the kernel's command line."""
     return f"BOOT_IMAGE=/vmlinuz-{V.RELEASE}-pyvisor quiet\n".encode()
+
+
+def vmstat(kernel: Kernel, facts: HostFacts) -> bytes:
+    """Returns /proc/vmstat: page counts from the MemoryFile; the event
+    counters the sentry does not keep read 0 (TODO(#5))."""
+    page = 4096
+    used = min(kernel.mf.committed, facts.mem_total) // page
+    free = facts.mem_total // page - used
+    rows = [
+        ("nr_free_pages", free),
+        ("nr_inactive_anon", 0),
+        ("nr_active_anon", used),
+        ("nr_inactive_file", 0),
+        ("nr_active_file", 0),
+        ("nr_unevictable", 0),
+        ("nr_mlock", 0),
+        ("nr_anon_pages", used),
+        ("nr_mapped", 0),
+        ("nr_file_pages", 0),
+        ("nr_dirty", 0),
+        ("nr_writeback", 0),
+        ("nr_shmem", 0),
+        ("nr_dirtied", 0),
+        ("nr_written", 0),
+        ("pgpgin", 0),
+        ("pgpgout", 0),
+        ("pswpin", 0),
+        ("pswpout", 0),
+        ("pgalloc_normal", 0),
+        ("pgfree", 0),
+        ("pgactivate", 0),
+        ("pgfault", 0),
+        ("pgmajfault", 0),
+        ("oom_kill", 0),
+    ]
+    return "".join(f"{k} {v}\n" for k, v in rows).encode()
+
+
+def devices(kernel: Kernel) -> bytes:
+    """Returns /proc/devices: the registered device numbers by group."""
+    char = ["Character devices:"]
+    block = ["", "Block devices:"]
+    for kind, major, name in kernel.vfs.registered_devices():
+        (block if kind else char).append(f"{major:3d} {name}")
+    return ("\n".join(char + block) + "\n").encode()
+
+
+def swaps() -> bytes:
+    """Returns /proc/swaps: the header of no swap areas."""
+    return b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+
+
+def partitions() -> bytes:
+    """Returns /proc/partitions: the header of no block devices."""
+    return b"major minor  #blocks  name\n\n"
