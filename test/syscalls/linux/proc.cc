@@ -446,6 +446,12 @@ TEST(ProcTest, LimitsMountsCgroupNs) {
   EXPECT_THAT(ReadAll("/proc/self/cgroup"), HasSubstr("0::/"));
   EXPECT_THAT(Readlink("/proc/self/ns/net"), StartsWith("net:["));
   EXPECT_THAT(Readlink("/proc/self/ns/pid"), StartsWith("pid:["));
+  // Following the link reaches the namespace's inode, whose number the
+  // link shows.
+  struct stat ns;
+  ASSERT_THAT(stat("/proc/self/ns/net", &ns), SyscallSucceeds());
+  EXPECT_EQ(Readlink("/proc/self/ns/net"),
+            "net:[" + std::to_string(ns.st_ino) + "]");
 }
 
 TEST(ProcTest, Threads) {

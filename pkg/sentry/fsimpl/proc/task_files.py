@@ -16,8 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as SIG
+from pkg.abi.linux import stat as S
+from pkg.abi.linux.stat import Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import (
     DataInode,
@@ -35,12 +38,12 @@ from pkg.sentry.kernel.credentials import (
 from pkg.sentry.kernel.limits import INFINITY
 from pkg.sentry.kernel.task_sched import ALL_CPUS
 from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.thread_group import ThreadGroup
-    from pkg.sentry.vfs.file_description import FileDescription
 
 PAGE_SIZE = 4096
 # USER_HZ: clock ticks per second in times reported to applications.
@@ -82,6 +85,8 @@ _LIMITS = (
     ("Max realtime priority", L.RLIMIT_RTPRIO, ""),
     ("Max realtime timeout", L.RLIMIT_RTTIME, "us"),
 )
+# The anonymous device minor of nsfs, as Linux's first is.
+_NSFS_MINOR = 4
 # oom_score_adj bounds (OOM_SCORE_ADJ_MIN/MAX).
 OOM_SCORE_ADJ_MIN = -1000
 OOM_SCORE_ADJ_MAX = 1000
@@ -243,9 +248,39 @@ class TaskLink(TaskInode, SymlinkInode):
             raise SyscallError(errno.EACCES)
 
 
+class NsFile(FileDescription):
+    """NsFile is a namespace file, what following /proc/pid/ns/<kind>
+    leads to (nsfs): stat shows the namespace's inode; opening it gives a
+    handle. TODO(#5): setns(2) on such a handle."""
+
+    __slots__ = ("ino",)
+
+    def __init__(self, ino: int, flags: int = F.O_RDONLY) -> None:
+        super().__init__(flags & F.O_ACCMODE | F.O_LARGEFILE)
+        self.ino = ino
+
+    def stat(self, t: Task, mask: int) -> Statx:
+        return Statx(
+            mask=S.STATX_BASIC_STATS,
+            blksize=4096,
+            nlink=1,
+            mode=S.S_IFREG | 0o444,
+            ino=self.ino,
+            dev_minor=_NSFS_MINOR,
+        )
+
+    def reopen(self, t: Task | None, flags: int) -> FileDescription:
+        if flags & F.O_ACCMODE != F.O_RDONLY:
+            raise SyscallError(errno.EACCES)
+        return NsFile(self.ino, flags)
+
+    def display_name(self) -> str:
+        return f"nsfs:[{self.ino}]"
+
+
 class NsLink(TaskInode, SymlinkInode):
-    """NsLink is /proc/pid/ns/<kind>: "kind:[inode]". Following it is not
-    supported (TODO(#5): nsfs, for setns(2) by path)."""
+    """NsLink is /proc/pid/ns/<kind>: "kind:[inode]", leading to an
+    NsFile."""
 
     __slots__ = ("kind", "ref")
 
@@ -259,7 +294,12 @@ class NsLink(TaskInode, SymlinkInode):
         return f"{kind}:[{NS_INOS[self.kind]}]".encode()
 
     def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
-        raise SyscallError(errno.ENOENT)
+        self.ref.thread()
+        return NsFile(NS_INOS[self.kind])
+
+    def check_follow(self, creds: Credentials) -> None:
+        if not may_access(creds, self.ref):
+            raise SyscallError(errno.EACCES)
 
 
 # Renderers. Each takes the TaskRef and the reading task.
