@@ -241,6 +241,46 @@ TEST(PtyTest, NoControllingTerminalWithNoctty) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// A background process group reading its controlling terminal is stopped
+// by SIGTTIN; one that ignores SIGTTIN reads EIO instead.
+TEST(PtyTest, BackgroundReadStops) {
+  std::string name;
+  FileDescriptor m = OpenMaster(&name);
+  pid_t pid = fork();
+  ASSERT_THAT(pid, SyscallSucceeds());
+  if (pid == 0) {
+    if (setsid() < 0) _exit(1);
+    int r = open(name.c_str(), O_RDWR);
+    if (r < 0) _exit(2);
+    pid_t bg = fork();
+    if (bg < 0) _exit(3);
+    if (bg == 0) {
+      setpgid(0, 0);
+      char c;
+      read(r, &c, 1);
+      _exit(4);
+    }
+    int status;
+    if (waitpid(bg, &status, WUNTRACED) != bg) _exit(5);
+    if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTTIN) _exit(6);
+    kill(bg, SIGKILL);
+    waitpid(bg, &status, 0);
+    pid_t ign = fork();
+    if (ign < 0) _exit(7);
+    if (ign == 0) {
+      setpgid(0, 0);
+      signal(SIGTTIN, SIG_IGN);
+      char c;
+      _exit(read(r, &c, 1) < 0 && errno == EIO ? 0 : 8);
+    }
+    if (waitpid(ign, &status, 0) != ign) _exit(9);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 10);
+  }
+  int status = WaitForStatus(pid);
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

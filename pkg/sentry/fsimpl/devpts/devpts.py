@@ -12,9 +12,10 @@ group (TIOCSPGRP) gets the signals of VINTR, VQUIT, VSUSP and window size
 changes. Closing the master hangs the replica up: its reads see end of
 file, its writes fail with EIO, and the session's leader gets SIGHUP.
 
-TODO(#5): background process groups reading or writing the terminal get
-no SIGTTIN or SIGTTOU; TIOCPKT (packet mode), TIOCSTI and TIOCCONS are
-refused with EINVAL/ENOTTY.
+Background processes that read the terminal get SIGTTIN, and those that
+change it (or write with TOSTOP) SIGTTOU (pkg/sentry/kernel/tty_jobctrl.py).
+TODO(#5): TIOCPKT (packet mode), TIOCSTI and TIOCCONS are refused with
+EINVAL/ENOTTY.
 
 Mount options: mode= (replica permissions, default 0620), ptmxmode=
 (default 0666, as container runtimes mount it), gid= (replica group,
@@ -42,9 +43,8 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     Inode,
     KernfsFilesystem,
 )
-from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
 from pkg.sentry.kernel.limits import nofile_limit
-from pkg.sentry.kernel.sessions import signal_process_group_locked
+from pkg.sentry.kernel.tty_jobctrl import JobControlTTY
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import FilesystemType, parse_mount_data
@@ -53,7 +53,6 @@ from pkg.sentry.vfs.permissions import apply_set_stat_mode_bits, check_set_stat
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.kernel import Kernel
-    from pkg.sentry.kernel.sessions import ProcessGroup, Session
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.waiter import Entry
     from pkg.sentry.vfs.dentry import Dentry
@@ -69,49 +68,35 @@ TTY_GID = 5
 # How many terminals may exist at once (/proc/sys/kernel/pty/max).
 PTY_MAX = 4096
 TIOCGPTLCK = 0x80045439
+# Requests that change the terminal, refused to background processes
+# (tty_check_change callers).
+_CHANGES = frozenset((I.TCSETS, I.TCSETSW, I.TCSETSF, I.TIOCSPGRP, I.TCFLSH, I.TCXONC))
 TIOCPKT = 0x5420
 
 
-def controlling_session(t: Task) -> Session | None:
-    """Returns t's session."""
-    pg = t.tg.process_group
-    return pg.session if pg is not None else None
-
-
-class Terminal:
+class Terminal(JobControlTTY):
     """Terminal is one pseudo-terminal pair.
 
     Attributes:
         index: N of /dev/pts/N.
         ld: the line discipline.
         locked: the replica may not be opened (TIOCSPTLCK).
-        session: the session it is the controlling terminal of (the
-            TaskSet's mu).
         uid, gid, mode: the replica node's owner and permissions.
     """
 
     def __init__(
         self, kernel: Kernel, index: int, uid: int, gid: int, mode: int
     ) -> None:
-        self.kernel = kernel
+        super().__init__(kernel)
         self.index = index
-        self.ld = LineDiscipline(self._signal_foreground)
+        self.ld = LineDiscipline(self.signal_foreground)
         self.locked = True
-        self.session: Session | None = None
         self.uid = uid
         self.gid = gid
         self.mode = mode
         self._mu = threading.Lock()
         self.masters = 0
         self.replicas = 0
-
-    def _signal_foreground(self, signo: int) -> None:
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = self.session
-            pg = session.foreground if session is not None else None
-            if pg is not None:
-                signal_process_group_locked(pg, signo)
 
     # Opening and closing ends.
 
@@ -126,17 +111,16 @@ class Terminal:
         self.ld.hang_up(master=False, gone=False)
         f = ReplicaFD(self, flags, vd)
         if t is not None and not flags & F.O_NOCTTY:
-            ts = self.kernel.tasks
-            with ts.mu:
-                session = controlling_session(t)
-                if (
-                    session is not None
-                    and session.leader is t.tg
-                    and session.tty is None
-                    and self.session is None
-                ):
-                    self._attach_locked(session, t.tg.process_group)
+            self.acquire_on_open(t)
         return f
+
+    def rdev(self) -> tuple[int, int]:
+        """Returns the replica's device number (/proc/pid/stat's tty_nr)."""
+        return UNIX98_PTY_REPLICA_MAJOR, self.index
+
+    def open_tty(self, t: Task | None, vd: VirtualDentry, flags: int) -> ReplicaFD:
+        """Opens the terminal for /dev/tty (the controlling terminal)."""
+        return self.open_replica(t, vd, flags | F.O_NOCTTY)
 
     def close_replica(self) -> None:
         with self._mu:
@@ -146,136 +130,25 @@ class Terminal:
             self.ld.hang_up(master=False)
 
     def close_master(self) -> None:
-        """Hangs the replica up (pty_close): its readers and writers get
-        EIO and the controlling session's leader SIGHUP and SIGCONT."""
+        """Hangs the replica up (pty_close): its readers see end of file,
+        its writers EIO, and the controlling session's leader gets SIGHUP
+        and SIGCONT."""
         with self._mu:
             self.masters -= 1
             if self.masters:
                 return
         self.ld.hang_up(master=True)
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = self.session
-            if session is not None:
-                self._detach_locked(session)
-                leader = session.leader
-                if leader is not None and leader.process_group is not None:
-                    # tty_vhangup_session: the leader (and, here, its group)
-                    # is told.
-                    signal_process_group_locked(leader.process_group, SIG.SIGHUP)
-                    signal_process_group_locked(leader.process_group, SIG.SIGCONT)
-
-    def open_tty(self, t: Task | None, vd: VirtualDentry, flags: int) -> ReplicaFD:
-        """Opens the terminal for /dev/tty (the controlling terminal)."""
-        return self.open_replica(t, vd, flags | F.O_NOCTTY)
-
-    # Job control (the TaskSet's mu held for the *_locked ones).
-
-    def _attach_locked(self, session: Session, pg: ProcessGroup | None) -> None:
-        session.tty = self
-        session.foreground = pg
-        self.session = session
-
-    def _detach_locked(self, session: Session) -> None:
-        session.tty = None
-        session.foreground = None
-        self.session = None
-
-    def set_controlling(self, t: Task, steal: bool) -> None:
-        """TIOCSCTTY: makes this the caller's session's controlling
-        terminal.
-
-        Raises:
-            SyscallError: EPERM unless the caller leads a session without
-                a controlling terminal, and the terminal is nobody's (or
-                steal is asked with CAP_SYS_ADMIN).
-        """
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = controlling_session(t)
-            if session is None:
-                raise SyscallError(errno.EPERM)
-            if session.tty is self:
-                return
-            if session.leader is not t.tg or session.tty is not None:
-                raise SyscallError(errno.EPERM)
-            if self.session is not None:
-                if not steal or not t.creds.has_capability(CAP_SYS_ADMIN):
-                    raise SyscallError(errno.EPERM)
-                self._detach_locked(self.session)
-            self._attach_locked(session, t.tg.process_group)
-
-    def release_controlling(self, t: Task) -> None:
-        """TIOCNOTTY: a session leader gives up its controlling terminal,
-        whose foreground group gets SIGHUP and SIGCONT.
-
-        Raises:
-            SyscallError: ENOTTY if this is not the caller's controlling
-                terminal.
-        """
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = controlling_session(t)
-            if session is None or session.tty is not self:
-                raise SyscallError(errno.ENOTTY)
-            if session.leader is not t.tg:
-                # Unlike Linux, which forgets the terminal for the calling
-                # process only, the terminal belongs to the whole session.
-                return
-            pg = session.foreground
-            self._detach_locked(session)
-            if pg is not None:
-                signal_process_group_locked(pg, SIG.SIGHUP)
-                signal_process_group_locked(pg, SIG.SIGCONT)
-
-    def _check_controlling_locked(self, t: Task) -> Session:
-        session = controlling_session(t)
-        if session is None or session.tty is not self:
-            raise SyscallError(errno.ENOTTY)
-        return session
-
-    def foreground_pgid(self, t: Task) -> int:
-        """TIOCGPGRP."""
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = self._check_controlling_locked(t)
-            pg = session.foreground
-            # A terminal without a foreground group reports an id no
-            # process group has (as Linux's 0 pid translates).
-            return pg.pgid if pg is not None else 0
-
-    def set_foreground(self, t: Task, pgid: int) -> None:
-        """TIOCSPGRP.
-
-        Raises:
-            SyscallError: ENOTTY if not the caller's controlling terminal,
-                EINVAL for a negative id, ESRCH for no such group, EPERM
-                for a group of another session.
-        """
-        if pgid < 0:
-            raise SyscallError(errno.EINVAL)
-        ts = self.kernel.tasks
-        with ts.mu:
-            session = self._check_controlling_locked(t)
-            pg = ts.process_groups.get(pgid)
-            if pg is None:
-                raise SyscallError(errno.ESRCH)
-            if pg.session is not session:
-                raise SyscallError(errno.EPERM)
-            session.foreground = pg
-
-    def session_id(self, t: Task) -> int:
-        """TIOCGSID."""
-        ts = self.kernel.tasks
-        with ts.mu:
-            return self._check_controlling_locked(t).sid
+        self.hang_up_session()
 
     # ioctls both ends share.
 
-    def common_ioctl(self, t: Task, cmd: int, arg: int) -> int | None:
+    def common_ioctl(self, t: Task, cmd: int, arg: int, replica: bool) -> int | None:
         """Handles the terminal requests either end accepts; None if cmd is
-        not one of them."""
+        not one of them. Through the replica, requests that change the
+        terminal stop background processes (SIGTTOU)."""
         ld = self.ld
+        if replica and cmd in _CHANGES:
+            self.check_background(t, SIG.SIGTTOU)
         if cmd == I.TCGETS:
             t.copy_out(arg, ld.get_termios().pack())
             return 0
@@ -365,7 +238,7 @@ class MasterFD(FileDescription):
         if cmd == TIOCPKT:
             # TODO(#5): packet mode.
             raise SyscallError(errno.EINVAL)
-        result = term.common_ioctl(t, cmd, arg)
+        result = term.common_ioctl(t, cmd, arg, replica=False)
         if result is None:
             raise SyscallError(errno.ENOTTY)
         return result
@@ -401,6 +274,7 @@ class ReplicaFD(FileDescription):
         ld = self.term.ld
         if ld.master_gone:
             return b""
+        self.term.check_background(t, SIG.SIGTTIN)
         try:
             return ld.replica_read(t, length, self.nonblocking)
         except SyscallError as e:
@@ -409,9 +283,12 @@ class ReplicaFD(FileDescription):
             raise
 
     def write(self, t: Task, data: bytes) -> int:
-        if self.term.ld.master_gone:
+        ld = self.term.ld
+        if ld.master_gone:
             raise SyscallError(errno.EIO)
-        return self.term.ld.replica_write(t, data, self.nonblocking)
+        if ld.termios.lflag & T.TOSTOP:
+            self.term.check_background(t, SIG.SIGTTOU)
+        return ld.replica_write(t, data, self.nonblocking)
 
     def readiness(self, mask: int) -> int:
         return self.term.ld.replica_readiness(mask)
@@ -433,7 +310,7 @@ class ReplicaFD(FileDescription):
         if cmd == I.TIOCGPTN:
             # Only the master answers it.
             raise SyscallError(errno.ENOTTY)
-        result = self.term.common_ioctl(t, cmd, arg)
+        result = self.term.common_ioctl(t, cmd, arg, replica=True)
         if result is None:
             raise SyscallError(errno.ENOTTY)
         return result

@@ -396,6 +396,7 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
     mask = task.signal_mask
     pending = task.pending.mask | tg.pending.mask
     ignored, caught = _signal_sets(tg)
+    tty_nr, tpgid = _terminal(task)
     fields = [
         task.tid if ref.task is not None else tg.tgid,
         f"({task.name})",
@@ -403,8 +404,8 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
         ppid,
         tg.pgid,
         tg.sid,
-        0,  # tty_nr
-        -1,  # tpgid
+        tty_nr,
+        tpgid,
         0x400000,  # flags: PF_RANDOMIZE
         0,  # minflt
         0,  # cminflt
@@ -451,6 +452,20 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
         tg.exit_status if tg.zombie else 0,
     ]
     return (" ".join(str(f) for f in fields) + "\n").encode()
+
+
+def _terminal(task: Task) -> tuple[int, int]:
+    """Returns (tty_nr, tpgid): the controlling terminal's device number
+    (0 for the host's, which has none in the sandbox) and its foreground
+    group (-1 without a terminal)."""
+    with task.kernel.tasks.mu:
+        pg = task.tg.process_group
+        session = pg.session if pg is not None else None
+        if session is None or session.tty is None:
+            return 0, -1
+        fg = session.foreground
+        rdev = getattr(session.tty, "rdev", None)
+        return (S.make_dev(*rdev()) if rdev else 0), (fg.pgid if fg else -1)
 
 
 def _signal_sets(tg: ThreadGroup) -> tuple[int, int]:
