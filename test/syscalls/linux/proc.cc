@@ -507,6 +507,10 @@ TEST(ProcTest, OtherProcess) {
   std::vector<std::string> f = StatFields(ReadAll(dir + "/stat"));
   ASSERT_GE(f.size(), 5u);
   EXPECT_EQ(f[3], std::to_string(getpid()));
+  // It is a child of this thread.
+  std::string tid = std::to_string(syscall(SYS_gettid));
+  EXPECT_THAT(ReadAll("/proc/self/task/" + tid + "/children"),
+              HasSubstr(std::to_string(pid) + " "));
   FileDescriptor dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY));
   ASSERT_THAT(dirfd.get(), SyscallSucceeds());
 
@@ -592,6 +596,9 @@ TEST(ProcTest, Sysctls) {
   EXPECT_EQ(st.st_mode & 07777, 0644);
   ASSERT_THAT(stat("/proc/sys/kernel/cap_last_cap", &st), SyscallSucceeds());
   EXPECT_EQ(st.st_mode & 07777, 0444);
+  // Not even root may write a read-only sysctl.
+  EXPECT_THAT(open("/proc/sys/kernel/cap_last_cap", O_WRONLY),
+              SyscallFailsWithErrno(EACCES));
 }
 
 TEST(ProcTest, ReadOffsetsAndSeek) {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -209,10 +210,11 @@ class DataInode(Inode):
         """Handles a write; returns the bytes consumed.
 
         Raises:
-            SyscallError: EIO, the default, for a file that takes no writes
-                (its mode already refused writers without privileges).
+            SyscallError: EINVAL, the default, for a file that takes no
+                writes (its mode already refused writers without
+                privileges), as for a file without a write operation.
         """
-        raise SyscallError(errno.EIO)
+        raise SyscallError(errno.EINVAL)
 
     def pread(self, t: Task, length: int, offset: int) -> bytes | None:
         """Reads at offset without generating the whole file, for files that
@@ -230,7 +232,9 @@ class StaticData(DataInode):
 
     __slots__ = ("_fn",)
 
-    def __init__(self, fn: object, perm: int = 0o444) -> None:
+    def __init__(
+        self, fn: bytes | Callable[[Task | None], bytes], perm: int = 0o444
+    ) -> None:
         super().__init__(perm)
         self._fn = fn
 
@@ -238,7 +242,7 @@ class StaticData(DataInode):
         fn = self._fn
         if isinstance(fn, bytes):
             return fn
-        return fn(t)  # type: ignore[operator]
+        return fn(t)
 
 
 class SymlinkInode(Inode):
@@ -274,7 +278,7 @@ class StaticSymlink(SymlinkInode):
 
     __slots__ = ("_fn",)
 
-    def __init__(self, fn: object) -> None:
+    def __init__(self, fn: bytes | Callable[[Task | None], bytes]) -> None:
         super().__init__()
         self._fn = fn
 
@@ -282,7 +286,7 @@ class StaticSymlink(SymlinkInode):
         fn = self._fn
         if isinstance(fn, bytes):
             return fn
-        return fn(t)  # type: ignore[operator]
+        return fn(t)
 
 
 class DeviceInode(Inode):
@@ -608,6 +612,9 @@ class KernfsFilesystem(Filesystem):
             raise SyscallError(errno.ELOOP)
         uid, gid = inode.owner()
         check_open(rp.creds, rp.mount, flags, opts.for_exec, inode.mode_now(), uid, gid)
+        if flags & F.O_ACCMODE != F.O_RDONLY:
+            # Files may refuse writers the mode alone would let in (root).
+            inode.check_permissions(rp.creds, MAY_WRITE)
         vd = VirtualDentry(rp.mount, d)
         if isinstance(inode, DirInode):
             return KernfsDirFD(self, d, flags, vd)

@@ -25,8 +25,10 @@ from pkg.sentry.kernel.credentials import NGROUPS_MAX
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.uts_namespace import uts_of
+from pkg.sentry.vfs.permissions import MAY_WRITE
 
 if TYPE_CHECKING:
+    from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.task import Task
 
@@ -110,9 +112,15 @@ class SysctlFile(DataInode):
     def generate(self, t: Task | None) -> bytes:
         return (self._get(t) + "\n").encode()
 
+    def check_permissions(self, creds: Credentials, ats: int) -> None:
+        # Not even root writes a read-only sysctl (test_perm).
+        if ats & MAY_WRITE and not self.mode & 0o222:
+            raise SyscallError(errno.EACCES)
+        super().check_permissions(creds, ats)
+
     def write(self, t: Task, data: bytes, offset: int) -> int:
         if self._set is None:
-            raise SyscallError(errno.EIO)
+            raise SyscallError(errno.EINVAL)
         if offset != 0:
             # Writes past the start are ignored (sysctl_writes_strict).
             return len(data)

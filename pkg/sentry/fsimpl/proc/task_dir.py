@@ -16,6 +16,7 @@ from pkg.sentry.fsimpl.proc.task_files import (
     DATA_FILES,
     LINKS,
     PROCESS_DATA_FILES,
+    THREAD_DATA_FILES,
     MemFile,
     TaskData,
     TaskDir,
@@ -39,7 +40,7 @@ def task_files(ref: TaskRef, thread_dir: bool) -> dict[bytes, Inode]:
         b"mem": MemFile(ref),
         b"ns": ns_dir(ref),
     }
-    table = DATA_FILES if thread_dir else DATA_FILES + PROCESS_DATA_FILES
+    table = DATA_FILES + (THREAD_DATA_FILES if thread_dir else PROCESS_DATA_FILES)
     for name, fn, perm, writer in table:
         files[name] = TaskData(ref, fn, perm, writer)
     for name, target in LINKS:

@@ -13,6 +13,7 @@ belong to its effective uid and gid, a non-dumpable one's to root.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -175,6 +176,12 @@ def may_access(creds: Credentials, ref: TaskRef) -> bool:
     return same and ref.tg.dumpable == SUID_DUMP_USER
 
 
+# A file's renderer (TaskRef, reading task) -> contents, and a writable
+# file's handler (TaskRef, writing task, data) -> bytes consumed.
+Renderer = Callable[["TaskRef", "Task | None"], bytes]
+Writer = Callable[["TaskRef", "Task", bytes], int]
+
+
 class TaskInode(Inode):
     """TaskInode mixes task ownership into a /proc/pid file."""
 
@@ -194,18 +201,26 @@ class TaskData(TaskInode, DataInode):
 
     __slots__ = ("fn", "ref", "writer")
 
-    def __init__(self, ref: TaskRef, fn: object, perm: int = 0o444, writer=None):
+    def __init__(
+        self,
+        ref: TaskRef,
+        fn: Renderer,
+        perm: int = 0o444,
+        writer: Writer | None = None,
+    ) -> None:
         DataInode.__init__(self, perm)
         self.ref = ref
         self.fn = fn
         self.writer = writer
 
     def generate(self, t: Task | None) -> bytes:
-        return self.fn(self.ref, t)  # type: ignore[operator]
+        return self.fn(self.ref, t)
 
     def write(self, t: Task, data: bytes, offset: int) -> int:
         if self.writer is None:
-            raise SyscallError(errno.EIO)
+            # TODO(#5): the writable files that keep nothing yet
+            # (coredump_filter, loginuid, setgroups...).
+            raise SyscallError(errno.EINVAL)
         return self.writer(self.ref, t, data)
 
 
@@ -214,7 +229,9 @@ class TaskDir(TaskInode, StaticDir):
 
     __slots__ = ("ref",)
 
-    def __init__(self, ref: TaskRef, children: dict[bytes, Inode], perm: int = 0o555):
+    def __init__(
+        self, ref: TaskRef, children: dict[bytes, Inode], perm: int = 0o555
+    ) -> None:
         StaticDir.__init__(self, children, perm)
         self.ref = ref
 
@@ -224,13 +241,15 @@ class TaskLink(TaskInode, SymlinkInode):
 
     __slots__ = ("fn", "ref")
 
-    def __init__(self, ref: TaskRef, fn: object) -> None:
+    def __init__(
+        self, ref: TaskRef, fn: Callable[[Task], VirtualDentry | None]
+    ) -> None:
         SymlinkInode.__init__(self)
         self.ref = ref
         self.fn = fn
 
     def _target(self) -> VirtualDentry:
-        vd = self.fn(self.ref.thread())  # type: ignore[operator]
+        vd = self.fn(self.ref.thread())
         if vd is None:
             raise SyscallError(errno.ENOENT)
         return vd
@@ -756,6 +775,19 @@ def _exe(task: Task) -> VirtualDentry | None:
     return exe if isinstance(exe, VirtualDentry) else None
 
 
+def _children(ref: TaskRef, t: Task | None) -> bytes:
+    """/proc/pid/task/tid/children: the processes the thread created (or
+    adopted), space-separated."""
+    task = ref.thread()
+    with task.kernel.tasks.mu:
+        pids = [c.tgid for c in ref.tg.children if c.real_parent is task]
+    return "".join(f"{p} " for p in pids).encode()
+
+
+def _cpuset(ref: TaskRef, t: Task | None) -> bytes:
+    return b"/\n"
+
+
 def _zero(ref: TaskRef, t: Task | None) -> bytes:
     return b"0\n"
 
@@ -768,6 +800,7 @@ DATA_FILES = (
     (b"cmdline", _cmdline, 0o444, None),
     (b"comm", _comm, 0o644, _write_comm),
     (b"coredump_filter", _coredump_filter, 0o644, None),
+    (b"cpuset", _cpuset, 0o444, None),
     (b"environ", _environ, 0o400, None),
     (b"gid_map", _id_map, 0o444, None),
     (b"io", _io, 0o400, None),
@@ -791,8 +824,9 @@ DATA_FILES = (
     (b"uid_map", _id_map, 0o444, None),
     (b"wchan", _wchan, 0o444, None),
 )
-# Files only a process directory has.
+# Files only a process directory has, and only a thread directory has.
 PROCESS_DATA_FILES = ((b"timerslack_ns", _timerslack, 0o666, None),)
+THREAD_DATA_FILES = ((b"children", _children, 0o444, None),)
 # The magic links: (name, function of the thread returning the target).
 LINKS = ((b"cwd", _cwd), (b"exe", _exe), (b"root", _root))
 
