@@ -184,7 +184,7 @@ class Sandbox:
             tty = host_tty(kernel, spec.stdio[0], HostFile)
             with kernel.tasks.mu:
                 pg = t.tg.process_group
-                if pg is not None and pg.session.tty is None and tty.session is None:
+                if pg is not None and pg.session.tty is None and tty.is_free_locked():
                     tty.attach_locked(pg.session, pg)
         return t
 

@@ -47,6 +47,19 @@ class JobControlTTY:
 
     # Attaching (the TaskSet's mu held).
 
+    def is_free_locked(self) -> bool:
+        """Reports whether no session holds the terminal. Unlike Linux,
+        which disassociates it when the session leader exits, a session
+        whose leader has been reaped lets it go only here, when another
+        session asks for it."""
+        session = self.session
+        if session is None:
+            return True
+        if session.leader is None:
+            self.detach_locked(session)
+            return True
+        return False
+
     def attach_locked(self, session: Session, pg: ProcessGroup | None) -> None:
         """Makes this session's controlling terminal with pg in the
         foreground."""
@@ -70,7 +83,7 @@ class JobControlTTY:
                 session is not None
                 and session.leader is t.tg
                 and session.tty is None
-                and self.session is None
+                and self.is_free_locked()
             ):
                 self.attach_locked(session, t.tg.process_group)
 
@@ -92,7 +105,8 @@ class JobControlTTY:
                 return
             if session.leader is not t.tg or session.tty is not None:
                 raise SyscallError(errno.EPERM)
-            if self.session is not None:
+            if not self.is_free_locked():
+                assert self.session is not None
                 if not steal or not t.creds.has_capability(CAP_SYS_ADMIN):
                     raise SyscallError(errno.EPERM)
                 self.detach_locked(self.session)
