@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/util/file_descriptor.h"
+#include "test/util/fs_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -604,6 +605,17 @@ TEST(InetLoopbackTest, HalfCloseReportsRdhup) {
   pfd = {c.get(), POLLIN | POLLOUT, 0};
   ASSERT_THAT(poll(&pfd, 1, 0), SyscallSucceedsWithValue(1));
   EXPECT_EQ(pfd.revents, POLLOUT);
+}
+
+TEST(InetLoopbackTest, ProcNetTcpListsListener) {
+  FileDescriptor l = TcpListener();
+  char want[32];
+  snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A",
+           PortOf(l.get()));
+  std::string table = ReadFile("/proc/net/tcp");
+  EXPECT_NE(table.find("  sl  local_address rem_address   st"),
+            std::string::npos);
+  EXPECT_NE(table.find(want), std::string::npos) << table;
 }
 
 // Runs fn in a child; natively in a fresh network namespace (only a down

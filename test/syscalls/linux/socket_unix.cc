@@ -970,6 +970,17 @@ TEST(UnixSocketTest, CredentialsDoNotGlueWriters) {
   EXPECT_THAT(read(p.b.get(), buf, sizeof(buf)), SyscallSucceedsWithValue(4));
 }
 
+TEST(UnixSocketTest, ProcNetUnixListsAbstractNames) {
+  const std::string name = Abstract("procnet");
+  FileDescriptor l = Listener(SOCK_STREAM, name);
+  std::string table = ReadFile("/proc/net/unix");
+  EXPECT_EQ(table.rfind("Num       RefCount Protocol Flags    Type St Inode Path",
+                        0),
+            0u);
+  EXPECT_NE(table.find(" 00010000 0001 01 "), std::string::npos);
+  EXPECT_NE(table.find("@" + name.substr(1) + "\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

@@ -29,6 +29,7 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     StaticSymlink,
 )
 from pkg.sentry.fsimpl.proc import system
+from pkg.sentry.fsimpl.proc.net import net_dir
 from pkg.sentry.fsimpl.proc.sysctl import sys_tree
 from pkg.sentry.fsimpl.proc.task_dir import ProcessDir, ThreadDir
 from pkg.sentry.vfs.filesystem import FilesystemType, parse_mount_data
@@ -156,6 +157,7 @@ class ProcType(FilesystemType):
             b"meminfo": StaticData(lambda t: system.meminfo(k, facts)),
             b"modules": StaticData(b""),
             b"mounts": StaticSymlink(b"self/mounts"),
+            b"net": net_dir(k),
             b"partitions": StaticData(lambda t: system.partitions()),
             b"self": StaticSymlink(_self),
             b"stat": StaticData(lambda t: system.stat(k, t)),
