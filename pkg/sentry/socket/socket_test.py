@@ -185,3 +185,39 @@ def test_proc_net_tables(t: Task) -> None:
     assert " 00010000 0001 01 " in unix
     assert unix.rstrip().endswith("@procnet")
     assert b"    lo:       0" in procnet.net_dev(t.kernel)
+
+
+def test_cycles_of_passed_sockets_are_collected(t: Task) -> None:
+    released = []
+
+    class Tracked(UnixSocket):
+        def release(self) -> None:
+            released.append(self)
+            super().release()
+
+    a, b = Tracked(t, SK.SOCK_DGRAM, _NB), Tracked(t, SK.SOCK_DGRAM, _NB)
+    a.connect_pair(b)
+    # Each end travels to the other: only the messages keep them open once
+    # the descriptors are closed.
+    a.inc_ref()
+    a.sendmsg(t, b"a", None, ControlMessages(rights=[a]), 0)
+    b.inc_ref()
+    b.sendmsg(t, b"b", None, ControlMessages(rights=[b]), 0)
+    # a is queued on b, which is still open: reachable.
+    a.dec_ref()
+    assert not released
+    b.dec_ref()
+    assert sorted(map(id, released)) == sorted([id(a), id(b)])
+
+
+def test_reachable_passed_sockets_survive_collection(t: Task) -> None:
+    a, b = _pair(t, SK.SOCK_DGRAM)
+    c = UnixSocket(t, SK.SOCK_STREAM, _NB)
+    c.inc_ref()
+    a.sendmsg(t, b"c", None, ControlMessages(rights=[c]), 0)
+    c.dec_ref()
+    # b is still open, so c, queued on b, is reachable.
+    a.dec_ref()
+    assert not c.closed
+    r = b.recvmsg(t, 10, 0)
+    assert r.control is not None and r.control.rights == [c]

@@ -33,6 +33,7 @@ from pkg.sentry.socket.socket import RCV_SHUTDOWN, ControlMessages, RecvResult, 
 from pkg.sentry.socket.transport import (
     CONNECTED,
     LISTENING,
+    Message,
     QueueSocket,
 )
 from pkg.sentry.vfs.options import MknodOptions
@@ -53,13 +54,17 @@ class _Namespace:
     """_Namespace is a sandbox's abstract socket names (one network
     namespace's unix_socket_table)."""
 
-    __slots__ = ("names", "next_autobind", "sockets")
+    __slots__ = ("collecting", "names", "next_autobind", "rights_sent", "sockets")
 
     def __init__(self) -> None:
         self.names: dict[bytes, UnixSocket] = {}
         self.next_autobind = 0
-        # Every live unix socket, for /proc/net/unix.
+        # Every live unix socket, for /proc/net/unix and the collector.
         self.sockets: weakref.WeakSet[UnixSocket] = weakref.WeakSet()
+        # A unix socket has travelled in SCM_RIGHTS: closes may leave
+        # cycles for collect_garbage.
+        self.rights_sent = False
+        self.collecting = False
 
 
 _namespaces: weakref.WeakKeyDictionary[Kernel, _Namespace] = weakref.WeakKeyDictionary()
@@ -77,6 +82,67 @@ def unix_sockets_of(k: Kernel) -> list[UnixSocket]:
     """Returns the unix sockets of k, oldest first (for /proc/net/unix).
     The caller holds mu."""
     return sorted(_namespace(k).sockets, key=lambda s: s.vd.dentry.attrs.ino)  # type: ignore[union-attr]
+
+
+def _passed_sockets(s: UnixSocket) -> list[UnixSocket]:
+    """Returns the unix sockets in SCM_RIGHTS queued on s (and on the
+    connections waiting in its accept queue)."""
+    out = []
+    for q in (s, *s.pending):
+        for m in q.rq:
+            if m.control is not None and m.control.rights:
+                out += [f for f in m.control.rights if isinstance(f, UnixSocket)]
+    return out
+
+
+def collect_garbage(k: Kernel) -> None:
+    """Frees unix sockets that only messages in flight keep open, in
+    cycles no descriptor can reach (unix_gc).
+
+    A socket is a candidate when every reference to it comes from a queued
+    SCM_RIGHTS message. A candidate referenced from a queue of something
+    that is not a candidate is reachable, and so is everything in its own
+    queue; the other candidates are garbage, and dropping the rights queued
+    on them breaks their cycles.
+    """
+    ns = _namespace(k)
+    dropped: list[list] = []
+    with mu:
+        if ns.collecting:
+            return
+        ns.collecting = True
+        try:
+            live = [s for s in ns.sockets if not s.closed]
+            passed = {s: _passed_sockets(s) for s in live}
+            inflight: dict[UnixSocket, int] = {}
+            for kids in passed.values():
+                for f in kids:
+                    inflight[f] = inflight.get(f, 0) + 1
+            cands = {s for s, n in inflight.items() if s.refs() == n}
+            if not cands:
+                return
+            outside = dict(inflight)
+            for c in cands:
+                for f in passed.get(c, ()):
+                    outside[f] -= 1
+            reachable = {c for c in cands if outside[c] > 0}
+            stack = list(reachable)
+            while stack:
+                for f in passed.get(stack.pop(), ()):
+                    if f in cands and f not in reachable:
+                        reachable.add(f)
+                        stack.append(f)
+            for g in cands - reachable:
+                for q in (g, *g.pending):
+                    for m in q.rq:
+                        if m.control is not None and m.control.rights:
+                            dropped.append(m.control.rights)
+                            m.control.rights = None
+        finally:
+            ns.collecting = False
+    for rights in dropped:
+        for f in rights:
+            f.dec_ref()
 
 
 class BoundEndpoint:
@@ -174,6 +240,19 @@ class UnixSocket(QueueSocket):
             if self.addr is not None:
                 raise SyscallError(errno.EINVAL)
             self.addr = _UNNAMED + name + b"\0"
+
+    def push_locked(self, m: Message) -> None:
+        super().push_locked(m)
+        if m.control is not None and m.control.rights:
+            if any(isinstance(f, UnixSocket) for f in m.control.rights):
+                _namespace(self.kernel).rights_sent = True
+
+    def dec_ref(self) -> None:
+        super().dec_ref()
+        # A close that leaves the socket open may have left it reachable
+        # only from messages in flight.
+        if not self.closed and _namespace(self.kernel).rights_sent:
+            collect_garbage(self.kernel)
 
     def _autobind_locked(self) -> None:
         """Gives the socket a name of five hex digits (unix_autobind)."""

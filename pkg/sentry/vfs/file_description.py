@@ -119,6 +119,11 @@ class FileDescription:
         with self._refs_mu:
             self._refs += 1
 
+    def refs(self) -> int:
+        """Returns the number of references (for the unix socket garbage
+        collector, which looks for files only in-flight messages hold)."""
+        return self._refs
+
     def dec_ref(self) -> None:
         """Drops a reference; the last one releases the file."""
         with self._refs_mu:
