@@ -438,7 +438,14 @@ class InetSocket(QueueSocket):
         def make_server() -> InetSocket:
             return self._make_server(t, listener, dst)
 
-        connected = self.connect_to_listener(t, listener, make_server)
+        try:
+            connected = self.connect_to_listener(t, listener, make_server)
+        except SyscallError as e:
+            if e.errno != errno.EAGAIN:
+                raise
+            # SO_SNDTIMEO ran out: the connection goes on in the background
+            # and connect reports EINPROGRESS (inet_stream_connect).
+            connected = False
         if not connected:
             with mu:
                 self.state = CONNECTING
