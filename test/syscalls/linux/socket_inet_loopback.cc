@@ -291,6 +291,24 @@ TEST(InetLoopbackTest, FullBacklogDefersConnection) {
   EXPECT_TRUE(s2.valid());
 }
 
+TEST(InetLoopbackTest, ConnectTimeoutReportsInProgress) {
+  FileDescriptor l = TcpListener(AF_INET, "127.0.0.1", 0);
+  uint16_t port = PortOf(l.get());
+  FileDescriptor c1 = TcpConnect(port);
+  FileDescriptor c2(socket(AF_INET, SOCK_STREAM, 0));
+  timeval tv = {0, 100 * 1000};
+  ASSERT_THAT(setsockopt(c2.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)),
+              SyscallSucceeds());
+  sockaddr_in a = V4("127.0.0.1", port);
+  EXPECT_THAT(connect(c2.get(), SA(&a), sizeof(a)),
+              SyscallFailsWithErrno(EINPROGRESS));
+  FileDescriptor s1(accept(l.get(), nullptr, nullptr));
+  ASSERT_TRUE(s1.valid());
+  pollfd pfd = {c2.get(), POLLOUT, 0};
+  ASSERT_THAT(poll(&pfd, 1, 10000), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents, POLLOUT);
+}
+
 TEST(InetLoopbackTest, AcceptNonblockingAndPoll) {
   FileDescriptor l = TcpListener();
   ASSERT_THAT(fcntl(l.get(), F_SETFL, O_NONBLOCK), SyscallSucceeds());
