@@ -981,6 +981,47 @@ TEST(UnixSocketTest, ProcNetUnixListsAbstractNames) {
   EXPECT_NE(table.find("@" + name.substr(1) + "\n"), std::string::npos);
 }
 
+TEST(UnixSocketTest, ExplicitCredentials) {
+  Pair p = MakePair(SOCK_DGRAM);
+  int on = 1;
+  ASSERT_THAT(setsockopt(p.b.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)),
+              SyscallSucceeds());
+  char c = 'c';
+  iovec iov = {&c, 1};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(ucred))] = {};
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof(cbuf);
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_CREDENTIALS;
+  cm->cmsg_len = CMSG_LEN(sizeof(ucred));
+  ucred mine = {getpid(), getuid(), getgid()};
+  memcpy(CMSG_DATA(cm), &mine, sizeof(mine));
+  ASSERT_THAT(sendmsg(p.a.get(), &msg, 0), SyscallSucceedsWithValue(1));
+
+  alignas(cmsghdr) char rbuf[CMSG_SPACE(sizeof(ucred))] = {};
+  msghdr rmsg = {};
+  rmsg.msg_iov = &iov;
+  rmsg.msg_iovlen = 1;
+  rmsg.msg_control = rbuf;
+  rmsg.msg_controllen = sizeof(rbuf);
+  ASSERT_THAT(recvmsg(p.b.get(), &rmsg, 0), SyscallSucceedsWithValue(1));
+  cmsghdr* rc = CMSG_FIRSTHDR(&rmsg);
+  ASSERT_NE(rc, nullptr);
+  ASSERT_EQ(rc->cmsg_type, SCM_CREDENTIALS);
+  ucred got;
+  memcpy(&got, CMSG_DATA(rc), sizeof(got));
+  EXPECT_EQ(got.pid, mine.pid);
+  EXPECT_EQ(got.uid, mine.uid);
+
+  // A credentials message of the wrong size is refused.
+  cm->cmsg_len = CMSG_LEN(sizeof(ucred) - 4);
+  EXPECT_THAT(sendmsg(p.a.get(), &msg, 0), SyscallFailsWithErrno(EINVAL));
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor
