@@ -573,6 +573,9 @@ class InetSocket(QueueSocket):
         linger = self.opts.get(SK.SO_LINGER)
         return linger is not None and SK.LINGER.unpack(linger) == (1, 0)
 
+    def send_reports_error(self) -> bool:
+        return True
+
     def send_unconnected_errno(self) -> int:
         # tcp_sendmsg: sk_stream_wait_connect fails with EPIPE.
         return errno.EPIPE

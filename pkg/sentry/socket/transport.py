@@ -345,6 +345,9 @@ class QueueSocket(SocketFD):
         peer = self.peer
         if self.state != CONNECTED or peer is None:
             raise SyscallError(self.send_unconnected_errno())
+        if self.so_error and self.send_reports_error():
+            err, self.so_error = self.so_error, 0
+            raise SyscallError(err)
         if self.shut & SEND_SHUTDOWN:
             raise SyscallError(errno.EPIPE)
         if peer.closed or peer.shut & RCV_SHUTDOWN:
@@ -715,6 +718,11 @@ class QueueSocket(SocketFD):
     def check_send_address_locked(self, to: bytes) -> None:
         """Checks sendto's address on a connection-based socket (unix
         refuses it, TCP ignores it)."""
+
+    def send_reports_error(self) -> bool:
+        """Reports whether a send fails with a pending SO_ERROR (TCP, as
+        tcp_sendmsg does; unix sends ignore it)."""
+        return False
 
     def send_unconnected_errno(self) -> int:
         """The errno of a send on an unconnected connection-based

@@ -366,6 +366,24 @@ TEST(InetLoopbackTest, LingerZeroResets) {
   pollfd pfd = {c.get(), POLLIN, 0};
   ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
   EXPECT_THAT(read(c.get(), &ch, 1), SyscallFailsWithErrno(ECONNRESET));
+  EXPECT_THAT(read(c.get(), &ch, 1), SyscallSucceedsWithValue(0));
+}
+
+TEST(InetLoopbackTest, ResetIsReportedToTheNextWrite) {
+  FileDescriptor l = TcpListener();
+  FileDescriptor c = TcpConnect(PortOf(l.get()));
+  FileDescriptor s(accept(l.get(), nullptr, nullptr));
+  ASSERT_THAT(write(c.get(), "unread", 6), SyscallSucceedsWithValue(6));
+  pollfd pfd = {s.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  s.reset();  // Closes with data unread: a reset.
+  pfd = {c.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(pfd.revents & (POLLERR | POLLHUP), POLLERR | POLLHUP);
+  EXPECT_THAT(send(c.get(), "x", 1, MSG_NOSIGNAL),
+              SyscallFailsWithErrno(ECONNRESET));
+  EXPECT_THAT(send(c.get(), "x", 1, MSG_NOSIGNAL),
+              SyscallFailsWithErrno(EPIPE));
 }
 
 TEST(InetLoopbackTest, UnconnectedTcp) {
