@@ -21,7 +21,16 @@ Unlike Linux:
   (Linux accepts one write, to which the peer answers with a reset);
 - TCP urgent data (MSG_OOB) is refused with EOPNOTSUPP (TODO(#5));
 - disconnecting an established TCP socket with AF_UNSPEC fails with
-  EOPNOTSUPP (TODO(#5)).
+  EOPNOTSUPP (TODO(#5));
+- closed connections leave no TIME_WAIT, so their ports are free at once;
+- TCP sockets start with the SO_SNDBUF/SO_RCVBUF of net.core (212992), not
+  tcp_wmem/tcp_rmem's, and the send buffer bounds the bytes the peer has
+  not read;
+- there is one stack per sandbox: CLONE_NEWNET does not make a new one, and
+  `--network=host` or `sandbox` get this loopback-only stack too (no
+  hostinet yet) (TODO(#5));
+- SO_RCVLOWAT and IP/IPv6 control messages (IP_PKTINFO, IP_TOS...) are
+  accepted and ignored (TODO(#5)).
 """
 
 from __future__ import annotations

@@ -15,7 +15,14 @@ Addresses are raw struct sockaddr_un bytes. A socket is bound to one of:
 
 SCM_RIGHTS and SCM_CREDENTIALS travel with messages (transport.Message);
 every message carries its sender's credentials, reported to receivers with
-SO_PASSCRED.
+SO_PASSCRED. Sockets that only in-flight messages keep open are collected
+(collect_garbage), as unix_gc does.
+
+Unlike Linux:
+- stream sockets have no out-of-band byte (CONFIG_AF_UNIX_OOB); MSG_OOB
+  fails with EOPNOTSUPP (TODO(#5));
+- the abstract namespace belongs to the sandbox, not to a network
+  namespace: CLONE_NEWNET does not make a new one (TODO(#5)).
 """
 
 from __future__ import annotations
