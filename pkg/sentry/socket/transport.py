@@ -20,6 +20,10 @@ what they share:
   a connected socket shuts the peer down entirely, with ECONNRESET pending
   if data was left unread, as unix_release_sock does.
 
+Unlike Linux, a socket closed by one thread while another blocks reading
+it wakes the reader with end of file (Linux keeps the file open until the
+blocked call returns).
+
 Subclasses supply addresses (local_address, message_address), resolution
 of a destination, and family rules, through the hooks at the end of the
 class.
