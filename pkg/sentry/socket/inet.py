@@ -26,9 +26,9 @@ Unlike Linux:
 - TCP sockets start with the SO_SNDBUF/SO_RCVBUF of net.core (212992), not
   tcp_wmem/tcp_rmem's, and the send buffer bounds the bytes the peer has
   not read;
-- there is one stack per sandbox: CLONE_NEWNET does not make a new one, and
-  `--network=host` or `sandbox` get this loopback-only stack too (no
-  hostinet yet) (TODO(#5));
+- there is one stack per sandbox (CLONE_NEWNET fails, TODO(#4)), and
+  `--network=host` or `sandbox` get this loopback-only stack too: no
+  hostinet yet (TODO(#5));
 - SO_RCVLOWAT and IP/IPv6 control messages (IP_PKTINFO, IP_TOS...) are
   accepted and ignored (TODO(#5)).
 """

@@ -21,8 +21,8 @@ SO_PASSCRED. Sockets that only in-flight messages keep open are collected
 Unlike Linux:
 - stream sockets have no out-of-band byte (CONFIG_AF_UNIX_OOB); MSG_OOB
   fails with EOPNOTSUPP (TODO(#5));
-- the abstract namespace belongs to the sandbox, not to a network
-  namespace: CLONE_NEWNET does not make a new one (TODO(#5)).
+- the abstract namespace belongs to the sandbox: there are no network
+  namespaces to own it (CLONE_NEWNET fails, TODO(#4)).
 """
 
 from __future__ import annotations
