@@ -52,6 +52,7 @@ from pkg.sentry.kernel.waiter import (
     EVENT_OUT,
     EVENT_WRNORM,
 )
+from pkg.sentry.socket.icmp import new_icmp_socket
 from pkg.sentry.socket.socket import (
     NO_PEERCRED,
     RCV_SHUTDOWN,
@@ -882,10 +883,10 @@ def new_inet_socket(
 
     Raises:
         SyscallError: EPROTONOSUPPORT for a protocol the type lacks;
-            ESOCKTNOSUPPORT for SOCK_SEQPACKET (no SCTP) and for raw sockets,
-            which this sandbox does not build (EPERM without CAP_NET_RAW,
-            as Linux); EACCES for ICMP datagram sockets, as outside
-            net.ipv4.ping_group_range by default.
+            ESOCKTNOSUPPORT for SOCK_SEQPACKET (no SCTP) and for raw sockets
+            other than ICMP (EPERM without CAP_NET_RAW, as Linux); EACCES
+            for ICMP datagram sockets, as outside net.ipv4.ping_group_range
+            by default.
     """
     if stype == SK.SOCK_STREAM:
         if protocol not in (0, SK.IPPROTO_TCP):
@@ -902,6 +903,10 @@ def new_inet_socket(
             raise SyscallError(errno.EPERM)
         if protocol == 0:
             raise SyscallError(errno.EPROTONOSUPPORT)
-        # Raw IP needs packets, which a loopback-only stack has none of.
+        icmp = SK.IPPROTO_ICMP if family == SK.AF_INET else SK.IPPROTO_ICMPV6
+        if protocol == icmp:
+            return new_icmp_socket(t, family, protocol, flags)
+        # Raw sockets of other protocols would see nothing on a loopback
+        # without packets; as a kernel without raw IP (TODO(#5)).
         raise SyscallError(errno.ESOCKTNOSUPPORT)
     raise SyscallError(errno.ESOCKTNOSUPPORT)
