@@ -328,12 +328,13 @@ class QueueSocket(SocketFD):
         control: ControlMessages,
         flags: int,
     ) -> int:
+        dropped = ControlMessages()
         try:
             if flags & SK.MSG_OOB:
                 raise SyscallError(self.oob_errno())
             if self.is_stream:
-                return self._send_stream(t, data, to, control, flags)
-            return self._send_message(t, data, to, control, flags)
+                return self._send_stream(t, data, to, control, flags, dropped)
+            return self._send_message(t, data, to, control, flags, dropped)
         except SyscallError as e:
             control.release()
             # Only streams raise SIGPIPE: unix datagram and seqpacket sends
@@ -342,6 +343,10 @@ class QueueSocket(SocketFD):
                 if not flags & SK.MSG_NOSIGNAL:
                     sigpipe(t)
             raise
+        finally:
+            # Rights of a message that went nowhere, dropped outside mu:
+            # closing a socket notifies its waiters.
+            dropped.release()
 
     def _connected_peer_locked(self) -> QueueSocket:
         """Returns the peer a connection-based send goes to, or raises its
@@ -365,6 +370,7 @@ class QueueSocket(SocketFD):
         to: bytes | None,
         control: ControlMessages,
         flags: int,
+        dropped: ControlMessages,
     ) -> int:
         nonblock = self.nonblocking or bool(flags & SK.MSG_DONTWAIT)
         deadline = deadline_of(self.sndtimeo)
@@ -381,7 +387,7 @@ class QueueSocket(SocketFD):
                         return total
                     raise
                 if n == 0:
-                    control.release()
+                    dropped.rights, control.rights = control.rights, None
                     return 0
                 room = self.sndbuf - peer.rq_bytes
                 wrote = 0
@@ -423,6 +429,7 @@ class QueueSocket(SocketFD):
         to: bytes | None,
         control: ControlMessages,
         flags: int,
+        dropped: ControlMessages,
     ) -> int:
         nonblock = self.nonblocking or bool(flags & SK.MSG_DONTWAIT)
         deadline = deadline_of(self.sndtimeo)
@@ -440,7 +447,7 @@ class QueueSocket(SocketFD):
                     dst = self.datagram_destination_locked(t, to, target)
                     if dst is None:
                         # Dropped, as a datagram to nobody is.
-                        control.release()
+                        dropped.rights, control.rights = control.rights, None
                         return len(data)
                 if self.has_room_locked(dst, len(data)):
                     ctl = self.attach_credentials_locked(t, dst, control)
