@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import socket as SK
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.credentials import CAP_NET_ADMIN
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -48,9 +49,23 @@ _IOCTLS = frozenset(
 )
 
 
+# Requests that change an interface.
+_SET_IOCTLS = frozenset(
+    {
+        SK.SIOCSIFFLAGS,
+        SK.SIOCSIFADDR,
+        SK.SIOCSIFNETMASK,
+        SK.SIOCSIFMTU,
+        SK.SIOCSIFNAME,
+        SK.SIOCSIFHWADDR,
+        SK.SIOCSIFTXQLEN,
+    }
+)
+
+
 def is_interface_ioctl(cmd: int) -> bool:
     """Reports whether cmd is an interface ioctl handled here."""
-    return cmd in _IOCTLS
+    return cmd in _IOCTLS or cmd in _SET_IOCTLS
 
 
 def _sockaddr_in(addr: bytes) -> bytes:
@@ -66,6 +81,8 @@ def interface_ioctl(t: Task, cmd: int, arg: int) -> int:
     """
     if cmd == SK.SIOCGIFCONF:
         return _ifconf(t, arg)
+    if cmd in _SET_IOCTLS:
+        return _set(t, cmd, arg)
     req = bytearray(t.copy_in(arg, SK.IFREQ_SIZE))
     if cmd == SK.SIOCGIFNAME:
         if _INT.unpack_from(req, SK.IFNAMSIZ)[0] != LOOPBACK_INDEX:
@@ -115,3 +132,20 @@ def _ifconf(t: Task, arg: int) -> int:
             used = len(entry)
     t.copy_out(arg, _INT.pack(used))
     return 0
+
+
+def _set(t: Task, cmd: int, arg: int) -> int:
+    """Answers a request to change lo: EPERM without CAP_NET_ADMIN; 0 for
+    SIOCSIFFLAGS that leaves lo as it is (up); EOPNOTSUPP for real changes,
+    which are not modelled (TODO(#5))."""
+    req = t.copy_in(arg, SK.IFREQ_SIZE)
+    name = req[: SK.IFNAMSIZ].split(b"\0", 1)[0]
+    if name != LOOPBACK_NAME:
+        raise SyscallError(errno.ENODEV)
+    if not t.creds.has_capability(CAP_NET_ADMIN):
+        raise SyscallError(errno.EPERM)
+    if cmd == SK.SIOCSIFFLAGS:
+        flags = _SHORT.unpack_from(req, SK.IFNAMSIZ)[0] & 0xFFFF
+        if flags | SK.IFF_RUNNING == LOOPBACK_FLAGS | SK.IFF_RUNNING:
+            return 0
+    raise SyscallError(errno.EOPNOTSUPP)

@@ -149,6 +149,46 @@ def _link_matches(req: bytes) -> bool:
     return False
 
 
+def _attrs(payload: bytes, fixed: int) -> list[tuple[int, bytes]]:
+    """Returns the (type, data) attributes after a fixed header."""
+    out = []
+    pos = fixed
+    while pos + SK.RTATTR.size <= len(payload):
+        alen, kind = SK.RTATTR.unpack_from(payload, pos)
+        if alen < SK.RTATTR.size or pos + alen > len(payload):
+            break
+        out.append((kind & 0x3FFF, payload[pos + SK.RTATTR.size : pos + alen]))
+        pos += _align(alen)
+    return out
+
+
+def _change(kind: int, flags: int, payload: bytes) -> int:
+    """Answers a request to change the configuration (by a holder of
+    CAP_NET_ADMIN) with its errno: 0 for changes that leave everything as
+    it is, as bringing lo up (`ip link set lo up`) or adding an address it
+    has (EEXIST, as Linux answers); EOPNOTSUPP for real changes, which are
+    not modelled (TODO(#5))."""
+    if kind in (SK.RTM_NEWLINK, SK.RTM_SETLINK) and _link_matches(payload):
+        _fam, _type, _index, ifi_flags, change = SK.IFINFOMSG.unpack_from(payload)
+        if change & ~SK.IFF_UP or (change & SK.IFF_UP and not ifi_flags & SK.IFF_UP):
+            return errno.EOPNOTSUPP
+        harmless = {SK.IFLA_IFNAME, 29}  # IFLA_EXT_MASK
+        if any(a not in harmless for a, _ in _attrs(payload, SK.IFINFOMSG.size)):
+            return errno.EOPNOTSUPP
+        return 0
+    if kind == SK.RTM_NEWADDR and len(payload) >= SK.IFADDRMSG.size:
+        fam, prefix, _f, _scope, index = SK.IFADDRMSG.unpack_from(payload)
+        local = dict(_attrs(payload, SK.IFADDRMSG.size))
+        addr = local.get(SK.IFA_LOCAL) or local.get(SK.IFA_ADDRESS)
+        have = {
+            SK.AF_INET: (ifaces.LOOPBACK_V4, ifaces.LOOPBACK_V4_PREFIX),
+            SK.AF_INET6: (ifaces.LOOPBACK_V6, ifaces.LOOPBACK_V6_PREFIX),
+        }.get(fam)
+        if index == ifaces.LOOPBACK_INDEX and have == (addr, prefix):
+            return errno.EEXIST if flags & SK.NLM_F_EXCL else 0
+    return errno.EOPNOTSUPP
+
+
 class NetlinkSocket(SocketFD):
     """NetlinkSocket is an AF_NETLINK NETLINK_ROUTE socket.
 
@@ -312,8 +352,7 @@ class NetlinkSocket(SocketFD):
         elif not t.creds.has_capability(CAP_NET_ADMIN):
             err = errno.EPERM
         else:
-            # Changing links, addresses or routes is not modelled.
-            err = errno.EOPNOTSUPP
+            err = _change(kind, flags, payload)
         if err or flags & SK.NLM_F_ACK:
             # The error (or acknowledgement) quotes the request: whole for
             # an error, its header only for an acknowledgement.

@@ -299,6 +299,50 @@ TEST(NetlinkRouteTest, InterfaceIoctls) {
   EXPECT_TRUE(found);
 }
 
+TEST(NetlinkRouteTest, ChangesThatChangeNothing) {
+  FileDescriptor s = RouteSocket();
+  // `ip link set lo up`: lo is up already.
+  ifinfomsg ifi = {};
+  ifi.ifi_index = 1;
+  ifi.ifi_flags = IFF_UP;
+  ifi.ifi_change = IFF_UP;
+  std::vector<std::string> msgs =
+      Request(s.get(), RTM_NEWLINK, NLM_F_ACK, &ifi, sizeof(ifi), 20);
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_EQ(Hdr(msgs[0])->nlmsg_type, NLMSG_ERROR);
+  int err = reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(Hdr(msgs[0])))->error;
+  if (err == -EPERM) GTEST_SKIP() << "needs CAP_NET_ADMIN";
+  EXPECT_EQ(err, 0);
+
+  // `ip addr add 127.0.0.1/8 dev lo`: it exists.
+  struct {
+    ifaddrmsg ifa;
+    rtattr rta;
+    in_addr addr;
+  } add = {};
+  add.ifa.ifa_family = AF_INET;
+  add.ifa.ifa_prefixlen = 8;
+  add.ifa.ifa_index = 1;
+  add.rta.rta_len = RTA_LENGTH(sizeof(in_addr));
+  add.rta.rta_type = IFA_LOCAL;
+  add.addr.s_addr = htonl(INADDR_LOOPBACK);
+  msgs = Request(s.get(), RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                 &add, sizeof(add), 21);
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_EQ(Hdr(msgs[0])->nlmsg_type, NLMSG_ERROR);
+  EXPECT_EQ(reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(Hdr(msgs[0])))->error,
+            -EEXIST);
+
+  // SIOCSIFFLAGS with the flags lo has.
+  FileDescriptor u(socket(AF_INET, SOCK_DGRAM, 0));
+  ifreq ifr = {};
+  strcpy(ifr.ifr_name, "lo");
+  ASSERT_THAT(ioctl(u.get(), SIOCGIFFLAGS, &ifr), SyscallSucceeds());
+  EXPECT_THAT(ioctl(u.get(), SIOCSIFFLAGS, &ifr), SyscallSucceeds());
+  strcpy(ifr.ifr_name, "nosuch0");
+  EXPECT_THAT(ioctl(u.get(), SIOCSIFFLAGS, &ifr), SyscallFailsWithErrno(ENODEV));
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor
