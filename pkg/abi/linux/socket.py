@@ -150,6 +150,7 @@ IPV6_UNICAST_HOPS = 16
 IPV6_MULTICAST_LOOP = 19
 IPV6_V6ONLY = 26
 IPV6_RECVPKTINFO = 49
+IPV6_PKTINFO = 50
 IPV6_TCLASS = 67
 
 # Default and bounds of the buffer sizes (net.core.{w,r}mem_default and

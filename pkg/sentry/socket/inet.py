@@ -29,8 +29,9 @@ Unlike Linux:
 - there is one stack per sandbox (CLONE_NEWNET fails, TODO(#4)), and
   `--network=host` or `sandbox` get this loopback-only stack too: no
   hostinet yet (TODO(#5));
-- SO_RCVLOWAT and IP/IPv6 control messages (IP_PKTINFO, IP_TOS...) are
-  accepted and ignored (TODO(#5)).
+- SO_RCVLOWAT, and control messages other than SO_TIMESTAMP, IP_PKTINFO
+  and IPV6_PKTINFO (IP_TOS, IP_TTL...), are accepted and ignored
+  (TODO(#5)).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import collections
 import random
 import struct
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,7 @@ from pkg.sentry.kernel.waiter import (
     EVENT_OUT,
     EVENT_WRNORM,
 )
+from pkg.sentry.socket import ifaces
 from pkg.sentry.socket.icmp import new_icmp_socket
 from pkg.sentry.socket.socket import (
     NO_PEERCRED,
@@ -231,7 +234,7 @@ class InetSocket(QueueSocket):
             collections.deque()
         )
         self.proto_opts: dict[tuple[int, int], bytes] = {}
-        self._udp_src: Addr | None = None
+        self._udp_src: tuple[bytes, int, bytes, int] | None = None
 
     @property
     def is_tcp(self) -> bool:
@@ -659,7 +662,9 @@ class InetSocket(QueueSocket):
                 # The ICMP port unreachable, reported on connected sockets.
                 self.so_error = errno.ECONNREFUSED
             return None
-        self._udp_src = (src_ip, self.local[1])
+        # What the receiver learns of the datagram: its source, and for
+        # IP_PKTINFO and SO_TIMESTAMP its destination and arrival time.
+        self._udp_src = (src_ip, self.local[1], dst[0], time.time_ns())
         return best
 
     def has_room_locked(self, dst: QueueSocket, n: int) -> bool:
@@ -679,9 +684,42 @@ class InetSocket(QueueSocket):
             # queue).
             raise SyscallError(errno.EAGAIN)
         r = super().recvmsg(t, length, flags)
-        if not self.is_tcp and isinstance(r.addr, tuple):
-            r.addr = self.format(r.addr)
+        if self.is_tcp:
+            if flags & SK.MSG_TRUNC:
+                # tcp_recvmsg discards (or, with MSG_PEEK, only counts) the
+                # data instead of copying it.
+                r.data = b""
+            return r
+        if isinstance(r.addr, tuple):
+            src, port, dst, when = r.addr
+            r.addr = self.format((src, port))
+            r.cmsgs = self._datagram_cmsgs(dst, when)
         return r
+
+    def _datagram_cmsgs(self, dst: bytes, when_ns: int) -> list[tuple[int, int, bytes]]:
+        """Returns the control messages a received datagram carries: the
+        SO_TIMESTAMP of its arrival, then IP_PKTINFO or IPV6_PKTINFO."""
+        out = []
+        if self.opt_flag(SK.SO_TIMESTAMP_OLD):
+            usec = when_ns // 1000
+            out.append(
+                (
+                    SK.SOL_SOCKET,
+                    SK.SO_TIMESTAMP_OLD,
+                    SK.TIMEVAL.pack(usec // 1_000_000, usec % 1_000_000),
+                )
+            )
+        on = int_bytes(0)
+        if is_mapped(dst) and self.proto_opts.get((SK.SOL_IP, SK.IP_PKTINFO), on) != on:
+            ip4 = dst[12:]
+            info = struct.pack("<i4s4s", ifaces.LOOPBACK_INDEX, ip4, ip4)
+            out.append((SK.SOL_IP, SK.IP_PKTINFO, info))
+        if self.family == SK.AF_INET6 and (
+            self.proto_opts.get((SK.SOL_IPV6, SK.IPV6_RECVPKTINFO), on) != on
+        ):
+            info = dst + struct.pack("<i", ifaces.LOOPBACK_INDEX)
+            out.append((SK.SOL_IPV6, SK.IPV6_PKTINFO, info))
+        return out
 
     def attach_credentials_locked(
         self, t: Task, dst: QueueSocket, control: ControlMessages

@@ -86,6 +86,8 @@ class RecvResult:
         flags: msg_flags (MSG_TRUNC, MSG_CTRUNC is added by the caller).
         addr: the sender's sockaddr bytes, or None.
         control: the ancillary data, whose rights the caller now owns.
+        cmsgs: other control messages for the caller, as (level, type,
+            data): timestamps, packet information.
     """
 
     data: bytes
@@ -93,6 +95,7 @@ class RecvResult:
     flags: int = 0
     addr: bytes | None = None
     control: ControlMessages | None = None
+    cmsgs: list[tuple[int, int, bytes]] | None = None
 
 
 def timeval_bytes(seconds: float) -> bytes:

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -652,6 +653,66 @@ TEST(InetLoopbackTest, ProcNetTcpListsListener) {
   EXPECT_NE(table.find("  sl  local_address rem_address   st"),
             std::string::npos);
   EXPECT_NE(table.find(want), std::string::npos) << table;
+}
+
+TEST(InetLoopbackTest, UdpPacketInfoAndTimestamp) {
+  FileDescriptor r(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in a = V4("127.0.0.1", 0);
+  ASSERT_THAT(bind(r.get(), SA(&a), sizeof(a)), SyscallSucceeds());
+  a.sin_port = htons(PortOf(r.get()));
+  int on = 1;
+  ASSERT_THAT(setsockopt(r.get(), IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)),
+              SyscallSucceeds());
+  ASSERT_THAT(setsockopt(r.get(), SOL_SOCKET, SO_TIMESTAMP, &on, sizeof(on)),
+              SyscallSucceeds());
+  timeval before;
+  gettimeofday(&before, nullptr);
+  FileDescriptor s(socket(AF_INET, SOCK_DGRAM, 0));
+  ASSERT_THAT(sendto(s.get(), "x", 1, 0, SA(&a), sizeof(a)),
+              SyscallSucceedsWithValue(1));
+  char c;
+  iovec iov = {&c, 1};
+  alignas(cmsghdr) char cbuf[256] = {};
+  msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof(cbuf);
+  pollfd pfd = {r.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  ASSERT_THAT(recvmsg(r.get(), &msg, 0), SyscallSucceedsWithValue(1));
+  bool pktinfo = false, stamp = false;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info;
+      memcpy(&info, CMSG_DATA(cm), sizeof(info));
+      EXPECT_EQ(info.ipi_ifindex, 1);
+      EXPECT_EQ(info.ipi_addr.s_addr, htonl(INADDR_LOOPBACK));
+      pktinfo = true;
+    }
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMP) {
+      timeval tv;
+      memcpy(&tv, CMSG_DATA(cm), sizeof(tv));
+      EXPECT_GE(tv.tv_sec, before.tv_sec);
+      stamp = true;
+    }
+  }
+  EXPECT_TRUE(pktinfo);
+  EXPECT_TRUE(stamp);
+}
+
+TEST(InetLoopbackTest, TcpTruncDiscards) {
+  FileDescriptor l = TcpListener();
+  FileDescriptor c = TcpConnect(PortOf(l.get()));
+  FileDescriptor s(accept(l.get(), nullptr, nullptr));
+  ASSERT_THAT(write(c.get(), "abcdef", 6), SyscallSucceedsWithValue(6));
+  pollfd pfd = {s.get(), POLLIN, 0};
+  ASSERT_THAT(poll(&pfd, 1, 5000), SyscallSucceedsWithValue(1));
+  char buf[8] = {};
+  EXPECT_THAT(recv(s.get(), buf, 4, MSG_TRUNC), SyscallSucceedsWithValue(4));
+  EXPECT_EQ(buf[0], 0);
+  EXPECT_THAT(recv(s.get(), buf, sizeof(buf), 0), SyscallSucceedsWithValue(2));
+  EXPECT_EQ(std::string(buf, 2), "ef");
 }
 
 // Runs fn in a child; natively in a fresh network namespace (only a down

@@ -475,6 +475,8 @@ def _recvmsg(t: Task, s: SocketFD, msg_addr: int, flags: int) -> int:
     if isinstance(s, UnixSocket) and s.passcred:
         creds = ctl.creds if ctl is not None and ctl.creds else (0, 65534, 65534)
         cw.put(SK.SOL_SOCKET, SK.SCM_CREDENTIALS, SK.UCRED.pack(*creds))
+    for level, ctype, body in r.cmsgs or ():
+        cw.put(level, ctype, body)
     if ctl is not None and ctl.rights:
         rights, ctl.rights = ctl.rights, None
         cw.put_rights(t, rights, bool(flags & SK.MSG_CMSG_CLOEXEC))
