@@ -881,6 +881,14 @@ _TCP_DEFAULTS = {
     SK.TCP_QUICKACK: 1,
     SK.TCP_USER_TIMEOUT: 0,
     SK.TCP_NOTSENT_LOWAT: 0,
+    # TCP_THIN_LINEAR_TIMEOUTS, TCP_THIN_DUPACK, TCP_FASTOPEN,
+    # TCP_FASTOPEN_CONNECT, TCP_INQ: accepted as Linux does; fast open
+    # makes no difference on a loopback without handshakes.
+    16: 0,
+    17: 0,
+    23: 0,
+    30: 0,
+    36: 0,
 }
 _TCP_BOOLS = frozenset({SK.TCP_NODELAY, SK.TCP_CORK, SK.TCP_QUICKACK})
 _TCP_RANGES = {

@@ -333,6 +333,8 @@ class SocketFD(FileDescription):
             return self.opts.get(name, int_bytes(-1))
         if name == SK.SO_BINDTODEVICE:
             return b""
+        if name == SK.SO_BINDTOIFINDEX:
+            return self.opts.get(name, int_bytes(0))
         if name == SK.SO_COOKIE:
             assert self.vd is not None
             return self.vd.dentry.attrs.ino.to_bytes(8, "little")
@@ -353,6 +355,12 @@ class SocketFD(FileDescription):
                 raise SyscallError(errno.EINVAL)
             onoff, linger = SK.LINGER.unpack_from(val)
             self.opts[name] = SK.LINGER.pack(int(bool(onoff)), linger)
+            return
+        if name == SK.SO_BINDTOIFINDEX:
+            index = int_opt(val)
+            if index not in (0, ifaces.LOOPBACK_INDEX):
+                raise SyscallError(errno.ENODEV)
+            self.opts[name] = int_bytes(index)
             return
         if name == SK.SO_BINDTODEVICE:
             # Only the loopback device exists; binding to it changes
