@@ -62,6 +62,7 @@ class RunApp(TaskRunState):
                 break
             cpu.run = (user + monotonic_ns() - start, 0)
             if event == P.EVENT_SYSCALL:
+                t.mm.note_progress()
                 dispatch(t)
             elif event == P.EVENT_FAULT:
                 _handle_fault(t)
