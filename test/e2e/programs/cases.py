@@ -119,8 +119,7 @@ exec 5<>rw; echo rw >&5; exec 5>&-; cat rw
         "bash_process_substitution",
         r"""
 cat <(echo in) <(echo two)
-echo out > >(cat)
-wait
+while read -r l; do echo "read $l"; done < <(printf '1\n2\n')
 diff <(printf 'a\nb\n') <(printf 'a\nc\n'); echo "diff=$?"
 """,
         xfail="procfs: bash opens /dev/fd/N, a link into /proc/self/fd",
@@ -274,6 +273,16 @@ df -h . | wc -l
 df -i . >/dev/null; echo "df=$?"
 """,
         stderr=False,
+    ),
+    Case(
+        "procps",
+        r"""
+sleep 5 &
+ps -o comm= -p $! 
+ps -o stat= -p $$ | cut -c1
+kill %1
+""",
+        xfail="procfs: ps reads /proc/PID/stat",
     ),
     # grep, sed, awk.
     Case(
