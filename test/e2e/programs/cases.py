@@ -278,7 +278,7 @@ df -i . >/dev/null; echo "df=$?"
         "procps",
         r"""
 sleep 5 &
-ps -o comm= -p $! 
+ps -o comm= -p $!
 ps -o stat= -p $$ | cut -c1
 kill %1
 """,
@@ -389,7 +389,8 @@ import subprocess, sys, os
 r = subprocess.run(["sh", "-c", "echo out; echo err >&2; exit 4"],
                    capture_output=True, text=True)
 print(repr(r.stdout), repr(r.stderr), r.returncode)
-p = subprocess.Popen([sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"],
+upper = "import sys; print(sys.stdin.read().upper())"
+p = subprocess.Popen([sys.executable, "-c", upper],
                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 print(p.communicate(b"piped")[0], p.returncode)
 print(subprocess.check_output("echo a | tr a b", shell=True))
@@ -471,11 +472,15 @@ python3 -c 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'; echo "sig=
     Case(
         "perl",
         r"""
-perl -e 'print "hello from perl\n"; printf("%05.1f %s\n", 3.14159, join(",", sort { $a <=> $b } (10, 2, 33)));'
+perl -e 'print "hello from perl\n";
+  printf("%05.1f %s\n", 3.14159, join(",", sort { $a <=> $b } (10, 2, 33)));'
 printf 'k1=v1\nk2=v2\n' | perl -ne 'chomp; my ($k, $v) = split /=/; print "$v:$k\n"'
-perl -e 'my %h = (b => 2, a => 1); print join(" ", map { "$_=$h{$_}" } sort keys %h), "\n"'
-perl -e 'my $pid = fork(); if ($pid == 0) { exit 3 } waitpid($pid, 0); print $? >> 8, "\n"'
-perl -e 'open(my $f, ">", "p.txt") or die; print $f "data\n"; close $f; open($f, "<", "p.txt"); print scalar(<$f>)'
+perl -e 'my %h = (b => 2, a => 1);
+  print join(" ", map { "$_=$h{$_}" } sort keys %h), "\n"'
+perl -e 'my $pid = fork(); if ($pid == 0) { exit 3 }
+  waitpid($pid, 0); print $? >> 8, "\n"'
+perl -e 'open(my $f, ">", "p.txt") or die; print $f "data\n"; close $f;
+  open($f, "<", "p.txt"); print scalar(<$f>)'
 perl -MPOSIX -e 'print POSIX::strftime("%Y-%m-%d", gmtime(0)), "\n"'
 perl -e 'die "perl died\n"'; echo "perl=$?"
 """,
@@ -525,7 +530,11 @@ gcc bad.c -o bad 2>/dev/null; echo "gcc=$?"
         "make",
         r"""
 printf 'int add(int a, int b) { return a + b; }\n' >add.c
-printf '#include <stdio.h>\nint add(int, int);\nint main(void) { printf("%%d\\n", add(2, 3)); return 0; }\n' >main.c
+cat >main.c <<'EOF'
+#include <stdio.h>
+int add(int, int);
+int main(void) { printf("%d\n", add(2, 3)); return 0; }
+EOF
 cat >Makefile <<'EOF'
 prog: main.o add.o
 	$(CC) -o $@ $^

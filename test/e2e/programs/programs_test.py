@@ -23,7 +23,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import CASES, Case  # noqa: E402
+from cases import CASES, Case
 
 _WORKSPACE = os.environ.get("TEST_WORKSPACE", "pyvisor")
 
@@ -62,6 +62,7 @@ def _debian_root() -> str:
     try:
         proc = subprocess.run(
             [runfile("tools/debian_rootfs.sh")],
+            check=False,
             capture_output=True,
             text=True,
             timeout=1800,
@@ -125,6 +126,7 @@ def run_native(root: str, cwd: str, script: str) -> subprocess.CompletedProcess:
         host_cwd = "/"
     return subprocess.run(
         argv,
+        check=False,
         cwd=host_cwd,
         env=ENV,
         stdin=subprocess.DEVNULL,
@@ -145,6 +147,7 @@ def run_sandboxed(
     argv += ["/bin/bash", "-c", script]
     return subprocess.run(
         argv,
+        check=False,
         cwd=host_cwd,
         env=ENV,
         stdin=subprocess.DEVNULL,
