@@ -146,6 +146,47 @@ EOF
 """,
     ),
     Case("bash_exit_status", "echo before; exit 42"),
+    Case(
+        "bash_coproc_ulimit_chld",
+        r"""
+coproc cat
+echo hi >&"${COPROC[1]}"
+read -r l <&"${COPROC[0]}"; echo "coproc: $l"
+kill "$COPROC_PID"; wait "$COPROC_PID"; echo "cat=$?"
+trap 'echo chld' CHLD
+sleep 0.05 &
+wait
+trap - CHLD
+(ulimit -n 64; ulimit -n; exec 70</dev/null) 2>&1 | sed 's/^.*: //'
+printf '%(%Y-%m-%d)T
+' 0
+cd /usr/bin && pwd -P && cd -L ../lib && pwd
+set -e; f() { return 3; }; f || echo handled
+""",
+    ),
+    Case(
+        "crash_signals",
+        r"""
+cat >seg.c <<'EOF2'
+int main(void) { *(volatile int *)0 = 1; return 0; }
+EOF2
+cat >fpe.c <<'EOF2'
+int main(void) { volatile int z = 0; return 1 / z; }
+EOF2
+cat >abrt.c <<'EOF2'
+#include <stdlib.h>
+int main(void) { abort(); }
+EOF2
+for p in seg fpe abrt; do gcc -O0 -o $p $p.c; done
+# bash reports the signal with the child's pid: hide the pid.
+for p in seg fpe abrt; do
+  { ./$p; echo "$p=$?"; } 2>&1 | sed -E 's/line [0-9]+: +[0-9]+ /line N: PID /'
+done
+{ bash -c 'kill -KILL $$'; echo "kill=$?"; } 2>&1 | sed -E 's/: +[0-9]+ / PID /'
+sh -c 'sleep 10 & wait' &
+sleep 0.2; kill -TERM %1; wait %1; echo "term=$?"
+""",
+    ),
     # coreutils.
     Case(
         "coreutils_ls",
@@ -453,6 +494,41 @@ EOF
 """,
     ),
     Case(
+        "python3_os",
+        r"""
+python3 - <<'EOF'
+import concurrent.futures, fcntl, os, subprocess, time
+with concurrent.futures.ThreadPoolExecutor(4) as ex:
+    print(list(ex.map(abs, [-1, -2, -3])))
+pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 6"], os.environ)
+print("posix_spawn", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+fd = os.memfd_create("x")
+os.write(fd, b"abc"); print(os.pread(fd, 3, 0))
+r, w = os.pipe2(os.O_NONBLOCK); print(os.get_blocking(r))
+os.mkfifo("fifo"); print(oct(os.stat("fifo").st_mode))
+with open("lock", "w") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX); print("lockf")
+t = time.perf_counter(); time.sleep(0.05); print(time.perf_counter() - t >= 0.05)
+print(subprocess.run(["true"], preexec_fn=os.setsid).returncode)
+import zipfile, io, lzma, bz2, zlib
+b = io.BytesIO()
+with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr(zipfile.ZipInfo("a", (1980, 1, 1, 0, 0, 0)), "b" * 100)
+print(len(b.getvalue()), len(lzma.compress(b"x" * 1000)) > 0)
+print(bz2.decompress(bz2.compress(b"y")), zlib.crc32(b"pyvisor"))
+import pwd, getpass, platform
+print(getpass.getuser(), pwd.getpwuid(0).pw_name, platform.machine(), platform.system())
+EOF
+""",
+    ),
+    Case(
+        "python3_asyncio",
+        r"""
+python3 -c 'import asyncio; asyncio.run(asyncio.sleep(0.01)); print("ok")'
+""",
+        xfail="sockets: asyncio's event loop wakes itself through a socketpair",
+    ),
+    Case(
         "python3_exception_exit",
         r"""
 cat >boom.py <<'EOF'
@@ -482,6 +558,9 @@ perl -e 'my $pid = fork(); if ($pid == 0) { exit 3 }
 perl -e 'open(my $f, ">", "p.txt") or die; print $f "data\n"; close $f;
   open($f, "<", "p.txt"); print scalar(<$f>)'
 perl -MPOSIX -e 'print POSIX::strftime("%Y-%m-%d", gmtime(0)), "\n"'
+perl -e 'local $SIG{ALRM} = sub { print "alarm\n"; exit 0 }; alarm 1; sleep 3'
+perl -e 'pipe(R, W); if (fork) { close W; print <R>; wait }
+  else { close R; print W "child\n"; exit }'
 perl -e 'die "perl died\n"'; echo "perl=$?"
 """,
     ),
@@ -524,7 +603,29 @@ gcc -static -o hello-static hello.c -lm 2>/dev/null && ./hello-static; echo "sta
 gcc -c -o hello.o hello.c && gcc -o hello2 hello.o -lm && ./hello2; echo "linked=$?"
 echo 'int main(void) { return missing; }' >bad.c
 gcc bad.c -o bad 2>/dev/null; echo "gcc=$?"
+cat >thr.c <<'EOF'
+#include <pthread.h>
+#include <stdio.h>
+static __thread int v;
+static void *f(void *a) { v = (int)(long)a; return (void *)(long)(v * 2); }
+int main(void) {
+  pthread_t t[4]; long sum = 0;
+  for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, f, (void *)i);
+  for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); sum += (long)r; }
+  printf("threads %ld %d\n", sum, v);
+  return 0;
+}
+EOF
+gcc -O2 -pthread -o thr thr.c && ./thr
 """,
+    ),
+    Case(
+        "gcc_asan",
+        r"""
+echo 'int main(void) { return 0; }' >a.c
+gcc -fsanitize=address -o a a.c && ./a; echo "asan=$?"
+""",
+        xfail="procfs: LeakSanitizer reads /proc/PID/task",
     ),
     Case(
         "make",
@@ -575,6 +676,7 @@ git show HEAD:a.txt
 git rev-parse HEAD^{tree}
 git cat-file -p HEAD~1 | head -3
 git gc -q && git count-objects -v | grep -E '^(count|in-pack)'
+cd .. && git clone -q repo clone && git -C clone log --format=%s
 """,
     ),
     # openssl.
@@ -592,6 +694,9 @@ openssl base64 -in msg.enc
 openssl enc -d -aes-256-cbc -K $K -iv $IV -in msg.enc
 openssl rand -hex 8 | wc -c
 openssl version >/dev/null && echo version
+openssl genpkey -algorithm ed25519 -out ed.pem && head -1 ed.pem
+openssl req -x509 -newkey rsa:1024 -nodes -keyout k.pem -out c.pem \
+  -subj /CN=pyvisor -days 1 2>/dev/null && openssl x509 -in c.pem -noout -subject
 """,
     ),
     # file.
@@ -628,7 +733,26 @@ fs.readFile("n.txt", (err, d) => console.log("async read", d.length));
 process.on("exit", (c) => console.log("exit", c));
 '
 node -e 'process.exit(5)'; echo "node=$?"
+node -e '
+const { Worker } = require("worker_threads");
+new Worker("require(\"worker_threads\").parentPort.postMessage(6 * 7)", { eval: true })
+  .on("message", (m) => console.log("worker says", m));
+'
 """,
         xfail="sockets: libuv makes a child's stdio with socketpair",
+    ),
+    Case(
+        "node_fs_watch",
+        r"""
+node -e 'require("fs").watch(".", () => {}).close(); console.log("watch")'
+""",
+        xfail="procfs (inotify): fs.watch uses inotify_init1",
+    ),
+    Case(
+        "script_pty",
+        r"""
+script -qec 'tty >/dev/null && echo on a tty' /dev/null | tr -d '\r'
+""",
+        xfail="devpts: no /dev/pts file system, so no pseudo-terminals (issue 5)",
     ),
 ]
