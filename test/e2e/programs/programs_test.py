@@ -197,3 +197,44 @@ def test_program(case: Case, root: str, scratch: str) -> None:
     if case.stderr:
         assert got.stderr == want.stderr, "stderr differs" + detail
     assert got.returncode == want.returncode, "exit status differs" + detail
+
+
+@pytest.mark.skipif(ROOT_KIND != "host", reason="runs once, on the host root")
+def test_strace_shows_why_a_program_fails() -> None:
+    # Without --debug-log, --strace lines go to the command's stderr: a
+    # failed open shows its errno, and a crash shows the fault (F) line.
+    state = tempfile.mkdtemp(prefix="pyvisor-programs-state-", dir="/var/tmp")
+    try:
+        proc = subprocess.run(
+            [
+                RUNSC,
+                f"--root={state}",
+                "--strace",
+                "do",
+                "/usr/bin/python3",
+                "-c",
+                "import ctypes\n"
+                "try:\n    open('/nonexistent-pyvisor')\n"
+                "except OSError:\n    ctypes.string_at(8)",
+            ],
+            check=False,
+            cwd="/var/tmp",
+            env=ENV,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert proc.returncode == 128 + 11, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert any(
+        '"/nonexistent-pyvisor"' in line
+        and " X openat(" in line
+        and "errno=2 (No such file or directory)" in line
+        for line in lines
+    ), proc.stderr[-2000:]
+    assert any(" python3 F SIGSEGV " in line and "at 0x8 " in line for line in lines), (
+        proc.stderr[-2000:]
+    )
