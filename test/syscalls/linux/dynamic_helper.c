@@ -16,10 +16,13 @@
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char _start[];
@@ -162,6 +165,34 @@ static void check_auxv(const char* argv0) {
     CHECK(memcmp((const void*)vdso, ELFMAG, SELFMAG) == 0,
           "no ELF header at AT_SYSINFO_EHDR %#lx", vdso);
   }
+
+  // libc's clocks (through the vDSO where there is one) agree with the
+  // system calls: a read between two system calls lies between them.
+  for (int i = 0; i < 1000; i++) {
+    struct timespec a, b, c;
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &c);
+    const long long na = a.tv_sec * 1000000000LL + a.tv_nsec;
+    const long long nb = b.tv_sec * 1000000000LL + b.tv_nsec;
+    const long long nc = c.tv_sec * 1000000000LL + c.tv_nsec;
+    if (!(na <= nb && nb <= nc)) {
+      CHECK(0, "CLOCK_MONOTONIC out of order: %lld %lld %lld", na, nb, nc);
+      break;
+    }
+    struct timespec r;
+    clock_gettime(CLOCK_REALTIME, &r);
+    const long long sys_real = time(NULL);
+    // A second apart at most (time() and the read straddle a second).
+    if (r.tv_sec != sys_real && r.tv_sec + 1 != sys_real) {
+      CHECK(0, "CLOCK_REALTIME %lld, time() %lld", (long long)r.tv_sec,
+            sys_real);
+      break;
+    }
+  }
+  const int cpu = sched_getcpu();
+  CHECK(cpu >= 0 && cpu < sysconf(_SC_NPROCESSORS_CONF), "sched_getcpu %d",
+        cpu);
 
   // A shared library mapped from its file by ld.so at run time.
   void* libm = dlopen("libm.so.6", RTLD_NOW);
