@@ -17,6 +17,11 @@ behind it, with a slope that brings it back onto the host's clock by the
 next update. So the vDSO's CLOCK_MONOTONIC never goes backwards, and stays
 within a few microseconds of the host's.
 
+TODO(#6): CLOCK_REALTIME is CLOCK_MONOTONIC plus the offset of the last
+sample, so a step or slew of the host's wall clock reaches the vDSO only at
+the next update (up to UPDATE_SECONDS late); CLOCK_MONOTONIC_RAW, CLOCK_TAI
+and clock_getres go to the system call.
+
 Until two samples are far enough apart to know the rate, and on CPUs whose
 TSC rate is not constant, the page says "not valid" and the vDSO makes the
 system call.

@@ -58,13 +58,16 @@ a=outer; (a=inner; echo $a); echo $a
         "bash_job_control",
         r"""
 set -m
-sleep 0.1 &
+sleep 1 &
 wait %1; echo "wait=$?"
 (exit 5) &
 wait $!; echo "status=$?"
+# The job may be reaped and reported before `wait` runs (natively too, if
+# the child dies fast enough): wait by pid, whose status bash keeps.
 sleep 30 &
+pid=$!
 kill %1
-wait %1; echo "killed=$?"
+wait $pid; echo "killed=$?"
 sleep 30 &
 pid=$!
 kill -TERM $pid
