@@ -98,6 +98,7 @@ def scratch(root: str):
 
 _CHROOT = """
 mount -t proc proc "$1/proc" &&
+mount -t tmpfs tmpfs "$1/tmp" &&
 mount --rbind /sys "$1/sys" &&
 mount --rbind /dev "$1/dev" &&
 exec chroot "$1" /usr/bin/env -C "$2" /bin/bash -c "$3"
@@ -109,8 +110,9 @@ def run_native(root: str, cwd: str, script: str) -> subprocess.CompletedProcess:
         argv = ["/bin/bash", "-c", script]
         host_cwd = cwd
     else:
-        # A container sees its own /proc, /sys and /dev: mount them in a
-        # mount namespace of the run's own, so the cached root is untouched.
+        # A container sees its own /proc, /sys, /dev and /tmp: mount them in
+        # a mount namespace of the run's own, so the cached root is
+        # untouched.
         argv = [
             "unshare",
             "--mount",
