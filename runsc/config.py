@@ -38,6 +38,8 @@ class Config:
     sentry_seccomp: str = "enforce"
     # Kill the sandbox if the sentry looks up a host path after start-up.
     testonly_forbid_host_open: bool = False
+    # Map a vDSO into every process (clocks without a system call).
+    vdso: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_flags(self) -> list[str]:
@@ -67,6 +69,8 @@ class Config:
             flags.append(f"--strace-log-size={self.strace_log_size}")
         if self.testonly_forbid_host_open:
             flags.append("--TESTONLY-forbid-host-open")
+        if not self.vdso:
+            flags.append("--vdso=false")
         return flags
 
 
@@ -129,6 +133,13 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
         help="the sandbox's own seccomp filter: log finds what it lacks",
     )
     p.add_argument(
+        "--vdso",
+        type=_bool,
+        default=True,
+        help="map a vDSO that reads the clocks without a system call "
+        "(--vdso=false: libc makes the system calls)",
+    )
+    p.add_argument(
         "--TESTONLY-forbid-host-open",
         dest="testonly_forbid_host_open",
         action="store_true",
@@ -154,6 +165,7 @@ def config_from_args(ns: argparse.Namespace) -> Config:
         systemd_cgroup=ns.systemd_cgroup,
         sentry_seccomp=ns.sentry_seccomp,
         testonly_forbid_host_open=ns.testonly_forbid_host_open,
+        vdso=ns.vdso,
     )
 
 
@@ -173,6 +185,7 @@ VALUE_FLAGS = frozenset(
         "--strace-log-size",
         "--overlay2",
         "--sentry-seccomp",
+        "--vdso",
     }
 )
 

@@ -178,6 +178,11 @@ def boot(config: Config, args: BootArgs) -> int:
             if e.errno == errno.ENOEXEC:
                 hint = " (not an executable the sentry can load)"
             raise RuntimeError(f"exec {init_spec.executable}: {e}{hint}") from None
+        if config.strace and not config.debug_log:
+            # --strace without a debug log writes to stderr (runsc/log.py);
+            # once ready that is the container's stderr, where the program's
+            # own errors go, instead of /dev/null.
+            os.dup2(args.stdio_fds[2], devnull, inheritable=False)
         for fd in set(args.stdio_fds):
             os.close(fd)
         controller = Controller(sandbox, init)

@@ -109,6 +109,7 @@ class Sandbox:
                     strace=config.strace,
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
+                    vdso=config.vdso,
                 ),
                 build_table(),
             )

@@ -5,9 +5,10 @@ working directory and standard descriptors; the command's exit status
 becomes runsc's, with death by a signal reported as 128 + the signal
 number, as a shell reports it. A command that cannot be found exits 127.
 
-`do` is `run` of a container whose spec it makes up: the host root as the
-container's root, the command as its process with every capability, and a
-state directory under --root that it removes afterwards.
+`do` is `run` of a container whose spec it makes up: the host root (or the
+directory given with --rootfs) as the container's root, the command as its
+process with every capability, and a state directory under --root that it
+removes afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pkg.abi.linux import capability as C
 from runsc.cmd.run import run_attached
 from runsc.config import Config
 from runsc.container.container import Container, CreateArgs
+from runsc.container.rootfs import ExecutableError, find_executable
 from runsc.container.state import ContainerError
 from runsc.specutils.spec import Spec
 
@@ -33,6 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("do", help="run a command in a new sandbox")
     p.add_argument("--cwd", default="", help="working directory (default: current)")
     p.add_argument("--hostname", default="localhost")
+    p.add_argument(
+        "--rootfs",
+        default="",
+        help="directory to use as the root instead of the host's / (served by "
+        "the gofer, under the overlay as the host root is); the working "
+        "directory then defaults to /",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=main)
 
@@ -43,8 +52,9 @@ def _resolve(command: str, env: dict[str, str]) -> str | None:
     return shutil.which(command, path=env.get("PATH", os.defpath))
 
 
-def make_spec(argv: list[str], cwd: str, hostname: str) -> Spec:
-    """Returns the spec of a `do` container."""
+def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec:
+    """Returns the spec of a `do` container whose root is the host directory
+    root."""
     caps = sorted(C.BY_NAME)
     return {
         "ociVersion": "1.0.2",
@@ -60,7 +70,7 @@ def make_spec(argv: list[str], cwd: str, hostname: str) -> Spec:
         },
         # Writable: writes land in the overlay's memory (--overlay2), or on
         # the host with --overlay2=none.
-        "root": {"path": "/", "readonly": False},
+        "root": {"path": root, "readonly": False},
         "hostname": hostname,
     }
 
@@ -73,11 +83,28 @@ def main(config: Config, args: argparse.Namespace) -> int:
     if not argv:
         log.error("do: no command given")
         return 2
-    executable = _resolve(argv[0], dict(os.environ))
-    if executable is None or not os.path.exists(executable):
-        log.error("do: %s: command not found", argv[0])
-        return 127
-    spec = make_spec(argv, args.cwd or os.getcwd(), args.hostname)
+    if args.rootfs:
+        root = os.path.abspath(args.rootfs)
+        if not os.path.isdir(root):
+            log.error("do: --rootfs %s: not a directory", args.rootfs)
+            return 2
+        cwd = args.cwd or "/"
+        # The command is looked up inside the root, when the container is
+        # created, as the container would look it up.
+        env = [f"{k}={v}" for k, v in os.environ.items()]
+        try:
+            find_executable(root, argv[0], env, cwd)
+        except ExecutableError as e:
+            log.error("do: %s (in %s)", e, root)
+            return 127
+    else:
+        root = "/"
+        cwd = args.cwd or os.getcwd()
+        executable = _resolve(argv[0], dict(os.environ))
+        if executable is None or not os.path.exists(executable):
+            log.error("do: %s: command not found", argv[0])
+            return 127
+    spec = make_spec(argv, cwd, args.hostname, root)
     try:
         c = Container.create(
             config,

@@ -37,12 +37,15 @@ from pkg.sentry.kernel.task_syscall import dispatch, dispatch_traced
 from pkg.sentry.kernel.thread_group import ThreadGroup
 from pkg.sentry.kernel.timers import CPUTimerTicker, TimerQueue
 from pkg.sentry.kernel.uts_namespace import UTSNamespace
+from pkg.sentry.loader import vdso_mapping
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.loader.loader import LoadArgs, load
+from pkg.sentry.loader.vdso_mapping import VDSO
 from pkg.sentry.mm.memory_manager import MemoryManager
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.strace.strace import Strace
 from pkg.sentry.syscalls.syscall import Syscall
+from pkg.sentry.time.vdso_clock import VdsoClock
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.vfs import VirtualFilesystem
 
@@ -63,6 +66,10 @@ class KernelConfig:
     strace_syscalls: frozenset[str] = frozenset()
     strace_log_size: int = 1024
     num_cpus: int = 0
+    # Map a vDSO into every process (pkg/sentry/loader/vdso_mapping.py).
+    # Off by default so that kernels made by unit tests own no pages and run
+    # no clock thread.
+    vdso: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -114,6 +121,13 @@ class Kernel:
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).
         self.num_cpus = config.num_cpus or len(os.sched_getaffinity(0))
+        # The vDSO and the clock in its vvar page, shared by all processes.
+        self.vdso: VDSO | None = None
+        self.vdso_clock: VdsoClock | None = None
+        if config.vdso and vdso_mapping.IMAGE is not None:
+            self.vdso = VDSO(mf, vdso_mapping.IMAGE)
+            self.vdso_clock = VdsoClock(mf, self.vdso.vvar_offset, self.num_cpus)
+            self.vdso_clock.start()
         self.init_tg: ThreadGroup | None = None
         # Set once the init process has exited and every task is gone.
         self.done = threading.Event()
@@ -166,6 +180,7 @@ class Kernel:
                     host_auxv=self.host_auxv,
                     stack_size=min(limits.soft(3), 1 << 30),
                     open_interpreter=open_interpreter,
+                    vdso=self.vdso,
                 )
             )
         except BaseException:

@@ -294,6 +294,7 @@ def _exec_elf(
                 host_auxv=kernel.host_auxv,
                 open_interpreter=open_interpreter,
                 stack_size=stack_size,
+                vdso=kernel.vdso,
             )
         )
     except BaseException:

@@ -62,6 +62,7 @@ class RunApp(TaskRunState):
                 break
             cpu.run = (user + monotonic_ns() - start, 0)
             if event == P.EVENT_SYSCALL:
+                t.mm.note_progress()
                 dispatch(t)
             elif event == P.EVENT_FAULT:
                 _handle_fault(t)
@@ -81,9 +82,12 @@ def _handle_fault(t: Task) -> None:
     # mm works out the access and returns the signal to send, if any.
     state = t.state
     _signo, _err, code, addr = state.siginfo()
-    sig = t.mm.handle_fault(addr, 0, state.regs[P.RIP], code, t.tg.limits)
+    rip = state.regs[P.RIP]
+    sig = t.mm.handle_fault(addr, 0, rip, code, t.tg.limits)
     if sig is None:
         return
+    if t.kernel.config.strace:
+        t.kernel.strace.signal(t, sig[0], sig[1], addr, rip)
     force_signal(t, SignalInfo(signo=sig[0], code=sig[1], addr=addr))
 
 

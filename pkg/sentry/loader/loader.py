@@ -24,6 +24,7 @@ from pkg.abi.linux.mman import (
 )
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.loader.elf import PHDR_SIZE, ElfInfo, ExecFile, parse
+from pkg.sentry.loader.vdso_mapping import VDSO
 from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.mm.memory_manager import DEFAULT_STACK_SIZE, MemoryManager, MmapOpts
 
@@ -80,6 +81,8 @@ class LoadArgs:
     # Opens the ELF interpreter named by PT_INTERP.
     open_interpreter: Callable[[bytes], ExecFile] | None = None
     stack_size: int = DEFAULT_STACK_SIZE
+    # The vDSO to map (AT_SYSINFO_EHDR), or None for none.
+    vdso: VDSO | None = None
 
 
 @dataclass(slots=True)
@@ -197,7 +200,11 @@ def load(args: LoadArgs) -> LoadResult:
         interp_base = interp.bias
         entry = interp.entry
 
-    sp, auxv = _build_stack(args, image, interp_base)
+    # Below the interpreter, as Linux's arch_setup_additional_pages maps it
+    # in the mmap area.
+    vdso_base = args.vdso.map_into(mm) if args.vdso is not None else 0
+
+    sp, auxv = _build_stack(args, image, interp_base, vdso_base)
     mm.auxv = auxv
     return LoadResult(entry=entry, stack_pointer=sp, auxv=auxv)
 
@@ -221,7 +228,7 @@ def _set_code_and_data(mm: MemoryManager, info: ElfInfo, bias: int) -> None:
 
 
 def _build_stack(
-    args: LoadArgs, image: LoadedImage, interp_base: int
+    args: LoadArgs, image: LoadedImage, interp_base: int, vdso_base: int = 0
 ) -> tuple[int, list[tuple[int, int]]]:
     mm = args.mm
     for s in args.argv + args.envv:
@@ -280,6 +287,8 @@ def _build_stack(
     p = random_addr
 
     auxv = []
+    if vdso_base:
+        auxv.append((elf.AT_SYSINFO_EHDR, vdso_base))
     host = args.host_auxv
     if elf.AT_MINSIGSTKSZ in host:
         auxv.append((elf.AT_MINSIGSTKSZ, host[elf.AT_MINSIGSTKSZ]))

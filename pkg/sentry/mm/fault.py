@@ -68,6 +68,21 @@ class FaultOps(MMCore):
 
     _last_fault: tuple[int, int, int] = (0, 0, 0)
 
+    def note_progress(self) -> None:
+        """Records that application code got past its last fault: a task of
+        this address space made a system call, so the instruction that
+        faulted has completed (or been left). A program that maps files one
+        after another at the same address and reads each with the same
+        instruction faults at the same (address, rip) every time, and that
+        is not a fault that keeps repeating.
+
+        Called without mu, once per system call: a plain store.
+        """
+        # Unlike a per-task record, a syscall by one thread also clears
+        # the record of a sibling thread that really is stuck; that thread
+        # then spins for longer before the check catches it.
+        self._last_fault = (0, 0, 0)
+
     def handle_fault(
         self,
         addr: int,

@@ -423,3 +423,30 @@ def test_platform_mapping_failures_are_contained(mm: MemoryManager) -> None:
     assert App(child).read(b, 1) == b"x"
     check_invariants(child)
     child.release()
+
+
+def test_fault_repeating_without_progress_is_sigsegv(mm: MemoryManager) -> None:
+    # The sentry maps the page, yet the platform keeps faulting there (a
+    # bookkeeping bug, simulated by unmapping the page behind the mm's
+    # back): the task gets SIGSEGV instead of spinning.
+    a = mm.mmap(MmapOpts(length=PAGE_SIZE, prot=RW))
+    results = []
+    for _ in range(20):
+        results.append(mm.handle_fault(a, 0, 0x1000, S.SEGV_MAPERR))
+        mm.address_space.unmap(a, PAGE_SIZE)
+        mm.pmas.find(a).mapped = False  # type: ignore[union-attr]
+        if results[-1] is not None:
+            break
+    assert results[-1] == (S.SIGSEGV, S.SEGV_ACCERR)
+    assert results[:-1] == [None] * (len(results) - 1)
+
+
+def test_fault_at_one_place_after_a_syscall_is_progress(mm: MemoryManager) -> None:
+    # A program that maps files one after another at the same address and
+    # reads each with the same instruction faults at the same (address,
+    # rip) every time, with system calls in between (git pack-objects).
+    for _ in range(20):
+        a = mm.mmap(MmapOpts(length=PAGE_SIZE, prot=PROT_READ))
+        assert mm.handle_fault(a, 0, 0x1000, S.SEGV_MAPERR) is None
+        mm.munmap(a, PAGE_SIZE)
+        mm.note_progress()

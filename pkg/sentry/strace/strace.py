@@ -194,6 +194,18 @@ class Strace:
             secs * 1e6,
         )
 
+    def signal(self, t: Task, signo: int, code: int, addr: int, rip: int) -> None:
+        """Logs a signal that a fault of t's code raises (a SIGSEGV or SIGBUS
+        the program did not ask for is often why it dies)."""
+        log.info(
+            "%s F %s (code %d) at %#x (rip %#x)",
+            self._prefix(t),
+            S.NAMES.get(signo, str(signo)),
+            code,
+            addr,
+            rip,
+        )
+
     @staticmethod
     def _prefix(t: Task) -> str:
         return f"[{t.tg.tgid:>4}:{t.tid:>4}] {t.name}"
