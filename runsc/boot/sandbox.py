@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pkg.abi.linux import mount as MS
+from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
@@ -26,6 +27,7 @@ from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.seccomp import SeccompFilter, compile_filter
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
@@ -35,8 +37,10 @@ from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
 from runsc.boot import rootfs
+from runsc.boot.mounts import SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
+from runsc.specutils.seccomp import Program
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +84,17 @@ class Sandbox:
         domainname: the sandbox's NIS domain name.
         gofer_fds: the sentry's ends of the gofer connections: the root's,
             then one per mount of gofer_mounts; the sandbox owns them.
-        gofer_mounts: the spec's gofer mounts (pkg.gofer.spec.gofer_mounts).
+        mounts: the spec's mounts, in order; its gofer mounts
+            (pkg.gofer.spec.gofer_mounts) take gofer_fds[1:] in order.
         root_read_only: the container's root is read-only (the spec's
             root.readonly), overlay or not.
+        masked_paths: the spec's linux.maskedPaths.
+        readonly_paths: the spec's linux.readonlyPaths.
+        seccomp: the spec's linux.seccomp, compiled: the filter every
+            process of the container starts with.
+
+    Raises:
+        MountError: a mount, mask or read-only path cannot be applied.
     """
 
     def __init__(
@@ -92,10 +104,20 @@ class Sandbox:
         hostname: str = "localhost",
         domainname: str = "",
         gofer_fds: Sequence[int] = (),
-        gofer_mounts: Sequence[dict[str, Any]] = (),
+        mounts: Sequence[dict[str, Any]] = (),
         root_read_only: bool = False,
+        masked_paths: Sequence[str] = (),
+        readonly_paths: Sequence[str] = (),
+        seccomp: Program | None = None,
     ) -> None:
         self.config = config
+        self.seccomp: SeccompFilter | None = None
+        if seccomp is not None:
+            self.seccomp = SeccompFilter(
+                compile_filter(seccomp.bpf),
+                None,
+                bool(seccomp.flags & SC.SECCOMP_FILTER_FLAG_LOG),
+            )
         self.mf = MemoryFile()
         self.platform = new_platform(config, self.mf)
         try:
@@ -112,22 +134,21 @@ class Sandbox:
                 build_table(),
             )
             register_filesystems(self.kernel)
-            if gofer_fds:
-                overlay_root, overlay_all = rootfs.parse_overlay2(config.overlay2)
-                conns = [socket.socket(fileno=fd) for fd in gofer_fds]
-                self.mount_ns = mount_root(self.kernel, conns[0], overlay_root)
-                rootfs.mount_submounts(
-                    self.kernel.vfs,
-                    self.mount_ns,
-                    list(gofer_mounts),
-                    conns[1:],
-                    overlay_all,
-                )
-                if root_read_only:
-                    # After the mount points are made.
-                    self.mount_ns.root.flags |= MS.MS_RDONLY
-            else:
-                self.mount_ns = mount_root(self.kernel, host_root=root or "/")
+            overlay_root, overlay_all = rootfs.parse_overlay2(config.overlay2)
+            self.mount_ns = mount_root(
+                self.kernel,
+                [socket.socket(fileno=fd) for fd in gofer_fds],
+                overlay_root,
+                host_root=root or "/",
+                spec_mounts=mounts,
+                overlay_submounts=overlay_all,
+            )
+            mounter = SpecMounter(self.kernel.vfs, self.mount_ns, lambda _vd: None)
+            mounter.mask(masked_paths)
+            mounter.make_read_only(readonly_paths)
+            if root_read_only:
+                # After the mount points are made.
+                self.mount_ns.root.flags |= MS.MS_RDONLY
         except BaseException:
             self.platform.close()
             raise
@@ -176,6 +197,13 @@ class Sandbox:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if self.seccomp is not None:
+            # runc installs it just before the execve of the process; the
+            # sentry loads the executable itself, so the filter applies from
+            # the first instruction (an execve the profile forbids is not
+            # checked). The task runs no code yet: no lock is needed.
+            t.seccomp_filter = self.seccomp
+            t.seccomp_mode = SC.SECCOMP_MODE_FILTER
         return t
 
     def start_process(self, t: Task) -> None:
