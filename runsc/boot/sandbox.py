@@ -212,10 +212,16 @@ class Sandbox:
         self.kernel.start_task(t)
 
     def signal_init(self, signo: int) -> None:
-        """Sends a signal to the container's init."""
+        """Sends a signal from the host to the container's init."""
         tg = self.kernel.init_tg
-        if tg is not None:
-            send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
+        if tg is None:
+            return
+        with tg.signal_handlers.mu:
+            default = tg.signal_handlers.actions[signo].handler == S.SIG_DFL
+        if default and signo not in (S.SIGKILL, S.SIGSTOP):
+            # Init only gets the signals it handles (controller.init_drops).
+            return
+        send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Waits for init to exit and every task to go; returns init's wait

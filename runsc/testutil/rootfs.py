@@ -148,3 +148,19 @@ def make_oci_archive(root: str, out: str, name: str) -> str:
         for digest, data in blobs.items():
             put(t, f"blobs/sha256/{digest}", data)
     return out
+
+
+# Where tools/debian_rootfs.sh keeps its Debian root, and the file it writes
+# last.
+_DEBIAN_ROOT = "debian-bookworm-minbase"
+
+
+def debian_rootfs() -> str:
+    """Returns the Debian bookworm root tools/debian_rootfs.sh made, or ""
+    if it has not been made (tests then skip: making it takes minutes and
+    the network, which is set-up's business, not a test's)."""
+    cache = os.environ.get("PYVISOR_CACHE", "/var/cache/pyvisor")
+    root = os.path.join(cache, _DEBIAN_ROOT)
+    if os.path.isfile(os.path.join(root, ".pyvisor-stamp")):
+        return root
+    return ""

@@ -143,7 +143,7 @@ def test_detached_task_exec_ps_kill(ctr: Ctr) -> None:
         assert p.stdout == "exec ok\n"
         ps = ctr("tasks", "ps", "t3").stdout
         assert ps.split()[:2] == ["PID", "INFO"], ps
-        ctr("tasks", "kill", "-s", "TERM", "t3")
+        ctr("tasks", "kill", "-s", "KILL", "t3")
         assert procs.wait_until(
             lambda: "STOPPED" in ctr("tasks", "ls", check=False).stdout, 30
         )
