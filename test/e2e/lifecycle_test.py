@@ -536,15 +536,28 @@ def test_console_socket_gets_the_terminal(env: Env) -> None:
 def test_terminal_interrupt_reaches_the_container(env: Env) -> None:
     sock_path = os.path.join(env.tmp, "console.sock")
     srv, fds = _console_server(sock_path)
+    # Init handles SIGINT: as on Linux (and under runc), pid 1 ignores the
+    # signals it has no handler for, ^C included.
+    script = "trap 'exit 130' INT; while :; do sleep 0.1; done"
     pid = env.create(
-        "c", env.bundle(["sleep", "100"], terminal=True), "--console-socket", sock_path
+        "c",
+        env.bundle(["sh", "-c", script], terminal=True),
+        "--console-socket",
+        sock_path,
     )
     assert procs.wait_until(lambda: fds, 10)
     env.runsc.run("start", "c")
     assert env.runsc.state("c")["status"] == "running"
+
     # ^C on the terminal: the line discipline signals the foreground process
-    # group, the sandbox, which passes SIGINT on to init.
-    os.write(fds[0], b"\x03")
+    # group, the sandbox, which passes SIGINT on to init. Sent until the
+    # trap is set.
+    def ended() -> bool:
+        os.write(fds[0], b"\x03")
+        time.sleep(0.2)
+        return not procs.alive(pid)
+
+    assert procs.wait_until(ended, 30)
     assert env.reap(pid) == 128 + signal.SIGINT
     os.close(fds[0])
     srv.close()
