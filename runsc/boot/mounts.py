@@ -13,7 +13,9 @@ The sandbox adds the mounts every container expects (/proc, /sys, /dev,
 /dev/pts, /dev/shm, /tmp) where the spec has none for that destination and
 the directory exists in the root, as gVisor does; each goes right after the
 last spec mount above it, so that a spec's /dev does not hide the default
-/dev/pts. A tmpfs on /dev is given the device nodes and links runc makes.
+/dev/pts. A tmpfs on /dev is given the device nodes and links runc makes; a tmpfs with
+the tmpcopyup option (runc's and crun's extension, which podman uses) starts
+with a copy of the directory it covers.
 
 Then linux.maskedPaths: a file is covered by a read-only bind of the null
 device (reads see nothing, as runc's bind of /dev/null), a directory by an
@@ -31,21 +33,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
+from pkg.abi.linux.stat import STATX_BASIC_STATS, STATX_GID, STATX_MODE, STATX_UID
 from pkg.errors.syscall_error import SyscallError
 from pkg.gofer.spec import is_gofer_mount
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.filesystem import GetFilesystemOptions
-from pkg.sentry.vfs.options import GetDentryOptions, MknodOptions
+from pkg.sentry.vfs.options import (
+    GetDentryOptions,
+    MkdirOptions,
+    MknodOptions,
+    OpenOptions,
+    SetStatOptions,
+)
 from pkg.sentry.vfs.resolving_path import PathOperation
 from runsc.boot import rootfs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pkg.abi.linux.stat import Statx
+    from pkg.sentry.vfs.dirent import Dirent
+    from pkg.sentry.vfs.file_description import FileDescription
     from pkg.sentry.vfs.mount import MountNamespace
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
@@ -321,13 +334,30 @@ class SpecMounter:
     def _mount_spec_fs(self, m: dict[str, Any], kind: str, opts: MountOptions) -> None:
         dest = m["destination"]
         source = m.get("source") or kind
-        if opts.tmpcopyup and kind == "tmpfs":
-            # TODO(#7): tmpcopyup (copy what the tmpfs covers into it).
-            self._warn(
-                f"mount {dest}: tmpcopyup is not implemented; the tmpfs starts empty"
+        covered = None
+        if opts.tmpcopyup and kind == "tmpfs" and self.is_dir(dest):
+            # Held open: the directory stays reachable once covered.
+            covered = self.vfs.open_at(
+                None,
+                self.creds,
+                self._pop(dest),
+                OpenOptions(F.O_RDONLY | F.O_DIRECTORY),
             )
-        mode = 0o1777 if kind == "tmpfs" else 0o755
-        vd = self._mount_fs(dest, kind, source, opts.flags, opts.data, mode)
+        try:
+            mode = 0o1777 if kind == "tmpfs" else 0o755
+            vd = self._mount_fs(dest, kind, source, opts.flags, opts.data, mode)
+            if covered is not None:
+                assert covered.vd is not None
+                self._copy_tree(covered, covered.vd, vd)
+                # The tmpfs's root takes the covered directory's mode and
+                # owner too, as under runc.
+                st = covered.stat(None, STATX_BASIC_STATS)  # type: ignore[arg-type]
+                self._set_owner_mode(
+                    PathOperation(root=vd, start=vd, path=b".", follow=False), st
+                )
+        finally:
+            if covered is not None:
+                covered.dec_ref()
         if kind == "tmpfs" and dest == "/dev":
             self._populate_dev(vd)
         log.info("boot: %s mounted (%s)", dest, kind)
@@ -352,6 +382,84 @@ class SpecMounter:
         )
         mnt = self.vfs.mount_at(None, self.creds, self._pop(dest), kind, opts)
         return VirtualDentry(mnt, mnt.root)
+
+    def _copy_tree(
+        self, d: FileDescription, src: VirtualDentry, dst: VirtualDentry
+    ) -> None:
+        """Copies the directory open as d (at src) into dst: what tmpcopyup
+        asks for, owners and modes kept."""
+        names: list[bytes] = []
+
+        def add(e: Dirent) -> bool:
+            if e.name not in (b".", b".."):
+                names.append(e.name)
+            return True
+
+        d.iterate_dirents(None, add)  # type: ignore[arg-type]
+        creds = self.creds
+        for name in names:
+            at_src = PathOperation(root=src, start=src, path=name, follow=False)
+            at_dst = PathOperation(root=dst, start=dst, path=name, follow=False)
+            st = self.vfs.stat_at(None, creds, at_src, STATX_BASIC_STATS)
+            kind = st.mode & S.S_IFMT
+            perm = st.mode & ~S.S_IFMT
+            if kind == S.S_IFDIR:
+                self.vfs.mkdir_at(None, creds, at_dst, MkdirOptions(perm))
+                sub = self.vfs.open_at(
+                    None, creds, at_src, OpenOptions(F.O_RDONLY | F.O_DIRECTORY)
+                )
+                try:
+                    child = self.vfs.get_dentry_at(
+                        None, creds, at_dst, GetDentryOptions()
+                    )
+                    assert sub.vd is not None
+                    self._copy_tree(sub, sub.vd, child)
+                finally:
+                    sub.dec_ref()
+            elif kind == S.S_IFLNK:
+                target = self.vfs.readlink_at(None, creds, at_src)
+                self.vfs.symlink_at(None, creds, at_dst, target)
+            elif kind == S.S_IFREG:
+                self._copy_file(at_src, at_dst, perm)
+            else:
+                self.vfs.mknod_at(
+                    None,
+                    creds,
+                    at_dst,
+                    MknodOptions(st.mode, st.rdev_major, st.rdev_minor),
+                )
+            if kind != S.S_IFLNK:
+                self._set_owner_mode(at_dst, st)
+
+    def _set_owner_mode(self, pop: PathOperation, st: Statx) -> None:
+        self.vfs.setstat_at(
+            None,
+            self.creds,
+            pop,
+            SetStatOptions(
+                mask=STATX_MODE | STATX_UID | STATX_GID,
+                mode=st.mode & ~S.S_IFMT,
+                uid=st.uid,
+                gid=st.gid,
+            ),
+        )
+
+    def _copy_file(self, src: PathOperation, dst: PathOperation, perm: int) -> None:
+        fin = self.vfs.open_at(None, self.creds, src, OpenOptions(F.O_RDONLY))
+        try:
+            fout = self.vfs.open_at(
+                None,
+                self.creds,
+                dst,
+                OpenOptions(F.O_WRONLY | F.O_CREAT | F.O_EXCL, perm),
+            )
+            try:
+                while data := fin.read(None, 1 << 16):  # type: ignore[arg-type]
+                    fout.write(None, data)  # type: ignore[arg-type]
+            finally:
+                fout.dec_ref()
+        finally:
+            fin.dec_ref()
 
     # Masked and read-only paths.
 

@@ -10,6 +10,7 @@ import pytest
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import mount as MS
+from pkg.abi.linux.stat import STATX_MODE, STATX_UID
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions, TmpfsType
@@ -17,7 +18,7 @@ from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.filesystem import GetFilesystemOptions
-from pkg.sentry.vfs.options import MkdirOptions, OpenOptions
+from pkg.sentry.vfs.options import MkdirOptions, OpenOptions, SetStatOptions
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.vfs import VirtualFilesystem
 from runsc.boot import mounts
@@ -204,3 +205,32 @@ def test_readonly_paths(env):
     # What is mounted below stays as it was (runc remounts only the top).
     env.write(b"/conf/sub/w", b"w")
     assert env.read(b"/conf/sub/w") == b"w"
+
+
+def test_tmpcopyup(env):
+    env.mkdir(b"/run")
+    env.mkdir(b"/run/lock")
+    env.vfs.setstat_at(
+        None,
+        env.creds,
+        env.pop(b"/run/lock"),
+        SetStatOptions(mask=STATX_MODE | STATX_UID, mode=0o1777, uid=7),
+    )
+    env.write(b"/run/lock/f", b"data")
+    env.vfs.symlink_at(None, env.creds, env.pop(b"/run/link"), b"lock/f")
+    env.mounter.apply(
+        [{"destination": "/run", "type": "tmpfs", "options": ["tmpcopyup"]}],
+        [],
+        False,
+    )
+    assert env.read(b"/run/link") == b"data"
+    # Modes and owners are kept, the covered directory's for the tmpfs's.
+    assert S.S_IMODE(env.stat(b"/run").mode) == 0o755
+    lock = env.stat(b"/run/lock")
+    assert (S.S_IMODE(lock.mode), lock.uid) == (0o1777, 7)
+    env.write(b"/run/lock/f", b"changed", 0)
+    assert env.read(b"/run/lock/f") == b"changed"
+    assert not env.mounter.warnings
+    # The copy is in the tmpfs: the covered directory kept its file.
+    env.vfs.umount_at(None, env.creds, env.pop(b"/run"), 0, env.ns)
+    assert env.read(b"/run/lock/f") == b"data"

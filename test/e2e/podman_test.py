@@ -343,3 +343,51 @@ def test_kill_signal(podman: Podman) -> None:
         finally:
             podman("rm", "--force", cid, check=False)
     assert codes == ["137"] * len(codes)
+
+
+@pytest.mark.parametrize(
+    ("options", "script", "want"),
+    [
+        (
+            ["--read-only"],
+            "touch /x 2>/dev/null || echo ro; touch /tmp/x /run/x && ls -A /run",
+            "ro\nlock\nmount\nx\n",
+        ),
+        (
+            ["--tmpfs", "/scratch:size=1m,mode=700"],
+            "stat -c %a /scratch; touch /scratch/a && echo ok",
+            "700\nok\n",
+        ),
+        (
+            ["--cap-drop", "all", "--user", "1000:1000", "--group-add", "44"],
+            "id -u; id -G; touch /x 2>/dev/null || echo denied",
+            "1000\n1000 44\ndenied\n",
+        ),
+        (["--hostname", "pm-host"], "hostname", "pm-host\n"),
+        (
+            ["--security-opt", "seccomp=unconfined", "--privileged=false"],
+            "echo fine",
+            "fine\n",
+        ),
+    ],
+    ids=["read-only", "tmpfs", "user-caps", "hostname", "seccomp-unconfined"],
+)
+def test_options_like_runc(
+    podman: Podman, options: list[str], script: str, want: str
+) -> None:
+    image = _image(podman, DEBIAN)
+    (p, *_) = _both(podman, *options, image, "sh", "-c", script)
+    assert (p.returncode, p.stdout) == (0, want), p.stderr
+
+
+def test_volume_like_runc(podman: Podman) -> None:
+    vol = tempfile.mkdtemp(prefix="rsc-pm-vol-", dir="/var/tmp")
+    try:
+        with open(os.path.join(vol, "f"), "w") as f:
+            f.write("from the host\n")
+        script = "cat /data/f; touch /data/g 2>/dev/null || echo ro"
+        (p, *_) = _both(podman, "-v", f"{vol}:/data:ro", BUSYBOX, "sh", "-c", script)
+        assert p.stdout == "from the host\nro\n", p.stderr
+        assert os.listdir(vol) == ["f"]
+    finally:
+        shutil.rmtree(vol, ignore_errors=True)
