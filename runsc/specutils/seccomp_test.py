@@ -237,3 +237,15 @@ def test_podman_default_profile():
     assert run(prog, N.SYS_personality, 8) == ALLOW
     assert run(prog, N.SYS_personality, 3) == err(errno.ENOSYS)
     assert run(prog, N.SYS_add_key) == err(errno.ENOSYS)
+
+
+def test_other_architectures_names_are_expected():
+    prog = seccomp.compile_profile(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["chown32", "getpid"], "action": "SCMP_ACT_KILL"}],
+        }
+    )
+    assert prog.warnings == ()
+    assert run(prog, N.SYS_getpid) == SC.SECCOMP_RET_KILL_THREAD
