@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from pkg.abi.linux.stat import Statx
     from pkg.sentry.vfs.dirent import Dirent
     from pkg.sentry.vfs.file_description import FileDescription
-    from pkg.sentry.vfs.mount import MountNamespace
+    from pkg.sentry.vfs.mount import Mount, MountNamespace
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 log = logging.getLogger(__name__)
@@ -498,9 +498,11 @@ class SpecMounter:
                 continue
             try:
                 if vd.dentry.is_dir():
-                    self._mount_fs(path, "tmpfs", "tmpfs", MS.MS_RDONLY, [], 0o755)
+                    mask = self._mount_fs(
+                        path, "tmpfs", "tmpfs", MS.MS_RDONLY, [], 0o755
+                    ).mount
                 else:
-                    self.vfs.bind_at(
+                    mask = self.vfs.bind_at(
                         None,
                         self.creds,
                         self._null_device(),
@@ -510,7 +512,19 @@ class SpecMounter:
                     )
             except SyscallError as e:
                 raise MountError(f"masking {path}: {e}") from None
+            self._check_covered(path, mask, "masked")
             log.info("boot: %s masked", path)
+
+    def _check_covered(self, path: str, mnt: Mount, what: str) -> None:
+        """Fails unless path now resolves into mnt: a filesystem that made
+        a new dentry for each lookup would lose the mount point, and the
+        path would show through (fail closed)."""
+        vd = self._lookup(path)
+        if vd is None or vd.mount is not mnt:
+            raise MountError(
+                f"{path} could not be {what}: its filesystem does not keep the "
+                "mount point"
+            )
 
     def make_read_only(self, paths: Sequence[str]) -> None:
         """Makes paths read-only (linux.readonlyPaths): each is bound onto
@@ -525,7 +539,7 @@ class SpecMounter:
             if vd is None:
                 continue
             try:
-                self.vfs.bind_at(
+                mnt = self.vfs.bind_at(
                     None,
                     self.creds,
                     vd,
@@ -535,4 +549,5 @@ class SpecMounter:
                 )
             except SyscallError as e:
                 raise MountError(f"making {path} read-only: {e}") from None
+            self._check_covered(path, mnt, "made read-only")
             log.info("boot: %s read-only", path)
