@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pkg.abi.linux import errno
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
+from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
 from pkg.sentry.kernel.credentials import Credentials, root_credentials
@@ -41,6 +44,7 @@ from runsc.boot.mounts import SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
 from runsc.specutils.seccomp import Program
+from runsc.specutils.spec import env_path
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,10 @@ def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
     if config.platform == "ptrace":
         return PtracePlatform(mf.fd)
     raise ValueError(f"unknown platform {config.platform!r}")
+
+
+class ExecutableNotFound(Exception):
+    """ExecutableNotFound: a process's executable is not in its PATH."""
 
 
 class Sandbox:
@@ -174,15 +182,18 @@ class Sandbox:
             opened.append(f)
             return f
 
+        executable = spec.executable
+        if "/" not in executable:
+            executable = self._search_path(executable, spec.env, open_exec)
         fds = FDTable()
         for i, host_fd in enumerate(spec.stdio):
             fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
             t = kernel.create_init_process(
-                exec_file=open_exec(os.fsencode(spec.executable)),
+                exec_file=open_exec(os.fsencode(executable)),
                 argv=[a.encode() for a in spec.argv],
                 envv=[e.encode() for e in spec.env],
-                filename=os.fsencode(spec.executable),
+                filename=os.fsencode(executable),
                 fd_table=fds,
                 root=root,
                 cwd=cwd,
@@ -205,6 +216,30 @@ class Sandbox:
             t.seccomp_filter = self.seccomp
             t.seccomp_mode = SC.SECCOMP_MODE_FILTER
         return t
+
+    @staticmethod
+    def _search_path(
+        name: str, env: list[str], open_exec: Callable[[bytes], ExecutableFile]
+    ) -> str:
+        """Searches the process's PATH for name, as execvp does (runsc
+        leaves this to the sandbox when the spec's mounts may hold it).
+
+        Raises:
+            ExecutableNotFound: with runc's wording, which container clients
+                turn into exit status 127 (126 for permission denied).
+        """
+        denied = False
+        for d in env_path(env).split(":"):
+            path = posixpath.join(d or ".", name)
+            try:
+                open_exec(os.fsencode(path))
+            except SyscallError as e:
+                denied = denied or e.errno in (errno.EACCES, errno.EPERM)
+                continue
+            return path
+        if denied:
+            raise ExecutableNotFound(f'exec: "{name}": permission denied')
+        raise ExecutableNotFound(f'exec: "{name}": executable file not found in $PATH')
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
