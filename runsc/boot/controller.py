@@ -28,14 +28,13 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.errors import ControlError
 from pkg.sentry.kernel.credentials import Credentials
-from pkg.sentry.kernel.kernel import Kernel
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.kernel.thread_group import ThreadGroup
-from runsc.boot.sandbox import ExecutableNotFound, ProcessSpec, Sandbox
+from runsc.boot.sandbox import ExecutableNotFound, ProcessSpec, Sandbox, init_drops
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +88,6 @@ def process_spec(p: pb.Process, stdio: list[int]) -> ProcessSpec:
         limits=limits_from(list(p.rlimits)),
         umask=p.umask,
     )
-
-
-def init_drops(kernel: Kernel, tg: ThreadGroup, signo: int) -> bool:
-    """Reports whether the container's init drops a signal sent from
-    outside its PID namespace: as on Linux, init only gets the signals it
-    has a handler for, and SIGKILL and SIGSTOP (which are forced from an
-    ancestor namespace). So `podman stop` of an init that does not handle
-    SIGTERM waits for its timeout and kills, as with runc.
-
-    Signals that processes of the container send to their init are the
-    kernel's business (pkg/sentry/kernel/task_signals.py)."""
-    if tg is not kernel.init_tg or signo in (S.SIGKILL, S.SIGSTOP):
-        return False
-    with tg.signal_handlers.mu:
-        return tg.signal_handlers.actions[signo].handler == S.SIG_DFL
 
 
 def _terminates(signo: int) -> bool:

@@ -269,7 +269,9 @@ class Container:
         _set_oom_score_adj(self.proc.pid, spec["process"].get("oomScoreAdj"))
 
         spec_hooks = spec.get("hooks", {})
-        oci = self.state.oci_state(CREATED)
+        # The status runc gives these hooks: the container is not created
+        # until they have succeeded.
+        oci = self.state.oci_state(CREATING)
         try:
             for kind in ("prestart", "createRuntime"):
                 hooks.run_hooks(kind, spec_hooks.get(kind, []), oci)
@@ -311,7 +313,9 @@ class Container:
                 hooks.run_hooks(
                     "poststart",
                     self.spec().get("hooks", {}).get("poststart", []),
-                    self.state.oci_state(RUNNING),
+                    # runc's poststart hooks see the status from before the
+                    # start; clients compare with runc.
+                    self.state.oci_state(CREATED),
                 )
             except hooks.HookError as e:
                 log.warning("container: %s", e)

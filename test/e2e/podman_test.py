@@ -15,6 +15,8 @@ command under both runtimes gives the same exit status and output.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -391,3 +393,43 @@ def test_volume_like_runc(podman: Podman) -> None:
         assert os.listdir(vol) == ["f"]
     finally:
         shutil.rmtree(vol, ignore_errors=True)
+
+
+def test_oci_hooks_from_podman(podman: Podman) -> None:
+    # podman's hooks directory: each stage's hook appends the state it reads
+    # on stdin to a file, under runsc and under runc alike.
+    hooks = os.path.join(podman.tmp, "hooks")
+    os.makedirs(hooks, exist_ok=True)
+    out = os.path.join(podman.tmp, "hook-out")
+    stages = ["prestart", "createRuntime", "poststart", "poststop"]
+    for stage in stages:
+        with open(os.path.join(hooks, f"{stage}.json"), "w") as f:
+            json.dump(
+                {
+                    "version": "1.0.0",
+                    "hook": {
+                        "path": "/bin/sh",
+                        "args": ["sh", "-c", f"(echo {stage}; cat; echo) >> {out}"],
+                    },
+                    "when": {"always": True},
+                    "stages": [stage],
+                },
+                f,
+            )
+    seen = []
+    for rt in podman.runtimes():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out)
+        p = podman(
+            "--hooks-dir", hooks, *podman.run_args("--rm", BUSYBOX, "true", runtime=rt)
+        )
+        assert p.returncode == 0
+        with open(out) as f:
+            lines = f.read().splitlines()
+        names = [ln for ln in lines if ln in stages]
+        states = [json.loads(ln) for ln in lines if ln.startswith("{")]
+        assert len(states) == len(names)
+        assert all(s["id"] and s["bundle"] for s in states), states
+        seen.append((names, [s["status"] for s in states]))
+    assert seen[0][0] == stages, seen
+    assert seen == [seen[0]] * len(seen), seen
