@@ -138,7 +138,14 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
         "destination": "/dev/pts",
         "type": "devpts",
         "source": "devpts",
-        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        "options": [
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ],
     },
     {
         "destination": "/dev/shm",

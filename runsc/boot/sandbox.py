@@ -26,6 +26,7 @@ from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
+from pkg.sentry.fsimpl.host.tty import host_tty
 from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
@@ -239,6 +240,15 @@ class Sandbox:
             # checked). The task runs no code yet: no lock is needed.
             t.seccomp_filter = self.seccomp
             t.seccomp_mode = SC.SECCOMP_MODE_FILTER
+        if spec.stdio and os.isatty(spec.stdio[0]):
+            # The terminal the process was started on is its session's
+            # controlling terminal (/dev/tty, job control), with the process
+            # in the foreground.
+            tty = host_tty(kernel, spec.stdio[0], HostFile)
+            with kernel.tasks.mu:
+                pg = t.tg.process_group
+                if pg is not None and pg.session.tty is None and tty.is_free_locked():
+                    tty.attach_locked(pg.session, pg)
         return t
 
     @staticmethod
@@ -269,6 +279,19 @@ class Sandbox:
         """Starts running a process made by create_process."""
         log.info("boot: starting pid %d: %s", t.tid, t.name)
         self.kernel.start_task(t)
+
+    def signal_foreground(self, signo: int) -> bool:
+        """Sends a terminal's signal (from the host terminal: ^C, a window
+        change) to the foreground group of init's controlling terminal;
+        returns False if it has none."""
+        tg = self.kernel.init_tg
+        if tg is None:
+            return False
+        with self.kernel.tasks.mu:
+            pg = tg.process_group
+            tty = pg.session.tty if pg is not None else None
+        signal = getattr(tty, "signal_foreground", None)
+        return bool(signal is not None and signal(signo))
 
     def signal_init(self, signo: int) -> None:
         """Sends a signal from the host to the container's init."""

@@ -7,10 +7,12 @@ a gofer (tests of the sentry alone) it is the host's root served read-only
 by hostfs. On top of it the spec's mounts and the default ones (mounts.py):
 
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
-  stdio links; /dev/pts and /dev/shm (a tmpfs of its own);
+  stdio links, /dev/ptmx; /dev/pts (devpts) and /dev/shm (a tmpfs of its
+  own);
 - /tmp: a tmpfs;
-- /proc and /sys: procfs and sysfs where the sentry registers them,
-  otherwise empty read-only tmpfs, so that nothing shows through them.
+- /proc: procfs; /sys: sysfs, read-only as container runtimes mount it
+  (an empty read-only tmpfs for a type the sentry lacks, so that nothing
+  shows through).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
+from pkg.sentry.fsimpl.devpts.devpts import DevptsType
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
+from pkg.sentry.fsimpl.proc.proc import ProcType
+from pkg.sentry.fsimpl.sys.sys import SysType
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsType
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -64,6 +69,21 @@ def register_filesystems(kernel: Kernel) -> None:
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type("hostfs", HostfsType(kernel.mf))
+    vfs.register_filesystem_type(
+        "proc",
+        ProcType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "devpts",
+        DevptsType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "sysfs",
+        SysType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
     rootfs.register_filesystems(vfs, kernel.mf)
     memdev.register(vfs)
 

@@ -64,6 +64,11 @@ class ExecFile:
         """Returns the file size."""
         raise NotImplementedError
 
+    def identity(self) -> tuple[int, int, str] | None:
+        """Returns (device, inode, path) that /proc/pid/maps shows for the
+        file's segments, or None for a file with no name."""
+        return None
+
 
 class BytesFile(ExecFile):
     """BytesFile serves an executable held in memory."""
