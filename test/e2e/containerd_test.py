@@ -149,7 +149,8 @@ def ctr() -> Iterator[Ctr]:
         shutil.rmtree(f"/run/containerd/runc/{c.namespace}", ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     assert leftovers == [], "sandbox processes outlived their containers"
-    assert not procs.alive(daemon.pid)
+    # Reaped by stop (its pid may be reused already on a busy machine).
+    assert daemon.proc.poll() is not None
 
 
 def test_run_output_and_exit_status(ctr: Ctr) -> None:
