@@ -34,7 +34,7 @@ from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.kernel.thread_group import ThreadGroup
-from runsc.boot.sandbox import ExecutableNotFound, ProcessSpec, Sandbox, init_drops
+from runsc.boot.sandbox import ExecutableNotFound, ProcessSpec, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,9 @@ class Controller:
         if not tgs:
             raise ControlError(f"no process {req.pid}", errno.ESRCH)
         for tg in tgs:
-            if not init_drops(self.kernel, tg, signo):
-                send_to_thread_group(tg, info)
+            # As from a process outside the container (no sender pid in it):
+            # init only gets what it handles, and SIGKILL and SIGSTOP.
+            send_to_thread_group(tg, info)
         return pb.SignalResponse()
 
     def _targets(self, req: pb.SignalRequest) -> list[ThreadGroup]:

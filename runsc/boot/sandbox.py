@@ -35,7 +35,6 @@ from pkg.sentry.kernel.seccomp import SeccompFilter, compile_filter
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
-from pkg.sentry.kernel.thread_group import ThreadGroup
 from pkg.sentry.pgalloc.memory_file import MemoryFile
 from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -73,29 +72,6 @@ def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
     if config.platform == "ptrace":
         return PtracePlatform(mf.fd)
     raise ValueError(f"unknown platform {config.platform!r}")
-
-
-def init_drops(kernel: Kernel, tg: ThreadGroup, signo: int) -> bool:
-    """Reports whether the container's init drops a signal sent from
-    outside its PID namespace: as on Linux, init only gets the signals it
-    has a handler for, and SIGKILL and SIGSTOP (which are forced from an
-    ancestor namespace). So `podman stop` of an init that does not handle
-    SIGTERM waits for its timeout and kills, as with runc.
-
-    Signals that processes of the container send to their init are the
-    kernel's business (pkg/sentry/kernel/task_signals.py); so is skipping
-    the default action of a blocked signal once init unblocks it.
-    TODO(#4): SIGNAL_UNKILLABLE in the kernel, which would replace this."""
-    if tg is not kernel.init_tg or signo in (S.SIGKILL, S.SIGSTOP):
-        return False
-    with tg.signal_handlers.mu:
-        if tg.signal_handlers.actions[signo].handler != S.SIG_DFL or not tg.tasks:
-            return False
-        # A blocked signal is never dropped: a handler may be set by the
-        # time it is unblocked, or a signalfd may read it.
-        receiver = tg.leader if tg.leader in tg.tasks else tg.tasks[0]
-        bit = S.sigmask(signo)
-        return not (receiver.signal_mask | receiver.real_blocked) & bit
 
 
 class ExecutableNotFound(Exception):
@@ -298,8 +274,8 @@ class Sandbox:
         tg = self.kernel.init_tg
         if tg is None:
             return
-        if init_drops(self.kernel, tg, signo):
-            return
+        # From outside the container: init drops it unless it handles it or
+        # it is SIGKILL or SIGSTOP (the kernel's SIGNAL_UNKILLABLE).
         send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
 
     def wait(self, timeout: float | None = None) -> int | None:

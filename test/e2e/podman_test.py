@@ -433,3 +433,21 @@ def test_oci_hooks_from_podman(podman: Podman) -> None:
         seen.append((names, [s["status"] for s in states]))
     assert seen[0][0] == stages, seen
     assert seen == [seen[0]] * len(seen), seen
+
+
+def test_init_ignores_signals_from_inside(podman: Podman) -> None:
+    # pid 1 drops the signals it has no handler for, SIGKILL included, when
+    # they come from inside its container.
+    got = []
+    for rt in podman.runtimes():
+        cid = podman(*podman.run_args("-d", BUSYBOX, "sleep", "1000", runtime=rt))
+        cid = cid.stdout.strip()
+        try:
+            p = podman("exec", cid, "sh", "-c", "kill -TERM 1; kill -KILL 1; echo $?")
+            time.sleep(0.5)
+            state = podman("inspect", "--format", "{{.State.Status}}", cid)
+            got.append((p.stdout, state.stdout.strip()))
+        finally:
+            podman("rm", "--force", "-t", "0", cid, check=False)
+    assert got[0] == ("0\n", "running"), got
+    assert got == [got[0]] * len(got)
