@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pkg.abi.linux import errno
 from pkg.abi.linux import ioctl as I
 from pkg.errors.syscall_error import SyscallError
-from pkg.gofer.spec import gofer_mounts
 from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.server import Server
 from runsc import log as runsc_log
@@ -48,6 +47,7 @@ from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.boot.syscalls import set_name
 from runsc.config import Config
 from runsc.sandbox.launch import READY_LINE, wait_status_to_exit_code
+from runsc.specutils import seccomp as seccomp_profile
 from runsc.specutils import spec as specutils
 
 log = logging.getLogger(__name__)
@@ -161,14 +161,23 @@ def boot(config: Config, args: BootArgs) -> int:
             confine.pivot_to_new_root(specutils.root_path(spec, args.bundle))
         confine.drop_capabilities()
 
+        hostname, domainname = specutils.uts_names(spec)
+        app_seccomp = (spec.get("linux") or {}).get("seccomp")
         sandbox = Sandbox(
             config,
             None if args.gofer_fds else confine.ROOTFS_DIR,
-            hostname=spec.get("hostname") or "localhost",
-            domainname=spec.get("domainname", ""),
+            hostname=hostname,
+            domainname=domainname,
+            seccomp=(
+                None
+                if app_seccomp is None
+                else seccomp_profile.compile_profile(app_seccomp)
+            ),
             gofer_fds=args.gofer_fds,
-            gofer_mounts=gofer_mounts(spec),
+            mounts=spec.get("mounts") or [],
             root_read_only=bool((spec.get("root") or {}).get("readonly")),
+            masked_paths=(spec.get("linux") or {}).get("maskedPaths") or [],
+            readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
         )
         init_spec = _init_spec(spec, args)
         try:

@@ -34,7 +34,7 @@ from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_exit import wait_status_signaled
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.kernel.thread_group import ThreadGroup
-from runsc.boot.sandbox import ProcessSpec, Sandbox
+from runsc.boot.sandbox import ExecutableNotFound, ProcessSpec, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,8 @@ class Controller:
                 t = self.sandbox.create_process(spec)
             except SyscallError as e:
                 raise ControlError(f"exec {spec.executable}: {e}", e.errno) from None
+            except ExecutableNotFound as e:
+                raise ControlError(str(e), errno.ENOENT) from None
             with self._mu:
                 self._exec_tgs[t.tg.tgid] = t.tg
             self.sandbox.start_process(t)
@@ -227,6 +229,8 @@ class Controller:
         if not tgs:
             raise ControlError(f"no process {req.pid}", errno.ESRCH)
         for tg in tgs:
+            # As from a process outside the container (no sender pid in it):
+            # init only gets what it handles, and SIGKILL and SIGSTOP.
             send_to_thread_group(tg, info)
         return pb.SignalResponse()
 

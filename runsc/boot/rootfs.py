@@ -143,40 +143,56 @@ def mount_submounts(
     Raises:
         SyscallError: a mount point cannot be made or used.
     """
-    creds = root_credentials()
-    root = VirtualDentry(ns.root, ns.root.root)
     for m, conn in zip(mounts, conns, strict=True):
         read_only = "ro" in (m.get("options") or [])
-        fs, fs_root = _filesystem(
-            vfs, conn, overlay and not read_only, m.get("source", "")
-        )
-        dest = os.fsencode(m["destination"])
-        _make_mount_point(vfs, creds, root, dest, fs_root.is_dir())
-        vd = vfs.get_dentry_at(
-            None,
-            creds,
-            PathOperation(root=root, start=root, path=dest, follow=True),
-            GetDentryOptions(),
-        )
-        mnt = Mount(
-            vfs, fs, fs_root, MS.MS_RDONLY if read_only else 0, m.get("source", "")
-        )
-        vfs.connect_mount(mnt, vd)
-        log.info(
-            "boot: %s mounted from the gofer%s",
-            m["destination"],
-            " (ro)" if read_only else "",
-        )
+        mount_gofer(vfs, ns, m, conn, overlay, MS.MS_RDONLY if read_only else 0)
 
 
-def _make_mount_point(
+def mount_gofer(
+    vfs: VirtualFilesystem,
+    ns: MountNamespace,
+    m: dict[str, Any],
+    conn: socket.socket,
+    overlay: bool,
+    flags: int = 0,
+) -> None:
+    """Mounts one gofer mount of the spec on its connection, with the
+    per-mount MS_* flags given (MS_RDONLY for a read-only one, which never
+    gets an overlay).
+
+    Raises:
+        SyscallError: the mount point cannot be made or used.
+    """
+    creds = root_credentials()
+    root = VirtualDentry(ns.root, ns.root.root)
+    read_only = bool(flags & MS.MS_RDONLY)
+    fs, fs_root = _filesystem(vfs, conn, overlay and not read_only, m.get("source", ""))
+    dest = os.fsencode(m["destination"])
+    make_mount_point(vfs, creds, root, dest, fs_root.is_dir())
+    vd = vfs.get_dentry_at(
+        None,
+        creds,
+        PathOperation(root=root, start=root, path=dest, follow=True),
+        GetDentryOptions(),
+    )
+    mnt = Mount(vfs, fs, fs_root, flags, m.get("source", ""))
+    vfs.connect_mount(mnt, vd)
+    log.info(
+        "boot: %s mounted from the gofer%s",
+        m["destination"],
+        " (ro)" if read_only else "",
+    )
+
+
+def make_mount_point(
     vfs: VirtualFilesystem,
     creds: Credentials,
     root: VirtualDentry,
     path: bytes,
     is_dir: bool,
 ) -> None:
-    """Makes path (and its missing parents) unless it exists."""
+    """Makes path (and its missing parents) unless it exists: a directory,
+    or an empty file if not is_dir."""
     comps = [c for c in path.split(b"/") if c]
     for i in range(len(comps)):
         sub = b"/" + b"/".join(comps[: i + 1])

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pkg.abi.linux import errno
 from pkg.abi.linux import mount as MS
+from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
+from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
 from pkg.sentry.fsimpl.host.tty import host_tty
@@ -27,6 +31,7 @@ from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.seccomp import SeccompFilter, compile_filter
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
@@ -36,8 +41,11 @@ from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
 from runsc.boot import rootfs
+from runsc.boot.mounts import SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
+from runsc.specutils.seccomp import Program
+from runsc.specutils.spec import env_path
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,10 @@ def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
     raise ValueError(f"unknown platform {config.platform!r}")
 
 
+class ExecutableNotFound(Exception):
+    """ExecutableNotFound: a process's executable is not in its PATH."""
+
+
 class Sandbox:
     """Sandbox owns the MemoryFile, the platform, the kernel and its mount
     namespace.
@@ -81,9 +93,17 @@ class Sandbox:
         domainname: the sandbox's NIS domain name.
         gofer_fds: the sentry's ends of the gofer connections: the root's,
             then one per mount of gofer_mounts; the sandbox owns them.
-        gofer_mounts: the spec's gofer mounts (pkg.gofer.spec.gofer_mounts).
+        mounts: the spec's mounts, in order; its gofer mounts
+            (pkg.gofer.spec.gofer_mounts) take gofer_fds[1:] in order.
         root_read_only: the container's root is read-only (the spec's
             root.readonly), overlay or not.
+        masked_paths: the spec's linux.maskedPaths.
+        readonly_paths: the spec's linux.readonlyPaths.
+        seccomp: the spec's linux.seccomp, compiled: the filter every
+            process of the container starts with.
+
+    Raises:
+        MountError: a mount, mask or read-only path cannot be applied.
     """
 
     def __init__(
@@ -93,10 +113,20 @@ class Sandbox:
         hostname: str = "localhost",
         domainname: str = "",
         gofer_fds: Sequence[int] = (),
-        gofer_mounts: Sequence[dict[str, Any]] = (),
+        mounts: Sequence[dict[str, Any]] = (),
         root_read_only: bool = False,
+        masked_paths: Sequence[str] = (),
+        readonly_paths: Sequence[str] = (),
+        seccomp: Program | None = None,
     ) -> None:
         self.config = config
+        self.seccomp: SeccompFilter | None = None
+        if seccomp is not None:
+            self.seccomp = SeccompFilter(
+                compile_filter(seccomp.bpf),
+                None,
+                bool(seccomp.flags & SC.SECCOMP_FILTER_FLAG_LOG),
+            )
         self.mf = MemoryFile()
         self.platform = new_platform(config, self.mf)
         try:
@@ -114,22 +144,21 @@ class Sandbox:
                 build_table(),
             )
             register_filesystems(self.kernel)
-            if gofer_fds:
-                overlay_root, overlay_all = rootfs.parse_overlay2(config.overlay2)
-                conns = [socket.socket(fileno=fd) for fd in gofer_fds]
-                self.mount_ns = mount_root(self.kernel, conns[0], overlay_root)
-                rootfs.mount_submounts(
-                    self.kernel.vfs,
-                    self.mount_ns,
-                    list(gofer_mounts),
-                    conns[1:],
-                    overlay_all,
-                )
-                if root_read_only:
-                    # After the mount points are made.
-                    self.mount_ns.root.flags |= MS.MS_RDONLY
-            else:
-                self.mount_ns = mount_root(self.kernel, host_root=root or "/")
+            overlay_root, overlay_all = rootfs.parse_overlay2(config.overlay2)
+            self.mount_ns = mount_root(
+                self.kernel,
+                [socket.socket(fileno=fd) for fd in gofer_fds],
+                overlay_root,
+                host_root=root or "/",
+                spec_mounts=mounts,
+                overlay_submounts=overlay_all,
+            )
+            mounter = SpecMounter(self.kernel.vfs, self.mount_ns, lambda _vd: None)
+            mounter.mask(masked_paths)
+            mounter.make_read_only(readonly_paths)
+            if root_read_only:
+                # After the mount points are made.
+                self.mount_ns.root.flags |= MS.MS_RDONLY
         except BaseException:
             self.platform.close()
             raise
@@ -155,15 +184,18 @@ class Sandbox:
             opened.append(f)
             return f
 
+        executable = spec.executable
+        if "/" not in executable:
+            executable = self._search_path(executable, spec.env, open_exec)
         fds = FDTable()
         for i, host_fd in enumerate(spec.stdio):
             fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
             t = kernel.create_init_process(
-                exec_file=open_exec(os.fsencode(spec.executable)),
+                exec_file=open_exec(os.fsencode(executable)),
                 argv=[a.encode() for a in spec.argv],
                 envv=[e.encode() for e in spec.env],
-                filename=os.fsencode(spec.executable),
+                filename=os.fsencode(executable),
                 fd_table=fds,
                 root=root,
                 cwd=cwd,
@@ -178,6 +210,13 @@ class Sandbox:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if self.seccomp is not None:
+            # runc installs it just before the execve of the process; the
+            # sentry loads the executable itself, so the filter applies from
+            # the first instruction (an execve the profile forbids is not
+            # checked). The task runs no code yet: no lock is needed.
+            t.seccomp_filter = self.seccomp
+            t.seccomp_mode = SC.SECCOMP_MODE_FILTER
         if spec.stdio and os.isatty(spec.stdio[0]):
             # The terminal the process was started on is its session's
             # controlling terminal (/dev/tty, job control), with the process
@@ -188,6 +227,30 @@ class Sandbox:
                 if pg is not None and pg.session.tty is None and tty.is_free_locked():
                     tty.attach_locked(pg.session, pg)
         return t
+
+    @staticmethod
+    def _search_path(
+        name: str, env: list[str], open_exec: Callable[[bytes], ExecutableFile]
+    ) -> str:
+        """Searches the process's PATH for name, as execvp does (runsc
+        leaves this to the sandbox when the spec's mounts may hold it).
+
+        Raises:
+            ExecutableNotFound: with runc's wording, which container clients
+                turn into exit status 127 (126 for permission denied).
+        """
+        denied = False
+        for d in env_path(env).split(":"):
+            path = posixpath.join(d or ".", name)
+            try:
+                open_exec(os.fsencode(path))
+            except SyscallError as e:
+                denied = denied or e.errno in (errno.EACCES, errno.EPERM)
+                continue
+            return path
+        if denied:
+            raise ExecutableNotFound(f'exec: "{name}": permission denied')
+        raise ExecutableNotFound(f'exec: "{name}": executable file not found in $PATH')
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
@@ -208,10 +271,13 @@ class Sandbox:
         return bool(signal is not None and signal(signo))
 
     def signal_init(self, signo: int) -> None:
-        """Sends a signal to the container's init."""
+        """Sends a signal from the host to the container's init."""
         tg = self.kernel.init_tg
-        if tg is not None:
-            send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
+        if tg is None:
+            return
+        # From outside the container: init drops it unless it handles it or
+        # it is SIGKILL or SIGSTOP (the kernel's SIGNAL_UNKILLABLE).
+        send_to_thread_group(tg, SignalInfo(signo=signo, code=S.SI_USER))
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Waits for init to exit and every task to go; returns init's wait

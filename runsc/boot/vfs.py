@@ -4,14 +4,15 @@
 The root is the container's files served by the gofer, under an overlay
 whose upper layer is in memory unless --overlay2=none (rootfs.py); without
 a gofer (tests of the sentry alone) it is the host's root served read-only
-by hostfs. On top of it:
+by hostfs. On top of it the spec's mounts and the default ones (mounts.py):
 
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
-  stdio links, /dev/ptmx, /dev/pts (devpts) and /dev/shm (a tmpfs of its
+  stdio links, /dev/ptmx; /dev/pts (devpts) and /dev/shm (a tmpfs of its
   own);
 - /tmp: a tmpfs;
-- /proc: procfs;
-- /sys: sysfs, read-only as container runtimes mount it.
+- /proc: procfs; /sys: sysfs, read-only as container runtimes mount it
+  (an empty read-only tmpfs for a type the sentry lacks, so that nothing
+  shows through).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
@@ -29,7 +31,7 @@ from pkg.sentry.fsimpl.devpts.devpts import DevptsType
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
 from pkg.sentry.fsimpl.proc.proc import ProcType
 from pkg.sentry.fsimpl.sys.sys import SysType
-from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions, TmpfsType
+from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsType
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.filesystem import (
@@ -38,7 +40,7 @@ from pkg.sentry.vfs.filesystem import (
 )
 from pkg.sentry.vfs.options import GetDentryOptions, MkdirOptions, MknodOptions
 from pkg.sentry.vfs.resolving_path import PathOperation
-from runsc.boot import rootfs
+from runsc.boot import mounts, rootfs
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -90,22 +92,6 @@ def _here(vd: VirtualDentry, path: bytes) -> PathOperation:
     return PathOperation(root=vd, start=vd, path=path, follow=False)
 
 
-def _mount_tmpfs(
-    vfs: VirtualFilesystem,
-    creds: Credentials,
-    root: VirtualDentry,
-    path: bytes,
-    mode: int,
-    flags: int = 0,
-    data: str = "",
-) -> VirtualDentry:
-    opts = GetFilesystemOptions(
-        source="tmpfs", flags=flags, data=data, internal=TmpfsOptions(root_mode=mode)
-    )
-    mnt = vfs.mount_at(None, creds, _here(root, path), "tmpfs", opts)
-    return VirtualDentry(mnt, mnt.root)
-
-
 def _populate_dev(
     vfs: VirtualFilesystem, creds: Credentials, dev: VirtualDentry
 ) -> None:
@@ -120,39 +106,37 @@ def _populate_dev(
     vfs.mkdir_at(None, creds, _here(dev, b"shm"), MkdirOptions(0o1777))
 
 
-def _exists(
-    vfs: VirtualFilesystem, creds: Credentials, root: VirtualDentry, path: bytes
-) -> bool:
-    try:
-        vd = vfs.get_dentry_at(None, creds, _here(root, path), GetDentryOptions())
-    except SyscallError:
-        return False
-    return vd.dentry.is_dir()
-
-
 def mount_root(
     kernel: Kernel,
-    gofer_conn: socket.socket | None = None,
+    gofer_conns: Sequence[socket.socket] = (),
     overlay: bool = True,
     host_root: str = "/",
+    spec_mounts: Sequence[dict[str, Any]] = (),
+    overlay_submounts: bool = False,
 ) -> MountNamespace:
-    """Builds the sandbox's mount namespace: the container's root and the
-    sentry's own mounts on it.
+    """Builds the sandbox's mount namespace: the container's root, the
+    spec's mounts and the sandbox's default ones (mounts.py).
 
     Args:
         kernel: the kernel.
-        gofer_conn: the sentry's end of the root's gofer connection: the
+        gofer_conns: the sentry's ends of the gofer connections, the root's
+            first, then one per gofer mount of spec_mounts in order: the
             root is the gofer's files, under an overlay in memory unless
-            overlay is False (runsc/boot/rootfs.py). Without one the root is
+            overlay is False (runsc/boot/rootfs.py). Without any, the root is
             host_root, read-only, through hostfs, which opens host paths by
             name: for tests that run the sentry without a gofer.
         overlay: put the overlay on the gofer root.
         host_root: hostfs's root.
+        spec_mounts: the spec's mounts.
+        overlay_submounts: put an overlay on writable gofer mounts too.
+
+    Raises:
+        MountError: a mount of the spec cannot be applied.
     """
     vfs = kernel.vfs
     creds = root_credentials()
-    if gofer_conn is not None:
-        ns = rootfs.new_root_namespace(vfs, gofer_conn, overlay)
+    if gofer_conns:
+        ns = rootfs.new_root_namespace(vfs, gofer_conns[0], overlay)
     else:
         ns = vfs.new_mount_namespace(
             creds,
@@ -161,46 +145,13 @@ def mount_root(
                 source=host_root, flags=MS.MS_RDONLY, internal=host_root
             ),
         )
-    root = VirtualDentry(ns.root, ns.root.root)
-    if _exists(vfs, creds, root, b"dev"):
-        dev = _mount_tmpfs(vfs, creds, root, b"dev", 0o755, MS.MS_NOSUID, "size=64k")
-        _populate_dev(vfs, creds, dev)
-        _mount_tmpfs(vfs, creds, dev, b"shm", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
-        vfs.mount_at(
-            None,
-            creds,
-            _here(dev, b"pts"),
-            "devpts",
-            GetFilesystemOptions(
-                source="devpts",
-                flags=MS.MS_NOSUID | MS.MS_NOEXEC,
-                data="newinstance,ptmxmode=0666,mode=0620,gid=5",
-            ),
-        )
-    if _exists(vfs, creds, root, b"tmp"):
-        _mount_tmpfs(vfs, creds, root, b"tmp", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
-    if _exists(vfs, creds, root, b"proc"):
-        vfs.mount_at(
-            None,
-            creds,
-            _here(root, b"proc"),
-            "proc",
-            GetFilesystemOptions(
-                source="proc", flags=MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC
-            ),
-        )
-    if _exists(vfs, creds, root, b"sys"):
-        vfs.mount_at(
-            None,
-            creds,
-            _here(root, b"sys"),
-            "sysfs",
-            GetFilesystemOptions(
-                source="sysfs",
-                flags=MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
-            ),
-        )
-    if gofer_conn is None:
+    mounter = mounts.SpecMounter(vfs, ns, lambda dev: _populate_dev(vfs, creds, dev))
+    mounter.apply(
+        mounts.compile_mounts(spec_mounts, mounter.is_dir),
+        gofer_conns[1:],
+        overlay_submounts,
+    )
+    if not gofer_conns:
         log.info("boot: root is the host's %s, read-only (hostfs)", host_root)
     return ns
 

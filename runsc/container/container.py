@@ -206,14 +206,13 @@ class Container:
         spec_bytes = json.dumps(spec).encode()
         write_atomic(sd.file(CONFIG_FILE), spec_bytes, 0o600)
 
-        # TODO(#5): start `runsc gofer --spec-fd=N --io-fds=A,B...` here for
-        # the container's root and each bind mount, and hand the sandbox the
-        # other ends of its sockets in BootConfig. Until the gofer lands, the
-        # sandbox reads the root itself, read-only (confine.py, hostfs).
         try:
-            rootfs.check_cwd(self.state.rootfs, settings.cwd)
-            executable = rootfs.find_executable(
-                self.state.rootfs, settings.argv[0], settings.env, settings.cwd
+            executable = rootfs.resolve_process(
+                self.state.rootfs,
+                settings.argv[0],
+                settings.env,
+                settings.cwd,
+                spec.get("mounts") or [],
             )
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None
@@ -270,7 +269,9 @@ class Container:
         _set_oom_score_adj(self.proc.pid, spec["process"].get("oomScoreAdj"))
 
         spec_hooks = spec.get("hooks", {})
-        oci = self.state.oci_state(CREATED)
+        # The status runc gives these hooks: the container is not created
+        # until they have succeeded.
+        oci = self.state.oci_state(CREATING)
         try:
             for kind in ("prestart", "createRuntime"):
                 hooks.run_hooks(kind, spec_hooks.get(kind, []), oci)
@@ -312,7 +313,9 @@ class Container:
                 hooks.run_hooks(
                     "poststart",
                     self.spec().get("hooks", {}).get("poststart", []),
-                    self.state.oci_state(RUNNING),
+                    # runc's poststart hooks see the status from before the
+                    # start; clients compare with runc.
+                    self.state.oci_state(CREATED),
                 )
             except hooks.HookError as e:
                 log.warning("container: %s", e)
@@ -479,9 +482,12 @@ class Container:
                 log.warning("exec: %s", w)
             settings = specutils.process_settings(process)
             try:
-                rootfs.check_cwd(self.state.rootfs, settings.cwd)
-                filename = rootfs.find_executable(
-                    self.state.rootfs, settings.argv[0], settings.env, settings.cwd
+                filename = rootfs.resolve_process(
+                    self.state.rootfs,
+                    settings.argv[0],
+                    settings.env,
+                    settings.cwd,
+                    self.spec().get("mounts") or [],
                 )
             except rootfs.ExecutableError as e:
                 raise ContainerError(str(e)) from None

@@ -131,3 +131,51 @@ def find_executable(rootfs: str, argv0: str, env: list[str], cwd: str) -> str:
     fd, path = open_executable(rootfs, argv0, env, cwd)
     os.close(fd)
     return path
+
+
+def _norm(path: str) -> str:
+    # normpath keeps a leading "//".
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+def _under(path: str, dest: str) -> bool:
+    dest = _norm(dest)
+    return path == dest or path.startswith(dest.rstrip("/") + "/")
+
+
+def resolve_process(
+    rootfs: str, argv0: str, env: list[str], cwd: str, mounts: list[dict]
+) -> str:
+    """Checks a process's working directory and finds its executable as
+    check_cwd and find_executable do, except where the spec's mounts
+    (which exist only in the sandbox) may hold them: then the sandbox, which
+    sees the mounts, resolves them when it creates the process (a name to
+    search PATH for is passed on as it is). Docker's --init, for one, runs
+    a file bound into the container.
+
+    Returns:
+        The executable's path in the container, or the bare name for the
+        sandbox to search PATH for.
+
+    Raises:
+        ExecutableError: not found, or not executable, for certain.
+    """
+    dests = [m.get("destination", "") for m in mounts]
+    cwd_norm = _norm(cwd or "/")
+    if not any(_under(cwd_norm, d) for d in dests):
+        check_cwd(rootfs, cwd)
+    try:
+        return find_executable(rootfs, argv0, env, cwd)
+    except ExecutableError:
+        if "/" in argv0:
+            path = posixpath.normpath(posixpath.join(cwd_norm, argv0))
+            candidates = [path]
+        else:
+            path = argv0
+            candidates = [
+                posixpath.normpath(posixpath.join(cwd_norm, d or ".", argv0))
+                for d in specutils.env_path(env).split(":")
+            ]
+        if any(_under(c, d) for c in candidates for d in dests):
+            return path
+        raise

@@ -81,7 +81,13 @@ def start(
             argv,
             pass_fds=theirs,
             env=runsc_env(),
+            # Never the caller's stdout, nor its stderr once detached: a
+            # container client that reads create's output until its end (the
+            # containerd shim with a terminal) would wait for the gofer.
+            # The gofer logs to --log and --debug-log.
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=None if attached else subprocess.DEVNULL,
             start_new_session=True,
             # runsc is single-threaded, so preexec_fn is safe here.
             preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509
@@ -132,7 +138,13 @@ def start_for_spec(
             argv,
             pass_fds=[*theirs, spec_fd],
             env=runsc_env(),
+            # Never the caller's stdout, nor its stderr once detached: a
+            # container client that reads create's output until its end (the
+            # containerd shim with a terminal) would wait for the gofer.
+            # The gofer logs to --log and --debug-log.
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=None if attached else subprocess.DEVNULL,
             start_new_session=True,
             # runsc is single-threaded, so preexec_fn is safe here.
             preexec_fn=_die_with_parent if attached else None,  # noqa: PLW1509

@@ -20,6 +20,7 @@ from pkg.abi.linux import capability as C
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
 from pkg.gofer.spec import is_gofer_mount
+from runsc.specutils import seccomp
 from runsc.specutils.errors import SpecError
 
 __all__ = ["Spec", "SpecError"]
@@ -36,12 +37,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Namespace types of linux.namespaces.
 NAMESPACE_TYPES = frozenset(
     {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
-)
-
-# Mount types the sentry will provide itself (#5); bind mounts are served by
-# the gofer.
-SENTRY_MOUNT_TYPES = frozenset(
-    {"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "bind"}
 )
 
 # The hooks of the OCI spec and where this runtime runs them.
@@ -218,21 +213,17 @@ def _check_mounts(mounts: object) -> list[str]:
         _expect(
             _is_str_list(m.get("options", [])), f"{dest}: options must list strings"
         )
-        kind = m.get("type") or ("bind" if "bind" in m.get("options", []) else "")
-        if "bind" in m.get("options", []) or "rbind" in m.get("options", []):
-            kind = "bind"
-        if kind not in SENTRY_MOUNT_TYPES:
-            warnings.append(f"mount {dest}: type {kind!r} is not supported; skipped")
-    # Bind mounts are the gofer's (pkg.gofer.spec.gofer_mounts); the others
-    # are the sandbox's own.
-    others = [m for m in mounts if not is_gofer_mount(m)]
-    if others:
-        # TODO(#5): the spec's other mounts (the sandbox mounts its own /dev,
-        # /tmp, and empty /proc and /sys).
-        warnings.append(
-            "the spec's mounts other than bind mounts are not applied yet: "
-            + ", ".join(m["destination"] for m in others)
+        _expect(
+            isinstance(m.get("source", ""), str), f"{dest}: source must be a string"
         )
+        _expect(isinstance(m.get("type", ""), str), f"{dest}: type must be a string")
+        if not is_gofer_mount(m) and not m.get("type"):
+            raise SpecError(
+                f"mount {dest}: a type is required unless it is a bind mount"
+            )
+    # Bind mounts are the gofer's (pkg.gofer.spec.gofer_mounts); the other
+    # types are the sentry's, looked up when the sandbox mounts them
+    # (runsc/boot/mounts.py), which warns about a type it lacks.
     return warnings
 
 
@@ -289,22 +280,20 @@ def _check_linux(linux: object) -> list[str]:
     for key in ("maskedPaths", "readonlyPaths"):
         paths = linux.get(key, [])
         _expect(_is_str_list(paths), f"linux.{key} must list paths")
-        if paths:
-            # TODO(#5): with procfs and sysfs, mask and remount these.
-            warnings.append(f"linux.{key} are not applied yet")
+        for p in paths:
+            _expect(p.startswith("/"), f"linux.{key}: {p!r} is not absolute")
     sysctl = linux.get("sysctl", {})
-    _expect(isinstance(sysctl, dict), "linux.sysctl must be an object")
-    if sysctl:
-        warnings.append(
-            "linux.sysctl is not applied (the sentry implements none of them yet): "
-            + ", ".join(sorted(sysctl))
-        )
-    if linux.get("seccomp"):
-        # TODO(#4): the sentry should filter the application's system calls.
-        warnings.append(
-            "linux.seccomp is not enforced on the application yet; the sentry "
-            "itself is the system-call boundary"
-        )
+    _expect(
+        isinstance(sysctl, dict) and all(isinstance(v, str) for v in sysctl.values()),
+        "linux.sysctl must map names to strings",
+    )
+    warnings += _check_sysctl(sysctl)
+    if linux.get("seccomp") is not None:
+        try:
+            prog = seccomp.compile_profile(linux["seccomp"])
+        except seccomp.SeccompError as e:
+            raise SpecError(str(e)) from None
+        warnings += prog.warnings
     if linux.get("resources") or linux.get("cgroupsPath"):
         warnings.append("cgroups (linux.resources, linux.cgroupsPath) are not applied")
     for key in (
@@ -317,6 +306,57 @@ def _check_linux(linux: object) -> list[str]:
         if linux.get(key):
             warnings.append(f"linux.{key} is ignored")
     return warnings
+
+
+# linux.sysctl: the keys the sentry implements (its UTS names), and the ones
+# Linux keeps per namespace (IPC, network, UTS), which are all runc accepts:
+# setting any other would change the whole host under runc.
+SENTRY_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
+_NAMESPACED_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+_NAMESPACED_SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
+
+
+def _check_sysctl(sysctl: dict[str, str]) -> list[str]:
+    ignored = []
+    for key in sorted(sysctl):
+        if key in SENTRY_SYSCTLS:
+            continue
+        if key in _NAMESPACED_SYSCTLS or key.startswith(_NAMESPACED_SYSCTL_PREFIXES):
+            # TODO(#7): the IPC and network sysctls, once the sentry has
+            # knobs for them.
+            ignored.append(key)
+            continue
+        raise SpecError(
+            f"linux.sysctl: {key} is not in a separate kernel namespace and "
+            "cannot be set for a container"
+        )
+    if ignored:
+        return [
+            "linux.sysctl: not implemented by the sentry, ignored: "
+            + ", ".join(ignored)
+        ]
+    return []
+
+
+def uts_names(spec: Spec) -> tuple[str, str]:
+    """Returns the container's host and domain names: the spec's hostname
+    and domainname, which linux.sysctl's kernel.hostname and
+    kernel.domainname override (they are applied later under runc)."""
+    sysctl = (spec.get("linux") or {}).get("sysctl") or {}
+    hostname = sysctl.get("kernel.hostname") or spec.get("hostname") or "localhost"
+    domainname = sysctl.get("kernel.domainname") or spec.get("domainname") or ""
+    return hostname, domainname
 
 
 @dataclass(slots=True)
@@ -354,7 +394,15 @@ def cap_mask(names: list[str]) -> int:
 def process_settings(process: Spec) -> ProcessSettings:
     """Returns the settings of a checked process object."""
     user = process.get("user", {})
-    caps = process.get("capabilities", {})
+    caps = process.get("capabilities")
+    if caps is None:
+        # No capabilities object: runc leaves its own (all of them) to the
+        # process, which keeps them as root and loses all but the bounding
+        # set as any other user.
+        every = [C.NAMES[n] for n in range(C.CAP_LAST_CAP + 1)]
+        caps = {"bounding": every}
+        if user.get("uid", 0) == 0:
+            caps.update(effective=every, permitted=every)
     return ProcessSettings(
         argv=list(process["args"]),
         env=list(process.get("env", [])),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pkg.abi.linux import capability as C
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as S
 from runsc.specutils import spec as specutils
@@ -72,17 +73,56 @@ def test_malformed_specs_are_refused(
 
 def test_unsupported_fields_are_warned_about(bundle: str) -> None:
     s = _spec(
-        mounts=[{"destination": "/proc", "type": "proc"}],
         linux={
-            "maskedPaths": ["/proc/kcore"],
-            "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
-            "sysctl": {"net.ipv4.ip_forward": "1"},
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["bogus_call"], "action": "SCMP_ACT_KILL"}],
+            },
+            "sysctl": {"net.ipv4.ip_forward": "1", "kernel.hostname": "h"},
         },
         hooks={"startContainer": [{"path": "/bin/true"}]},
     )
     text = "\n".join(specutils.check(s, bundle))
-    for word in ("mounts", "maskedPaths", "seccomp", "sysctl", "startContainer"):
+    for word in ("bogus_call", "net.ipv4.ip_forward", "startContainer"):
         assert word in text
+    assert "kernel.hostname" not in text
+
+
+def test_applied_fields_are_not_warned_about(bundle: str) -> None:
+    s = _spec(
+        mounts=[
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"},
+        ],
+        linux={
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"],
+            "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
+            "sysctl": {"kernel.domainname": "example"},
+        },
+    )
+    assert specutils.check(s, bundle) == []
+
+
+@pytest.mark.parametrize(
+    "linux",
+    [
+        {"sysctl": {"vm.swappiness": "10"}},
+        {"sysctl": {"kernel.pid_max": "10"}},
+        {"seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}},
+        {"maskedPaths": ["relative"]},
+    ],
+)
+def test_unsupported_linux_fields_are_refused(bundle: str, linux: dict) -> None:
+    with pytest.raises(specutils.SpecError):
+        specutils.check(_spec(linux=linux), bundle)
+
+
+def test_uts_names() -> None:
+    assert specutils.uts_names({}) == ("localhost", "")
+    assert specutils.uts_names({"hostname": "a", "domainname": "b"}) == ("a", "b")
+    spec = {"hostname": "a", "linux": {"sysctl": {"kernel.hostname": "c"}}}
+    assert specutils.uts_names(spec) == ("c", "")
 
 
 def test_load_reports_broken_json(tmp_path: Path) -> None:
@@ -100,6 +140,14 @@ def test_process_settings() -> None:
     assert p.effective == (1 << 5) | (1 << 0)
     assert p.rlimits == [(L.RLIMIT_NOFILE, 10, 20)]
     assert p.no_new_privileges
+
+
+def test_process_without_capabilities_keeps_roots() -> None:
+    every = (1 << (C.CAP_LAST_CAP + 1)) - 1
+    root = specutils.process_settings({"args": ["x"]})
+    assert (root.bounding, root.permitted, root.effective) == (every,) * 3
+    user = specutils.process_settings({"args": ["x"], "user": {"uid": 5}})
+    assert (user.bounding, user.permitted, user.effective) == (every, 0, 0)
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,33 @@ def leftovers(namespaces: set[str], grace: float = 10.0) -> list[str]:
 
     wait_until(lambda: not alive_in(), grace)
     return [describe(pid) for pid in alive_in()]
+
+
+def with_argument(text: str) -> list[int]:
+    """Returns the pids of processes whose command line has an argument
+    containing text (a test's private directory names its runsc processes:
+    sandboxes and gofers)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(text.encode() in a for a in args) and alive(int(name)):
+            out.append(int(name))
+    return out
+
+
+def leftover_runsc(text: str, grace: float = 10.0) -> list[str]:
+    """Describes processes (with_argument(text)) still alive after waiting up
+    to grace seconds for them to go."""
+    me = os.getpid()
+
+    def alive_now() -> list[int]:
+        return [p for p in with_argument(text) if p != me]
+
+    wait_until(lambda: not alive_now(), grace)
+    return [describe(pid) for pid in alive_now()]

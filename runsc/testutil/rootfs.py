@@ -4,7 +4,6 @@ archives assembled here."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -85,37 +84,38 @@ def tar_rootfs(root: str, out: str) -> str:
 
 
 def make_oci_archive(root: str, out: str, name: str) -> str:
-    """Writes an OCI image layout archive with root as its one layer, named
+    """Writes an OCI image layout archive with root as its one layer
+    (uncompressed, streamed through files: a Debian root is large), named
     name (for `ctr images import`)."""
+    layer_path = out + ".layer"
+    with open(layer_path, "wb") as f:
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", root, "-c", "."], stdout=f, check=True
+        )
+    digest = hashlib.sha256()
+    with open(layer_path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    layer_digest = digest.hexdigest()
     blobs: dict[str, bytes] = {}
 
     def add(data: bytes, media_type: str) -> dict[str, Any]:
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {
-            "mediaType": media_type,
-            "digest": f"sha256:{digest}",
-            "size": len(data),
-        }
+        d = hashlib.sha256(data).hexdigest()
+        blobs[d] = data
+        return {"mediaType": media_type, "digest": f"sha256:{d}", "size": len(data)}
 
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as t:
-        t.add(root, arcname=".")
-    layer_tar = raw.getvalue()
-    layer = add(
-        gzip.compress(layer_tar, mtime=0),
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-    )
+    layer = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+        "digest": f"sha256:{layer_digest}",
+        "size": os.path.getsize(layer_path),
+    }
     config = add(
         json.dumps(
             {
                 "architecture": "amd64",
                 "os": "linux",
                 "config": {"Env": DEFAULT_ENV, "Cmd": ["/bin/sh"]},
-                "rootfs": {
-                    "type": "layers",
-                    "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()],
-                },
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
             }
         ).encode(),
         "application/vnd.oci.image.config.v1+json",
@@ -142,9 +142,29 @@ def make_oci_archive(root: str, out: str, name: str) -> str:
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
 
-    with tarfile.open(out, "w") as t:
-        put(t, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        put(t, "index.json", json.dumps(index).encode())
-        for digest, data in blobs.items():
-            put(t, f"blobs/sha256/{digest}", data)
+    try:
+        with tarfile.open(out, "w") as t:
+            put(t, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+            put(t, "index.json", json.dumps(index).encode())
+            for d, data in blobs.items():
+                put(t, f"blobs/sha256/{d}", data)
+            t.add(layer_path, arcname=f"blobs/sha256/{layer_digest}")
+    finally:
+        os.unlink(layer_path)
     return out
+
+
+# Where tools/debian_rootfs.sh keeps its Debian root, and the file it writes
+# last.
+_DEBIAN_ROOT = "debian-bookworm-minbase"
+
+
+def debian_rootfs() -> str:
+    """Returns the Debian bookworm root tools/debian_rootfs.sh made, or ""
+    if it has not been made (tests then skip: making it takes minutes and
+    the network, which is set-up's business, not a test's)."""
+    cache = os.environ.get("PYVISOR_CACHE", "/var/cache/pyvisor")
+    root = os.path.join(cache, _DEBIAN_ROOT)
+    if os.path.isfile(os.path.join(root, ".pyvisor-stamp")):
+        return root
+    return ""

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import pytest
 
 from runsc.testutil import procs
-from runsc.testutil.rootfs import make_spec, write_bundle
+from runsc.testutil.rootfs import make_busybox_rootfs, make_spec, write_bundle
 from runsc.testutil.runsc import Runsc, runfile
 
 CANARY = "pyvisor-canary"
@@ -176,3 +176,62 @@ def test_sandbox_process_is_confined(tmp: str) -> None:
         os.waitpid(pid, 0)
     assert runsc.leftovers() == []
     assert procs.pid_namespace(pid) == ""
+
+
+# Attempts to undo linux.maskedPaths and readonlyPaths from inside, with
+# Docker's default capabilities (no CAP_SYS_ADMIN): each must fail.
+_UNMASK = r"""
+umount /etc/secret 2>/dev/null && echo ESCAPED-umount-file
+umount -l /secretdir 2>/dev/null && echo ESCAPED-umount-dir
+mount -o remount,rw /data 2>/dev/null && echo ESCAPED-remount
+mount -o remount,rw,bind /data 2>/dev/null && echo ESCAPED-remount-bind
+umount /data 2>/dev/null && echo ESCAPED-umount-ro
+mount -t tmpfs none /data 2>/dev/null && echo ESCAPED-mount-over
+mount --bind /other /data 2>/dev/null && echo ESCAPED-bind-over
+touch /data/x 2>/dev/null && echo ESCAPED-write-ro
+ln /etc/secret /tmp/hard 2>/dev/null && cat /tmp/hard
+cat /etc/secret /secretdir/key /proc/self/root/etc/secret 2>/dev/null
+ls -A /secretdir /proc/self/root/secretdir 2>/dev/null
+chroot / cat /etc/secret 2>/dev/null
+echo finished
+"""
+
+
+def test_masked_and_read_only_paths_stay(tmp: str) -> None:
+    root = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    for d in ("secretdir", "data", "other"):
+        os.makedirs(os.path.join(root, d))
+    for path in ("etc/secret", "secretdir/key"):
+        with open(os.path.join(root, path), "w") as f:
+            f.write(CANARY)
+    spec = make_spec(["/bin/sh", "-c", _UNMASK], capabilities=_docker_caps())
+    spec["root"] = {"path": root}
+    spec["linux"].update(
+        maskedPaths=["/etc/secret", "/secretdir"], readonlyPaths=["/data"]
+    )
+    bundle = write_bundle(os.path.join(tmp, "bundle"), spec)
+    p = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
+    assert "ESCAPED" not in p.stdout, p.stdout
+    assert CANARY not in p.stdout, p.stdout
+    assert p.stdout.splitlines()[-1] == "finished", p.stdout + p.stderr
+    assert os.listdir(os.path.join(root, "data")) == []
+
+
+def _docker_caps() -> dict[str, list[str]]:
+    caps = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
+    return {k: caps for k in ("bounding", "effective", "permitted")}

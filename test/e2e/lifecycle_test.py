@@ -222,8 +222,29 @@ def test_pid_file_process_exits_with_the_container_status(env: Env) -> None:
 def test_signals_end_the_container_with_128_plus_signal(env: Env) -> None:
     pid = env.create("c", env.bundle(["sleep", "100"]))
     env.runsc.run("start", "c")
+    # As with runc, the container's init (pid 1 of its namespace) only gets
+    # the signals it handles, and SIGKILL.
     env.runsc.run("kill", "c", "15")
-    assert env.reap(pid) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    assert env.runsc.state("c")["status"] == "running"
+    env.runsc.run("kill", "c", "9")
+    assert env.reap(pid) == 128 + signal.SIGKILL
+    env.runsc.run("delete", "c")
+
+
+def test_init_gets_the_signals_it_handles(env: Env) -> None:
+    script = "trap 'exit 7' TERM; while :; do sleep 0.1; done"
+    pid = env.create("c", env.bundle(["sh", "-c", script]))
+    env.runsc.run("start", "c")
+
+    def ended() -> bool:
+        env.runsc.run("kill", "c", "TERM", check=False)
+        time.sleep(0.2)
+        return not procs.alive(pid)
+
+    # Until the trap is set the signal is dropped: send it until it works.
+    assert procs.wait_until(ended, 30)
+    assert env.reap(pid) == 7
     env.runsc.run("delete", "c")
 
 
@@ -446,11 +467,12 @@ def test_hooks_run_on_the_host(env: Env) -> None:
     for kind in ("prestart", "createRuntime"):
         with open(os.path.join(out, kind)) as f:
             state = json.load(f)
-        assert (state["id"], state["status"], state["pid"]) == ("c", "created", pid)
+        # The statuses runc gives (podman_test compares them).
+        assert (state["id"], state["status"], state["pid"]) == ("c", "creating", pid)
     assert not os.path.exists(os.path.join(out, "poststart"))
     env.runsc.run("start", "c")
     with open(os.path.join(out, "poststart")) as f:
-        assert json.load(f)["status"] == "running"
+        assert json.load(f)["status"] == "created"
     env.runsc.run("delete", "--force", "c")
     with open(os.path.join(out, "poststop")) as f:
         assert json.load(f)["status"] == "stopped"
@@ -515,15 +537,28 @@ def test_console_socket_gets_the_terminal(env: Env) -> None:
 def test_terminal_interrupt_reaches_the_container(env: Env) -> None:
     sock_path = os.path.join(env.tmp, "console.sock")
     srv, fds = _console_server(sock_path)
+    # Init handles SIGINT: as on Linux (and under runc), pid 1 ignores the
+    # signals it has no handler for, ^C included.
+    script = "trap 'exit 130' INT; while :; do sleep 0.1; done"
     pid = env.create(
-        "c", env.bundle(["sleep", "100"], terminal=True), "--console-socket", sock_path
+        "c",
+        env.bundle(["sh", "-c", script], terminal=True),
+        "--console-socket",
+        sock_path,
     )
     assert procs.wait_until(lambda: fds, 10)
     env.runsc.run("start", "c")
     assert env.runsc.state("c")["status"] == "running"
+
     # ^C on the terminal: the line discipline signals the foreground process
-    # group, the sandbox, which passes SIGINT on to init.
-    os.write(fds[0], b"\x03")
+    # group, the sandbox, which passes SIGINT on to init. Sent until the
+    # trap is set.
+    def ended() -> bool:
+        os.write(fds[0], b"\x03")
+        time.sleep(0.2)
+        return not procs.alive(pid)
+
+    assert procs.wait_until(ended, 30)
     assert env.reap(pid) == 128 + signal.SIGINT
     os.close(fds[0])
     srv.close()
@@ -539,8 +574,9 @@ def test_terminal_needs_a_console_socket(env: Env) -> None:
 
 
 def test_attached_run_forwards_signals(env: Env) -> None:
+    script = "trap 'exit 143' TERM; while :; do sleep 0.1; done"
     p = subprocess.Popen(
-        env.runsc.argv("run", "--bundle", env.bundle(["sleep", "100"]), "c"),
+        env.runsc.argv("run", "--bundle", env.bundle(["sh", "-c", script]), "c"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -557,7 +593,14 @@ def test_attached_run_forwards_signals(env: Env) -> None:
     with open(state) as f:
         sandbox = json.load(f)["pid"]
     env.runsc.track(sandbox)
-    p.send_signal(signal.SIGTERM)
+
+    # Sent until the trap is set (init drops the signals it does not handle).
+    def ended() -> bool:
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        return p.poll() is not None
+
+    assert procs.wait_until(ended, 30)
     assert p.wait(30) == 128 + signal.SIGTERM
     assert os.listdir(env.runsc.root) == []
 

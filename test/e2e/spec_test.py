@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runsc.testutil.rootfs import make_spec, write_bundle
+from runsc.testutil.rootfs import make_busybox_rootfs, make_spec, write_bundle
 from runsc.testutil.runsc import Runsc, runfile
 
 
@@ -77,14 +77,119 @@ def test_process_settings_reach_the_process(tmp: str) -> None:
 
 def test_unsupported_fields_are_warned_about_in_the_log(tmp: str) -> None:
     spec = make_spec(["/whoami"])
-    spec["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
-    spec["linux"]["maskedPaths"] = ["/proc/kcore"]
-    spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO"}
+    spec["mounts"] = [
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"}
+    ]
+    spec["linux"]["sysctl"] = {"net.core.somaxconn": "100"}
+    spec["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_KILL"}],
+    }
     log = os.path.join(tmp, "log.json")
     runsc = Runsc(os.path.join(tmp, "root"), flags=["--log", log, "--log-format=json"])
     runsc.run("run", "--bundle", _bundle(tmp, spec), "c")
     with open(log) as f:
         entries = [json.loads(line) for line in f]
     warnings = " ".join(e["msg"] for e in entries if e["level"] == "warning")
-    for word in ("mounts", "maskedPaths", "seccomp"):
+    for word in ("'mqueue'", "net.core.somaxconn", "no_such_call"):
         assert word in warnings, warnings
+
+
+def test_host_wide_sysctl_is_refused(tmp: str) -> None:
+    spec = make_spec(["/whoami"])
+    spec["linux"]["sysctl"] = {"vm.swappiness": "1"}
+    p = Runsc(os.path.join(tmp, "root")).run(
+        "run", "--bundle", _bundle(tmp, spec), "c", check=False
+    )
+    assert p.returncode != 0
+    assert "vm.swappiness" in p.stderr
+
+
+# The shell script of test_config_reaches_the_container: one line per check.
+_CHECKS = r"""
+echo "hostname=$(hostname)"
+echo "secret=[$(cat /etc/secret)]"
+echo "secretdir=[$(ls -A /secretdir)]"
+touch /secretdir/x 2>/dev/null && echo secretdir-writable || echo secretdir-ro
+echo "masked-write" > /etc/secret && echo "after-write=[$(cat /etc/secret)]"
+touch /data/x 2>/dev/null && echo data-writable || echo data-ro
+touch /data/sub/x 2>/dev/null && echo sub-writable || echo sub-ro
+touch /other/x 2>/dev/null && echo other-writable || echo other-ro
+echo "scratch=$(stat -c %a /scratch)"
+touch /scratch/x 2>/dev/null && echo scratch-writable || echo scratch-ro
+touch /rofs/x 2>/dev/null && echo rofs-writable || echo rofs-ro
+echo "null=$(stat -c %F /dev/null)"
+mkdir /tmp/blocked 2>/dev/null && echo mkdir-allowed || echo mkdir-denied
+kill -0 $$ && echo kill0-allowed
+kill -USR2 $$ 2>/dev/null || echo usr2-denied
+echo done
+"""
+
+
+def test_config_reaches_the_container(tmp: str) -> None:
+    root = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    for d in ("secretdir", "data/sub", "other"):
+        os.makedirs(os.path.join(root, d))
+    with open(os.path.join(root, "etc", "secret"), "w") as f:
+        f.write("top secret")
+    with open(os.path.join(root, "secretdir", "key"), "w") as f:
+        f.write("key")
+    spec = make_spec(["/bin/sh", "-c", _CHECKS])
+    spec["root"] = {"path": root, "readonly": False}
+    spec["mounts"] = [
+        {
+            "destination": "/scratch",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "mode=0700", "size=1m"],
+        },
+        {"destination": "/data/sub", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/rofs", "type": "tmpfs", "source": "t", "options": ["ro"]},
+    ]
+    spec["linux"].update(
+        maskedPaths=["/etc/secret", "/secretdir", "/no/such/path"],
+        readonlyPaths=["/data", "/no/such/dir"],
+        sysctl={"kernel.hostname": "from-sysctl"},
+        seccomp={
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {
+                    "names": ["mkdir", "mkdirat"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": 13,
+                },
+                {
+                    "names": ["kill"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 1, "value": 12, "op": "SCMP_CMP_EQ"}],
+                },
+            ],
+        },
+    )
+    bundle = write_bundle(os.path.join(tmp, "bundle"), spec)
+    out = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
+    lines = out.stdout.splitlines()
+    for want in (
+        "hostname=from-sysctl",
+        "secret=[]",
+        "secretdir=[]",
+        "secretdir-ro",
+        "after-write=[]",
+        "data-ro",
+        "sub-writable",
+        "other-writable",
+        "scratch=700",
+        "scratch-writable",
+        "rofs-ro",
+        "null=character special file",
+        "mkdir-denied",
+        "kill0-allowed",
+        "usr2-denied",
+        "done",
+    ):
+        assert want in lines, out.stdout + out.stderr
+    # Nothing reached the host's files.
+    with open(os.path.join(root, "etc", "secret")) as f:
+        assert f.read() == "top secret"
+    assert not os.path.exists(os.path.join(root, "other", "x"))

@@ -97,6 +97,8 @@ def _send_locked(
         return False, 0
     if target is not None and target.exiting and info.signo != S.SIGKILL:
         return False, 0
+    if tg is tg.kernel.init_tg and _init_ignores_locked(tg, target, info):
+        return False, 0
     deliver, why = _prepare_signal_locked(tg, target, info.signo)
     if not deliver:
         return False, why
@@ -180,15 +182,41 @@ def _prepare_signal_locked(
     return not _sig_ignored_locked(tg, target, signo), why
 
 
+def _init_ignores_locked(
+    tg: ThreadGroup, target: Task | None, info: SignalInfo
+) -> bool:
+    """Reports whether the container's init drops a signal it has no
+    handler for (SIGNAL_UNKILLABLE): every such signal, SIGKILL and SIGSTOP
+    included, unless it comes from outside the container (runsc: si_code
+    SI_USER with no sender pid in the container) or from the kernel
+    (SI_KERNEL), which may still kill and stop it. A blocked signal stays
+    pending: a handler may be set before it is unblocked; handle_interrupt
+    then skips its default action. Faults (force_signal) are not sent
+    through here and still kill."""
+    signo = info.signo
+    if tg.signal_handlers.actions[signo].handler != S.SIG_DFL:
+        return False
+    if signo in (S.SIGKILL, S.SIGSTOP) and (
+        info.code == S.SI_KERNEL or (info.code == S.SI_USER and info.pid == 0)
+    ):
+        return False
+    receiver = target
+    if receiver is None:
+        receiver = tg.leader if tg.leader in tg.tasks else tg.tasks[0]
+    return not (receiver.signal_mask | receiver.real_blocked) & S.sigmask(signo)
+
+
+# Signals that faults and seccomp deliver to the task that caused them:
+# their default action applies to init too (force_sig_info).
+_SYNCHRONOUS = frozenset({S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP, S.SIGSYS})
+
+
 def _sig_ignored_locked(tg: ThreadGroup, target: Task | None, signo: int) -> bool:
     """Reports whether signo would be dropped (sig_ignored): its action
     ignores it and the receiver does not block it (a blocked signal stays
-    pending, as it may be unignored before being unblocked).
-
-    Unlike Linux, the container's init gets no protection from signals it
-    does not handle (SIGNAL_UNKILLABLE).
+    pending, as it may be unignored before being unblocked). The
+    container's init is protected further by _init_ignores_locked.
     """
-    # TODO(#4): SIGNAL_UNKILLABLE for the PID namespace's init.
     receiver = target
     if receiver is None:
         receiver = tg.leader if tg.leader in tg.tasks else tg.tasks[0]
@@ -462,6 +490,14 @@ def handle_interrupt(t: Task, restart_errno: int) -> bool:
                 if handler == S.SIG_DFL:
                     kind = S.default_action(signo)
                     if kind in (S.ACTION_IGNORE, S.ACTION_CONTINUE):
+                        continue
+                    if (
+                        tg is tg.kernel.init_tg
+                        and signo not in (S.SIGKILL, S.SIGSTOP)
+                        and signo not in _SYNCHRONOUS
+                    ):
+                        # Init ignores what it queued blocked and does not
+                        # handle (SIGNAL_UNKILLABLE).
                         continue
                     if kind == S.ACTION_STOP:
                         if signo != S.SIGSTOP and orphaned:

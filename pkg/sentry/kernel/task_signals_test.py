@@ -164,3 +164,26 @@ def test_sigpending_limit(kernel: FakeKernel) -> None:
         tg.pending.dequeue_signal(rt)
         tg.pending.discard(S.FULL_MASK)
     assert kernel.sigpending.count(0) == 0
+
+
+def test_init_ignores_the_signals_it_does_not_handle(kernel: FakeKernel) -> None:
+    init = kernel.new_process()
+    kernel.init_tg = init
+    inside = {"code": S.SI_USER, "pid": 7}
+    for signo in (S.SIGTERM, S.SIGINT, S.SIGKILL, S.SIGSTOP):
+        assert not send_to_thread_group(init, SignalInfo(signo=signo, **inside))
+    assert not send_to_thread_group(init, SignalInfo(signo=S.SIGTERM))
+    assert not init.exiting and not init.pending.mask
+    # Blocked, it stays pending (a signalfd may read it).
+    init.tasks[0].signal_mask = S.sigmask(S.SIGUSR1)
+    assert send_to_thread_group(init, SignalInfo(signo=S.SIGUSR1, **inside))
+    # Handled, it is delivered.
+    init.signal_handlers.actions[S.SIGTERM] = SigAction(0x1000)
+    assert send_to_thread_group(init, SignalInfo(signo=S.SIGTERM, **inside))
+    # From outside the container (no sender pid) or the kernel, SIGKILL
+    # still kills it.
+    send_to_thread_group(init, SignalInfo(signo=S.SIGKILL))
+    assert init.exiting
+    other = kernel.new_process()
+    send_to_thread_group(other, SignalInfo(signo=S.SIGTERM, **inside))
+    assert other.exiting
