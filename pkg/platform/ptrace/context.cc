@@ -310,12 +310,16 @@ void Context::CheckTracerLocked(pid_t self) const {
 
 bool Context::AttachLocked(AddressSpace& as, pid_t self) {
   if (as.released()) return false;
-  pid_t tid;
-  try {
-    tid = platform_->CloneThread(as.control_tid());
-  } catch (const PtraceError& e) {
-    if (e.err() == ESRCH) return false;
-    throw;
+  // The thread made with the address space, if no other Context took it;
+  // else a new one.
+  pid_t tid = as.parked_thread_.exchange(0);
+  if (tid == 0) {
+    try {
+      tid = platform_->CloneThread(as.control_tid());
+    } catch (const PtraceError& e) {
+      if (e.err() == ESRCH) return false;
+      throw;
+    }
   }
   if (!SeizeParked(tid, platform_->config().layout)) return false;
   tid_ = tid;

@@ -96,11 +96,21 @@ class PtracePlatform(platform.Platform):
         descriptor table and map it by number, so it must stay open at that
         number until close().
       pin_stub_threads: keep each stub thread on its tracer's current CPU.
+      spare_address_spaces: how many stub processes to keep ready for
+        new_address_space (see platform.h).
     """
 
-    def __init__(self, memory_file_fd: int, *, pin_stub_threads: bool = True) -> None:
+    def __init__(
+        self,
+        memory_file_fd: int,
+        *,
+        pin_stub_threads: bool = True,
+        spare_address_spaces: int = 1,
+    ) -> None:
         self._platform = _ptrace.Platform(
-            memory_file_fd, pin_stub_threads=pin_stub_threads
+            memory_file_fd,
+            pin_stub_threads=pin_stub_threads,
+            spare_address_spaces=spare_address_spaces,
         )
         self.min_user_address = self._platform.min_user_address
         self.max_user_address = self._platform.max_user_address

@@ -283,12 +283,15 @@ def test_no_process_left_after_close() -> None:
     state = s.state_at(CODE_ADDR)
     assert context.switch(address_space, state) == platform.EVENT_SYSCALL
     master = s.platform.master_pid
-    assert children_of(master) == [address_space.pid]
+    # The other child, if any, is the spare address space.
+    stubs = children_of(master)
+    assert address_space.pid in stubs
     assert children_of(os.getpid()) == [master]
 
     # Neither the context nor the address space is released first.
     s.close()
     assert children_of(os.getpid()) == []
     assert not os.path.exists(f"/proc/{master}")
-    assert not os.path.exists(f"/proc/{address_space.pid}")
+    for pid in stubs:
+        assert not os.path.exists(f"/proc/{pid}")
     assert context.switch(address_space, state) == platform.EVENT_DIED
