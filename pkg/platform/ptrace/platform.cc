@@ -383,19 +383,40 @@ void Platform::Run() {
       MakeSpare();
       continue;
     }
-    try {
-      Handle(req);
-    } catch (const PtraceError& e) {
-      req->err = e.err();
-      req->op = e.op();
-    }
     bool shutdown = req->kind == Request::Kind::kShutdown;
+    Complete(req);
+    if (shutdown) return;
+  }
+}
+
+void Platform::Complete(Request* req) {
+  try {
+    Handle(req);
+  } catch (const PtraceError& e) {
+    req->err = e.err();
+    req->op = e.op();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  req->done = true;
+  done_cv_.notify_all();
+}
+
+void Platform::ServeWaiting() {
+  for (;;) {
+    Request* req;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      req->done = true;
-      done_cv_.notify_all();
+      if (queue_.empty()) return;
+      req = queue_.front();
+      // New address spaces and the shutdown wait until the spare is made.
+      if (req->kind != Request::Kind::kSyscall &&
+          req->kind != Request::Kind::kCloneThread &&
+          req->kind != Request::Kind::kReleaseControl) {
+        return;
+      }
+      queue_.pop_front();
     }
-    if (shutdown) return;
+    Complete(req);
   }
 }
 
@@ -497,7 +518,7 @@ bool Platform::NeedSpareLocked() const {
 void Platform::MakeSpare() {
   Spare spare = {};
   try {
-    MakeAddressSpace(&spare.tgid, &spare.control, &spare.thread);
+    MakeAddressSpace(&spare.tgid, &spare.control, &spare.thread, true);
   } catch (const PtraceError&) {
     // NewAddressSpace makes its own and reports the error.
     std::lock_guard<std::mutex> lock(mu_);
@@ -509,13 +530,19 @@ void Platform::MakeSpare() {
 }
 
 void Platform::HandleNewAddressSpace(Request* req) {
-  MakeAddressSpace(&req->tgid, &req->tid, &req->thread);
+  MakeAddressSpace(&req->tgid, &req->tid, &req->thread, false);
 }
 
 void Platform::MakeAddressSpace(pid_t* tgid_out, pid_t* control_out,
-                                pid_t* thread_out) {
+                                pid_t* thread_out, bool serve_between) {
   const uint64_t process_args[6] = {kCloneProcessFlags};
   const uint64_t thread_args[6] = {kCloneThreadFlags};
+  // A spare is made while nothing waits; what arrives meanwhile (system
+  // calls of the loader in another address space, say) is served between
+  // the steps rather than after the whole.
+  auto between = [&] {
+    if (serve_between) ServeWaiting();
+  };
   long ret;
   if (!Inject(config_.master_pid, config_, SYS_clone, process_args, true, &ret,
               nullptr)) {
@@ -523,6 +550,7 @@ void Platform::MakeAddressSpace(pid_t* tgid_out, pid_t* control_out,
   }
   if (ret < 0) ThrowError(-ret, "clone address space stub");
   pid_t tgid = static_cast<pid_t>(ret);
+  between();
 
   // The leader clones the control thread, then parks untraced (see
   // platform.h).
@@ -531,6 +559,7 @@ void Platform::MakeAddressSpace(pid_t* tgid_out, pid_t* control_out,
     if (!SeizeParked(tgid, config_.layout)) {
       ThrowError(ESRCH, "address space stub exited");
     }
+    between();
     if (!Inject(tgid, config_, SYS_clone, thread_args, true, &ret, nullptr)) {
       ThrowError(ESRCH, "address space stub died");
     }
@@ -542,6 +571,7 @@ void Platform::MakeAddressSpace(pid_t* tgid_out, pid_t* control_out,
     if (!SeizeParked(control, config_.layout)) {
       ThrowError(ESRCH, "address space control thread exited");
     }
+    between();
     // The first Context's stub thread, parked untraced until that Context
     // seizes it.
     if (!Inject(control, config_, SYS_clone, thread_args, true, &ret,

@@ -34,8 +34,9 @@
 // Spares: the platform thread makes address spaces ahead of demand while no
 // request waits (PlatformOptions::spare_address_spaces), each with one stub
 // thread already cloned and parked, untraced, for the first Context that
-// switches into it (AddressSpace::TakeParkedThread). A request that arrives
-// while a spare is being made waits for it to be finished.
+// switches into it (AddressSpace::parked_thread_). System calls, thread
+// clones and releases that arrive while a spare is being made are served
+// between its steps; new address spaces and the shutdown wait for it.
 //
 // Lifetime: stubs die with the sentry. Every tracee is seized with
 // PTRACE_O_EXITKILL (SIGKILL when its tracer thread exits); the master and
@@ -169,7 +170,10 @@ class Platform : public std::enable_shared_from_this<Platform> {
   void HandleNewAddressSpace(Request* req);
   void HandleShutdown();
   void ReapControl(pid_t control);
-  void MakeAddressSpace(pid_t* tgid, pid_t* control, pid_t* thread);
+  void Complete(Request* req);
+  void ServeWaiting();
+  void MakeAddressSpace(pid_t* tgid, pid_t* control, pid_t* thread,
+                        bool serve_between);
   void MakeSpare();
   bool NeedSpareLocked() const;
 
