@@ -122,6 +122,17 @@ class ExecutableFile(ExecFile):
     def size(self) -> int:
         return self._size
 
+    def configure_mmap(self, opts: object) -> bool:
+        f = self.file
+        try:
+            f.configure_mmap(self._t, opts)  # type: ignore[arg-type]
+        except SyscallError:
+            return False
+        if getattr(opts, "mappable", None) is None:
+            return False
+        opts.file = f  # type: ignore[attr-defined]
+        return True
+
     def close(self) -> None:
         """Drops the open file."""
         self.file.dec_ref()
