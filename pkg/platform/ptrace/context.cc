@@ -281,6 +281,22 @@ void Context::PullFpstate(uint8_t* state, size_t size) {
   }
 }
 
+void Context::Prepare(AddressSpace& as) {
+  if (as.platform_ != platform_) {
+    ThrowError(EINVAL, "address space of another platform");
+  }
+  pid_t self = gettid();
+  std::shared_ptr<AddressSpace> dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckTracerLocked(self);
+  if (tid_ != 0 && as_.get() == &as) return;
+  if (tid_ != 0) {
+    InjectExit(tid_, platform_->config());
+    dropped = ForgetLocked();
+  }
+  if (!AttachLocked(as, self)) ThrowError(ESRCH, "address space stub died");
+}
+
 void Context::Release() {
   pid_t self = gettid();
   std::shared_ptr<AddressSpace> dropped;

@@ -75,6 +75,19 @@ class PtraceContext(platform.Context):
     def interrupt(self) -> None:
         self._context.interrupt()
 
+    def prepare(
+        self, address_space: platform.AddressSpace, state: platform.State
+    ) -> None:
+        """Moves the context's stub thread into address_space now (see
+        Context::Prepare): the sentry's calls that map memory there are
+        then injected by this thread without the platform thread's help.
+        The FPU state is read first and pushed again at the next switch."""
+        if not state.fpstate_valid:
+            self._context.pull_fpstate(state.buf)
+            state.fpstate_valid = True
+        state.fpstate_dirty = True
+        self._context.prepare(address_space._as)  # type: ignore[attr-defined]
+
     def pull_fpstate(self, state: platform.State) -> None:
         self._context.pull_fpstate(state.buf)
         state.fpstate_valid = True

@@ -128,6 +128,8 @@ PYBIND11_MODULE(_ptrace, m) {
            py::arg("flags") = 0)
       .def("interrupt", &pp::Context::Interrupt)
       .def("pull_fpstate", &pp::PullFpstate, py::arg("buffer"))
+      .def("prepare", &pp::Context::Prepare, py::arg("address_space"),
+           py::call_guard<py::gil_scoped_release>())
       .def("release", &pp::Context::Release,
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("stub_tid", [](pp::Context& context) {

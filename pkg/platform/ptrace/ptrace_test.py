@@ -211,6 +211,35 @@ def test_interrupt_from_another_thread(sandbox: Sandbox) -> None:
     context.release()
 
 
+def test_prepare_moves_the_stub_thread_and_keeps_the_state(
+    sandbox: Sandbox,
+) -> None:
+    first = sandbox.space_with_code(TWO_SYSCALLS)
+    context = sandbox.platform.new_context()
+    state = sandbox.state_at(CODE_ADDR)
+    assert context.switch(first, state) == platform.EVENT_SYSCALL
+    old_tid = context.stub_tid
+
+    second = sandbox.platform.new_address_space()
+    context.prepare(second, state)
+    assert state.fpstate_valid and state.fpstate_dirty
+    new_tid = context.stub_tid
+    assert os.path.exists(f"/proc/{second.pid}/task/{new_tid}")
+    assert not os.path.exists(f"/proc/{first.pid}/task/{old_tid}")
+    # Mapped through the context's own stub thread, then run there.
+    second.map_file(CODE_ADDR, PAGE, CODE_OFFSET, mmap.PROT_READ | mmap.PROT_EXEC)
+    state.init_user(CODE_ADDR, 0)
+    assert context.switch(second, state) == platform.EVENT_SYSCALL
+    assert context.stub_tid == new_tid
+    # Back into the first address space: a new stub thread there.
+    state.init_user(CODE_ADDR, 0)
+    assert context.switch(first, state) == platform.EVENT_SYSCALL
+    assert os.path.exists(f"/proc/{first.pid}/task/{context.stub_tid}")
+    context.release()
+    first.release()
+    second.release()
+
+
 def test_fpstate_pull_and_push(sandbox: Sandbox) -> None:
     address_space = sandbox.space_with_code(XMM0_TO_RDI)
     context = sandbox.platform.new_context()
