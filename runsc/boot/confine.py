@@ -47,8 +47,9 @@ SENTRY_CAPS = 1 << C.CAP_SYS_PTRACE
 # Host files the sentry and the platform read while they start, copied into
 # the empty root: the sentry's own auxv (CPU features for the application's
 # auxv; it describes this very process, so the copy is exact) and the lowest
-# address applications may map (the ptrace platform's address-space limit).
-HOST_FACTS = ("/proc/self/auxv", "/proc/sys/vm/mmap_min_addr")
+# address applications may map (the ptrace platform's address-space limit),
+# and the CPU's description for the sandbox's /proc/cpuinfo.
+HOST_FACTS = ("/proc/self/auxv", "/proc/sys/vm/mmap_min_addr", "/proc/cpuinfo")
 
 # Where the container's root appears in the sandbox process's root.
 ROOTFS_DIR = "/rootfs"

@@ -38,6 +38,9 @@ from runsc.boot.sandbox import ProcessSpec, Sandbox
 
 log = logging.getLogger(__name__)
 
+# Signals a terminal sends its foreground process group.
+_TERMINAL_SIGNALS = frozenset((S.SIGINT, S.SIGQUIT, S.SIGTSTP, S.SIGWINCH))
+
 CREATED = "created"
 RUNNING = "running"
 PAUSED = "paused"
@@ -153,6 +156,10 @@ class Controller:
         with self._mu:
             status = self.status
         if status in (RUNNING, PAUSED):
+            # What a terminal generates goes to its foreground group, as the
+            # host terminal would have sent it there.
+            if signo in _TERMINAL_SIGNALS and self.sandbox.signal_foreground(signo):
+                return
             self.sandbox.signal_init(signo)
         elif status == CREATED and _terminates(signo):
             self.stop(wait_status_signaled(signo))

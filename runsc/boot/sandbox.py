@@ -22,6 +22,7 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux import signal as S
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.host.host_file import HostFile
+from pkg.sentry.fsimpl.host.tty import host_tty
 from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
@@ -176,12 +177,34 @@ class Sandbox:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if spec.stdio and os.isatty(spec.stdio[0]):
+            # The terminal the process was started on is its session's
+            # controlling terminal (/dev/tty, job control), with the process
+            # in the foreground.
+            tty = host_tty(kernel, spec.stdio[0], HostFile)
+            with kernel.tasks.mu:
+                pg = t.tg.process_group
+                if pg is not None and pg.session.tty is None and tty.is_free_locked():
+                    tty.attach_locked(pg.session, pg)
         return t
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
         log.info("boot: starting pid %d: %s", t.tid, t.name)
         self.kernel.start_task(t)
+
+    def signal_foreground(self, signo: int) -> bool:
+        """Sends a terminal's signal (from the host terminal: ^C, a window
+        change) to the foreground group of init's controlling terminal;
+        returns False if it has none."""
+        tg = self.kernel.init_tg
+        if tg is None:
+            return False
+        with self.kernel.tasks.mu:
+            pg = tg.process_group
+            tty = pg.session.tty if pg is not None else None
+        signal = getattr(tty, "signal_foreground", None)
+        return bool(signal is not None and signal(signo))
 
     def signal_init(self, signo: int) -> None:
         """Sends a signal to the container's init."""

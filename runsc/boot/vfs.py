@@ -7,10 +7,11 @@ a gofer (tests of the sentry alone) it is the host's root served read-only
 by hostfs. On top of it:
 
 - /dev: a tmpfs with the memory devices and /dev/tty, /dev/fd and the
-  stdio links, /dev/pts and /dev/shm (a tmpfs of its own);
+  stdio links, /dev/ptmx, /dev/pts (devpts) and /dev/shm (a tmpfs of its
+  own);
 - /tmp: a tmpfs;
-- /proc and /sys: empty read-only tmpfs, so that the host's are not seen
-  through hostfs until procfs and sysfs exist.
+- /proc: procfs;
+- /sys: sysfs, read-only as container runtimes mount it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
+from pkg.sentry.fsimpl.devpts.devpts import DevptsType
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
+from pkg.sentry.fsimpl.proc.proc import ProcType
+from pkg.sentry.fsimpl.sys.sys import SysType
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsOptions, TmpfsType
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -63,6 +67,21 @@ def register_filesystems(kernel: Kernel) -> None:
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type("hostfs", HostfsType(kernel.mf))
+    vfs.register_filesystem_type(
+        "proc",
+        ProcType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "devpts",
+        DevptsType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "sysfs",
+        SysType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
     rootfs.register_filesystems(vfs, kernel.mf)
     memdev.register(vfs)
 
@@ -147,19 +166,40 @@ def mount_root(
         dev = _mount_tmpfs(vfs, creds, root, b"dev", 0o755, MS.MS_NOSUID, "size=64k")
         _populate_dev(vfs, creds, dev)
         _mount_tmpfs(vfs, creds, dev, b"shm", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
+        vfs.mount_at(
+            None,
+            creds,
+            _here(dev, b"pts"),
+            "devpts",
+            GetFilesystemOptions(
+                source="devpts",
+                flags=MS.MS_NOSUID | MS.MS_NOEXEC,
+                data="newinstance,ptmxmode=0666,mode=0620,gid=5",
+            ),
+        )
     if _exists(vfs, creds, root, b"tmp"):
         _mount_tmpfs(vfs, creds, root, b"tmp", 0o1777, MS.MS_NOSUID | MS.MS_NODEV)
-    for name in (b"proc", b"sys"):
-        # TODO(#5): procfs and sysfs replace these.
-        if _exists(vfs, creds, root, name):
-            _mount_tmpfs(
-                vfs,
-                creds,
-                root,
-                name,
-                0o555,
-                MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
-            )
+    if _exists(vfs, creds, root, b"proc"):
+        vfs.mount_at(
+            None,
+            creds,
+            _here(root, b"proc"),
+            "proc",
+            GetFilesystemOptions(
+                source="proc", flags=MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC
+            ),
+        )
+    if _exists(vfs, creds, root, b"sys"):
+        vfs.mount_at(
+            None,
+            creds,
+            _here(root, b"sys"),
+            "sysfs",
+            GetFilesystemOptions(
+                source="sysfs",
+                flags=MS.MS_RDONLY | MS.MS_NOSUID | MS.MS_NODEV | MS.MS_NOEXEC,
+            ),
+        )
     if gofer_conn is None:
         log.info("boot: root is the host's %s, read-only (hostfs)", host_root)
     return ns

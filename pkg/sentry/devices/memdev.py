@@ -121,14 +121,24 @@ class _SimpleDevice(Device):
 
 
 class _TtyDevice(Device):
-    """/dev/tty: the controlling terminal. TODO(#5): the sandbox's tasks
-    have no controlling terminal until devpts and job control exist, so
-    opening it fails as it does for a process without one."""
+    """/dev/tty: the controlling terminal of the opener's session (tty_open
+    of TTYAUX_MAJOR, 0): a devpts terminal, or the host terminal the
+    container was started on. Without one, ENXIO."""
 
     def open(
         self, t: Task | None, vd: VirtualDentry, opts: OpenOptions
     ) -> FileDescription:
-        raise SyscallError(errno.ENXIO)
+        if t is None:
+            raise SyscallError(errno.ENXIO)
+        with t.kernel.tasks.mu:
+            pg = t.tg.process_group
+            tty = pg.session.tty if pg is not None else None
+        # The terminal objects (devpts's Terminal, the host's HostFile)
+        # know how to open themselves again.
+        open_tty = getattr(tty, "open_tty", None)
+        if open_tty is None:
+            raise SyscallError(errno.ENXIO)
+        return open_tty(t, vd, opts.flags)
 
 
 # (name, major, minor, device) of every device registered here.

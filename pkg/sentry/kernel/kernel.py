@@ -174,6 +174,9 @@ class Kernel:
             with self.tasks.mu:
                 self.tasks.release_id(tid)
             raise
+        # /proc/[pid]/exe: the file's VirtualDentry when it is a VFS file.
+        opened = getattr(exec_file, "file", None)
+        mm.executable = getattr(opened, "vd", None)
         tg = ThreadGroup(self, tid, SignalHandlers(), limits, parent=None)
         state = self.platform.new_state()
         state.init_user(result.entry, result.stack_pointer)

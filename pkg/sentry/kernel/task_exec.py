@@ -312,6 +312,7 @@ def _exec_elf(
         for interp in interpreters:
             interp.close()
 
+    mm.executable = f.file.vd
     # The point of no return.
     if not _de_thread(t):
         mm.release()

@@ -98,6 +98,11 @@ class TaskSet:
         """
         return tid in self._refs
 
+    def last_id(self) -> int:
+        """Returns the id allocated last (/proc/loadavg's last pid)."""
+        with self.mu:
+            return self._last
+
     def live_tasks(self) -> list[Task]:
         """Returns a snapshot of every live task."""
         with self.mu:

@@ -46,6 +46,8 @@ class ThreadGroup:
         "leader",
         "limits",
         "max_rss_kb",
+        "oom_score_adj",
+        "oom_score_adj_min",
         "parent",
         "parent_exec_id",
         "pending",
@@ -143,6 +145,10 @@ class ThreadGroup:
         # and the usage of reaped children (Kernel.tasks.mu).
         self.max_rss_kb = 0
         self.child_usage = Usage()
+        # /proc/pid/oom_score_adj, and the lowest value an unprivileged
+        # writer may set again (signal_struct's oom_score_adj_min).
+        self.oom_score_adj = 0
+        self.oom_score_adj_min = 0
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"

@@ -70,6 +70,11 @@ class ExecFile:
         the loader then copies its contents instead."""
         return False
 
+    def identity(self) -> tuple[int, int, str] | None:
+        """Returns (device, inode, path) that /proc/pid/maps shows for the
+        file's segments, or None for a file with no name."""
+        return None
+
 
 class BytesFile(ExecFile):
     """BytesFile serves an executable held in memory."""

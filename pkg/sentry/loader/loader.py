@@ -24,6 +24,7 @@ from pkg.abi.linux.mman import (
 )
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.loader.elf import PHDR_SIZE, ElfInfo, ExecFile, ProgramHeader, parse
+from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.mm.memory_manager import DEFAULT_STACK_SIZE, MemoryManager, MmapOpts
 
 # Linux caps argv+envp at a quarter of the stack limit (fs/exec.c); with the
@@ -115,6 +116,7 @@ def map_image(
     else:
         bias = 0
 
+    ident = f.identity()
     for p in loads:
         start = page_round_down(p.vaddr + bias)
         file_start = p.vaddr + bias - start
@@ -122,8 +124,22 @@ def map_image(
         prot = _prot(p.flags)
         if _map_file_segment(mm, f, p, start, file_start, map_end, prot):
             continue
+        # The segment is a copy in anonymous memory, named after the file
+        # in /proc/pid/maps as Linux's file mapping would be.
+        identity = None
+        if ident is not None:
+            identity = MappingIdentity(*ident)
         try:
-            mm.mmap(MmapOpts(length=map_end - start, prot=prot, addr=start, fixed=True))
+            mm.mmap(
+                MmapOpts(
+                    length=map_end - start,
+                    prot=prot,
+                    addr=start,
+                    fixed=True,
+                    identity=identity,
+                    offset=p.offset - file_start,
+                )
+            )
         except SyscallError as e:
             raise SyscallError(
                 errno.ENOMEM if e.errno != errno.ENOMEM else e.errno

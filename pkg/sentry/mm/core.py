@@ -156,6 +156,9 @@ class MMCore:
         # Addresses of argv, envp and auxv for /proc/self/{cmdline,environ,auxv}.
         self.arg_start = self.arg_end = self.env_start = self.env_end = 0
         self.auxv: list[tuple[int, int]] = []
+        # The executable's VirtualDentry, for /proc/[pid]/exe (no reference
+        # is held: TODO(#5): keep its mount busy as Linux's exe_file does).
+        self.executable: object | None = None
         # Address of the vDSO image if one is mapped ([vdso] in maps).
         self.vdso_start = 0
         # Number of users (tasks) of this address space.
@@ -709,6 +712,7 @@ class MMCore:
                 "env_start",
                 "env_end",
                 "vdso_start",
+                "executable",
                 "peak_vm",
                 "membarrier_registered",
             ):

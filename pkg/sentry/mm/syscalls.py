@@ -210,7 +210,11 @@ class MmapOps(MMCore):
             private=opts.private,
             growsdown=opts.growsdown,
             mappable=mappable,
-            offset=opts.offset if opts.mappable is not None else 0,
+            # A named anonymous copy (a loaded ELF segment) keeps its file
+            # offset for /proc/pid/maps.
+            offset=opts.offset
+            if opts.mappable is not None or identity is not None
+            else 0,
             file=file,
             identity=identity,
             name=opts.name,

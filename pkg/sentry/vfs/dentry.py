@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pkg.abi.linux import inotify as IN
+from pkg.sentry.vfs.watches import Watches
+
 if TYPE_CHECKING:
     from pkg.sentry.vfs.mount import Mount
 
@@ -34,12 +37,14 @@ class Dentry:
     resources, inc_ref/dec_ref.
     """
 
-    __slots__ = ("__weakref__", "_dead", "_mounts")
+    __slots__ = ("__weakref__", "_dead", "_mounts", "_watches")
 
     def __init__(self) -> None:
         # Mounts whose mount point is this dentry (VirtualFilesystem.mu).
         self._mounts = 0
         self._dead = False
+        # inotify watches, for filesystems that keep them per dentry.
+        self._watches: Watches | None = None
 
     # Identity in the tree, for path generation (getcwd, /proc/pid/fd).
 
@@ -84,10 +89,19 @@ class Dentry:
 
     # Notification hooks for inotify.
 
-    def watches(self) -> object | None:
+    def watches(self) -> Watches | None:
         """Returns the inotify watches of this dentry's inode, or None when
-        nothing watches it (always, until inotify exists)."""
-        return None
+        nothing has watched it. Filesystems whose inodes can have several
+        names (hard links) override this and ensure_watches to keep them on
+        the inode; the default keeps them on the dentry."""
+        return self._watches
+
+    def ensure_watches(self) -> Watches:
+        """Returns the inotify watches of this dentry's inode, making them
+        if needed (inotify_add_watch)."""
+        if self._watches is None:
+            self._watches = Watches()
+        return self._watches
 
     def inotify_with_parent(
         self, events: int, cookie: int = 0, et: int = INOTIFY_INODE_EVENT
@@ -97,18 +111,33 @@ class Dentry:
         this dentry, and, for an INOTIFY_INODE_EVENT, to watches on the file
         itself. INOTIFY_PATH_EVENT events (IN_CREATE, IN_DELETE,
         IN_MOVED_FROM/TO) concern the name only and go to the parent alone.
+        IN_ISDIR is added for a directory; IN_DELETE_SELF ends the file's
+        watches (each gets IN_IGNORED).
 
         Where it is called: the VFS after an open (IN_OPEN);
         FileDescription on its last close (IN_CLOSE_WRITE/NOWRITE) and
         through notify() after reads and writes (IN_ACCESS, IN_MODIFY);
-        tmpfs when names are created, removed and moved (with a cookie from
-        VirtualFilesystem.new_inotify_cookie), when link counts change
-        (IN_ATTRIB, IN_DELETE_SELF) and on attribute changes.
-
-        Unlike Linux, nothing is reported yet: no filesystem keeps watches.
-        TODO(#5): inotify makes watches() return the inode's watches and
-        this deliver to them.
+        filesystems when names are created, removed and moved (with a
+        cookie from VirtualFilesystem.new_inotify_cookie), when link counts
+        change (IN_ATTRIB, IN_DELETE_SELF) and on attribute changes.
         """
+        if self.is_dir():
+            events |= IN.IN_ISDIR
+        inode_event = et == INOTIFY_INODE_EVENT
+        parent = self.parent_dentry()
+        if parent is not None:
+            pw = parent.watches()
+            if pw:
+                # Events on an unlinked child still reach the directory,
+                # unless the watch asked for IN_EXCL_UNLINK.
+                unlinked = inode_event and self.is_dead()
+                pw.notify(self.dentry_name(), events, cookie, unlinked)
+        if inode_event:
+            w = self.watches()
+            if w:
+                w.notify(b"", events, cookie)
+                if events & IN.IN_DELETE_SELF:
+                    w.drop_all()
 
 
 class VirtualDentry:

@@ -351,6 +351,16 @@ class FileDescription:
             self._locks = FileLocks()
         return self._locks
 
+    def reopen(self, t: Task | None, flags: int) -> FileDescription:
+        """Opens the file anew through a /proc/pid/fd link, for files that
+        have no path (vd is None): host descriptors, memfds.
+
+        Raises:
+            SyscallError: ENXIO, the default, as for anonymous inodes and
+                sockets, which cannot be reopened.
+        """
+        raise SyscallError(errno.ENXIO)
+
     # Naming.
 
     def display_name(self) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux.fs import PATH_MAX
-from pkg.abi.linux.stat import S_ISREG
+from pkg.abi.linux.stat import S_ISREG, make_dev
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.loader.elf import ExecFile
 from pkg.sentry.vfs.options import OpenOptions
@@ -103,10 +103,17 @@ class ExecutableFile(ExecFile):
         file: the open file; close() releases it.
     """
 
-    def __init__(self, t: Task | None, file: FileDescription, size: int) -> None:
+    def __init__(
+        self,
+        t: Task | None,
+        file: FileDescription,
+        size: int,
+        ident: tuple[int, int, str] | None = None,
+    ) -> None:
         self._t = t
         self.file = file
         self._size = size
+        self._ident = ident
 
     def pread(self, length: int, offset: int) -> bytes:
         out = []
@@ -132,6 +139,9 @@ class ExecutableFile(ExecFile):
             return False
         opts.file = f  # type: ignore[attr-defined]
         return True
+
+    def identity(self) -> tuple[int, int, str] | None:
+        return self._ident
 
     def close(self) -> None:
         """Drops the open file."""
@@ -162,7 +172,9 @@ def open_executable_at(
     except BaseException:
         f.dec_ref()
         raise
-    return ExecutableFile(t, f, st.size)
+    path = vfs.path_for_display(f.vd).decode(errors="replace")
+    ident = (make_dev(st.dev_major, st.dev_minor), st.ino, path)
+    return ExecutableFile(t, f, st.size, ident)
 
 
 def open_executable(t: Task, dirfd: int, path: bytes, flags: int = 0) -> ExecutableFile:

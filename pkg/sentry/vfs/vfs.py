@@ -207,6 +207,17 @@ class VirtualFilesystem:
                 raise ValueError(f"device {key} registered twice")
             self._devices[key] = (dev, opts or RegisterDeviceOptions())
 
+    def registered_devices(self) -> list[tuple[int, int, str]]:
+        """Returns (kind, major, group name) of each major number with a
+        named group, for /proc/devices."""
+        with self.mu:
+            out = {
+                (kind, major, opts.group_name)
+                for (kind, major, _minor), (_d, opts) in self._devices.items()
+                if opts.group_name
+            }
+        return sorted(out)
+
     def open_device_special_file(
         self,
         t: Task | None,

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -12,7 +13,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/util/file_descriptor.h"
 #include "test/util/fs_util.h"
+#include "test/util/multiprocess_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -104,6 +107,63 @@ TEST(DevTest, MknodDeviceNeedsCapMknod) {
               return mknod(node.c_str(), S_IFCHR | 0666, makedev(1, 3)) ? errno : 0;
             }),
             EPERM);
+}
+
+TEST(DevTest, FdAndStdioLinks) {
+  char buf[64];
+  ssize_t n = readlink("/dev/fd", buf, sizeof(buf));
+  ASSERT_THAT(n, SyscallSucceeds());
+  EXPECT_EQ(std::string(buf, n), "/proc/self/fd");
+  const char* names[] = {"/dev/stdin", "/dev/stdout", "/dev/stderr"};
+  for (int i = 0; i < 3; i++) {
+    n = readlink(names[i], buf, sizeof(buf));
+    ASSERT_THAT(n, SyscallSucceeds());
+    EXPECT_EQ(std::string(buf, n), "/proc/self/fd/" + std::to_string(i));
+  }
+  // /dev/fd/N is the open file N.
+  int p[2];
+  ASSERT_THAT(pipe(p), SyscallSucceeds());
+  FileDescriptor r(p[0]), w(p[1]);
+  FileDescriptor w2(
+      open(("/dev/fd/" + std::to_string(w.get())).c_str(), O_WRONLY));
+  ASSERT_THAT(w2.get(), SyscallSucceeds());
+  ASSERT_THAT(write(w2.get(), "q", 1), SyscallSucceedsWithValue(1));
+  char c;
+  EXPECT_THAT(read(r.get(), &c, 1), SyscallSucceedsWithValue(1));
+  EXPECT_EQ(c, 'q');
+  struct stat a, b;
+  ASSERT_THAT(stat(("/dev/fd/" + std::to_string(r.get())).c_str(), &a),
+              SyscallSucceeds());
+  ASSERT_THAT(fstat(r.get(), &b), SyscallSucceeds());
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_TRUE(S_ISFIFO(a.st_mode));
+  // stdout reopened by name writes where stdout goes.
+  FileDescriptor out(open("/dev/stderr", O_WRONLY));
+  ASSERT_THAT(out.get(), SyscallSucceeds());
+  EXPECT_THAT(write(out.get(), "", 0), SyscallSucceedsWithValue(0));
+}
+
+TEST(DevTest, TtyWithoutControllingTerminal) {
+  // In a new session there is no controlling terminal: /dev/tty is ENXIO.
+  pid_t pid = VforkRun([] {
+    if (syscall(SYS_setsid) < 0) return 1;
+    int fd = syscall(SYS_openat, AT_FDCWD, "/dev/tty", O_RDWR);
+    return fd < 0 && errno == ENXIO ? 0 : 2;
+  });
+  ASSERT_THAT(pid, SyscallSucceeds());
+  EXPECT_EQ(WaitForStatus(pid), 0);
+  struct stat st;
+  ASSERT_THAT(stat("/dev/tty", &st), SyscallSucceeds());
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(5, 0));
+  EXPECT_EQ(st.st_mode & 0777, 0666);
+}
+
+TEST(DevTest, Shm) {
+  struct stat st;
+  ASSERT_THAT(stat("/dev/shm", &st), SyscallSucceeds());
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 01777);
 }
 
 }  // namespace

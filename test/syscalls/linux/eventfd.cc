@@ -238,8 +238,6 @@ TEST(EventfdTest, FstatIsTheAnonymousInode) {
 }
 
 TEST(EventfdTest, ProcFdName) {
-  // Needs /proc, which comes with the VFS.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewEventfd(0, 0);
   char path[64], target[64] = {};
   snprintf(path, sizeof(path), "/proc/self/fd/%d", fd.get());

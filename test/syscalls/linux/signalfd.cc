@@ -240,8 +240,6 @@ TEST_F(SignalfdTest, UpdateMaskChangesReadiness) {
 }
 
 TEST_F(SignalfdTest, ProcFdName) {
-  // Needs /proc, which comes with the VFS.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewSignalfd(Bit(SIGUSR1), 0);
   char path[64], target[64] = {};
   snprintf(path, sizeof(path), "/proc/self/fd/%d", fd.get());

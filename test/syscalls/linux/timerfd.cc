@@ -250,8 +250,6 @@ TEST(TimerfdTest, BlockingReadInterrupted) {
 }
 
 TEST(TimerfdTest, ProcFdName) {
-  // Needs /proc, which comes with the VFS.
-  SKIP_IF(IsRunningOnSandbox());
   FileDescriptor fd = NewTimerfd(CLOCK_MONOTONIC, 0);
   char path[64], target[64] = {};
   snprintf(path, sizeof(path), "/proc/self/fd/%d", fd.get());

@@ -44,6 +44,7 @@ from pkg.abi.linux import signal as S
 from pkg.abi.linux import termios as T
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.waiter import (
+    EVENT_HUP,
     EVENT_IN,
     EVENT_OUT,
     EVENT_RDNORM,
@@ -87,10 +88,12 @@ class LineDiscipline:
         "_edit",
         "_lines",
         "_lnext",
+        "_master_gone",
         "_mu",
         "_out",
         "_pending",
         "_raw",
+        "_replica_gone",
         "_signal",
         "_stopped",
         "master_queue",
@@ -122,6 +125,31 @@ class LineDiscipline:
         self._lnext = False
         self.master_queue = Queue()
         self.replica_queue = Queue()
+        # Hang-ups (TTY_OTHER_CLOSED): the master was closed, so replica
+        # reads and writes fail with EIO; every replica was closed, so
+        # master reads that would wait fail with EIO.
+        self._master_gone = False
+        self._replica_gone = False
+
+    def hang_up(self, master: bool, gone: bool = True) -> None:
+        """Records that the master (master True) or every replica went
+        (gone True) or that a replica is open again (gone False), and wakes
+        the other side's waiters."""
+        if master:
+            self._master_gone = gone
+        else:
+            self._replica_gone = gone
+        self._notify_all()
+
+    @property
+    def master_gone(self) -> bool:
+        """Whether the master has been closed."""
+        return self._master_gone
+
+    @property
+    def replica_gone(self) -> bool:
+        """Whether every replica has been closed (after one was opened)."""
+        return self._replica_gone
 
     # Attributes.
 
@@ -383,21 +411,27 @@ class LineDiscipline:
         self._notify_all()
 
     def replica_readiness(self, mask: int) -> int:
-        """poll(2) readiness of the replica end."""
+        """poll(2) readiness of the replica end (EVENT_HUP, always
+        reported, once the master is gone)."""
         ready = 0
-        if self._replica_readable():
+        if self._replica_readable() or self._master_gone:
             ready |= EVENT_IN | EVENT_RDNORM
         if self._replica_writable():
             ready |= EVENT_OUT | EVENT_WRNORM
+        if self._master_gone:
+            return ready & mask | EVENT_HUP
         return ready & mask
 
     def master_readiness(self, mask: int) -> int:
-        """poll(2) readiness of the master end."""
+        """poll(2) readiness of the master end (EVENT_HUP once every
+        replica is gone)."""
         ready = 0
         if self._master_readable():
             ready |= EVENT_IN | EVENT_RDNORM
         if self._master_writable():
             ready |= EVENT_OUT | EVENT_WRNORM
+        if self._replica_gone:
+            return ready & mask | EVENT_HUP
         return ready & mask
 
     def _replica_readable(self) -> bool:
@@ -434,6 +468,14 @@ class LineDiscipline:
         queue.register(entry)
         try:
             while not ready():
+                # The other side hung up: nothing will come (n_tty_read's
+                # TTY_OTHER_CLOSED).
+                if (
+                    self._master_gone
+                    if queue is self.replica_queue
+                    else (self._replica_gone)
+                ):
+                    raise SyscallError(errno.EIO)
                 t.block(deadline)
         finally:
             queue.unregister(entry)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.gofer.client import Client
@@ -43,9 +44,10 @@ from pkg.sentry.fsimpl.gofer.regular_file import GoferRegularFD
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
 from pkg.sentry.kernel.credentials import CAP_FSETID, CAP_SYS_ADMIN
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
+from pkg.sentry.vfs.inode_attrs import setstat_events
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.options import UTIME_NOW, UTIME_OMIT
 from pkg.sentry.vfs.permissions import (
@@ -472,6 +474,7 @@ class GoferFilesystem(Filesystem):
         # The directory's size, times and (for subdirectories) link count
         # changed on the host.
         parent.inode.stale = True
+        d.inotify_with_parent(IN.IN_CREATE, 0, INOTIFY_PATH_EVENT)
         return d
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
@@ -572,6 +575,9 @@ class GoferFilesystem(Filesystem):
             self._dropped_link(child)
             parent.inode.stale = True
             self._remove_name(parent, child)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
+            gone = child.inode.nlink == 0
+            child.inotify_with_parent(IN.IN_DELETE_SELF if gone else IN.IN_ATTRIB)
 
     def _kill(self, d: GoferDentry) -> None:
         """Marks d deleted once the gofer has removed it. The caller checked
@@ -616,6 +622,8 @@ class GoferFilesystem(Filesystem):
             child.children.clear()
             parent.inode.stale = True
             self._remove_name(parent, child)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
+            child.inotify_with_parent(IN.IN_DELETE_SELF)
 
     def rename_at(
         self,
@@ -713,6 +721,8 @@ class GoferFilesystem(Filesystem):
         exchange: bool,
     ) -> None:
         """Updates the tree after the gofer renamed. Precondition: mu."""
+        cookie = self.vfs.new_inotify_cookie()
+        renamed.inotify_with_parent(IN.IN_MOVED_FROM, cookie, INOTIFY_PATH_EVENT)
         op.children[old_name] = None
         if exchange:
             assert replaced is not None
@@ -732,6 +742,10 @@ class GoferFilesystem(Filesystem):
         np.children[new_name] = renamed
         for d in (op, np, renamed):
             d.inode.stale = True
+        renamed.inotify_with_parent(IN.IN_MOVED_TO, cookie, INOTIFY_PATH_EVENT)
+        renamed.inotify_with_parent(IN.IN_MOVE_SELF)
+        if replaced is not None and not exchange:
+            replaced.inotify_with_parent(IN.IN_DELETE_SELF)
 
     # Other path operations.
 
@@ -838,6 +852,7 @@ class GoferFilesystem(Filesystem):
         inode.update(self.rpc(self.client.setstat, req))
         if req.mask & pb.SETSTAT_SIZE and inode.cache is not None:
             inode.cache.truncate(req.size)
+        d.inotify_with_parent(setstat_events(opts))
 
     def statfs_at(self, rp: ResolvingPath) -> FS.Statfs:
         with self.locked():

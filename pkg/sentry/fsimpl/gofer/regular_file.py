@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError, from_os_error
@@ -67,12 +68,17 @@ class GoferRegularFD(FileDescription):
         with self.pos_mu:
             data = self._pread(length, self.offset)
             self.offset += len(data)
-            return data
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def pread(self, t: Task | None, length: int, offset: int) -> bytes:
         if offset < 0:
             raise SyscallError(errno.EINVAL)
-        return self._pread(length, offset)
+        data = self._pread(length, offset)
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def _pread(self, length: int, offset: int) -> bytes:
         # In pieces, so that a huge read past the end of a small file does
@@ -104,7 +110,9 @@ class GoferRegularFD(FileDescription):
                 offset = self._host_size()
             n = self._pwrite(t, data, offset)
             self.offset = offset + n
-            return n
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
         if offset < 0:
@@ -112,7 +120,10 @@ class GoferRegularFD(FileDescription):
         # As on Linux, O_APPEND wins over the offset.
         if self.flags & F.O_APPEND:
             offset = self._host_size()
-        return self._pwrite(t, data, offset)
+        n = self._pwrite(t, data, offset)
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     def _host_size(self) -> int:
         try:

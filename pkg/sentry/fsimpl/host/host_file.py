@@ -28,10 +28,11 @@ from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import signal as S
 from pkg.abi.linux.stat import Statx
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.fsimpl.host.tty import HostTTY, host_tty
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
 from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP
-from pkg.sentry.vfs.file_description import FileDescription
+from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 # Largest single host read: bounded so that a huge read(2) does not make the
 # sentry allocate the whole request up front.
 _MAX_READ = 1 << 20
+# Terminal requests refused to background processes (tty_check_change).
+_TTY_CHANGES = frozenset(
+    (I.TCSETS, I.TCSETSW, I.TCSETSF, I.TIOCSPGRP, I.TCFLSH, I.TCXONC)
+)
 
 
 # Events a host poll is asked about: poll(2)'s events are 16 bits.
@@ -78,6 +83,20 @@ class HostFile(FileDescription):
     def release(self) -> None:
         os.close(self.host_fd)
 
+    def reopen(self, t: Task | None, flags: int) -> FileDescription:
+        """Opens the host file anew (/dev/stdout, /proc/self/fd/N).
+
+        Unlike Linux, the new file shares the host's open file (its offset
+        and status flags), being a dup of the same host descriptor: the
+        sentry opens no host path. Its access mode is the one asked for;
+        an access the host descriptor lacks fails at read or write (EBADF).
+        """
+        return HostFile(os.dup(self.host_fd), flags & FILE_STATUS_FLAGS)
+
+    def terminal(self, t: Task) -> HostTTY:
+        """Returns the job-control state of this host terminal."""
+        return host_tty(t.kernel, self.host_fd, HostFile)
+
     def display_name(self) -> str:
         if self.is_tty:
             return "host:[tty]"
@@ -96,6 +115,8 @@ class HostFile(FileDescription):
     def read(self, t: Task, length: int) -> bytes:
         if not self.readable:
             raise SyscallError(errno.EBADF)
+        if self.is_tty:
+            self.terminal(t).check_background(t, S.SIGTTIN)
         length = min(length, _MAX_READ)
         while True:
             if not self.seekable and not self.nonblocking:
@@ -225,8 +246,25 @@ class HostFile(FileDescription):
         return self._tty_ioctl(t, cmd, arg)
 
     def _tty_ioctl(self, t: Task, cmd: int, arg: int) -> int:
-        # TODO(#5): job control (TIOCSPGRP, TIOCSCTTY) belongs to the
-        # sentry's own terminal emulation; these requests are forwarded.
+        # Job control is the sentry's (tty.py); attributes are the host's.
+        tty = self.terminal(t)
+        if cmd in _TTY_CHANGES:
+            tty.check_background(t, S.SIGTTOU)
+        if cmd == I.TIOCSCTTY:
+            tty.set_controlling(t, arg == 1)
+            return 0
+        if cmd == I.TIOCNOTTY:
+            tty.release_controlling(t)
+            return 0
+        if cmd == I.TIOCGPGRP:
+            t.mm.write_i32(arg, tty.foreground_pgid(t))
+            return 0
+        if cmd == I.TIOCSPGRP:
+            tty.set_foreground(t, t.mm.read_i32(arg))
+            return 0
+        if cmd == I.TIOCGSID:
+            t.mm.write_i32(arg, tty.session_id(t))
+            return 0
         if cmd in (I.TCGETS, I.TIOCGWINSZ, I.FIONREAD, I.TIOCOUTQ):
             size = {I.TCGETS: I.TERMIOS_SIZE, I.TIOCGWINSZ: I.WINSIZE_SIZE}.get(cmd, 4)
             try:

@@ -27,7 +27,7 @@ from pkg.abi.linux.stat import S_IFREG, STATX_SIZE, Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.mm.mappable import MappingIdentity
-from pkg.sentry.vfs.file_description import FileDescription
+from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -86,6 +86,14 @@ class MemfdFile(FileDescription):
 
     def display_name(self) -> str:
         return self.inode.path
+
+    def reopen(self, t: Task | None, flags: int) -> FileDescription:
+        """Opens the memfd anew (/proc/pid/fd/N): a new offset, the
+        access mode asked for, the same contents and seals."""
+        self.inode.cache.inc_ref()
+        f = MemfdFile(self.inode)
+        f.flags = flags & FILE_STATUS_FLAGS | F.O_LARGEFILE
+        return f
 
     # I/O.
 

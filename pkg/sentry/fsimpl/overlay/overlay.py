@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.overlay import copy_up
@@ -53,9 +54,10 @@ from pkg.sentry.kernel.credentials import (
     Credentials,
     root_credentials,
 )
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
+from pkg.sentry.vfs.inode_attrs import setstat_events
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.options import (
     GetDentryOptions,
@@ -430,6 +432,7 @@ class OverlayFilesystem(Filesystem):
         d = self._child_dentry(parent, name, upper, None)
         # A directory made where a lower one was removed shows none of it.
         d.opaque = hid_lower and d.is_dir()
+        d.inotify_with_parent(IN.IN_CREATE, 0, INOTIFY_PATH_EVENT)
         return d
 
     def _owner_mode(self, creds: Credentials, parent: OverlayDentry, mode: int) -> int:
@@ -558,6 +561,9 @@ class OverlayFilesystem(Filesystem):
                 )
             self.vfs.delete_dentry(child)
             self._forget(parent, name, whiteout)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
+            # TODO(#5): IN_ATTRIB instead while other hard links remain.
+            child.inotify_with_parent(IN.IN_DELETE_SELF)
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
         with self.mu:
@@ -587,6 +593,8 @@ class OverlayFilesystem(Filesystem):
             self.vfs.delete_dentry(child)
             child.children.clear()
             self._forget(parent, name, whiteout)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
+            child.inotify_with_parent(IN.IN_DELETE_SELF)
 
     def rename_at(
         self,
@@ -702,6 +710,8 @@ class OverlayFilesystem(Filesystem):
             RenameOptions(flags=upper_flags),
         )
         self.vfs.rename_dentry(renamed, replaced, exchange)
+        cookie = self.vfs.new_inotify_cookie()
+        renamed.inotify_with_parent(IN.IN_MOVED_FROM, cookie, INOTIFY_PATH_EVENT)
         if exchange:
             assert replaced is not None
             replaced.parent, replaced.name = op, old_name
@@ -718,6 +728,10 @@ class OverlayFilesystem(Filesystem):
         np.children[new_name] = renamed
         if renamed.is_dir() and renamed.lower is None and hid_lower:
             renamed.opaque = True
+        renamed.inotify_with_parent(IN.IN_MOVED_TO, cookie, INOTIFY_PATH_EVENT)
+        renamed.inotify_with_parent(IN.IN_MOVE_SELF)
+        if replaced is not None and not exchange:
+            replaced.inotify_with_parent(IN.IN_DELETE_SELF)
 
     # Attributes.
 
@@ -748,6 +762,7 @@ class OverlayFilesystem(Filesystem):
         st = self.layer_stat(self.upper, d.upper)
         with d.attr_mu:
             d.mode, d.uid, d.gid = st.mode, st.uid, st.gid
+        d.inotify_with_parent(setstat_events(opts))
 
     def _check_xattr(
         self, creds: Credentials, d: OverlayDentry, name: bytes, write: bool

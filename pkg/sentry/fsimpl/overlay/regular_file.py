@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.overlay import copy_up
+from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.options import OpenOptions
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from pkg.sentry.fsimpl.overlay.dentry import OverlayDentry
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.waiter import Entry
+    from pkg.sentry.mm.syscalls import MmapOpts
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
@@ -101,10 +104,15 @@ class OverlayRegularFD(FileDescription):
         with self.pos_mu:
             data = self._file().pread(t, length, self.offset)
             self.offset += len(data)
-            return data
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def pread(self, t: Task | None, length: int, offset: int) -> bytes:
-        return self._file().pread(t, length, offset)  # type: ignore[arg-type]
+        data = self._file().pread(t, length, offset)  # type: ignore[arg-type]
+        if data:
+            self.notify(IN.IN_ACCESS)
+        return data
 
     def write(self, t: Task, data: bytes) -> int:
         with self.pos_mu:
@@ -115,10 +123,15 @@ class OverlayRegularFD(FileDescription):
                 self.offset = self._size(t, f)
             else:
                 self.offset += n
-            return n
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     def pwrite(self, t: Task, data: bytes, offset: int) -> int:
-        return self._file().pwrite(t, data, offset)
+        n = self._file().pwrite(t, data, offset)
+        if n:
+            self.notify(IN.IN_MODIFY)
+        return n
 
     @staticmethod
     def _size(t: Task | None, f: FileDescription) -> int:
@@ -158,8 +171,17 @@ class OverlayRegularFD(FileDescription):
     def sync(self, t: Task) -> None:
         self._file().sync(t)
 
-    def configure_mmap(self, t: Task, opts: object) -> None:
+    def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
         self._file().configure_mmap(t, opts)
+        # /proc/pid/maps names the overlay's file, not the layer's.
+        st = self.stat(t, S.STATX_INO)
+        assert self.vd is not None
+        path = self.vd.mount.vfs.path_for_display(self.vd)
+        opts.identity = MappingIdentity(
+            S.make_dev(st.dev_major, st.dev_minor),
+            st.ino,
+            path.decode(errors="replace"),
+        )
 
     def readiness(self, mask: int) -> int:
         return self._file().readiness(mask)

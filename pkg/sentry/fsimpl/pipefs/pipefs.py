@@ -23,6 +23,8 @@ from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
 from pkg.sentry.vfs.inode_attrs import InodeAttrs, next_anon_ino
+from pkg.sentry.vfs.opath import OpathFD
+from pkg.sentry.vfs.permissions import check_open
 
 if TYPE_CHECKING:
     from pkg.abi.linux.fs import Statfs
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.filesystem import GetFilesystemOptions
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.mount import Mount
-    from pkg.sentry.vfs.options import SetStatOptions
+    from pkg.sentry.vfs.options import OpenOptions, SetStatOptions
     from pkg.sentry.vfs.resolving_path import ResolvingPath
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
@@ -83,10 +85,21 @@ class PipeFilesystem(Filesystem):
     def access_at(self, rp: ResolvingPath, ats: int) -> None:
         self._here(rp).attrs.check_permissions(rp.creds, ats)
 
-    def open_at(self, rp: ResolvingPath, opts: object) -> FileDescription:
-        # Reopening a pipe by path (/proc/pid/fd/N) goes through the FIFO
-        # open protocol. TODO(#5): needs /proc magic links.
-        raise SyscallError(errno.ENXIO)
+    def open_at(self, rp: ResolvingPath, opts: OpenOptions) -> FileDescription:
+        """Reopens a pipe through its /proc/pid/fd link: the FIFO open
+        protocol applies (fifo_open), so an O_RDONLY open waits for a
+        writer unless one exists or O_NONBLOCK is given."""
+        d = self._here(rp)
+        flags = opts.flags
+        vd = VirtualDentry(rp.mount, d)
+        if flags & F.O_PATH:
+            return OpathFD(vd, flags)
+        if d.attrs.file_type != S.S_IFIFO:
+            raise SyscallError(errno.ENXIO)
+        attrs = d.attrs
+        check_open(rp.creds, rp.mount, flags, False, attrs.mode, attrs.uid, attrs.gid)
+        seen = d.pipe.open_end(rp.task, flags)
+        return PipeFD(d.pipe, flags, vd, seen)
 
 
 class _PipeInodeAttrs(InodeAttrs):

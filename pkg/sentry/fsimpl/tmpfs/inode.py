@@ -22,6 +22,7 @@ from pkg.sentry.vfs.inode_attrs import InodeAttrs
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.options import SetXattrOptions
 from pkg.sentry.vfs.permissions import MAY_READ, MAY_WRITE, can_act_as_owner
+from pkg.sentry.vfs.watches import Watches
 
 if TYPE_CHECKING:
     from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsFilesystem
@@ -41,9 +42,10 @@ class Inode(InodeAttrs):
         fs: the filesystem.
         locks: advisory locks.
         xattrs: extended attributes (None until the first is set).
+        watches: inotify watches (None until the first is added).
     """
 
-    __slots__ = ("fs", "locks", "xattrs")
+    __slots__ = ("fs", "locks", "watches", "xattrs")
 
     def __init__(
         self, fs: TmpfsFilesystem, mode: int, uid: int, gid: int, nlink: int = 1
@@ -52,6 +54,7 @@ class Inode(InodeAttrs):
         self.fs = fs
         self.locks = FileLocks()
         self.xattrs: dict[bytes, bytes] | None = None
+        self.watches: Watches | None = None
 
     def set_size(self, t: Task | None, size: int) -> bool:
         raise SyscallError(errno.EINVAL)
@@ -163,6 +166,16 @@ class TmpfsDentry(Dentry):
 
     def is_dir(self) -> bool:
         return isinstance(self.inode, Directory)
+
+    # Watches belong to the inode, which hard links share.
+
+    def watches(self) -> Watches | None:
+        return self.inode.watches
+
+    def ensure_watches(self) -> Watches:
+        if self.inode.watches is None:
+            self.inode.watches = Watches()
+        return self.inode.watches
 
 
 class Directory(Inode):
