@@ -37,6 +37,10 @@
 // switches into it (AddressSpace::parked_thread_). System calls, thread
 // clones and releases that arrive while a spare is being made are served
 // between its steps; new address spaces and the shutdown wait for it.
+// Shortcoming: a spare whose stub process was killed from outside while it
+// waited is handed out all the same, and its first use fails as that of
+// any dead stub does (the task sees its context die); there is no liveness
+// check on the way out of the pool.
 //
 // Lifetime: stubs die with the sentry. Every tracee is seized with
 // PTRACE_O_EXITKILL (SIGKILL when its tracer thread exits); the master and
