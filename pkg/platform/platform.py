@@ -163,6 +163,14 @@ class Context(abc.ABC):
     def pull_fpstate(self, state: State) -> None:
         """Reads the task's current FPU state into state.fpstate."""
 
+    def prepare(self, address_space: AddressSpace, state: State) -> None:
+        """Readies the context to run in address_space before its first
+        switch there, keeping the task's registers and FPU state in state.
+        An optimisation (execve fills a new address space and then runs in
+        it); by default nothing. Raises OSError if the address space is
+        gone."""
+        del address_space, state
+
     @abc.abstractmethod
     def release(self) -> None:
         """Releases the context; it must not be used again."""

@@ -553,7 +553,9 @@ def measure_idle(runtime: Runtime, argv: list[str], timeout: float) -> Outcome:
                 continue
             info = memory_of(pid)
             if info is not None:
-                info["role"] = runtime.role(depth, str(info["cmdline"]))
+                # The name too: cmdline is cut short, and this project's
+                # gofer says what it is in its name (runsc-gofer).
+                info["role"] = runtime.role(depth, f"{info['comm']} {info['cmdline']}")
                 processes.append(info)
         _finish(proc, timeout)
     except (subprocess.TimeoutExpired, TimeoutError):

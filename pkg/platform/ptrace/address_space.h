@@ -78,6 +78,9 @@ class AddressSpace : public std::enable_shared_from_this<AddressSpace> {
   const pid_t tgid_;
   const pid_t control_;
   std::atomic<bool> released_{false};
+  // A stub thread cloned with the address space, parked and untraced, for
+  // the first Context that switches in (0: taken, or none).
+  std::atomic<pid_t> parked_thread_{0};
 
   // threads_mu_ is a leaf lock: nothing else is locked while it is held.
   std::mutex threads_mu_;

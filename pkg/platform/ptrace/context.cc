@@ -281,6 +281,22 @@ void Context::PullFpstate(uint8_t* state, size_t size) {
   }
 }
 
+void Context::Prepare(AddressSpace& as) {
+  if (as.platform_ != platform_) {
+    ThrowError(EINVAL, "address space of another platform");
+  }
+  pid_t self = gettid();
+  std::shared_ptr<AddressSpace> dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckTracerLocked(self);
+  if (tid_ != 0 && as_.get() == &as) return;
+  if (tid_ != 0) {
+    InjectExit(tid_, platform_->config());
+    dropped = ForgetLocked();
+  }
+  if (!AttachLocked(as, self)) ThrowError(ESRCH, "address space stub died");
+}
+
 void Context::Release() {
   pid_t self = gettid();
   std::shared_ptr<AddressSpace> dropped;
@@ -310,12 +326,16 @@ void Context::CheckTracerLocked(pid_t self) const {
 
 bool Context::AttachLocked(AddressSpace& as, pid_t self) {
   if (as.released()) return false;
-  pid_t tid;
-  try {
-    tid = platform_->CloneThread(as.control_tid());
-  } catch (const PtraceError& e) {
-    if (e.err() == ESRCH) return false;
-    throw;
+  // The thread made with the address space, if no other Context took it;
+  // else a new one.
+  pid_t tid = as.parked_thread_.exchange(0);
+  if (tid == 0) {
+    try {
+      tid = platform_->CloneThread(as.control_tid());
+    } catch (const PtraceError& e) {
+      if (e.err() == ESRCH) return false;
+      throw;
+    }
   }
   if (!SeizeParked(tid, platform_->config().layout)) return false;
   tid_ = tid;

@@ -52,6 +52,15 @@ class Context : public std::enable_shared_from_this<Context> {
   // PtraceError (ESRCH if there is no live stub thread).
   void PullFpstate(uint8_t* state, size_t size);
 
+  // Prepare gives the Context its stub thread in as now rather than at the
+  // next Switch: the current one (elsewhere) exits, and system calls of the
+  // calling thread into as (AddressSpace::MapFile...) are then injected
+  // through the new one directly, without the platform thread. For execve,
+  // which fills a new address space and then runs in it. The current stub
+  // thread's FPU state is lost: read it first (PullFpstate) if it matters.
+  // Throws PtraceError (ESRCH if the address space's stub died).
+  void Prepare(AddressSpace& as);
+
   // Release makes the stub thread exit and reaps it. Throws PtraceError.
   void Release();
 

@@ -53,6 +53,7 @@ struct Platform::Request {
   // Results, written by the platform thread.
   pid_t tgid = 0;
   pid_t tid = 0;
+  pid_t thread = 0;  // kNewAddressSpace: the parked stub thread
   long ret = 0;
   int err = 0;
   std::string op;
@@ -251,10 +252,27 @@ std::shared_ptr<Platform> Platform::Create(int memfile_fd,
 Platform::~Platform() { Close(); }
 
 std::shared_ptr<AddressSpace> Platform::NewAddressSpace() {
-  Request req{Request::Kind::kNewAddressSpace};
-  Submit(&req);
+  if (getpid() != config_.sentry_pid) {
+    ThrowError(EBADF, "ptrace platform used in a forked child");
+  }
+  Spare spare = {};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) ThrowError(EBADF, "ptrace platform is closed");
+    if (!spares_.empty()) {
+      spare = spares_.front();
+      spares_.pop_front();
+      request_cv_.notify_one();  // time to make another
+    }
+  }
+  if (spare.tgid == 0) {
+    Request req{Request::Kind::kNewAddressSpace};
+    Submit(&req);
+    spare = {req.tgid, req.tid, req.thread};
+  }
   std::shared_ptr<AddressSpace> as(
-      new AddressSpace(shared_from_this(), req.tgid, req.tid));
+      new AddressSpace(shared_from_this(), spare.tgid, spare.control));
+  as->parked_thread_.store(spare.thread);
   std::lock_guard<std::mutex> lock(mu_);
   spaces_.erase(std::remove_if(spaces_.begin(), spaces_.end(),
                                [](const std::weak_ptr<AddressSpace>& w) {
@@ -351,26 +369,54 @@ void Platform::Run() {
   }
 
   for (;;) {
-    Request* req;
+    Request* req = nullptr;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      request_cv_.wait(lock, [&] { return !queue_.empty(); });
-      req = queue_.front();
-      queue_.pop_front();
+      request_cv_.wait(lock,
+                       [&] { return !queue_.empty() || NeedSpareLocked(); });
+      if (!queue_.empty()) {
+        req = queue_.front();
+        queue_.pop_front();
+      }
     }
-    try {
-      Handle(req);
-    } catch (const PtraceError& e) {
-      req->err = e.err();
-      req->op = e.op();
+    if (req == nullptr) {
+      MakeSpare();
+      continue;
     }
     bool shutdown = req->kind == Request::Kind::kShutdown;
+    Complete(req);
+    if (shutdown) return;
+  }
+}
+
+void Platform::Complete(Request* req) {
+  try {
+    Handle(req);
+  } catch (const PtraceError& e) {
+    req->err = e.err();
+    req->op = e.op();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  req->done = true;
+  done_cv_.notify_all();
+}
+
+void Platform::ServeWaiting() {
+  for (;;) {
+    Request* req;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      req->done = true;
-      done_cv_.notify_all();
+      if (queue_.empty()) return;
+      req = queue_.front();
+      // New address spaces and the shutdown wait until the spare is made.
+      if (req->kind != Request::Kind::kSyscall &&
+          req->kind != Request::Kind::kCloneThread &&
+          req->kind != Request::Kind::kReleaseControl) {
+        return;
+      }
+      queue_.pop_front();
     }
-    if (shutdown) return;
+    Complete(req);
   }
 }
 
@@ -464,9 +510,39 @@ void Platform::Handle(Request* req) {
   }
 }
 
+bool Platform::NeedSpareLocked() const {
+  return !closed_ && !spares_failed_ &&
+         spares_.size() < static_cast<size_t>(options_.spare_address_spaces);
+}
+
+void Platform::MakeSpare() {
+  Spare spare = {};
+  try {
+    MakeAddressSpace(&spare.tgid, &spare.control, &spare.thread, true);
+  } catch (const PtraceError&) {
+    // NewAddressSpace makes its own and reports the error.
+    std::lock_guard<std::mutex> lock(mu_);
+    spares_failed_ = true;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  spares_.push_back(spare);
+}
+
 void Platform::HandleNewAddressSpace(Request* req) {
+  MakeAddressSpace(&req->tgid, &req->tid, &req->thread, false);
+}
+
+void Platform::MakeAddressSpace(pid_t* tgid_out, pid_t* control_out,
+                                pid_t* thread_out, bool serve_between) {
   const uint64_t process_args[6] = {kCloneProcessFlags};
   const uint64_t thread_args[6] = {kCloneThreadFlags};
+  // A spare is made while nothing waits; what arrives meanwhile (system
+  // calls of the loader in another address space, say) is served between
+  // the steps rather than after the whole.
+  auto between = [&] {
+    if (serve_between) ServeWaiting();
+  };
   long ret;
   if (!Inject(config_.master_pid, config_, SYS_clone, process_args, true, &ret,
               nullptr)) {
@@ -474,6 +550,7 @@ void Platform::HandleNewAddressSpace(Request* req) {
   }
   if (ret < 0) ThrowError(-ret, "clone address space stub");
   pid_t tgid = static_cast<pid_t>(ret);
+  between();
 
   // The leader clones the control thread, then parks untraced (see
   // platform.h).
@@ -482,6 +559,7 @@ void Platform::HandleNewAddressSpace(Request* req) {
     if (!SeizeParked(tgid, config_.layout)) {
       ThrowError(ESRCH, "address space stub exited");
     }
+    between();
     if (!Inject(tgid, config_, SYS_clone, thread_args, true, &ret, nullptr)) {
       ThrowError(ESRCH, "address space stub died");
     }
@@ -493,6 +571,15 @@ void Platform::HandleNewAddressSpace(Request* req) {
     if (!SeizeParked(control, config_.layout)) {
       ThrowError(ESRCH, "address space control thread exited");
     }
+    between();
+    // The first Context's stub thread, parked untraced until that Context
+    // seizes it.
+    if (!Inject(control, config_, SYS_clone, thread_args, true, &ret,
+                nullptr)) {
+      ThrowError(ESRCH, "address space stub died");
+    }
+    if (ret < 0) ThrowError(-ret, "clone stub thread");
+    *thread_out = static_cast<pid_t>(ret);
   } catch (const PtraceError&) {
     // Whichever of the two threads is still traced by this thread must be
     // reaped here, the control thread first: a traced leader cannot be
@@ -504,8 +591,8 @@ void Platform::HandleNewAddressSpace(Request* req) {
     throw;
   }
   controls_[control] = tgid;
-  req->tgid = tgid;
-  req->tid = control;
+  *tgid_out = tgid;
+  *control_out = control;
 }
 
 void Platform::ReapControl(pid_t control) {
@@ -522,6 +609,11 @@ void Platform::ReapControl(pid_t control) {
 }
 
 void Platform::HandleShutdown() {
+  {
+    // Their control threads are in controls_.
+    std::lock_guard<std::mutex> lock(mu_);
+    spares_.clear();
+  }
   for (const auto& [control, tgid] : controls_) kill(tgid, SIGKILL);
 
   // Stub threads of idle contexts: a dead stub process can only go away once

@@ -31,6 +31,17 @@
 // soon as they exit. The leader therefore only parks, untraced, and the
 // platform thread traces a second thread.
 //
+// Spares: the platform thread makes address spaces ahead of demand while no
+// request waits (PlatformOptions::spare_address_spaces), each with one stub
+// thread already cloned and parked, untraced, for the first Context that
+// switches into it (AddressSpace::parked_thread_). System calls, thread
+// clones and releases that arrive while a spare is being made are served
+// between its steps; new address spaces and the shutdown wait for it.
+// Shortcoming: a spare whose stub process was killed from outside while it
+// waited is handed out all the same, and its first use fails as that of
+// any dead stub does (the task sees its context die); there is no liveness
+// check on the way out of the pool.
+//
 // Lifetime: stubs die with the sentry. Every tracee is seized with
 // PTRACE_O_EXITKILL (SIGKILL when its tracer thread exits); the master and
 // every stub process set PR_SET_PDEATHSIG to SIGKILL and check that their
@@ -88,6 +99,12 @@ struct PlatformOptions {
   // Pin each stub thread to the CPU its tracer last ran on: a ptrace round
   // trip costs several times more across CPUs.
   bool pin_stub_threads = true;
+
+  // How many address spaces the platform thread keeps ready, made while it
+  // has nothing else to do: NewAddressSpace takes one without waiting for
+  // the several ptrace stops that make a stub process (fork and execve each
+  // need one). Each costs an idle stub process.
+  int spare_address_spaces = 1;
 };
 
 // Platform owns the stub page, the master stub and the platform thread.
@@ -157,6 +174,12 @@ class Platform : public std::enable_shared_from_this<Platform> {
   void HandleNewAddressSpace(Request* req);
   void HandleShutdown();
   void ReapControl(pid_t control);
+  void Complete(Request* req);
+  void ServeWaiting();
+  void MakeAddressSpace(pid_t* tgid, pid_t* control, pid_t* thread,
+                        bool serve_between);
+  void MakeSpare();
+  bool NeedSpareLocked() const;
 
   const int memfile_fd_;
   const PlatformOptions options_;
@@ -182,6 +205,15 @@ class Platform : public std::enable_shared_from_this<Platform> {
   int start_err_ = 0;
   std::string start_op_;
   std::vector<std::weak_ptr<AddressSpace>> spaces_;
+  // Spare address spaces: {tgid, control, parked thread}.
+  struct Spare {
+    pid_t tgid;
+    pid_t control;
+    pid_t thread;
+  };
+  std::deque<Spare> spares_;
+  // Set when making a spare failed: no more are made.
+  bool spares_failed_ = false;
 
   std::thread thread_;
 };

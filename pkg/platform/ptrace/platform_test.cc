@@ -465,16 +465,62 @@ TEST_F(PlatformTest, ReleaseLeavesNoProcess) {
   pid_t pid = as->pid();
   pid_t control = as->control_tid();
   pid_t tid = context->stub_tid();
-  EXPECT_THAT(ChildrenOf(platform_->master_pid()), ::testing::ElementsAre(pid));
+  // The master's other child, if any, is the spare (ready) address space.
+  EXPECT_THAT(ChildrenOf(platform_->master_pid()), ::testing::Contains(pid));
 
   context->Release();
   as->Release();
   EXPECT_FALSE(ProcessExists(tid));
   EXPECT_FALSE(ProcessExists(control));
   EXPECT_FALSE(ProcessExists(pid));
-  EXPECT_THAT(ChildrenOf(platform_->master_pid()), ::testing::IsEmpty());
+  EXPECT_THAT(ChildrenOf(platform_->master_pid()),
+              ::testing::Not(::testing::Contains(pid)));
   EXPECT_THAT(ChildrenOf(getpid()),
               ::testing::ElementsAre(platform_->master_pid()));
+}
+
+TEST(PlatformSparesTest, NoSparesMeansOneProcessPerAddressSpace) {
+  int memfd = memfd_create("platform_test", MFD_CLOEXEC);
+  ASSERT_GE(memfd, 0);
+  PlatformOptions options;
+  options.spare_address_spaces = 0;
+  std::shared_ptr<Platform> platform = Platform::Create(memfd, options);
+  auto as = platform->NewAddressSpace();
+  EXPECT_THAT(ChildrenOf(platform->master_pid()),
+              ::testing::ElementsAre(as->pid()));
+  as->Release();
+  EXPECT_THAT(ChildrenOf(platform->master_pid()), ::testing::IsEmpty());
+  platform->Close();
+  close(memfd);
+}
+
+TEST(PlatformSparesTest, SparesAreMadeAheadAndDieWithThePlatform) {
+  int memfd = memfd_create("platform_test", MFD_CLOEXEC);
+  ASSERT_GE(memfd, 0);
+  PlatformOptions options;
+  options.spare_address_spaces = 2;
+  std::shared_ptr<Platform> platform = Platform::Create(memfd, options);
+  pid_t master = platform->master_pid();
+  // Made while the platform thread is idle: wait for both.
+  std::vector<pid_t> spares;
+  for (int i = 0; i < 2000 && spares.size() < 2; ++i) {
+    usleep(1000);
+    spares = ChildrenOf(master);
+  }
+  ASSERT_EQ(spares.size(), 2u);
+  // A new address space is one of them, and is replaced.
+  auto as = platform->NewAddressSpace();
+  EXPECT_THAT(spares, ::testing::Contains(as->pid()));
+  std::vector<pid_t> now;
+  for (int i = 0; i < 2000 && now.size() < 3; ++i) {
+    usleep(1000);
+    now = ChildrenOf(master);
+  }
+  EXPECT_EQ(now.size(), 3u);
+  platform->Close();
+  for (pid_t pid : now) EXPECT_FALSE(ProcessExists(pid));
+  EXPECT_FALSE(ProcessExists(master));
+  close(memfd);
 }
 
 TEST_F(PlatformTest, ReleasedAddressSpaceKillsIdleStubThreads) {

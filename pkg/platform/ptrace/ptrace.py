@@ -75,6 +75,19 @@ class PtraceContext(platform.Context):
     def interrupt(self) -> None:
         self._context.interrupt()
 
+    def prepare(
+        self, address_space: platform.AddressSpace, state: platform.State
+    ) -> None:
+        """Moves the context's stub thread into address_space now (see
+        Context::Prepare): the sentry's calls that map memory there are
+        then injected by this thread without the platform thread's help.
+        The FPU state is read first and pushed again at the next switch."""
+        if not state.fpstate_valid:
+            self._context.pull_fpstate(state.buf)
+            state.fpstate_valid = True
+        state.fpstate_dirty = True
+        self._context.prepare(address_space._as)  # type: ignore[attr-defined]
+
     def pull_fpstate(self, state: platform.State) -> None:
         self._context.pull_fpstate(state.buf)
         state.fpstate_valid = True
@@ -96,11 +109,21 @@ class PtracePlatform(platform.Platform):
         descriptor table and map it by number, so it must stay open at that
         number until close().
       pin_stub_threads: keep each stub thread on its tracer's current CPU.
+      spare_address_spaces: how many stub processes to keep ready for
+        new_address_space (see platform.h).
     """
 
-    def __init__(self, memory_file_fd: int, *, pin_stub_threads: bool = True) -> None:
+    def __init__(
+        self,
+        memory_file_fd: int,
+        *,
+        pin_stub_threads: bool = True,
+        spare_address_spaces: int = 1,
+    ) -> None:
         self._platform = _ptrace.Platform(
-            memory_file_fd, pin_stub_threads=pin_stub_threads
+            memory_file_fd,
+            pin_stub_threads=pin_stub_threads,
+            spare_address_spaces=spare_address_spaces,
         )
         self.min_user_address = self._platform.min_user_address
         self.max_user_address = self._platform.max_user_address

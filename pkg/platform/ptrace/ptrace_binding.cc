@@ -43,9 +43,11 @@ class WritableBuffer {
   Py_buffer view_;
 };
 
-std::shared_ptr<Platform> NewPlatform(int memfile_fd, bool pin_stub_threads) {
+std::shared_ptr<Platform> NewPlatform(int memfile_fd, bool pin_stub_threads,
+                                      int spare_address_spaces) {
   PlatformOptions options;
   options.pin_stub_threads = pin_stub_threads;
+  options.spare_address_spaces = spare_address_spaces;
   py::gil_scoped_release release;
   return Platform::Create(memfile_fd, options);
 }
@@ -89,7 +91,8 @@ PYBIND11_MODULE(_ptrace, m) {
 
   py::class_<pp::Platform, std::shared_ptr<pp::Platform>>(m, "Platform")
       .def(py::init(&pp::NewPlatform), py::arg("memfile_fd"), py::kw_only(),
-           py::arg("pin_stub_threads") = true)
+           py::arg("pin_stub_threads") = true,
+           py::arg("spare_address_spaces") = 1)
       .def_property_readonly("min_user_address",
                              &pp::Platform::min_user_address)
       .def_property_readonly("max_user_address",
@@ -125,6 +128,8 @@ PYBIND11_MODULE(_ptrace, m) {
            py::arg("flags") = 0)
       .def("interrupt", &pp::Context::Interrupt)
       .def("pull_fpstate", &pp::PullFpstate, py::arg("buffer"))
+      .def("prepare", &pp::Context::Prepare, py::arg("address_space"),
+           py::call_guard<py::gil_scoped_release>())
       .def("release", &pp::Context::Release,
            py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("stub_tid", [](pp::Context& context) {

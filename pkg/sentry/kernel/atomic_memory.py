@@ -13,7 +13,6 @@ loaded at import, during start-up, before the sentry stops opening files.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,23 @@ if TYPE_CHECKING:
 
 _SEQ_CST = 5
 
-_lib = ctypes.CDLL(ctypes.util.find_library("atomic") or "libatomic.so.1")
+
+def _load_libatomic() -> ctypes.CDLL:
+    """Loads libatomic by its soname; ctypes.util.find_library only if that
+    fails, since it runs `ldconfig -p` in a child process (20-30 ms of every
+    sandbox's start-up, docs/performance.md)."""
+    try:
+        return ctypes.CDLL("libatomic.so.1")
+    except OSError:
+        from ctypes import util  # noqa: PLC0415 (hosts without the soname)
+
+        name = util.find_library("atomic")
+        if name is None:
+            raise
+        return ctypes.CDLL(name)
+
+
+_lib = _load_libatomic()
 _cas = _lib.__atomic_compare_exchange_4
 _cas.argtypes = (
     ctypes.c_void_p,

@@ -8,6 +8,7 @@ when a PID namespace's init exits.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import os
@@ -207,11 +208,16 @@ class Kernel:
         return t
 
     def start_task(self, t: Task) -> None:
-        """Starts the host thread that runs t."""
+        """Starts the host thread that runs t.
+
+        A bare thread, not a threading.Thread: Thread.start waits until the
+        new thread has run, a hand-off between two threads and the GIL on
+        the path of every clone (docs/performance.md), and a task thread is
+        never joined. It is a daemon thread as far as the interpreter is
+        concerned.
+        """
         self.tasks.empty.clear()
-        th = threading.Thread(target=run, args=(t,), name=f"task-{t.tid}", daemon=True)
-        t.thread = th
-        th.start()
+        _thread.start_new_thread(run, (t,))
 
     def reap(self, tg: ThreadGroup) -> None:
         """Forgets a zombie process once its parent has collected it."""

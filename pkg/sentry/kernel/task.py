@@ -89,7 +89,6 @@ class Task:
         "stopped",
         "syscall_restart",
         "tg",
-        "thread",
         "tid",
         "uts_ns",
         "vfork_done",
@@ -119,7 +118,6 @@ class Task:
         # comm, at most 15 bytes as Linux's TASK_COMM_LEN.
         self.name = name[:15]
         self.context: Context | None = None
-        self.thread: threading.Thread | None = None
         # Signals sent to this thread, and the ones it blocks (signal lock).
         self.pending = PendingSignals()
         self.signal_mask = 0

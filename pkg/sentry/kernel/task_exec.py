@@ -278,6 +278,15 @@ def _exec_elf(
 
     mm = MemoryManager(kernel.platform, kernel.mf)
     mm.rlimits = t.tg.limits
+    if t.context is not None:
+        # The loader's mappings then go straight into the new stub through
+        # the task's own stub thread (docs/performance.md). If execve fails,
+        # the next switch back into the old address space costs a new stub
+        # thread there; nothing else changes.
+        try:
+            t.context.prepare(mm.address_space, t.state)
+        except OSError as e:
+            log.debug("exec: tid=%d preparing the context: %s", t.tid, e)
     try:
         result = load(
             LoadArgs(

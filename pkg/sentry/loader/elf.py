@@ -64,6 +64,12 @@ class ExecFile:
         """Returns the file size."""
         raise NotImplementedError
 
+    def configure_mmap(self, opts: object) -> bool:
+        """Makes opts (an mm MmapOpts) map this file, as mmap(2) of a
+        descriptor would; returns False if the file cannot be mapped, and
+        the loader then copies its contents instead."""
+        return False
+
     def identity(self) -> tuple[int, int, str] | None:
         """Returns (device, inode, path) that /proc/pid/maps shows for the
         file's segments, or None for a file with no name."""

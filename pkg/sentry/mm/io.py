@@ -131,9 +131,11 @@ class MemoryIO(MMCore):
             ranges, n = self._ranges_locked(addr, length, PROT_WRITE)
             if n != length:
                 raise SyscallError(errno.EFAULT)
+            # Slices of a memoryview are not copies, unlike those of bytes.
+            src = memoryview(data)
             pos = 0
             for off, m in ranges:
-                view[off : off + m] = data[pos : pos + m]
+                view[off : off + m] = src[pos : pos + m]
                 pos += m
 
     def copy_out_partial(self, addr: int, data: bytes | bytearray | memoryview) -> int:
@@ -141,9 +143,11 @@ class MemoryIO(MMCore):
         view = self.mf.view
         with self.mu:
             ranges, n = self._ranges_locked(addr, len(data), PROT_WRITE)
+            # Slices of a memoryview are not copies, unlike those of bytes.
+            src = memoryview(data)
             pos = 0
             for off, m in ranges:
-                view[off : off + m] = data[pos : pos + m]
+                view[off : off + m] = src[pos : pos + m]
                 pos += m
             return n
 
@@ -159,9 +163,11 @@ class MemoryIO(MMCore):
             ranges, n = self._ranges_locked(addr, len(data), PROT_WRITE, force=True)
             if n != len(data):
                 raise SyscallError(errno.EFAULT)
+            # Slices of a memoryview are not copies, unlike those of bytes.
+            src = memoryview(data)
             pos = 0
             for off, m in ranges:
-                view[off : off + m] = data[pos : pos + m]
+                view[off : off + m] = src[pos : pos + m]
                 pos += m
 
     def zero_out(self, addr: int, length: int) -> None:

@@ -129,6 +129,17 @@ class ExecutableFile(ExecFile):
     def size(self) -> int:
         return self._size
 
+    def configure_mmap(self, opts: object) -> bool:
+        f = self.file
+        try:
+            f.configure_mmap(self._t, opts)  # type: ignore[arg-type]
+        except SyscallError:
+            return False
+        if getattr(opts, "mappable", None) is None:
+            return False
+        opts.file = f  # type: ignore[attr-defined]
+        return True
+
     def identity(self) -> tuple[int, int, str] | None:
         return self._ident
 

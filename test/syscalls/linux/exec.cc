@@ -291,6 +291,29 @@ TEST_F(ExecTest, Errors) {
   EXPECT_EQ(ExecErrno(HelperPath().c_str(), bad_argv, envp), EFAULT);
 }
 
+// An execve that fails after it has looked at the file (here: not ELF, and
+// no `#!`) returns to the same program with its registers intact, the
+// vector registers included.
+TEST_F(ExecTest, FailedExecKeepsVectorRegisters) {
+  const std::string path = TestData("garbage");
+  char* argv[] = {const_cast<char*>("x"), nullptr};
+  char* envp[] = {nullptr};
+  alignas(16) uint64_t in[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+  alignas(16) uint64_t out[2] = {};
+  long ret;
+  asm volatile(
+      "movdqa (%[in]), %%xmm7\n"
+      "syscall\n"
+      "movdqa %%xmm7, (%[out])\n"
+      : "=a"(ret)
+      : "a"(SYS_execve), "D"(path.c_str()), "S"(argv), "d"(envp),
+        [in] "r"(in), [out] "r"(out)
+      : "rcx", "r11", "memory", "xmm7");
+  EXPECT_EQ(ret, -ENOEXEC);
+  EXPECT_EQ(out[0], in[0]);
+  EXPECT_EQ(out[1], in[1]);
+}
+
 TEST_F(ExecTest, OverlongArgumentIsE2big) {
   // MAX_ARG_STRLEN is 32 pages, terminator included.
   std::string big(32 * 4096, 'x');
