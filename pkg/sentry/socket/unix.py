@@ -202,7 +202,9 @@ class UnixSocket(QueueSocket):
         self.addr: bytes | None = None
         self.abstract: bytes | None = None
         self.kernel = t.kernel
-        _namespace(t.kernel).sockets.add(self)
+        # Under mu: the collector and /proc/net/unix iterate the set.
+        with mu:
+            _namespace(t.kernel).sockets.add(self)
 
     # Addresses.
 
