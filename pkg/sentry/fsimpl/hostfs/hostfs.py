@@ -41,7 +41,7 @@ from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.sentry.mm.file_cache import FileCache, HostFdBacking
 from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
-from pkg.sentry.vfs.dirent import Dirent
+from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
 from pkg.sentry.vfs.lock import FileLocks
@@ -694,9 +694,10 @@ class HostRegularFD(_HostFD):
         raise SyscallError(errno.ENOTTY)
 
 
-class HostDirectoryFD(_HostFD):
+class HostDirectoryFD(_HostFD, DirectoryFD):
     """HostDirectoryFD is an open host directory. The entries are read from
-    the host when reading starts at offset 0; offsets index that list."""
+    the host when reading starts at offset 0; offsets index that list after
+    "." and ".."."""
 
     __slots__ = ("_entries",)
 
@@ -709,13 +710,10 @@ class HostDirectoryFD(_HostFD):
         vd: VirtualDentry,
     ) -> None:
         super().__init__(fs, d, host_fd, flags, vd)
-        self._entries: list[Dirent] | None = None
+        self._entries: list[DirEntry] | None = None
 
-    def _load(self) -> list[Dirent]:
-        d = self.dentry
-        out = [Dirent(b".", S.DT_DIR, d.ino, 1)]
-        parent = d.parent if d.parent is not None else d
-        out.append(Dirent(b"..", S.DT_DIR, parent.ino, 2))
+    def _load(self) -> list[DirEntry]:
+        out: list[DirEntry] = []
         try:
             # scandir reads through a duplicate sharing our offset.
             os.lseek(self.host_fd, 0, os.SEEK_SET)
@@ -732,32 +730,16 @@ class HostDirectoryFD(_HostFD):
                             dt = S.dirent_type(e.stat(follow_symlinks=False).st_mode)
                         except OSError:
                             dt = S.DT_UNKNOWN
-                    out.append(Dirent(os.fsencode(e.name), dt, e.inode(), len(out) + 1))
+                    out.append((os.fsencode(e.name), dt, e.inode()))
         except OSError as e:
             raise from_os_error(e) from None
         return out
 
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
+        d = self.dentry
         with self.pos_mu:
             if self._entries is None or self.offset == 0:
                 self._entries = self._load()
-            while self.offset < len(self._entries):
-                if not cb(self._entries[self.offset]):
-                    return
-                self.offset += 1
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if self.emit_dots_locked(cb, d.ino, parent.ino):
+                self.emit_listing_locked(cb, self._entries)

@@ -36,7 +36,7 @@ from pkg.abi.linux import fs as FS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
-from pkg.sentry.vfs.dirent import Dirent
+from pkg.sentry.vfs.directory_fd import DirectoryFD
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem
 from pkg.sentry.vfs.opath import OpathFD
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 PAGE_SIZE = 4096
-# Directory offsets fit in a signed 64-bit d_off.
-_MAX_OFFSET = (1 << 63) - 1
 # The most a generated file may hold (seq_file's buffers grow to this).
 MAX_FILE_SIZE = 1 << 24
 
@@ -718,7 +716,7 @@ class KernfsDataFD(FileDescription):
         self.inode.setstat(t, t.creds, opts)
 
 
-class KernfsDirFD(FileDescription):
+class KernfsDirFD(DirectoryFD):
     """KernfsDirFD is an open kernfs directory; its offset counts entries
     (0 ".", 1 "..", then the children in order)."""
 
@@ -731,7 +729,7 @@ class KernfsDirFD(FileDescription):
         flags: int,
         vd: VirtualDentry,
     ) -> None:
-        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
+        super().__init__(flags, vd)
         self.fs = fs
         self.dentry = dentry
 
@@ -742,41 +740,14 @@ class KernfsDirFD(FileDescription):
         with self.pos_mu:
             if not inode.valid():
                 raise SyscallError(errno.ENOENT)
-            if self.offset == 0:
-                if not cb(Dirent(b".", S.DT_DIR, inode.ino, 1)):
-                    return
-                self.offset = 1
-            if self.offset == 1:
-                parent = d.parent if d.parent is not None else d
-                if not cb(Dirent(b"..", S.DT_DIR, parent.inode.ino, 2)):
-                    return
-                self.offset = 2
-            entries = inode.entries(t)
-            for i in range(self.offset - 2, len(entries)):
-                name, child = entries[i]
-                entry = Dirent(name, S.dirent_type(child.mode), child.ino, i + 3)
-                if not cb(entry):
-                    return
-                self.offset = i + 3
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if not self.emit_dots_locked(cb, inode.ino, parent.inode.ino):
+                return
+            entries = [
+                (name, S.dirent_type(child.mode), child.ino)
+                for name, child in inode.entries(t)
+            ]
+            self.emit_listing_locked(cb, entries)
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.dentry.inode.statx(self.fs)
