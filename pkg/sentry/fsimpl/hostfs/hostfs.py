@@ -272,17 +272,10 @@ class HostFilesystem(Filesystem):
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
         d.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
         child = self._lookup(d, name)

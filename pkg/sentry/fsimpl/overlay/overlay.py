@@ -346,17 +346,10 @@ class OverlayFilesystem(Filesystem):
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
         d.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         child = self.lookup(d, name)
         if child is None:
             raise SyscallError(errno.ENOENT)
