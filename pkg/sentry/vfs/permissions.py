@@ -8,7 +8,7 @@ checked in the sandbox's one user namespace.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
@@ -30,6 +30,7 @@ from pkg.sentry.vfs.options import UTIME_NOW, SetStatOptions
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.vfs.dentry import Dentry
     from pkg.sentry.vfs.mount import Mount
 
 # Access types (MAY_* of include/linux/fs.h).
@@ -112,6 +113,50 @@ def check_delete_sticky(
     if creds.has_capability(CAP_FOWNER):
         return
     raise SyscallError(errno.EPERM)
+
+
+class FileAttrs(Protocol):
+    """FileAttrs is what the checks below read of a file that a filesystem
+    keeps: its mode and owner, and its access check."""
+
+    mode: int
+    uid: int
+
+    def check_permissions(self, creds: Credentials, ats: int) -> None: ...
+
+
+def may_delete(
+    creds: Credentials,
+    dir_attrs: FileAttrs,
+    child: Dentry,
+    child_uid: int,
+    is_dir: bool,
+) -> None:
+    """may_delete checks that creds may remove child's name from a directory,
+    as may_delete in fs/namei.c does.
+
+    Args:
+        creds: the caller's credentials.
+        dir_attrs: the directory's attributes.
+        child: the dentry whose name goes.
+        child_uid: its owner.
+        is_dir: whether the operation removes a directory (rmdir(2), or a
+            rename of one).
+
+    Raises:
+        SyscallError: EACCES (no write and search permission on the
+            directory), EPERM (a sticky directory), ENOTDIR or EISDIR (the
+            child is not what is_dir says), EBUSY (a filesystem's root).
+    """
+    dir_attrs.check_permissions(creds, MAY_WRITE | MAY_EXEC)
+    check_delete_sticky(creds, dir_attrs.mode, dir_attrs.uid, child_uid)
+    child_is_dir = child.is_dir()
+    if is_dir and not child_is_dir:
+        raise SyscallError(errno.ENOTDIR)
+    if not is_dir and child_is_dir:
+        raise SyscallError(errno.EISDIR)
+    if is_dir and child.parent_dentry() is None:
+        raise SyscallError(errno.EBUSY)
 
 
 def check_set_stat(

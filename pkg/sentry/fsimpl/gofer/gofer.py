@@ -56,11 +56,12 @@ from pkg.sentry.vfs.permissions import (
     MAY_WRITE,
     apply_set_stat_mode_bits,
     can_act_as_owner,
-    check_delete_sticky,
     check_mknod,
     check_open,
     check_set_stat,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -531,20 +532,6 @@ class GoferFilesystem(Filesystem):
 
     # Removal.
 
-    def _may_delete(
-        self, rp: ResolvingPath, parent: GoferDentry, child: GoferDentry, is_dir: bool
-    ) -> None:
-        """Checks that child may be removed from parent (may_delete)."""
-        pinode = parent.inode
-        pinode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, pinode.mode, pinode.uid, child.inode.uid)
-        if is_dir and not child.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child.is_dir():
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
-
     def unlink_at(self, rp: ResolvingPath) -> None:
         with self.locked():
             if rp.done():
@@ -558,7 +545,7 @@ class GoferFilesystem(Filesystem):
                 raise SyscallError(errno.ENOENT)
             if rp.must_be_dir():
                 raise SyscallError(errno.EISDIR if child.is_dir() else errno.ENOTDIR)
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=False)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             # The dentry keeps a node after its name is gone.
@@ -603,7 +590,7 @@ class GoferFilesystem(Filesystem):
             child = self._last(rp, parent)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             # The host decides emptiness (ENOTEMPTY), knowing every name.
@@ -649,42 +636,10 @@ class GoferFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self._last(rp, new_parent)
-            if replaced is not None and flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not replaced.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = renamed.is_dir()
-            if not renamed_is_dir and (
-                opts.old_must_be_dir or (not exchange and rp.must_be_dir())
-            ):
-                raise SyscallError(errno.ENOTDIR)
-            if _is_ancestor(renamed, new_parent):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and _is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, new_parent, replaced)
             if replaced is not None and replaced.inode is renamed.inode:
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and replaced.is_dir()
-            if replaced is None:
-                if new_parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                new_parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp,
-                    new_parent,
-                    replaced,
-                    replaced_is_dir if exchange else renamed_is_dir,
-                )
-            if new_parent is not op:
-                if renamed_is_dir:
-                    renamed.inode.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir and replaced is not None:
-                    replaced.inode.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, new_parent, replaced, _inode_of)
             if renamed.is_mountpoint() or (
                 replaced is not None and replaced.is_mountpoint()
             ):
@@ -1063,9 +1018,6 @@ class GoferFilesystem(Filesystem):
         raise SyscallError(errno.ELOOP)
 
 
-def _is_ancestor(ancestor: GoferDentry, d: GoferDentry | None) -> bool:
-    while d is not None:
-        if d is ancestor:
-            return True
-        d = d.parent
-    return False
+def _inode_of(d: GoferDentry) -> GoferInode:
+    """Returns d's inode, which holds its attributes."""
+    return d.inode

@@ -74,11 +74,12 @@ from pkg.sentry.vfs.permissions import (
     MAY_WRITE,
     apply_set_stat_mode_bits,
     can_act_as_owner,
-    check_delete_sticky,
     check_mknod,
     check_open,
     check_set_stat,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 from pkg.sentry.vfs.resolving_path import PathOperation
 
 if TYPE_CHECKING:
@@ -507,22 +508,6 @@ class OverlayFilesystem(Filesystem):
 
     # Removal.
 
-    def _may_delete(
-        self,
-        rp: ResolvingPath,
-        parent: OverlayDentry,
-        child: OverlayDentry,
-        is_dir: bool,
-    ) -> None:
-        parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, parent.mode, parent.uid, child.uid)
-        if is_dir and not child.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child.is_dir():
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
-
     def _forget(self, parent: OverlayDentry, name: bytes, whiteout: bool) -> None:
         """Records that name left parent."""
         parent.children[name] = None
@@ -543,7 +528,7 @@ class OverlayFilesystem(Filesystem):
                 raise SyscallError(errno.ENOENT)
             if rp.must_be_dir():
                 raise SyscallError(errno.EISDIR if child.is_dir() else errno.ENOTDIR)
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent, child, child.uid, is_dir=False)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             whiteout = self.lower_has(parent, name)
@@ -572,7 +557,7 @@ class OverlayFilesystem(Filesystem):
             child = self.lookup(parent, name)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent, child, child.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             if merged_entries(self, child):
@@ -621,42 +606,18 @@ class OverlayFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self.lookup(np, new_name)
-            if replaced is not None and flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not replaced.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = renamed.is_dir()
-            if not renamed_is_dir and (
-                opts.old_must_be_dir or (not exchange and rp.must_be_dir())
-            ):
-                raise SyscallError(errno.ENOTDIR)
-            if _is_ancestor(renamed, np):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and _is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, np, replaced)
             if replaced is renamed or self._same_upper_file(renamed, replaced):
                 # Two names of one file: rename(2) does nothing.
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and replaced.is_dir()
-            if replaced is None:
-                if np.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                np.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp, np, replaced, replaced_is_dir if exchange else renamed_is_dir
-                )
-                if not exchange and replaced_is_dir and merged_entries(self, replaced):
-                    raise SyscallError(errno.ENOTEMPTY)
-            if np is not op:
-                if renamed_is_dir:
-                    renamed.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir and replaced is not None:
-                    replaced.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, np, replaced, _self_attrs)
+            if (
+                not exchange
+                and replaced is not None
+                and replaced.is_dir()
+                and merged_entries(self, replaced)
+            ):
+                raise SyscallError(errno.ENOTEMPTY)
             if renamed.is_mountpoint() or (
                 replaced is not None and replaced.is_mountpoint()
             ):
@@ -1016,9 +977,6 @@ class OverlayFilesystem(Filesystem):
             return child, False
 
 
-def _is_ancestor(ancestor: OverlayDentry, d: OverlayDentry | None) -> bool:
-    while d is not None:
-        if d is ancestor:
-            return True
-        d = d.parent
-    return False
+def _self_attrs(d: OverlayDentry) -> OverlayDentry:
+    """Returns d, which holds its file's attributes."""
+    return d

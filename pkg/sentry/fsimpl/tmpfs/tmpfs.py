@@ -51,10 +51,11 @@ from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
-    check_delete_sticky,
     check_mknod,
     check_open,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -443,21 +444,6 @@ class TmpfsFilesystem(Filesystem):
 
     # Removal.
 
-    def _may_delete(
-        self, rp: ResolvingPath, parent: TmpfsDentry, child: TmpfsDentry, is_dir: bool
-    ) -> None:
-        """Checks that child may be removed from parent (may_delete)."""
-        pdir = self._dir(parent)
-        pdir.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, pdir.mode, pdir.uid, child.inode.uid)
-        child_is_dir = isinstance(child.inode, Directory)
-        if is_dir and not child_is_dir:
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child_is_dir:
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
-
     def _drop_link(self, d: TmpfsDentry) -> None:
         """Accounts for d's name going away (after its removal)."""
         inode = d.inode
@@ -489,7 +475,7 @@ class TmpfsFilesystem(Filesystem):
                     if isinstance(child.inode, Directory)
                     else errno.ENOTDIR
                 )
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=False)
             self.vfs.delete_dentry(child)
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
@@ -511,7 +497,7 @@ class TmpfsFilesystem(Filesystem):
             child = self._lookup_last(rp, parent)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             if self._dir(child).children:
@@ -549,52 +535,15 @@ class TmpfsFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self._lookup_last(rp, new_parent)
-            if replaced is not None and opts.flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not isinstance(replaced.inode, Directory):
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = isinstance(renamed.inode, Directory)
-            if not renamed_is_dir:
-                if opts.old_must_be_dir or (not exchange and rp.must_be_dir()):
-                    raise SyscallError(errno.ENOTDIR)
-            # The source must not be an ancestor of the target's directory,
-            # nor the target one of the source's.
-            if self._is_ancestor(renamed, new_parent):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and self._is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, new_parent, replaced)
             if replaced is not None and replaced.inode is renamed.inode:
                 # Hard links to one file: nothing to do.
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and isinstance(
-                replaced.inode, Directory
-            )
-            if replaced is None:
-                if new_parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                self._dir(new_parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp,
-                    new_parent,
-                    replaced,
-                    replaced_is_dir if exchange else renamed_is_dir,
-                )
-            if new_parent is not op:
-                # Moving a directory rewrites its "..".
-                if renamed_is_dir:
-                    renamed.inode.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir:
-                    assert replaced is not None
-                    replaced.inode.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, new_parent, replaced, _inode_of)
             if (
                 not exchange
-                and replaced_is_dir
                 and replaced is not None
+                and replaced.is_dir()
                 and self._dir(replaced).children
             ):
                 raise SyscallError(errno.ENOTEMPTY)
@@ -602,14 +551,6 @@ class TmpfsFilesystem(Filesystem):
             self._do_rename(
                 rp, op, old_name, renamed, new_parent, new_name, replaced, opts.flags
             )
-
-    @staticmethod
-    def _is_ancestor(ancestor: TmpfsDentry, d: TmpfsDentry | None) -> bool:
-        while d is not None:
-            if d is ancestor:
-                return True
-            d = d.parent
-        return False
 
     def _do_rename(
         self,
@@ -877,3 +818,8 @@ class TmpfsFilesystem(Filesystem):
         if isinstance(inode, SocketNode):
             raise SyscallError(errno.ENXIO)
         raise SyscallError(errno.ELOOP)
+
+
+def _inode_of(d: TmpfsDentry) -> Inode:
+    """Returns d's inode, which holds its attributes."""
+    return d.inode
