@@ -43,7 +43,6 @@ from pkg.sentry.fsimpl.gofer.inode import GoferDentry, GoferInode
 from pkg.sentry.fsimpl.gofer.regular_file import GoferRegularFD
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
-from pkg.sentry.kernel.credentials import CAP_FSETID, CAP_SYS_ADMIN
 from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
@@ -52,13 +51,14 @@ from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.options import UTIME_NOW, UTIME_OMIT
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
-    MAY_READ,
     MAY_WRITE,
     apply_set_stat_mode_bits,
-    can_act_as_owner,
     check_mknod,
     check_open,
     check_set_stat,
+    check_xattr_permission,
+    init_owner,
+    may_create,
     may_delete,
 )
 from pkg.sentry.vfs.rename import check_rename_targets, may_rename
@@ -415,28 +415,6 @@ class GoferFilesystem(Filesystem):
 
     # Creation.
 
-    @staticmethod
-    def _owner(
-        creds: Credentials, parent: GoferInode, mode: int, is_dir: bool
-    ) -> tuple[int, int, int]:
-        """Returns (mode, uid, gid) of a new file, as inode_init_owner
-        decides them."""
-        if parent.mode & S.S_ISGID:
-            gid = parent.gid
-            if is_dir:
-                mode |= S.S_ISGID
-        else:
-            gid = creds.fsgid
-        if (
-            not is_dir
-            and mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode, creds.fsuid, gid
-
     def _prepare_create(
         self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
     ) -> GoferDentry:
@@ -450,17 +428,8 @@ class GoferFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        if self._last(rp, parent) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        if link_source is not None and link_source is not rp.mount:
-            # link(2) across mounts, checked once the new name is known free.
-            raise SyscallError(errno.EXDEV)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self._last(rp, parent) is not None
+        may_create(rp, parent, parent.inode, exists, is_dir, link_source)
         return parent
 
     def _created(self, parent: GoferDentry, name: bytes, new: pb.Inode) -> GoferDentry:
@@ -474,7 +443,7 @@ class GoferFilesystem(Filesystem):
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
         with self.locked():
             parent = self._prepare_create(rp, True)
-            mode, uid, gid = self._owner(
+            mode, uid, gid = init_owner(
                 rp.creds, parent.inode, opts.mode & (S.S_IRWXUGO | S.S_ISVTX), True
             )
             name = rp.component()
@@ -488,7 +457,7 @@ class GoferFilesystem(Filesystem):
         with self.locked():
             parent = self._prepare_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
-            mode, uid, gid = self._owner(
+            mode, uid, gid = init_owner(
                 rp.creds, parent.inode, opts.mode & S.S_IALLUGO, False
             )
             name = rp.component()
@@ -508,7 +477,7 @@ class GoferFilesystem(Filesystem):
     def symlink_at(self, rp: ResolvingPath, target: bytes) -> None:
         with self.locked():
             parent = self._prepare_create(rp, False)
-            _, uid, gid = self._owner(rp.creds, parent.inode, 0o777, False)
+            _, uid, gid = init_owner(rp.creds, parent.inode, 0o777, False)
             name = rp.component()
             new = self.rpc(
                 self.client.symlink, self.node(parent), name, target, uid, gid
@@ -832,22 +801,12 @@ class GoferFilesystem(Filesystem):
     ) -> None:
         if not name or len(name) > FS.XATTR_NAME_MAX:
             raise SyscallError(errno.ERANGE)
+        # The host keeps only user.* attributes for the sandbox.
+        if not name.startswith((FS.XATTR_TRUSTED_PREFIX, FS.XATTR_USER_PREFIX)):
+            raise SyscallError(errno.EOPNOTSUPP)
+        check_xattr_permission(creds, inode, name, write)
         if name.startswith(FS.XATTR_TRUSTED_PREFIX):
-            if not creds.has_capability(CAP_SYS_ADMIN):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
             raise SyscallError(errno.EOPNOTSUPP)
-        if not name.startswith(FS.XATTR_USER_PREFIX):
-            raise SyscallError(errno.EOPNOTSUPP)
-        if inode.file_type not in (S.S_IFREG, S.S_IFDIR):
-            raise SyscallError(errno.EPERM if write else errno.ENODATA)
-        if (
-            write
-            and inode.is_dir()
-            and inode.mode & S.S_ISVTX
-            and not can_act_as_owner(creds, inode.uid)
-        ):
-            raise SyscallError(errno.EPERM)
-        inode.check_permissions(creds, MAY_WRITE if write else MAY_READ)
 
     def listxattr_at(self, rp: ResolvingPath) -> list[bytes]:
         with self.locked():
@@ -951,7 +910,7 @@ class GoferFilesystem(Filesystem):
                 if parent.is_dead():
                     raise SyscallError(errno.ENOENT)
                 parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-                mode, uid, gid = self._owner(
+                mode, uid, gid = init_owner(
                     rp.creds, parent.inode, opts.mode & S.S_IALLUGO, False
                 )
                 # The creating open may be write-only or even read-only with

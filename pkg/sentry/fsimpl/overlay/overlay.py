@@ -49,7 +49,6 @@ from pkg.sentry.fsimpl.overlay.regular_file import OverlayRegularFD
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
 from pkg.sentry.kernel.credentials import (
-    CAP_FSETID,
     CAP_SYS_ADMIN,
     Credentials,
     root_credentials,
@@ -70,13 +69,14 @@ from pkg.sentry.vfs.options import (
 )
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
-    MAY_READ,
     MAY_WRITE,
     apply_set_stat_mode_bits,
-    can_act_as_owner,
     check_mknod,
     check_open,
     check_set_stat,
+    check_xattr_permission,
+    init_owner,
+    may_create,
     may_delete,
 )
 from pkg.sentry.vfs.rename import check_rename_targets, may_rename
@@ -400,17 +400,8 @@ class OverlayFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        if self.lookup(parent, name) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        if link_source is not None and link_source is not rp.mount:
-            # link(2) across mounts, checked once the new name is known free.
-            raise SyscallError(errno.EXDEV)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self.lookup(parent, name) is not None
+        may_create(rp, parent, parent, exists, is_dir, link_source)
         copy_up.copy_up(self, parent)
         return parent
 
@@ -428,20 +419,6 @@ class OverlayFilesystem(Filesystem):
         d.opaque = hid_lower and d.is_dir()
         d.inotify_with_parent(IN.IN_CREATE, 0, INOTIFY_PATH_EVENT)
         return d
-
-    def _owner_mode(self, creds: Credentials, parent: OverlayDentry, mode: int) -> int:
-        """Returns the permission bits of a new non-directory, with the
-        set-group-ID bit dropped as inode_init_owner drops it (the upper
-        layer, working with the overlay's capabilities, would keep it)."""
-        gid = parent.gid if parent.mode & S.S_ISGID else creds.fsgid
-        if (
-            mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
         with self.mu:
@@ -461,7 +438,7 @@ class OverlayFilesystem(Filesystem):
             parent = self._prepare_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
             name = rp.component()
-            perm = self._owner_mode(rp.creds, parent, opts.mode & S.S_IALLUGO)
+            perm = init_owner(rp.creds, parent, opts.mode & S.S_IALLUGO, False)[0]
             assert parent.upper is not None
             self.vfs.mknod_at(
                 None,
@@ -725,27 +702,7 @@ class OverlayFilesystem(Filesystem):
         credentials (the layers see the overlay's)."""
         if not name or len(name) > FS.XATTR_NAME_MAX:
             raise SyscallError(errno.ERANGE)
-        if name.startswith(FS.XATTR_TRUSTED_PREFIX):
-            if not creds.has_capability(CAP_SYS_ADMIN):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            return
-        if name.startswith(FS.XATTR_USER_PREFIX):
-            if d.file_type not in (S.S_IFREG, S.S_IFDIR):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            if (
-                write
-                and d.is_dir()
-                and d.mode & S.S_ISVTX
-                and not can_act_as_owner(creds, d.uid)
-            ):
-                raise SyscallError(errno.EPERM)
-            d.check_permissions(creds, MAY_WRITE if write else MAY_READ)
-            return
-        if name.startswith(FS.XATTR_SECURITY_PREFIX):
-            if write:
-                d.check_permissions(creds, MAY_WRITE)
-            return
-        raise SyscallError(errno.EOPNOTSUPP)
+        check_xattr_permission(creds, d, name, write)
 
     # Path operations.
 
@@ -900,7 +857,7 @@ class OverlayFilesystem(Filesystem):
         d.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
         copy_up.copy_up(self, d)
         assert d.upper is not None
-        perm = self._owner_mode(rp.creds, d, opts.mode & S.S_IALLUGO)
+        perm = init_owner(rp.creds, d, opts.mode & S.S_IALLUGO, False)[0]
         layer = self.vfs.open_at(
             None,
             self.maker_creds(rp.creds),
@@ -954,7 +911,7 @@ class OverlayFilesystem(Filesystem):
                 parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
                 copy_up.copy_up(self, parent)
                 assert parent.upper is not None
-                perm = self._owner_mode(rp.creds, parent, opts.mode & S.S_IALLUGO)
+                perm = init_owner(rp.creds, parent, opts.mode & S.S_IALLUGO, False)[0]
                 self.vfs.mknod_at(
                     None,
                     self.maker_creds(rp.creds),

@@ -37,7 +37,6 @@ from pkg.sentry.fsimpl.tmpfs.inode import (
     TmpfsDentry,
 )
 from pkg.sentry.fsimpl.tmpfs.regular_file import RegularFile, RegularFileFD
-from pkg.sentry.kernel.credentials import CAP_FSETID
 from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import (
@@ -53,6 +52,8 @@ from pkg.sentry.vfs.permissions import (
     MAY_WRITE,
     check_mknod,
     check_open,
+    init_owner,
+    may_create,
     may_delete,
 )
 from pkg.sentry.vfs.rename import check_rename_targets, may_rename
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.file_description import FileDescription
+    from pkg.sentry.vfs.mount import Mount
     from pkg.sentry.vfs.options import (
         GetDentryOptions,
         MkdirOptions,
@@ -309,32 +311,12 @@ class TmpfsFilesystem(Filesystem):
 
     # Creation.
 
-    def _init_owner(
-        self, creds: Credentials, parent: Directory, mode: int, is_dir: bool
-    ) -> tuple[int, int, int]:
-        """Returns (mode, uid, gid) of a new file (inode_init_owner)."""
-        uid = creds.fsuid
-        if parent.mode & S.S_ISGID:
-            gid = parent.gid
-            if is_dir:
-                mode |= S.S_ISGID
-        else:
-            gid = creds.fsgid
-        if (
-            not is_dir
-            and mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode, uid, gid
-
     def _check_create(
-        self, rp: ResolvingPath, is_dir: bool
+        self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
     ) -> tuple[TmpfsDentry, bytes]:
         """Walks to the parent of a file to create and checks that it may be
-        created there (filename_create, may_create). Returns (parent, name).
+        created there (filename_create, may_create); link_source is the mount
+        of the file link(2) links to. Returns (parent, name).
         """
         if rp.done():
             raise SyscallError(errno.EEXIST)
@@ -342,14 +324,8 @@ class TmpfsFilesystem(Filesystem):
         name = rp.component()
         if name in (b".", b".."):
             raise SyscallError(errno.EEXIST)
-        if self._lookup_last(rp, parent) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        self._dir(parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self._lookup_last(rp, parent) is not None
+        may_create(rp, parent, self._dir(parent), exists, is_dir, link_source)
         return parent, name
 
     def _insert(self, parent: TmpfsDentry, name: bytes, inode: Inode) -> TmpfsDentry:
@@ -369,7 +345,7 @@ class TmpfsFilesystem(Filesystem):
     ) -> TmpfsDentry:
         with self.mu:
             parent, name = self._check_create(rp, is_dir)
-            mode, uid, gid = self._init_owner(rp.creds, self._dir(parent), mode, is_dir)
+            mode, uid, gid = init_owner(rp.creds, self._dir(parent), mode, is_dir)
             return self._insert(parent, name, make(mode, uid, gid))
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
@@ -400,7 +376,7 @@ class TmpfsFilesystem(Filesystem):
         with self.mu:
             parent, name = self._check_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
-            mode, uid, gid = self._init_owner(rp.creds, self._dir(parent), perm, False)
+            mode, uid, gid = init_owner(rp.creds, self._dir(parent), perm, False)
             self._insert(parent, name, make(mode, uid, gid))
 
     def symlink_at(self, rp: ResolvingPath, target: bytes) -> None:
@@ -410,22 +386,7 @@ class TmpfsFilesystem(Filesystem):
 
     def link_at(self, rp: ResolvingPath, old: VirtualDentry) -> None:
         with self.mu:
-            if rp.done():
-                raise SyscallError(errno.EEXIST)
-            parent = self._walk_parent(rp)
-            name = rp.component()
-            if name in (b".", b".."):
-                raise SyscallError(errno.EEXIST)
-            if self._lookup_last(rp, parent) is not None:
-                raise SyscallError(errno.EEXIST)
-            if rp.must_be_dir():
-                raise SyscallError(errno.ENOENT)
-            if old.mount is not rp.mount:
-                raise SyscallError(errno.EXDEV)
-            rp.mount.check_begin_write()
-            if parent.is_dead():
-                raise SyscallError(errno.ENOENT)
-            self._dir(parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+            parent, name = self._check_create(rp, False, old.mount)
             target = old.dentry
             assert isinstance(target, TmpfsDentry)
             inode = target.inode
@@ -745,7 +706,7 @@ class TmpfsFilesystem(Filesystem):
                     raise SyscallError(errno.ENOENT)
                 pdir = self._dir(parent)
                 pdir.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-                mode, uid, gid = self._init_owner(
+                mode, uid, gid = init_owner(
                     rp.creds, pdir, opts.mode & S.S_IALLUGO, False
                 )
                 return self._insert(
@@ -776,9 +737,7 @@ class TmpfsFilesystem(Filesystem):
         if d.is_dead():
             raise SyscallError(errno.ENOENT)
         d.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        mode, uid, gid = self._init_owner(
-            rp.creds, d.inode, opts.mode & S.S_IALLUGO, False
-        )
+        mode, uid, gid = init_owner(rp.creds, d.inode, opts.mode & S.S_IALLUGO, False)
         inode = RegularFile(self, mode, uid, gid)
         inode.nlink = 0
         inode.linkable = not opts.flags & F.O_EXCL
