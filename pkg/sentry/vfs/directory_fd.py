@@ -6,7 +6,7 @@ offset may be set with SEEK_SET or SEEK_CUR only (dcache_dir_lseek), within
 a signed 64-bit d_off; read(2) fails with EISDIR (generic_read_dir); and
 the first two entries are "." and "..", at offsets 0 and 1 (dir_emit_dots).
 
-Filesystems that serve a listing taken as a snapshot (gofer, overlay,
+Filesystems that serve a listing taken as a snapshot (gofer, overlay, hostfs,
 kernfs) also share its offsets: 0 is ".", 1 is "..", n + 2 the n-th entry.
 """
 
@@ -20,6 +20,7 @@ from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.vfs.dirent import Dirent
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
+from pkg.sentry.vfs.llseek import generic_llseek
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,37 +29,8 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.dentry import VirtualDentry
     from pkg.sentry.vfs.dirent import DirentCallback
 
-# Directory offsets fit in a signed 64-bit d_off.
-MAX_DIR_OFFSET = (1 << 63) - 1
-
 # (name, DT_* type, inode number) of one entry of a listing.
 DirEntry = tuple[bytes, int, int]
-
-
-def seek_dir_offset(current: int, offset: int, whence: int) -> int:
-    """seek_dir_offset returns the offset lseek(2) moves a directory to.
-
-    Args:
-        current: the directory's offset now.
-        offset: lseek's offset argument.
-        whence: lseek's whence; only SEEK_SET and SEEK_CUR are allowed, as
-            dcache_dir_lseek allows.
-
-    Returns:
-        The new offset.
-
-    Raises:
-        SyscallError: EINVAL for another whence or an offset out of range.
-    """
-    if whence == F.SEEK_SET:
-        new = offset
-    elif whence == F.SEEK_CUR:
-        new = current + offset
-    else:
-        raise SyscallError(errno.EINVAL)
-    if new < 0 or new > MAX_DIR_OFFSET:
-        raise SyscallError(errno.EINVAL)
-    return new
 
 
 class DirectoryFD(FileDescription):
@@ -119,7 +91,7 @@ class DirectoryFD(FileDescription):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            self.offset = seek_dir_offset(self.offset, offset, whence)
+            self.offset = generic_llseek(self.offset, offset, whence)
             return self.offset
 
     def read(self, t: Task, length: int) -> bytes:

@@ -44,6 +44,7 @@ from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
+from pkg.sentry.vfs.llseek import generic_llseek, host_data_or_hole
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
@@ -659,23 +660,14 @@ class HostRegularFD(_HostFD):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END:
-                new = os.fstat(self.host_fd).st_size + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
-                try:
-                    new = os.lseek(self.host_fd, offset, whence)
-                except OSError as e:
-                    raise from_os_error(e) from None
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(
+                self.offset,
+                offset,
+                whence,
+                lambda: os.fstat(self.host_fd).st_size,
+                host_data_or_hole(self.host_fd),
+            )
+            return self.offset
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if cmd == I.FIONREAD:

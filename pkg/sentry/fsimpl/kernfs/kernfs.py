@@ -39,6 +39,7 @@ from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.directory_fd import DirectoryFD
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem
+from pkg.sentry.vfs.llseek import generic_llseek
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
@@ -688,19 +689,11 @@ class KernfsDataFD(FileDescription):
         return self.inode.write(t, data, offset)
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
+        inode = self.inode
+        size = inode.size if inode.seekable_end() else None
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END and self.inode.seekable_end():
-                new = self.inode.size() + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(self.offset, offset, whence, size)
+            return self.offset
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.inode.statx(self.fs)
