@@ -906,10 +906,7 @@ class GoferFilesystem(Filesystem):
                 raise SyscallError(errno.EISDIR)
             child = self._last(rp, parent)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+                may_create(rp, parent, parent.inode, exists=False, is_dir=False)
                 mode, uid, gid = init_owner(
                     rp.creds, parent.inode, opts.mode & S.S_IALLUGO, False
                 )

@@ -851,10 +851,8 @@ class OverlayFilesystem(Filesystem):
         d = self._resolve(rp)
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
-        rp.mount.check_begin_write()
-        if d.is_dead():
-            raise SyscallError(errno.ENOENT)
-        d.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        # O_TMPFILE makes a file in directory d.
+        may_create(rp, d, d, exists=False, is_dir=True)
         copy_up.copy_up(self, d)
         assert d.upper is not None
         perm = init_owner(rp.creds, d, opts.mode & S.S_IALLUGO, False)[0]
@@ -905,10 +903,7 @@ class OverlayFilesystem(Filesystem):
                 raise SyscallError(errno.ENAMETOOLONG)
             child = self.lookup(parent, name)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+                may_create(rp, parent, parent, exists=False, is_dir=False)
                 copy_up.copy_up(self, parent)
                 assert parent.upper is not None
                 perm = init_owner(rp.creds, parent, opts.mode & S.S_IALLUGO, False)[0]

@@ -701,11 +701,8 @@ class TmpfsFilesystem(Filesystem):
                 raise SyscallError(errno.EISDIR)
             child = self._lookup_last(rp, parent)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
                 pdir = self._dir(parent)
-                pdir.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+                may_create(rp, parent, pdir, exists=False, is_dir=False)
                 mode, uid, gid = init_owner(
                     rp.creds, pdir, opts.mode & S.S_IALLUGO, False
                 )
@@ -733,10 +730,8 @@ class TmpfsFilesystem(Filesystem):
         d = self._resolve(rp)
         if not isinstance(d.inode, Directory):
             raise SyscallError(errno.ENOTDIR)
-        rp.mount.check_begin_write()
-        if d.is_dead():
-            raise SyscallError(errno.ENOENT)
-        d.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        # O_TMPFILE makes a file in directory d.
+        may_create(rp, d, d.inode, exists=False, is_dir=True)
         mode, uid, gid = init_owner(rp.creds, d.inode, opts.mode & S.S_IALLUGO, False)
         inode = RegularFile(self, mode, uid, gid)
         inode.nlink = 0
