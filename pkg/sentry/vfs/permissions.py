@@ -118,7 +118,13 @@ def check_delete_sticky(
     raise SyscallError(errno.EPERM)
 
 
-class FileAttrs(Protocol):
+class AccessChecker(Protocol):
+    """AccessChecker is a file's access check, as its filesystem makes it."""
+
+    def check_permissions(self, creds: Credentials, ats: int) -> None: ...
+
+
+class FileAttrs(AccessChecker, Protocol):
     """FileAttrs is what the checks below read of a file that a filesystem
     keeps: its mode, owner and type, and its access check."""
 
@@ -128,8 +134,6 @@ class FileAttrs(Protocol):
 
     @property
     def file_type(self) -> int: ...
-
-    def check_permissions(self, creds: Credentials, ats: int) -> None: ...
 
 
 def may_delete(
@@ -164,6 +168,23 @@ def may_delete(
         raise SyscallError(errno.EISDIR)
     if is_dir and child.parent_dentry() is None:
         raise SyscallError(errno.EBUSY)
+
+
+def check_search_dir(creds: Credentials, d: Dentry, attrs: AccessChecker) -> None:
+    """check_search_dir checks that d is a directory creds may search, as
+    chdir(2) and chroot(2) require.
+
+    Args:
+        creds: the caller's credentials.
+        d: the dentry.
+        attrs: its access check.
+
+    Raises:
+        SyscallError: ENOTDIR, EACCES.
+    """
+    if not d.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    attrs.check_permissions(creds, MAY_EXEC)
 
 
 def may_create(

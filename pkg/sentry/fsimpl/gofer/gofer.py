@@ -55,6 +55,7 @@ from pkg.sentry.vfs.permissions import (
     apply_set_stat_mode_bits,
     check_mknod,
     check_open,
+    check_search_dir,
     check_set_stat,
     check_xattr_permission,
     init_owner,
@@ -670,8 +671,7 @@ class GoferFilesystem(Filesystem):
         with self.locked():
             d = self._resolve(rp)
             if opts.check_search_dir:
-                d.require_dir()
-                d.inode.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d.inode)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:

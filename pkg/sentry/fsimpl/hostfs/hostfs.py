@@ -40,7 +40,7 @@ from pkg.abi.linux.mman import PROT_EXEC
 from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.sentry.mm.file_cache import FileCache, HostFdBacking
 from pkg.sentry.mm.mappable import MappingIdentity
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.dentry import Dentry, NamedDentry, VirtualDentry
 from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
@@ -51,6 +51,7 @@ from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
     check_open,
+    check_search_dir,
     generic_check_permissions,
 )
 
@@ -103,7 +104,7 @@ class HostfsType(FilesystemType):
         return fs, fs.root
 
 
-class HostDentry(Dentry):
+class HostDentry(NamedDentry):
     """HostDentry is a host file, named by its parent and name.
 
     Attributes hold the host's answers from the last lookup.
@@ -116,8 +117,6 @@ class HostDentry(Dentry):
         "ino",
         "locks",
         "mode",
-        "name",
-        "parent",
         "uid",
     )
 
@@ -138,12 +137,6 @@ class HostDentry(Dentry):
         self.gid = st.st_gid
         self.ino = st.st_ino
         self.host_dev = st.st_dev
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return host_stat.S_ISDIR(self.mode)
@@ -265,7 +258,7 @@ class HostFilesystem(Filesystem):
         except OSError as e:
             raise _host_error(e) from None
         d.update(st)
-        return _statx(st, self._dev_minor(st.st_dev))
+        return S.statx_from_host(st, 0, self._dev_minor(st.st_dev))
 
     # Walking.
 
@@ -409,9 +402,7 @@ class HostFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not d.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-                d.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -545,28 +536,6 @@ def _host_error(e: OSError) -> SyscallError:
     return from_os_error(e)
 
 
-def _statx(st: os.stat_result, dev_minor: int) -> S.Statx:
-    rdev = st.st_rdev
-    return S.Statx(
-        mask=S.STATX_BASIC_STATS,
-        blksize=st.st_blksize,
-        nlink=st.st_nlink,
-        uid=st.st_uid,
-        gid=st.st_gid,
-        mode=st.st_mode,
-        ino=st.st_ino,
-        size=st.st_size,
-        blocks=st.st_blocks,
-        atime_ns=st.st_atime_ns,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-        rdev_major=os.major(rdev),
-        rdev_minor=os.minor(rdev),
-        dev_major=0,
-        dev_minor=dev_minor,
-    )
-
-
 class _HostFD(FileDescription):
     """_HostFD owns one host descriptor of a hostfs file."""
 
@@ -594,7 +563,7 @@ class _HostFD(FileDescription):
         except OSError as e:
             raise from_os_error(e) from None
         with self.fs.mu:
-            return _statx(st, self.fs._dev_minor(st.st_dev))
+            return S.statx_from_host(st, 0, self.fs._dev_minor(st.st_dev))
 
     def setstat(self, t: Task, opts: SetStatOptions) -> None:
         raise SyscallError(errno.EROFS)

@@ -35,7 +35,7 @@ from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
+from pkg.sentry.vfs.dentry import Dentry, NamedDentry, VirtualDentry
 from pkg.sentry.vfs.directory_fd import DirectoryFD
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem
@@ -45,6 +45,7 @@ from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
     check_open,
+    check_search_dir,
     generic_check_permissions,
 )
 
@@ -299,10 +300,10 @@ class DeviceInode(Inode):
         raise SyscallError(errno.ENXIO)
 
 
-class KernfsDentry(Dentry):
+class KernfsDentry(NamedDentry):
     """KernfsDentry names an Inode in its parent directory."""
 
-    __slots__ = ("children", "inode", "name", "parent")
+    __slots__ = ("children", "inode")
 
     def __init__(self, inode: Inode, parent: KernfsDentry | None, name: bytes) -> None:
         super().__init__()
@@ -310,12 +311,6 @@ class KernfsDentry(Dentry):
         self.parent = parent
         self.name = name
         self.children: dict[bytes, KernfsDentry] = {}
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return isinstance(self.inode, DirInode)
@@ -463,9 +458,7 @@ class KernfsFilesystem(Filesystem):
     def get_dentry_at(self, rp: ResolvingPath, opts: GetDentryOptions) -> Dentry:
         d = self._resolve(rp)
         if opts.check_search_dir:
-            if not isinstance(d.inode, DirInode):
-                raise SyscallError(errno.ENOTDIR)
-            d.inode.check_permissions(rp.creds, MAY_EXEC)
+            check_search_dir(rp.creds, d, d.inode)
         return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:

@@ -73,6 +73,7 @@ from pkg.sentry.vfs.permissions import (
     apply_set_stat_mode_bits,
     check_mknod,
     check_open,
+    check_search_dir,
     check_set_stat,
     check_xattr_permission,
     init_owner,
@@ -710,9 +711,7 @@ class OverlayFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not d.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-                d.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:

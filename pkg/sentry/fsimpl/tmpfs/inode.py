@@ -17,7 +17,7 @@ from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
-from pkg.sentry.vfs.dentry import Dentry
+from pkg.sentry.vfs.dentry import NamedDentry
 from pkg.sentry.vfs.inode_attrs import InodeAttrs
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.options import SetXattrOptions
@@ -116,7 +116,7 @@ class Inode(InodeAttrs):
         self.touch_ctime()
 
 
-class TmpfsDentry(Dentry):
+class TmpfsDentry(NamedDentry):
     """TmpfsDentry is one name of an inode.
 
     Attributes:
@@ -127,7 +127,7 @@ class TmpfsDentry(Dentry):
         dir_offset: the directory offset getdents gives the entry.
     """
 
-    __slots__ = ("dir_offset", "inode", "name", "parent")
+    __slots__ = ("dir_offset", "inode")
 
     def __init__(self, inode: Inode, parent: TmpfsDentry | None, name: bytes) -> None:
         super().__init__()
@@ -138,12 +138,6 @@ class TmpfsDentry(Dentry):
 
     def __repr__(self) -> str:
         return f"TmpfsDentry({self.name!r}, ino={self.inode.ino})"
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return isinstance(self.inode, Directory)

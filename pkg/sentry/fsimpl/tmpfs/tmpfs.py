@@ -52,6 +52,7 @@ from pkg.sentry.vfs.permissions import (
     MAY_WRITE,
     check_mknod,
     check_open,
+    check_search_dir,
     init_owner,
     may_create,
     may_delete,
@@ -564,9 +565,7 @@ class TmpfsFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not isinstance(d.inode, Directory):
-                    raise SyscallError(errno.ENOTDIR)
-                d.inode.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d.inode)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
