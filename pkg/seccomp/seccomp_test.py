@@ -36,6 +36,8 @@ def run_bpf(prog: bytes, nr: int, args: tuple[int, ...] = (), arch: int = 0) -> 
             pc += jt if a == k else jf
         elif code == 0x35:
             pc += jt if a >= k else jf
+        elif code == 0x05:
+            pc += k
         elif code == 0x06:
             return k
         else:

@@ -7,6 +7,7 @@ attributes; the syscall layer packs it as `struct stat` or `struct statx`.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
@@ -226,3 +227,31 @@ class Statx:
 def _split(ns: int) -> tuple[int, int]:
     sec, nsec = divmod(ns, NSEC_PER_SEC)
     return sec, nsec
+
+
+def statx_from_host(st: os.stat_result, dev_major: int, dev_minor: int) -> Statx:
+    """statx_from_host returns the basic attributes of a host file, as the
+    host's stat(2) reported them, on the device number the sandbox shows.
+
+    Args:
+        st: the host's answer.
+        dev_major, dev_minor: the device number to report.
+    """
+    return Statx(
+        mask=STATX_BASIC_STATS,
+        blksize=st.st_blksize,
+        nlink=st.st_nlink,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        mode=st.st_mode,
+        ino=st.st_ino,
+        size=st.st_size,
+        blocks=st.st_blocks,
+        atime_ns=st.st_atime_ns,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        rdev_major=os.major(st.st_rdev),
+        rdev_minor=os.minor(st.st_rdev),
+        dev_major=dev_major,
+        dev_minor=dev_minor,
+    )

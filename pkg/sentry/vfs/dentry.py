@@ -33,8 +33,9 @@ INOTIFY_PATH_EVENT = 1
 class Dentry:
     """Dentry is the VFS part of a filesystem implementation's dentry.
 
-    Subclasses implement parent_dentry, dentry_name and, if they hold
-    resources, inc_ref/dec_ref.
+    Subclasses implement parent_dentry, dentry_name (NamedDentry does both
+    for dentries in a tree of their own) and, if they hold resources,
+    inc_ref/dec_ref.
     """
 
     __slots__ = ("__weakref__", "_dead", "_mounts", "_watches")
@@ -138,6 +139,27 @@ class Dentry:
                 w.notify(b"", events, cookie)
                 if events & IN.IN_DELETE_SELF:
                     w.drop_all()
+
+
+class NamedDentry(Dentry):
+    """NamedDentry is the base of dentries that keep their parent and name in
+    their filesystem's own tree, which is all path generation asks of them.
+
+    Attributes:
+        name: the name in the parent directory.
+        parent: the parent directory's dentry; None at the root.
+    """
+
+    __slots__ = ("name", "parent")
+
+    name: bytes
+    parent: NamedDentry | None
+
+    def parent_dentry(self) -> Dentry | None:
+        return self.parent
+
+    def dentry_name(self) -> bytes:
+        return self.name
 
 
 class VirtualDentry:

@@ -10,8 +10,10 @@ the VirtualFilesystem moves to the other mount and calls that filesystem.
 An implementation therefore:
 
 - walks with rp.component(), rp.advance(), rp.final(), rp.done();
-- calls rp.check_root(d) before `..` and rp.check_mount(d) on each dentry
-  it reaches, letting ResolveRedirect propagate (release locks with `with`);
+- resolves `.` and `..` with rp.handle_dots(d, parent) (or calls
+  rp.check_root(d) before `..` itself) and calls rp.check_mount(d) on each
+  dentry it reaches, letting ResolveRedirect propagate (release locks with
+  `with`);
 - calls rp.handle_symlink(target) for a symlink it should follow
   (rp.should_follow_symlink());
 - checks permissions with the helpers in permissions.py against rp.creds;

@@ -8,10 +8,11 @@ checked in the sandbox's one user namespace.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
+from pkg.abi.linux import fs as FS
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import signal as SIG
@@ -24,13 +25,16 @@ from pkg.sentry.kernel.credentials import (
     CAP_FOWNER,
     CAP_FSETID,
     CAP_MKNOD,
+    CAP_SYS_ADMIN,
 )
 from pkg.sentry.vfs.options import UTIME_NOW, SetStatOptions
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.vfs.dentry import Dentry
     from pkg.sentry.vfs.mount import Mount
+    from pkg.sentry.vfs.resolving_path import ResolvingPath
 
 # Access types (MAY_* of include/linux/fs.h).
 MAY_EXEC = 0x1
@@ -112,6 +116,188 @@ def check_delete_sticky(
     if creds.has_capability(CAP_FOWNER):
         return
     raise SyscallError(errno.EPERM)
+
+
+class AccessChecker(Protocol):
+    """AccessChecker is a file's access check, as its filesystem makes it."""
+
+    def check_permissions(self, creds: Credentials, ats: int) -> None: ...
+
+
+class FileAttrs(AccessChecker, Protocol):
+    """FileAttrs is what the checks below read of a file that a filesystem
+    keeps: its mode, owner and type, and its access check."""
+
+    mode: int
+    uid: int
+    gid: int
+
+    @property
+    def file_type(self) -> int: ...
+
+
+def may_delete(
+    creds: Credentials,
+    dir_attrs: FileAttrs,
+    child: Dentry,
+    child_uid: int,
+    is_dir: bool,
+) -> None:
+    """may_delete checks that creds may remove child's name from a directory,
+    as may_delete in fs/namei.c does.
+
+    Args:
+        creds: the caller's credentials.
+        dir_attrs: the directory's attributes.
+        child: the dentry whose name goes.
+        child_uid: its owner.
+        is_dir: whether the operation removes a directory (rmdir(2), or a
+            rename of one).
+
+    Raises:
+        SyscallError: EACCES (no write and search permission on the
+            directory), EPERM (a sticky directory), ENOTDIR or EISDIR (the
+            child is not what is_dir says), EBUSY (a filesystem's root).
+    """
+    dir_attrs.check_permissions(creds, MAY_WRITE | MAY_EXEC)
+    check_delete_sticky(creds, dir_attrs.mode, dir_attrs.uid, child_uid)
+    child_is_dir = child.is_dir()
+    if is_dir and not child_is_dir:
+        raise SyscallError(errno.ENOTDIR)
+    if not is_dir and child_is_dir:
+        raise SyscallError(errno.EISDIR)
+    if is_dir and child.parent_dentry() is None:
+        raise SyscallError(errno.EBUSY)
+
+
+def check_search_dir(creds: Credentials, d: Dentry, attrs: AccessChecker) -> None:
+    """check_search_dir checks that d is a directory creds may search, as
+    chdir(2) and chroot(2) require.
+
+    Args:
+        creds: the caller's credentials.
+        d: the dentry.
+        attrs: its access check.
+
+    Raises:
+        SyscallError: ENOTDIR, EACCES.
+    """
+    if not d.is_dir():
+        raise SyscallError(errno.ENOTDIR)
+    attrs.check_permissions(creds, MAY_EXEC)
+
+
+def may_create(
+    rp: ResolvingPath,
+    parent: Dentry,
+    dir_attrs: FileAttrs,
+    exists: bool,
+    is_dir: bool,
+    link_source: Mount | None = None,
+) -> None:
+    """may_create checks that rp's last component may be made in parent once
+    the name is looked up, as filename_create and may_create in fs/namei.c
+    do.
+
+    Args:
+        rp: the resolution, at its last component.
+        parent: the directory to make it in.
+        dir_attrs: the directory's attributes.
+        exists: whether the name is taken.
+        is_dir: whether a directory is made (a trailing slash is allowed).
+        link_source: for link(2), the mount of the file linked to.
+
+    Raises:
+        SyscallError: EEXIST (the name is taken), ENOENT (a trailing slash
+            on a file that is no directory, or a removed directory), EXDEV
+            (link(2) across mounts), EROFS, EACCES.
+    """
+    if exists:
+        raise SyscallError(errno.EEXIST)
+    if not is_dir and rp.must_be_dir():
+        raise SyscallError(errno.ENOENT)
+    if link_source is not None and link_source is not rp.mount:
+        # link(2) across mounts, checked once the new name is known free.
+        raise SyscallError(errno.EXDEV)
+    rp.mount.check_begin_write()
+    if parent.is_dead():
+        raise SyscallError(errno.ENOENT)
+    dir_attrs.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+
+
+def init_owner(
+    creds: Credentials, dir_attrs: FileAttrs, mode: int, is_dir: bool
+) -> tuple[int, int, int]:
+    """init_owner returns (mode, uid, gid) of a new file, as inode_init_owner
+    in fs/inode.c decides them: the group of a set-group-ID directory, which
+    a new directory inherits the bit of, and no set-group-ID bit on a new
+    executable file of a group the caller is not in.
+
+    Args:
+        creds: the creator's credentials.
+        dir_attrs: the attributes of the directory it is made in.
+        mode: the requested mode.
+        is_dir: whether the new file is a directory.
+    """
+    if dir_attrs.mode & S.S_ISGID:
+        gid = dir_attrs.gid
+        if is_dir:
+            mode |= S.S_ISGID
+    else:
+        gid = creds.fsgid
+    if (
+        not is_dir
+        and mode & S.S_ISGID
+        and mode & S.S_IXGRP
+        and not creds.in_group(gid)
+        and not creds.has_capability(CAP_FSETID)
+    ):
+        mode &= ~S.S_ISGID
+    return mode, creds.fsuid, gid
+
+
+def check_xattr_permission(
+    creds: Credentials, attrs: FileAttrs, name: bytes, write: bool
+) -> None:
+    """check_xattr_permission checks access to extended attribute name of a
+    file, as xattr_permission in fs/xattr.c does.
+
+    Args:
+        creds: the caller's credentials.
+        attrs: the file's attributes.
+        name: the attribute's full name.
+        write: whether the attribute is set or removed.
+
+    Raises:
+        SyscallError: EPERM or ENODATA (trusted.* without CAP_SYS_ADMIN;
+            user.* on a file that is neither regular nor a directory), EPERM
+            (user.* of a sticky directory the caller does not own), EACCES,
+            EOPNOTSUPP (system.* and unknown namespaces).
+    """
+    if name.startswith(FS.XATTR_TRUSTED_PREFIX):
+        if not creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM if write else errno.ENODATA)
+        return
+    if name.startswith(FS.XATTR_USER_PREFIX):
+        if attrs.file_type not in (S.S_IFREG, S.S_IFDIR):
+            raise SyscallError(errno.EPERM if write else errno.ENODATA)
+        if (
+            write
+            and attrs.file_type == S.S_IFDIR
+            and attrs.mode & S.S_ISVTX
+            and not can_act_as_owner(creds, attrs.uid)
+        ):
+            raise SyscallError(errno.EPERM)
+        attrs.check_permissions(creds, MAY_WRITE if write else MAY_READ)
+        return
+    if name.startswith(FS.XATTR_SECURITY_PREFIX):
+        # TODO(#5): unlike Linux, which leaves security.* to the LSM,
+        # writing one needs write permission (kept from tmpfs and overlay).
+        if write:
+            attrs.check_permissions(creds, MAY_WRITE)
+        return
+    # system.* (POSIX ACLs) and unknown namespaces.
+    raise SyscallError(errno.EOPNOTSUPP)
 
 
 def check_set_stat(

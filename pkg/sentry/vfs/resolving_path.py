@@ -13,6 +13,8 @@ the other mount and calls that filesystem with the components that remain:
 - rp.check_root(d) before `..`: at the task's root `..` stays put (returns
   True); at the root of the current mount -> continue at the mount point in
   the parent mount, where `..` is applied again;
+- rp.handle_dots(d, parent): `.` and `..` as every filesystem resolves
+  them, through check_root and check_mount;
 - rp.handle_symlink(target): counts the link (ELOOP past MAXSYMLINKS) and
   splices the target's components in place of the link's; an absolute
   target -> continue at the root;
@@ -25,7 +27,7 @@ passes through.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
     from pkg.sentry.vfs.mount import Mount
     from pkg.sentry.vfs.vfs import VirtualFilesystem
+
+# A filesystem's own kind of Dentry.
+_D = TypeVar("_D", bound="Dentry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +223,37 @@ class ResolvingPath:
         if d is self.mount.root:
             raise _MountRoot()
         return False
+
+    def handle_dots(self, d: _D, parent: _D | None) -> _D | None:
+        """handle_dots resolves the current component if it is "." or "..",
+        as handle_dots in fs/namei.c does, and moves past it.
+
+        Args:
+            d: the directory the component is resolved from.
+            parent: d's parent in its filesystem (None at its root).
+
+        Returns:
+            The dentry reached (d for ".", and for ".." at the resolution's
+            root or the filesystem's), or None for any other name, which the
+            filesystem looks up.
+
+        Raises:
+            ResolveRedirect: `..` leaves the current mount, or reaches a
+                dentry that a mount sits on.
+            SyscallError: EXDEV as check_root and check_mount say.
+        """
+        name = self.component()
+        if name == b".":
+            self.advance()
+            return d
+        if name != b"..":
+            return None
+        if self.check_root(d) or parent is None:
+            self.advance()
+            return d
+        self.check_mount(parent)
+        self.advance()
+        return parent
 
     def check_mount(self, d: Dentry) -> None:
         """Must be called on each dentry the walk reaches by name (and on

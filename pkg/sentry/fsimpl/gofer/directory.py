@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pkg.abi.linux import errno
-from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
-from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.vfs.dirent import Dirent
-from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
+from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 
 if TYPE_CHECKING:
     from pkg.sentry.fsimpl.gofer.inode import GoferDentry
@@ -29,58 +25,25 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
 
-_MAX_OFFSET = (1 << 63) - 1
 
-
-class GoferDirectoryFD(FileDescription):
+class GoferDirectoryFD(DirectoryFD):
     """GoferDirectoryFD is an open directory of a gofer mount."""
 
     __slots__ = ("_entries", "dentry")
 
     def __init__(self, dentry: GoferDentry, flags: int, vd: VirtualDentry) -> None:
-        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
+        super().__init__(flags, vd)
         self.dentry = dentry
-        self._entries: list[tuple[bytes, int, int]] | None = None
+        self._entries: list[DirEntry] | None = None
 
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
         d = self.dentry
         with self.pos_mu:
             if self.offset == 0 or self._entries is None:
                 self._entries = d.inode.fs.list_dir(d)
-            if self.offset == 0:
-                if not cb(Dirent(b".", S.DT_DIR, d.inode.ino, 1)):
-                    return
-                self.offset = 1
-            if self.offset == 1:
-                parent = d.parent if d.parent is not None else d
-                if not cb(Dirent(b"..", S.DT_DIR, parent.inode.ino, 2)):
-                    return
-                self.offset = 2
-            entries = self._entries
-            while self.offset - 2 < len(entries):
-                name, dtype, ino = entries[self.offset - 2]
-                if not cb(Dirent(name, dtype, ino, self.offset + 1)):
-                    return
-                self.offset += 1
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if self.emit_dots_locked(cb, d.inode.ino, parent.inode.ino):
+                self.emit_listing_locked(cb, self._entries)
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.dentry.inode.statx(self.dentry)

@@ -43,7 +43,6 @@ from pkg.sentry.fsimpl.gofer.inode import GoferDentry, GoferInode
 from pkg.sentry.fsimpl.gofer.regular_file import GoferRegularFD
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
-from pkg.sentry.kernel.credentials import CAP_FSETID, CAP_SYS_ADMIN
 from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
@@ -52,15 +51,18 @@ from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.options import UTIME_NOW, UTIME_OMIT
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
-    MAY_READ,
     MAY_WRITE,
     apply_set_stat_mode_bits,
-    can_act_as_owner,
-    check_delete_sticky,
     check_mknod,
     check_open,
+    check_search_dir,
     check_set_stat,
+    check_xattr_permission,
+    init_owner,
+    may_create,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
@@ -370,17 +372,10 @@ class GoferFilesystem(Filesystem):
         """Resolves rp's current component from directory d."""
         d.require_dir()
         d.inode.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         child = self._lookup(d, name)
         if child is None:
             raise SyscallError(errno.ENOENT)
@@ -421,28 +416,6 @@ class GoferFilesystem(Filesystem):
 
     # Creation.
 
-    @staticmethod
-    def _owner(
-        creds: Credentials, parent: GoferInode, mode: int, is_dir: bool
-    ) -> tuple[int, int, int]:
-        """Returns (mode, uid, gid) of a new file, as inode_init_owner
-        decides them."""
-        if parent.mode & S.S_ISGID:
-            gid = parent.gid
-            if is_dir:
-                mode |= S.S_ISGID
-        else:
-            gid = creds.fsgid
-        if (
-            not is_dir
-            and mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode, creds.fsuid, gid
-
     def _prepare_create(
         self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
     ) -> GoferDentry:
@@ -456,17 +429,8 @@ class GoferFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        if self._last(rp, parent) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        if link_source is not None and link_source is not rp.mount:
-            # link(2) across mounts, checked once the new name is known free.
-            raise SyscallError(errno.EXDEV)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self._last(rp, parent) is not None
+        may_create(rp, parent, parent.inode, exists, is_dir, link_source)
         return parent
 
     def _created(self, parent: GoferDentry, name: bytes, new: pb.Inode) -> GoferDentry:
@@ -480,7 +444,7 @@ class GoferFilesystem(Filesystem):
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
         with self.locked():
             parent = self._prepare_create(rp, True)
-            mode, uid, gid = self._owner(
+            mode, uid, gid = init_owner(
                 rp.creds, parent.inode, opts.mode & (S.S_IRWXUGO | S.S_ISVTX), True
             )
             name = rp.component()
@@ -494,7 +458,7 @@ class GoferFilesystem(Filesystem):
         with self.locked():
             parent = self._prepare_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
-            mode, uid, gid = self._owner(
+            mode, uid, gid = init_owner(
                 rp.creds, parent.inode, opts.mode & S.S_IALLUGO, False
             )
             name = rp.component()
@@ -514,7 +478,7 @@ class GoferFilesystem(Filesystem):
     def symlink_at(self, rp: ResolvingPath, target: bytes) -> None:
         with self.locked():
             parent = self._prepare_create(rp, False)
-            _, uid, gid = self._owner(rp.creds, parent.inode, 0o777, False)
+            _, uid, gid = init_owner(rp.creds, parent.inode, 0o777, False)
             name = rp.component()
             new = self.rpc(
                 self.client.symlink, self.node(parent), name, target, uid, gid
@@ -538,20 +502,6 @@ class GoferFilesystem(Filesystem):
 
     # Removal.
 
-    def _may_delete(
-        self, rp: ResolvingPath, parent: GoferDentry, child: GoferDentry, is_dir: bool
-    ) -> None:
-        """Checks that child may be removed from parent (may_delete)."""
-        pinode = parent.inode
-        pinode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, pinode.mode, pinode.uid, child.inode.uid)
-        if is_dir and not child.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child.is_dir():
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
-
     def unlink_at(self, rp: ResolvingPath) -> None:
         with self.locked():
             if rp.done():
@@ -565,7 +515,7 @@ class GoferFilesystem(Filesystem):
                 raise SyscallError(errno.ENOENT)
             if rp.must_be_dir():
                 raise SyscallError(errno.EISDIR if child.is_dir() else errno.ENOTDIR)
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=False)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             # The dentry keeps a node after its name is gone.
@@ -610,7 +560,7 @@ class GoferFilesystem(Filesystem):
             child = self._last(rp, parent)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             # The host decides emptiness (ENOTEMPTY), knowing every name.
@@ -656,42 +606,10 @@ class GoferFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self._last(rp, new_parent)
-            if replaced is not None and flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not replaced.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = renamed.is_dir()
-            if not renamed_is_dir and (
-                opts.old_must_be_dir or (not exchange and rp.must_be_dir())
-            ):
-                raise SyscallError(errno.ENOTDIR)
-            if _is_ancestor(renamed, new_parent):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and _is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, new_parent, replaced)
             if replaced is not None and replaced.inode is renamed.inode:
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and replaced.is_dir()
-            if replaced is None:
-                if new_parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                new_parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp,
-                    new_parent,
-                    replaced,
-                    replaced_is_dir if exchange else renamed_is_dir,
-                )
-            if new_parent is not op:
-                if renamed_is_dir:
-                    renamed.inode.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir and replaced is not None:
-                    replaced.inode.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, new_parent, replaced, _inode_of)
             if renamed.is_mountpoint() or (
                 replaced is not None and replaced.is_mountpoint()
             ):
@@ -753,8 +671,7 @@ class GoferFilesystem(Filesystem):
         with self.locked():
             d = self._resolve(rp)
             if opts.check_search_dir:
-                d.require_dir()
-                d.inode.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d.inode)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -884,22 +801,12 @@ class GoferFilesystem(Filesystem):
     ) -> None:
         if not name or len(name) > FS.XATTR_NAME_MAX:
             raise SyscallError(errno.ERANGE)
+        # The host keeps only user.* attributes for the sandbox.
+        if not name.startswith((FS.XATTR_TRUSTED_PREFIX, FS.XATTR_USER_PREFIX)):
+            raise SyscallError(errno.EOPNOTSUPP)
+        check_xattr_permission(creds, inode, name, write)
         if name.startswith(FS.XATTR_TRUSTED_PREFIX):
-            if not creds.has_capability(CAP_SYS_ADMIN):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
             raise SyscallError(errno.EOPNOTSUPP)
-        if not name.startswith(FS.XATTR_USER_PREFIX):
-            raise SyscallError(errno.EOPNOTSUPP)
-        if inode.file_type not in (S.S_IFREG, S.S_IFDIR):
-            raise SyscallError(errno.EPERM if write else errno.ENODATA)
-        if (
-            write
-            and inode.is_dir()
-            and inode.mode & S.S_ISVTX
-            and not can_act_as_owner(creds, inode.uid)
-        ):
-            raise SyscallError(errno.EPERM)
-        inode.check_permissions(creds, MAY_WRITE if write else MAY_READ)
 
     def listxattr_at(self, rp: ResolvingPath) -> list[bytes]:
         with self.locked():
@@ -999,11 +906,8 @@ class GoferFilesystem(Filesystem):
                 raise SyscallError(errno.EISDIR)
             child = self._last(rp, parent)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                parent.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-                mode, uid, gid = self._owner(
+                may_create(rp, parent, parent.inode, exists=False, is_dir=False)
+                mode, uid, gid = init_owner(
                     rp.creds, parent.inode, opts.mode & S.S_IALLUGO, False
                 )
                 # The creating open may be write-only or even read-only with
@@ -1070,9 +974,6 @@ class GoferFilesystem(Filesystem):
         raise SyscallError(errno.ELOOP)
 
 
-def _is_ancestor(ancestor: GoferDentry, d: GoferDentry | None) -> bool:
-    while d is not None:
-        if d is ancestor:
-            return True
-        d = d.parent
-    return False
+def _inode_of(d: GoferDentry) -> GoferInode:
+    """Returns d's inode, which holds its attributes."""
+    return d.inode

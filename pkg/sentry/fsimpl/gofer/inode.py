@@ -39,7 +39,7 @@ from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.file_cache import FileCache
-from pkg.sentry.vfs.dentry import Dentry
+from pkg.sentry.vfs.dentry import NamedDentry
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.permissions import generic_check_permissions
 
@@ -312,7 +312,7 @@ class _InodeBacking:
             raise SyscallError(e.errno or errno.EIO) from None
 
 
-class GoferDentry(Dentry):
+class GoferDentry(NamedDentry):
     """GoferDentry is one name looked up through the gofer.
 
     Attributes:
@@ -332,9 +332,7 @@ class GoferDentry(Dentry):
         "children",
         "fs",
         "inode",
-        "name",
         "node",
-        "parent",
         "released",
     )
 
@@ -359,12 +357,6 @@ class GoferDentry(Dentry):
 
     def __repr__(self) -> str:
         return f"GoferDentry({self.name!r}, node={self.node}, {self.inode!r})"
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return self.inode.is_dir()

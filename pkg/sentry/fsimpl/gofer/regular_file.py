@@ -21,6 +21,7 @@ from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.gofer import hostcalls
 from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
+from pkg.sentry.vfs.llseek import MAX_OFFSET, generic_llseek, host_data_or_hole
 from pkg.sentry.vfs.options import SetStatOptions
 from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 # Bytes read from the host at a time.
 _MAX_READ = 1 << 20
 # Largest file offset (MAX_LFS_FILESIZE).
-_MAX_OFFSET = (1 << 63) - 1
 
 
 class GoferRegularFD(FileDescription):
@@ -135,7 +135,7 @@ class GoferRegularFD(FileDescription):
         if not data:
             return 0
         length = len(data)
-        if offset + length > _MAX_OFFSET:
+        if offset + length > MAX_OFFSET:
             raise SyscallError(errno.EFBIG)
         if t is not None:
             length = check_file_size_limit(t, offset, length)
@@ -171,25 +171,14 @@ class GoferRegularFD(FileDescription):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END:
-                new = self._host_size() + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
-                if offset < 0:
-                    raise SyscallError(errno.ENXIO)
-                try:
-                    new = os.lseek(self.host_fd, offset, whence)
-                except OSError as e:
-                    raise from_os_error(e) from None
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(
+                self.offset,
+                offset,
+                whence,
+                self._host_size,
+                host_data_or_hole(self.host_fd),
+            )
+            return self.offset
 
     def configure_mmap(self, t: Task, opts: MmapOpts) -> None:
         inode = self.inode

@@ -26,7 +26,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import signal as S
-from pkg.abi.linux.stat import Statx
+from pkg.abi.linux.stat import Statx, statx_from_host
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.host.tty import HostTTY, host_tty
 from pkg.sentry.kernel.signals import SignalInfo
@@ -202,23 +202,7 @@ class HostFile(FileDescription):
             st = os.fstat(self.host_fd)
         except OSError as e:
             raise SyscallError(e.errno or errno.EIO) from None
-        return Statx(
-            blksize=st.st_blksize,
-            nlink=st.st_nlink,
-            uid=st.st_uid,
-            gid=st.st_gid,
-            mode=st.st_mode,
-            ino=st.st_ino,
-            size=st.st_size,
-            blocks=st.st_blocks,
-            atime_ns=st.st_atime_ns,
-            mtime_ns=st.st_mtime_ns,
-            ctime_ns=st.st_ctime_ns,
-            rdev_major=os.major(st.st_rdev),
-            rdev_minor=os.minor(st.st_rdev),
-            dev_major=os.major(st.st_dev),
-            dev_minor=os.minor(st.st_dev),
-        )
+        return statx_from_host(st, os.major(st.st_dev), os.minor(st.st_dev))
 
     def readiness(self, mask: int) -> int:
         p = select.poll()

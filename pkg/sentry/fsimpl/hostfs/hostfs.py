@@ -40,16 +40,18 @@ from pkg.abi.linux.mman import PROT_EXEC
 from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.sentry.mm.file_cache import FileCache, HostFdBacking
 from pkg.sentry.mm.mappable import MappingIdentity
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
-from pkg.sentry.vfs.dirent import Dirent
+from pkg.sentry.vfs.dentry import Dentry, NamedDentry, VirtualDentry
+from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem, FilesystemType
+from pkg.sentry.vfs.llseek import generic_llseek, host_data_or_hole
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
     check_open,
+    check_search_dir,
     generic_check_permissions,
 )
 
@@ -102,7 +104,7 @@ class HostfsType(FilesystemType):
         return fs, fs.root
 
 
-class HostDentry(Dentry):
+class HostDentry(NamedDentry):
     """HostDentry is a host file, named by its parent and name.
 
     Attributes hold the host's answers from the last lookup.
@@ -115,8 +117,6 @@ class HostDentry(Dentry):
         "ino",
         "locks",
         "mode",
-        "name",
-        "parent",
         "uid",
     )
 
@@ -137,12 +137,6 @@ class HostDentry(Dentry):
         self.gid = st.st_gid
         self.ino = st.st_ino
         self.host_dev = st.st_dev
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return host_stat.S_ISDIR(self.mode)
@@ -264,7 +258,7 @@ class HostFilesystem(Filesystem):
         except OSError as e:
             raise _host_error(e) from None
         d.update(st)
-        return _statx(st, self._dev_minor(st.st_dev))
+        return S.statx_from_host(st, 0, self._dev_minor(st.st_dev))
 
     # Walking.
 
@@ -272,17 +266,10 @@ class HostFilesystem(Filesystem):
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
         d.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
         child = self._lookup(d, name)
@@ -415,9 +402,7 @@ class HostFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not d.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-                d.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -551,28 +536,6 @@ def _host_error(e: OSError) -> SyscallError:
     return from_os_error(e)
 
 
-def _statx(st: os.stat_result, dev_minor: int) -> S.Statx:
-    rdev = st.st_rdev
-    return S.Statx(
-        mask=S.STATX_BASIC_STATS,
-        blksize=st.st_blksize,
-        nlink=st.st_nlink,
-        uid=st.st_uid,
-        gid=st.st_gid,
-        mode=st.st_mode,
-        ino=st.st_ino,
-        size=st.st_size,
-        blocks=st.st_blocks,
-        atime_ns=st.st_atime_ns,
-        mtime_ns=st.st_mtime_ns,
-        ctime_ns=st.st_ctime_ns,
-        rdev_major=os.major(rdev),
-        rdev_minor=os.minor(rdev),
-        dev_major=0,
-        dev_minor=dev_minor,
-    )
-
-
 class _HostFD(FileDescription):
     """_HostFD owns one host descriptor of a hostfs file."""
 
@@ -600,7 +563,7 @@ class _HostFD(FileDescription):
         except OSError as e:
             raise from_os_error(e) from None
         with self.fs.mu:
-            return _statx(st, self.fs._dev_minor(st.st_dev))
+            return S.statx_from_host(st, 0, self.fs._dev_minor(st.st_dev))
 
     def setstat(self, t: Task, opts: SetStatOptions) -> None:
         raise SyscallError(errno.EROFS)
@@ -666,23 +629,14 @@ class HostRegularFD(_HostFD):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END:
-                new = os.fstat(self.host_fd).st_size + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
-                try:
-                    new = os.lseek(self.host_fd, offset, whence)
-                except OSError as e:
-                    raise from_os_error(e) from None
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(
+                self.offset,
+                offset,
+                whence,
+                lambda: os.fstat(self.host_fd).st_size,
+                host_data_or_hole(self.host_fd),
+            )
+            return self.offset
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if cmd == I.FIONREAD:
@@ -694,9 +648,10 @@ class HostRegularFD(_HostFD):
         raise SyscallError(errno.ENOTTY)
 
 
-class HostDirectoryFD(_HostFD):
+class HostDirectoryFD(_HostFD, DirectoryFD):
     """HostDirectoryFD is an open host directory. The entries are read from
-    the host when reading starts at offset 0; offsets index that list."""
+    the host when reading starts at offset 0; offsets index that list after
+    "." and ".."."""
 
     __slots__ = ("_entries",)
 
@@ -709,13 +664,10 @@ class HostDirectoryFD(_HostFD):
         vd: VirtualDentry,
     ) -> None:
         super().__init__(fs, d, host_fd, flags, vd)
-        self._entries: list[Dirent] | None = None
+        self._entries: list[DirEntry] | None = None
 
-    def _load(self) -> list[Dirent]:
-        d = self.dentry
-        out = [Dirent(b".", S.DT_DIR, d.ino, 1)]
-        parent = d.parent if d.parent is not None else d
-        out.append(Dirent(b"..", S.DT_DIR, parent.ino, 2))
+    def _load(self) -> list[DirEntry]:
+        out: list[DirEntry] = []
         try:
             # scandir reads through a duplicate sharing our offset.
             os.lseek(self.host_fd, 0, os.SEEK_SET)
@@ -732,32 +684,16 @@ class HostDirectoryFD(_HostFD):
                             dt = S.dirent_type(e.stat(follow_symlinks=False).st_mode)
                         except OSError:
                             dt = S.DT_UNKNOWN
-                    out.append(Dirent(os.fsencode(e.name), dt, e.inode(), len(out) + 1))
+                    out.append((os.fsencode(e.name), dt, e.inode()))
         except OSError as e:
             raise from_os_error(e) from None
         return out
 
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
+        d = self.dentry
         with self.pos_mu:
             if self._entries is None or self.offset == 0:
                 self._entries = self._load()
-            while self.offset < len(self._entries):
-                if not cb(self._entries[self.offset]):
-                    return
-                self.offset += 1
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if self.emit_dots_locked(cb, d.ino, parent.ino):
+                self.emit_listing_locked(cb, self._entries)

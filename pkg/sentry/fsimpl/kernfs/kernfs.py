@@ -35,15 +35,17 @@ from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
-from pkg.sentry.vfs.dirent import Dirent
+from pkg.sentry.vfs.dentry import Dentry, NamedDentry, VirtualDentry
+from pkg.sentry.vfs.directory_fd import DirectoryFD
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.filesystem import Filesystem
+from pkg.sentry.vfs.llseek import generic_llseek
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
     check_open,
+    check_search_dir,
     generic_check_permissions,
 )
 
@@ -61,8 +63,6 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 PAGE_SIZE = 4096
-# Directory offsets fit in a signed 64-bit d_off.
-_MAX_OFFSET = (1 << 63) - 1
 # The most a generated file may hold (seq_file's buffers grow to this).
 MAX_FILE_SIZE = 1 << 24
 
@@ -300,10 +300,10 @@ class DeviceInode(Inode):
         raise SyscallError(errno.ENXIO)
 
 
-class KernfsDentry(Dentry):
+class KernfsDentry(NamedDentry):
     """KernfsDentry names an Inode in its parent directory."""
 
-    __slots__ = ("children", "inode", "name", "parent")
+    __slots__ = ("children", "inode")
 
     def __init__(self, inode: Inode, parent: KernfsDentry | None, name: bytes) -> None:
         super().__init__()
@@ -311,12 +311,6 @@ class KernfsDentry(Dentry):
         self.parent = parent
         self.name = name
         self.children: dict[bytes, KernfsDentry] = {}
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return isinstance(self.inode, DirInode)
@@ -381,17 +375,10 @@ class KernfsFilesystem(Filesystem):
         if not inode.valid():
             raise SyscallError(errno.ENOENT)
         inode.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
         child = self._child(rp.task, d, name)
@@ -471,9 +458,7 @@ class KernfsFilesystem(Filesystem):
     def get_dentry_at(self, rp: ResolvingPath, opts: GetDentryOptions) -> Dentry:
         d = self._resolve(rp)
         if opts.check_search_dir:
-            if not isinstance(d.inode, DirInode):
-                raise SyscallError(errno.ENOTDIR)
-            d.inode.check_permissions(rp.creds, MAY_EXEC)
+            check_search_dir(rp.creds, d, d.inode)
         return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -697,19 +682,11 @@ class KernfsDataFD(FileDescription):
         return self.inode.write(t, data, offset)
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
+        inode = self.inode
+        size = inode.size if inode.seekable_end() else None
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END and self.inode.seekable_end():
-                new = self.inode.size() + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(self.offset, offset, whence, size)
+            return self.offset
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.inode.statx(self.fs)
@@ -718,7 +695,7 @@ class KernfsDataFD(FileDescription):
         self.inode.setstat(t, t.creds, opts)
 
 
-class KernfsDirFD(FileDescription):
+class KernfsDirFD(DirectoryFD):
     """KernfsDirFD is an open kernfs directory; its offset counts entries
     (0 ".", 1 "..", then the children in order)."""
 
@@ -731,7 +708,7 @@ class KernfsDirFD(FileDescription):
         flags: int,
         vd: VirtualDentry,
     ) -> None:
-        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
+        super().__init__(flags, vd)
         self.fs = fs
         self.dentry = dentry
 
@@ -742,41 +719,14 @@ class KernfsDirFD(FileDescription):
         with self.pos_mu:
             if not inode.valid():
                 raise SyscallError(errno.ENOENT)
-            if self.offset == 0:
-                if not cb(Dirent(b".", S.DT_DIR, inode.ino, 1)):
-                    return
-                self.offset = 1
-            if self.offset == 1:
-                parent = d.parent if d.parent is not None else d
-                if not cb(Dirent(b"..", S.DT_DIR, parent.inode.ino, 2)):
-                    return
-                self.offset = 2
-            entries = inode.entries(t)
-            for i in range(self.offset - 2, len(entries)):
-                name, child = entries[i]
-                entry = Dirent(name, S.dirent_type(child.mode), child.ino, i + 3)
-                if not cb(entry):
-                    return
-                self.offset = i + 3
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if not self.emit_dots_locked(cb, inode.ino, parent.inode.ino):
+                return
+            entries = [
+                (name, S.dirent_type(child.mode), child.ino)
+                for name, child in inode.entries(t)
+            ]
+            self.emit_listing_locked(cb, entries)
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.dentry.inode.statx(self.fs)

@@ -28,6 +28,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
+from pkg.sentry.vfs.llseek import generic_llseek
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -132,24 +133,18 @@ class MemfdFile(FileDescription):
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self._offset_mu:
             size = self.inode.cache.size()
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self._offset + offset
-            elif whence == F.SEEK_END:
-                new = size + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
+
+            def data_or_hole(offset: int, whence: int) -> int:
                 # Unlike Linux, holes inside the file are not reported: the
                 # whole file reads as data.
                 if offset < 0 or offset >= size:
                     raise SyscallError(errno.ENXIO)
-                new = offset if whence == F.SEEK_DATA else size
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > MAX_FILE_SIZE:
-                raise SyscallError(errno.EINVAL)
-            self._offset = new
-            return new
+                return offset if whence == F.SEEK_DATA else size
+
+            self._offset = generic_llseek(
+                self._offset, offset, whence, lambda: size, data_or_hole, MAX_FILE_SIZE
+            )
+            return self._offset
 
     def truncate(self, t: Task, size: int) -> None:
         """Sets the file size (ftruncate(2)), as the seals allow."""

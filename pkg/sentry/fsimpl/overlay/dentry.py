@@ -24,7 +24,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import stat as S
-from pkg.sentry.vfs.dentry import Dentry
+from pkg.sentry.vfs.dentry import Dentry, NamedDentry
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.permissions import generic_check_permissions
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
 
 
-class OverlayDentry(Dentry):
+class OverlayDentry(NamedDentry):
     """OverlayDentry is one name of the merged tree.
 
     Attributes:
@@ -68,9 +68,7 @@ class OverlayDentry(Dentry):
         "lower",
         "lower_stat",
         "mode",
-        "name",
         "opaque",
-        "parent",
         "pipe",
         "uid",
         "upper",
@@ -112,12 +110,6 @@ class OverlayDentry(Dentry):
             "L" if self.lower is not None else ""
         )
         return f"OverlayDentry({self.name!r}, {layers}, mode={self.mode:o})"
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return self.mode & S.S_IFMT == S.S_IFDIR

@@ -14,8 +14,8 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.vfs.directory_fd import DirectoryFD, DirEntry
 from pkg.sentry.vfs.dirent import Dirent
-from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.options import OpenOptions
 
 if TYPE_CHECKING:
@@ -27,18 +27,14 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.lock import FileLocks
     from pkg.sentry.vfs.options import SetStatOptions
 
-_MAX_OFFSET = (1 << 63) - 1
 
-
-def _layer_entries(
-    fs: OverlayFilesystem, layer: Layer, d: Dentry
-) -> list[tuple[bytes, int, int]]:
+def _layer_entries(fs: OverlayFilesystem, layer: Layer, d: Dentry) -> list[DirEntry]:
     """Returns (name, type, ino) of a layer directory's entries but "." and
     "..". Precondition: fs.mu held."""
     fd = fs.vfs.open_at(
         None, fs.creds, layer.here(d), OpenOptions(F.O_RDONLY | F.O_DIRECTORY)
     )
-    out: list[tuple[bytes, int, int]] = []
+    out: list[DirEntry] = []
 
     def take(e: Dirent) -> bool:
         if e.name not in (b".", b".."):
@@ -52,9 +48,7 @@ def _layer_entries(
     return out
 
 
-def merged_entries(
-    fs: OverlayFilesystem, d: OverlayDentry
-) -> list[tuple[bytes, int, int]]:
+def merged_entries(fs: OverlayFilesystem, d: OverlayDentry) -> list[DirEntry]:
     """Returns (name, type, ino) of what directory d shows, "." and ".."
     aside. Precondition: fs.mu held."""
     out: dict[bytes, tuple[int, int]] = {}
@@ -79,15 +73,15 @@ def merged_entries(
     return entries
 
 
-class OverlayDirectoryFD(FileDescription):
+class OverlayDirectoryFD(DirectoryFD):
     """OverlayDirectoryFD is an open directory of an overlay."""
 
     __slots__ = ("_entries", "dentry")
 
     def __init__(self, dentry: OverlayDentry, flags: int, vd: VirtualDentry) -> None:
-        super().__init__(flags & FILE_STATUS_FLAGS | F.O_LARGEFILE, vd)
+        super().__init__(flags, vd)
         self.dentry = dentry
-        self._entries: list[tuple[bytes, int, int]] | None = None
+        self._entries: list[DirEntry] | None = None
 
     def iterate_dirents(self, t: Task, cb: DirentCallback) -> None:
         d = self.dentry
@@ -98,40 +92,9 @@ class OverlayDirectoryFD(FileDescription):
                     if d.is_dead():
                         raise SyscallError(errno.ENOENT)
                     self._entries = merged_entries(fs, d)
-            if self.offset == 0:
-                if not cb(Dirent(b".", S.DT_DIR, d.ino, 1)):
-                    return
-                self.offset = 1
-            if self.offset == 1:
-                parent = d.parent if d.parent is not None else d
-                if not cb(Dirent(b"..", S.DT_DIR, parent.ino, 2)):
-                    return
-                self.offset = 2
-            entries = self._entries
-            while self.offset - 2 < len(entries):
-                name, dtype, ino = entries[self.offset - 2]
-                if not cb(Dirent(name, dtype, ino, self.offset + 1)):
-                    return
-                self.offset += 1
-
-    def seek(self, t: Task, offset: int, whence: int) -> int:
-        with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
-
-    def read(self, t: Task, length: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes:
-        raise SyscallError(errno.EISDIR)
+            parent = d.parent if d.parent is not None else d
+            if self.emit_dots_locked(cb, d.ino, parent.ino):
+                self.emit_listing_locked(cb, self._entries)
 
     def stat(self, t: Task, mask: int) -> S.Statx:
         return self.dentry.fs.statx(self.dentry)

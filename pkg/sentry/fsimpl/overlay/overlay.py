@@ -49,7 +49,6 @@ from pkg.sentry.fsimpl.overlay.regular_file import OverlayRegularFD
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
 from pkg.sentry.kernel.credentials import (
-    CAP_FSETID,
     CAP_SYS_ADMIN,
     Credentials,
     root_credentials,
@@ -70,15 +69,18 @@ from pkg.sentry.vfs.options import (
 )
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
-    MAY_READ,
     MAY_WRITE,
     apply_set_stat_mode_bits,
-    can_act_as_owner,
-    check_delete_sticky,
     check_mknod,
     check_open,
+    check_search_dir,
     check_set_stat,
+    check_xattr_permission,
+    init_owner,
+    may_create,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 from pkg.sentry.vfs.resolving_path import PathOperation
 
 if TYPE_CHECKING:
@@ -346,17 +348,10 @@ class OverlayFilesystem(Filesystem):
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
         d.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         child = self.lookup(d, name)
         if child is None:
             raise SyscallError(errno.ENOENT)
@@ -406,17 +401,8 @@ class OverlayFilesystem(Filesystem):
             raise SyscallError(errno.EEXIST)
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
-        if self.lookup(parent, name) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        if link_source is not None and link_source is not rp.mount:
-            # link(2) across mounts, checked once the new name is known free.
-            raise SyscallError(errno.EXDEV)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self.lookup(parent, name) is not None
+        may_create(rp, parent, parent, exists, is_dir, link_source)
         copy_up.copy_up(self, parent)
         return parent
 
@@ -434,20 +420,6 @@ class OverlayFilesystem(Filesystem):
         d.opaque = hid_lower and d.is_dir()
         d.inotify_with_parent(IN.IN_CREATE, 0, INOTIFY_PATH_EVENT)
         return d
-
-    def _owner_mode(self, creds: Credentials, parent: OverlayDentry, mode: int) -> int:
-        """Returns the permission bits of a new non-directory, with the
-        set-group-ID bit dropped as inode_init_owner drops it (the upper
-        layer, working with the overlay's capabilities, would keep it)."""
-        gid = parent.gid if parent.mode & S.S_ISGID else creds.fsgid
-        if (
-            mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
         with self.mu:
@@ -467,7 +439,7 @@ class OverlayFilesystem(Filesystem):
             parent = self._prepare_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
             name = rp.component()
-            perm = self._owner_mode(rp.creds, parent, opts.mode & S.S_IALLUGO)
+            perm = init_owner(rp.creds, parent, opts.mode & S.S_IALLUGO, False)[0]
             assert parent.upper is not None
             self.vfs.mknod_at(
                 None,
@@ -514,22 +486,6 @@ class OverlayFilesystem(Filesystem):
 
     # Removal.
 
-    def _may_delete(
-        self,
-        rp: ResolvingPath,
-        parent: OverlayDentry,
-        child: OverlayDentry,
-        is_dir: bool,
-    ) -> None:
-        parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, parent.mode, parent.uid, child.uid)
-        if is_dir and not child.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child.is_dir():
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
-
     def _forget(self, parent: OverlayDentry, name: bytes, whiteout: bool) -> None:
         """Records that name left parent."""
         parent.children[name] = None
@@ -550,7 +506,7 @@ class OverlayFilesystem(Filesystem):
                 raise SyscallError(errno.ENOENT)
             if rp.must_be_dir():
                 raise SyscallError(errno.EISDIR if child.is_dir() else errno.ENOTDIR)
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent, child, child.uid, is_dir=False)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             whiteout = self.lower_has(parent, name)
@@ -579,7 +535,7 @@ class OverlayFilesystem(Filesystem):
             child = self.lookup(parent, name)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent, child, child.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             if merged_entries(self, child):
@@ -628,42 +584,18 @@ class OverlayFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self.lookup(np, new_name)
-            if replaced is not None and flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not replaced.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = renamed.is_dir()
-            if not renamed_is_dir and (
-                opts.old_must_be_dir or (not exchange and rp.must_be_dir())
-            ):
-                raise SyscallError(errno.ENOTDIR)
-            if _is_ancestor(renamed, np):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and _is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, np, replaced)
             if replaced is renamed or self._same_upper_file(renamed, replaced):
                 # Two names of one file: rename(2) does nothing.
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and replaced.is_dir()
-            if replaced is None:
-                if np.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                np.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp, np, replaced, replaced_is_dir if exchange else renamed_is_dir
-                )
-                if not exchange and replaced_is_dir and merged_entries(self, replaced):
-                    raise SyscallError(errno.ENOTEMPTY)
-            if np is not op:
-                if renamed_is_dir:
-                    renamed.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir and replaced is not None:
-                    replaced.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, np, replaced, _self_attrs)
+            if (
+                not exchange
+                and replaced is not None
+                and replaced.is_dir()
+                and merged_entries(self, replaced)
+            ):
+                raise SyscallError(errno.ENOTEMPTY)
             if renamed.is_mountpoint() or (
                 replaced is not None and replaced.is_mountpoint()
             ):
@@ -771,27 +703,7 @@ class OverlayFilesystem(Filesystem):
         credentials (the layers see the overlay's)."""
         if not name or len(name) > FS.XATTR_NAME_MAX:
             raise SyscallError(errno.ERANGE)
-        if name.startswith(FS.XATTR_TRUSTED_PREFIX):
-            if not creds.has_capability(CAP_SYS_ADMIN):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            return
-        if name.startswith(FS.XATTR_USER_PREFIX):
-            if d.file_type not in (S.S_IFREG, S.S_IFDIR):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            if (
-                write
-                and d.is_dir()
-                and d.mode & S.S_ISVTX
-                and not can_act_as_owner(creds, d.uid)
-            ):
-                raise SyscallError(errno.EPERM)
-            d.check_permissions(creds, MAY_WRITE if write else MAY_READ)
-            return
-        if name.startswith(FS.XATTR_SECURITY_PREFIX):
-            if write:
-                d.check_permissions(creds, MAY_WRITE)
-            return
-        raise SyscallError(errno.EOPNOTSUPP)
+        check_xattr_permission(creds, d, name, write)
 
     # Path operations.
 
@@ -799,9 +711,7 @@ class OverlayFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not d.is_dir():
-                    raise SyscallError(errno.ENOTDIR)
-                d.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -940,13 +850,11 @@ class OverlayFilesystem(Filesystem):
         d = self._resolve(rp)
         if not d.is_dir():
             raise SyscallError(errno.ENOTDIR)
-        rp.mount.check_begin_write()
-        if d.is_dead():
-            raise SyscallError(errno.ENOENT)
-        d.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        # O_TMPFILE makes a file in directory d.
+        may_create(rp, d, d, exists=False, is_dir=True)
         copy_up.copy_up(self, d)
         assert d.upper is not None
-        perm = self._owner_mode(rp.creds, d, opts.mode & S.S_IALLUGO)
+        perm = init_owner(rp.creds, d, opts.mode & S.S_IALLUGO, False)[0]
         layer = self.vfs.open_at(
             None,
             self.maker_creds(rp.creds),
@@ -994,13 +902,10 @@ class OverlayFilesystem(Filesystem):
                 raise SyscallError(errno.ENAMETOOLONG)
             child = self.lookup(parent, name)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                parent.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+                may_create(rp, parent, parent, exists=False, is_dir=False)
                 copy_up.copy_up(self, parent)
                 assert parent.upper is not None
-                perm = self._owner_mode(rp.creds, parent, opts.mode & S.S_IALLUGO)
+                perm = init_owner(rp.creds, parent, opts.mode & S.S_IALLUGO, False)[0]
                 self.vfs.mknod_at(
                     None,
                     self.maker_creds(rp.creds),
@@ -1023,9 +928,6 @@ class OverlayFilesystem(Filesystem):
             return child, False
 
 
-def _is_ancestor(ancestor: OverlayDentry, d: OverlayDentry | None) -> bool:
-    while d is not None:
-        if d is ancestor:
-            return True
-        d = d.parent
-    return False
+def _self_attrs(d: OverlayDentry) -> OverlayDentry:
+    """Returns d, which holds its file's attributes."""
+    return d

@@ -21,6 +21,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.overlay import copy_up
 from pkg.sentry.mm.mappable import MappingIdentity
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
+from pkg.sentry.vfs.llseek import generic_llseek
 from pkg.sentry.vfs.options import OpenOptions
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from pkg.sentry.vfs.options import SetStatOptions
 
 # Largest file offset (MAX_LFS_FILESIZE).
-_MAX_OFFSET = (1 << 63) - 1
 
 # Flags that act once, at open, and must not reach the layer again.
 _OPEN_ONLY = F.O_CREAT | F.O_EXCL | F.O_NOCTTY | F.O_NOFOLLOW | F.O_DIRECTORY
@@ -139,22 +139,16 @@ class OverlayRegularFD(FileDescription):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END:
-                new = self._size(t, self._file()) + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
-                # The layer file finds data and holes (its own offset is not
-                # otherwise used).
-                new = self._file().seek(t, offset, whence)
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > _MAX_OFFSET:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            # The layer file finds data and holes (its own offset is not
+            # otherwise used).
+            self.offset = generic_llseek(
+                self.offset,
+                offset,
+                whence,
+                lambda: self._size(t, self._file()),
+                lambda off, wh: self._file().seek(t, off, wh),
+            )
+            return self.offset
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if cmd == I.FIONREAD:

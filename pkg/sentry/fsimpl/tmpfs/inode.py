@@ -17,11 +17,13 @@ from pkg.abi.linux import stat as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.pipefs.pipe import Pipe
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
-from pkg.sentry.vfs.dentry import Dentry
+from pkg.sentry.vfs.dentry import NamedDentry
 from pkg.sentry.vfs.inode_attrs import InodeAttrs
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.options import SetXattrOptions
-from pkg.sentry.vfs.permissions import MAY_READ, MAY_WRITE, can_act_as_owner
+from pkg.sentry.vfs.permissions import (
+    check_xattr_permission,
+)
 from pkg.sentry.vfs.watches import Watches
 
 if TYPE_CHECKING:
@@ -69,28 +71,7 @@ class Inode(InodeAttrs):
     # of fs/xattr.c xattr_permission).
 
     def _check_xattr(self, creds: Credentials, name: bytes, write: bool) -> None:
-        if name.startswith(FS.XATTR_TRUSTED_PREFIX):
-            if not creds.has_capability(CAP_SYS_ADMIN):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            return
-        if name.startswith(FS.XATTR_USER_PREFIX):
-            if self.file_type not in (S.S_IFREG, S.S_IFDIR):
-                raise SyscallError(errno.EPERM if write else errno.ENODATA)
-            if (
-                write
-                and self.file_type == S.S_IFDIR
-                and self.mode & S.S_ISVTX
-                and not can_act_as_owner(creds, self.uid)
-            ):
-                raise SyscallError(errno.EPERM)
-            self.check_permissions(creds, MAY_WRITE if write else MAY_READ)
-            return
-        if name.startswith(FS.XATTR_SECURITY_PREFIX):
-            if write:
-                self.check_permissions(creds, MAY_WRITE)
-            return
-        # system.* (POSIX ACLs) and unknown namespaces.
-        raise SyscallError(errno.EOPNOTSUPP)
+        check_xattr_permission(creds, self, name, write)
 
     def getxattr(self, creds: Credentials, name: bytes) -> bytes:
         """Returns an attribute's value (ENODATA if unset)."""
@@ -135,7 +116,7 @@ class Inode(InodeAttrs):
         self.touch_ctime()
 
 
-class TmpfsDentry(Dentry):
+class TmpfsDentry(NamedDentry):
     """TmpfsDentry is one name of an inode.
 
     Attributes:
@@ -146,7 +127,7 @@ class TmpfsDentry(Dentry):
         dir_offset: the directory offset getdents gives the entry.
     """
 
-    __slots__ = ("dir_offset", "inode", "name", "parent")
+    __slots__ = ("dir_offset", "inode")
 
     def __init__(self, inode: Inode, parent: TmpfsDentry | None, name: bytes) -> None:
         super().__init__()
@@ -157,12 +138,6 @@ class TmpfsDentry(Dentry):
 
     def __repr__(self) -> str:
         return f"TmpfsDentry({self.name!r}, ino={self.inode.ino})"
-
-    def parent_dentry(self) -> Dentry | None:
-        return self.parent
-
-    def dentry_name(self) -> bytes:
-        return self.name
 
     def is_dir(self) -> bool:
         return isinstance(self.inode, Directory)

@@ -28,6 +28,7 @@ from pkg.sentry.fsimpl.tmpfs.inode import Inode
 from pkg.sentry.mm.mappable import MappingIdentity, Translation
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
 from pkg.sentry.vfs.inode_attrs import now_ns, setstat_events
+from pkg.sentry.vfs.llseek import generic_llseek
 from pkg.sentry.vfs.permissions import check_file_size_limit, kill_priv_on_write
 
 if TYPE_CHECKING:
@@ -469,22 +470,20 @@ class RegularFileFD(FileDescription):
 
     def seek(self, t: Task, offset: int, whence: int) -> int:
         with self.pos_mu:
-            if whence == F.SEEK_SET:
-                new = offset
-            elif whence == F.SEEK_CUR:
-                new = self.offset + offset
-            elif whence == F.SEEK_END:
-                new = self.inode.size + offset
-            elif whence in (F.SEEK_DATA, F.SEEK_HOLE):
-                if offset < 0:
-                    raise SyscallError(errno.ENXIO)
-                new = self.inode.seek_data_or_hole(offset, whence == F.SEEK_DATA)
-            else:
-                raise SyscallError(errno.EINVAL)
-            if new < 0 or new > MAX_FILE_SIZE:
-                raise SyscallError(errno.EINVAL)
-            self.offset = new
-            return new
+            self.offset = generic_llseek(
+                self.offset,
+                offset,
+                whence,
+                lambda: self.inode.size,
+                self._data_or_hole,
+                MAX_FILE_SIZE,
+            )
+            return self.offset
+
+    def _data_or_hole(self, offset: int, whence: int) -> int:
+        if offset < 0:
+            raise SyscallError(errno.ENXIO)
+        return self.inode.seek_data_or_hole(offset, whence == F.SEEK_DATA)
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if cmd == I.FIONREAD:

@@ -37,7 +37,6 @@ from pkg.sentry.fsimpl.tmpfs.inode import (
     TmpfsDentry,
 )
 from pkg.sentry.fsimpl.tmpfs.regular_file import RegularFile, RegularFileFD
-from pkg.sentry.kernel.credentials import CAP_FSETID
 from pkg.sentry.vfs.dentry import INOTIFY_PATH_EVENT, Dentry, VirtualDentry
 from pkg.sentry.vfs.device import BLOCK_DEVICE, CHAR_DEVICE
 from pkg.sentry.vfs.filesystem import (
@@ -51,15 +50,20 @@ from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
     MAY_WRITE,
-    check_delete_sticky,
     check_mknod,
     check_open,
+    check_search_dir,
+    init_owner,
+    may_create,
+    may_delete,
 )
+from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.pgalloc.memory_file import MemoryFile
     from pkg.sentry.vfs.file_description import FileDescription
+    from pkg.sentry.vfs.mount import Mount
     from pkg.sentry.vfs.options import (
         GetDentryOptions,
         MkdirOptions,
@@ -253,17 +257,10 @@ class TmpfsFilesystem(Filesystem):
         if not isinstance(inode, Directory):
             raise SyscallError(errno.ENOTDIR)
         inode.check_permissions(rp.creds, MAY_EXEC)
+        reached = rp.handle_dots(d, d.parent)
+        if reached is not None:
+            return reached
         name = rp.component()
-        if name == b".":
-            rp.advance()
-            return d
-        if name == b"..":
-            if rp.check_root(d) or d.parent is None:
-                rp.advance()
-                return d
-            rp.check_mount(d.parent)
-            rp.advance()
-            return d.parent
         if len(name) > FS.NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG)
         child = inode.children.get(name)
@@ -315,32 +312,12 @@ class TmpfsFilesystem(Filesystem):
 
     # Creation.
 
-    def _init_owner(
-        self, creds: Credentials, parent: Directory, mode: int, is_dir: bool
-    ) -> tuple[int, int, int]:
-        """Returns (mode, uid, gid) of a new file (inode_init_owner)."""
-        uid = creds.fsuid
-        if parent.mode & S.S_ISGID:
-            gid = parent.gid
-            if is_dir:
-                mode |= S.S_ISGID
-        else:
-            gid = creds.fsgid
-        if (
-            not is_dir
-            and mode & S.S_ISGID
-            and mode & S.S_IXGRP
-            and not creds.in_group(gid)
-            and not creds.has_capability(CAP_FSETID)
-        ):
-            mode &= ~S.S_ISGID
-        return mode, uid, gid
-
     def _check_create(
-        self, rp: ResolvingPath, is_dir: bool
+        self, rp: ResolvingPath, is_dir: bool, link_source: Mount | None = None
     ) -> tuple[TmpfsDentry, bytes]:
         """Walks to the parent of a file to create and checks that it may be
-        created there (filename_create, may_create). Returns (parent, name).
+        created there (filename_create, may_create); link_source is the mount
+        of the file link(2) links to. Returns (parent, name).
         """
         if rp.done():
             raise SyscallError(errno.EEXIST)
@@ -348,14 +325,8 @@ class TmpfsFilesystem(Filesystem):
         name = rp.component()
         if name in (b".", b".."):
             raise SyscallError(errno.EEXIST)
-        if self._lookup_last(rp, parent) is not None:
-            raise SyscallError(errno.EEXIST)
-        if not is_dir and rp.must_be_dir():
-            raise SyscallError(errno.ENOENT)
-        rp.mount.check_begin_write()
-        if parent.is_dead():
-            raise SyscallError(errno.ENOENT)
-        self._dir(parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+        exists = self._lookup_last(rp, parent) is not None
+        may_create(rp, parent, self._dir(parent), exists, is_dir, link_source)
         return parent, name
 
     def _insert(self, parent: TmpfsDentry, name: bytes, inode: Inode) -> TmpfsDentry:
@@ -375,7 +346,7 @@ class TmpfsFilesystem(Filesystem):
     ) -> TmpfsDentry:
         with self.mu:
             parent, name = self._check_create(rp, is_dir)
-            mode, uid, gid = self._init_owner(rp.creds, self._dir(parent), mode, is_dir)
+            mode, uid, gid = init_owner(rp.creds, self._dir(parent), mode, is_dir)
             return self._insert(parent, name, make(mode, uid, gid))
 
     def mkdir_at(self, rp: ResolvingPath, opts: MkdirOptions) -> None:
@@ -406,7 +377,7 @@ class TmpfsFilesystem(Filesystem):
         with self.mu:
             parent, name = self._check_create(rp, False)
             check_mknod(rp.creds, opts.mode, opts.dev_major, opts.dev_minor)
-            mode, uid, gid = self._init_owner(rp.creds, self._dir(parent), perm, False)
+            mode, uid, gid = init_owner(rp.creds, self._dir(parent), perm, False)
             self._insert(parent, name, make(mode, uid, gid))
 
     def symlink_at(self, rp: ResolvingPath, target: bytes) -> None:
@@ -416,22 +387,7 @@ class TmpfsFilesystem(Filesystem):
 
     def link_at(self, rp: ResolvingPath, old: VirtualDentry) -> None:
         with self.mu:
-            if rp.done():
-                raise SyscallError(errno.EEXIST)
-            parent = self._walk_parent(rp)
-            name = rp.component()
-            if name in (b".", b".."):
-                raise SyscallError(errno.EEXIST)
-            if self._lookup_last(rp, parent) is not None:
-                raise SyscallError(errno.EEXIST)
-            if rp.must_be_dir():
-                raise SyscallError(errno.ENOENT)
-            if old.mount is not rp.mount:
-                raise SyscallError(errno.EXDEV)
-            rp.mount.check_begin_write()
-            if parent.is_dead():
-                raise SyscallError(errno.ENOENT)
-            self._dir(parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
+            parent, name = self._check_create(rp, False, old.mount)
             target = old.dentry
             assert isinstance(target, TmpfsDentry)
             inode = target.inode
@@ -449,21 +405,6 @@ class TmpfsFilesystem(Filesystem):
             self._insert(parent, name, inode)
 
     # Removal.
-
-    def _may_delete(
-        self, rp: ResolvingPath, parent: TmpfsDentry, child: TmpfsDentry, is_dir: bool
-    ) -> None:
-        """Checks that child may be removed from parent (may_delete)."""
-        pdir = self._dir(parent)
-        pdir.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        check_delete_sticky(rp.creds, pdir.mode, pdir.uid, child.inode.uid)
-        child_is_dir = isinstance(child.inode, Directory)
-        if is_dir and not child_is_dir:
-            raise SyscallError(errno.ENOTDIR)
-        if not is_dir and child_is_dir:
-            raise SyscallError(errno.EISDIR)
-        if is_dir and child.parent is None:
-            raise SyscallError(errno.EBUSY)
 
     def _drop_link(self, d: TmpfsDentry) -> None:
         """Accounts for d's name going away (after its removal)."""
@@ -496,7 +437,7 @@ class TmpfsFilesystem(Filesystem):
                     if isinstance(child.inode, Directory)
                     else errno.ENOTDIR
                 )
-            self._may_delete(rp, parent, child, is_dir=False)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=False)
             self.vfs.delete_dentry(child)
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
@@ -518,7 +459,7 @@ class TmpfsFilesystem(Filesystem):
             child = self._lookup_last(rp, parent)
             if child is None:
                 raise SyscallError(errno.ENOENT)
-            self._may_delete(rp, parent, child, is_dir=True)
+            may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=True)
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             if self._dir(child).children:
@@ -556,52 +497,15 @@ class TmpfsFilesystem(Filesystem):
             if renamed is None:
                 raise SyscallError(errno.ENOENT)
             replaced = self._lookup_last(rp, new_parent)
-            if replaced is not None and opts.flags & F.RENAME_NOREPLACE:
-                raise SyscallError(errno.EEXIST)
-            if exchange:
-                if replaced is None:
-                    raise SyscallError(errno.ENOENT)
-                if rp.must_be_dir() and not isinstance(replaced.inode, Directory):
-                    raise SyscallError(errno.ENOTDIR)
-            renamed_is_dir = isinstance(renamed.inode, Directory)
-            if not renamed_is_dir:
-                if opts.old_must_be_dir or (not exchange and rp.must_be_dir()):
-                    raise SyscallError(errno.ENOTDIR)
-            # The source must not be an ancestor of the target's directory,
-            # nor the target one of the source's.
-            if self._is_ancestor(renamed, new_parent):
-                raise SyscallError(errno.EINVAL)
-            if replaced is not None and self._is_ancestor(replaced, op):
-                raise SyscallError(errno.EINVAL if exchange else errno.ENOTEMPTY)
+            check_rename_targets(rp, opts, op, renamed, new_parent, replaced)
             if replaced is not None and replaced.inode is renamed.inode:
                 # Hard links to one file: nothing to do.
                 return
-            self._may_delete(rp, op, renamed, renamed_is_dir)
-            replaced_is_dir = replaced is not None and isinstance(
-                replaced.inode, Directory
-            )
-            if replaced is None:
-                if new_parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
-                self._dir(new_parent).check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-            else:
-                self._may_delete(
-                    rp,
-                    new_parent,
-                    replaced,
-                    replaced_is_dir if exchange else renamed_is_dir,
-                )
-            if new_parent is not op:
-                # Moving a directory rewrites its "..".
-                if renamed_is_dir:
-                    renamed.inode.check_permissions(rp.creds, MAY_WRITE)
-                if exchange and replaced_is_dir:
-                    assert replaced is not None
-                    replaced.inode.check_permissions(rp.creds, MAY_WRITE)
+            may_rename(rp.creds, opts, op, renamed, new_parent, replaced, _inode_of)
             if (
                 not exchange
-                and replaced_is_dir
                 and replaced is not None
+                and replaced.is_dir()
                 and self._dir(replaced).children
             ):
                 raise SyscallError(errno.ENOTEMPTY)
@@ -609,14 +513,6 @@ class TmpfsFilesystem(Filesystem):
             self._do_rename(
                 rp, op, old_name, renamed, new_parent, new_name, replaced, opts.flags
             )
-
-    @staticmethod
-    def _is_ancestor(ancestor: TmpfsDentry, d: TmpfsDentry | None) -> bool:
-        while d is not None:
-            if d is ancestor:
-                return True
-            d = d.parent
-        return False
 
     def _do_rename(
         self,
@@ -669,9 +565,7 @@ class TmpfsFilesystem(Filesystem):
         with self.mu:
             d = self._resolve(rp)
             if opts.check_search_dir:
-                if not isinstance(d.inode, Directory):
-                    raise SyscallError(errno.ENOTDIR)
-                d.inode.check_permissions(rp.creds, MAY_EXEC)
+                check_search_dir(rp.creds, d, d.inode)
             return d
 
     def get_parent_dentry_at(self, rp: ResolvingPath) -> Dentry:
@@ -806,12 +700,9 @@ class TmpfsFilesystem(Filesystem):
                 raise SyscallError(errno.EISDIR)
             child = self._lookup_last(rp, parent)
             if child is None:
-                rp.mount.check_begin_write()
-                if parent.is_dead():
-                    raise SyscallError(errno.ENOENT)
                 pdir = self._dir(parent)
-                pdir.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-                mode, uid, gid = self._init_owner(
+                may_create(rp, parent, pdir, exists=False, is_dir=False)
+                mode, uid, gid = init_owner(
                     rp.creds, pdir, opts.mode & S.S_IALLUGO, False
                 )
                 return self._insert(
@@ -838,13 +729,9 @@ class TmpfsFilesystem(Filesystem):
         d = self._resolve(rp)
         if not isinstance(d.inode, Directory):
             raise SyscallError(errno.ENOTDIR)
-        rp.mount.check_begin_write()
-        if d.is_dead():
-            raise SyscallError(errno.ENOENT)
-        d.inode.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-        mode, uid, gid = self._init_owner(
-            rp.creds, d.inode, opts.mode & S.S_IALLUGO, False
-        )
+        # O_TMPFILE makes a file in directory d.
+        may_create(rp, d, d.inode, exists=False, is_dir=True)
+        mode, uid, gid = init_owner(rp.creds, d.inode, opts.mode & S.S_IALLUGO, False)
         inode = RegularFile(self, mode, uid, gid)
         inode.nlink = 0
         inode.linkable = not opts.flags & F.O_EXCL
@@ -884,3 +771,8 @@ class TmpfsFilesystem(Filesystem):
         if isinstance(inode, SocketNode):
             raise SyscallError(errno.ENXIO)
         raise SyscallError(errno.ELOOP)
+
+
+def _inode_of(d: TmpfsDentry) -> Inode:
+    """Returns d's inode, which holds its attributes."""
+    return d.inode

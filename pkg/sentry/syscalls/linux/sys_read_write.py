@@ -16,6 +16,7 @@ from pkg.sentry.vfs.task_path import get_file
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.vfs.file_description import FileDescription
 
 # Linux clamps one transfer to MAX_RW_COUNT (INT_MAX rounded down to a page).
 MAX_RW_COUNT = 0x7FFFF000
@@ -23,14 +24,14 @@ UIO_MAXIOV = 1024
 _IOVEC = struct.Struct("<QQ")
 
 
-def _readable_file(t: Task, fd: int):
+def _readable_file(t: Task, fd: int) -> FileDescription:
     f = t.fd_table.get(fd)
     if not f.readable:
         raise SyscallError(errno.EBADF)
     return f
 
 
-def _writable_file(t: Task, fd: int):
+def _writable_file(t: Task, fd: int) -> FileDescription:
     f = t.fd_table.get(fd)
     if not f.writable:
         raise SyscallError(errno.EBADF)
@@ -43,41 +44,55 @@ def _check_buffer(t: Task, addr: int, count: int) -> None:
         raise SyscallError(errno.EFAULT)
 
 
-def sys_read(t: Task, args: Args) -> int:
-    """read(2)."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    f = _readable_file(t, fd)
+def _rw_count(t: Task, addr: int, count: int) -> int:
+    """Returns the bytes a read or write of count at addr may move: count
+    clamped to MAX_RW_COUNT (rw_verify_area), its buffer checked."""
     if s64(count) < 0:
         raise SyscallError(errno.EINVAL)
     count = min(count, MAX_RW_COUNT)
     _check_buffer(t, addr, count)
+    return count
+
+
+def _read_into(
+    t: Task, f: FileDescription, addr: int, count: int, offset: int | None
+) -> int:
+    """Reads up to count bytes of f into addr, at offset or (None) at the
+    file offset."""
+    count = _rw_count(t, addr, count)
     if count == 0:
         return 0
-    data = f.read(t, count)
-    return _copy_out_read(t, addr, data)
-
-
-def _copy_out_read(t: Task, addr: int, data: bytes) -> int:
+    data = f.read(t, count) if offset is None else f.pread(t, count, offset)
     n = t.mm.copy_out_partial(addr, data)
     if n == 0 and data:
         raise SyscallError(errno.EFAULT)
     return n
 
 
-def sys_write(t: Task, args: Args) -> int:
-    """write(2)."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    f = _writable_file(t, fd)
-    if s64(count) < 0:
-        raise SyscallError(errno.EINVAL)
-    count = min(count, MAX_RW_COUNT)
-    _check_buffer(t, addr, count)
+def _write_from(
+    t: Task, f: FileDescription, addr: int, count: int, offset: int | None
+) -> int:
+    """Writes up to count bytes at addr to f, at offset or (None) at the
+    file offset."""
+    count = _rw_count(t, addr, count)
     if count == 0:
         return 0
     data = t.mm.copy_in_partial(addr, count)
     if not data:
         raise SyscallError(errno.EFAULT)
-    return f.write(t, data)
+    return f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+
+
+def sys_read(t: Task, args: Args) -> int:
+    """read(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    return _read_into(t, _readable_file(t, fd), addr, count, None)
+
+
+def sys_write(t: Task, args: Args) -> int:
+    """write(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    return _write_from(t, _writable_file(t, fd), addr, count, None)
 
 
 def sys_pread64(t: Task, args: Args) -> int:
@@ -86,14 +101,7 @@ def sys_pread64(t: Task, args: Args) -> int:
     # ksys_pread64 rejects the offset before looking at the descriptor.
     if offset < 0:
         raise SyscallError(errno.EINVAL)
-    f = _readable_file(t, fd)
-    if s64(count) < 0:
-        raise SyscallError(errno.EINVAL)
-    count = min(count, MAX_RW_COUNT)
-    _check_buffer(t, addr, count)
-    if count == 0:
-        return 0
-    return _copy_out_read(t, addr, f.pread(t, count, offset))
+    return _read_into(t, _readable_file(t, fd), addr, count, offset)
 
 
 def sys_pwrite64(t: Task, args: Args) -> int:
@@ -101,17 +109,7 @@ def sys_pwrite64(t: Task, args: Args) -> int:
     fd, addr, count, offset = s32(args[0]), args[1], args[2], s64(args[3])
     if offset < 0:
         raise SyscallError(errno.EINVAL)
-    f = _writable_file(t, fd)
-    if s64(count) < 0:
-        raise SyscallError(errno.EINVAL)
-    count = min(count, MAX_RW_COUNT)
-    _check_buffer(t, addr, count)
-    if count == 0:
-        return 0
-    data = t.mm.copy_in_partial(addr, count)
-    if not data:
-        raise SyscallError(errno.EFAULT)
-    return f.pwrite(t, data, offset)
+    return _write_from(t, _writable_file(t, fd), addr, count, offset)
 
 
 def read_iovecs(t: Task, addr: int, count: int) -> list[tuple[int, int]]:
@@ -164,52 +162,72 @@ def gather(t: Task, iovs: list[tuple[int, int]]) -> bytes:
     return b"".join(parts)
 
 
-def sys_readv(t: Task, args: Args) -> int:
-    """readv(2)."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    f = _readable_file(t, fd)
+def _readv_into(
+    t: Task, f: FileDescription, addr: int, count: int, offset: int | None
+) -> int:
+    """Reads into the count iovecs at addr from f, at offset or (None) at the
+    file offset."""
     iovs = read_iovecs(t, addr, count)
     total = sum(n for _, n in iovs)
     if total == 0:
         return 0
-    return scatter(t, iovs, f.read(t, total))
+    data = f.read(t, total) if offset is None else f.pread(t, total, offset)
+    return scatter(t, iovs, data)
+
+
+def _writev_from(
+    t: Task,
+    f: FileDescription,
+    addr: int,
+    count: int,
+    offset: int | None,
+    append: bool = False,
+) -> int:
+    """Writes the count iovecs at addr to f, at offset or (None) at the file
+    offset; append (RWF_APPEND) writes at the end instead."""
+    iovs = read_iovecs(t, addr, count)
+    if sum(n for _, n in iovs) == 0:
+        return 0
+    data = gather(t, iovs)
+    if append:
+        offset = f.stat(t, S.STATX_SIZE).size
+    return f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+
+
+def _pos(low: int, high: int) -> int:
+    """Returns the signed file position that preadv(2) and its kin take
+    split in two registers (pos_from_hilo)."""
+    return s64(low | (high << 32) & ((1 << 64) - 1))
+
+
+def sys_readv(t: Task, args: Args) -> int:
+    """readv(2)."""
+    fd, addr, count = s32(args[0]), args[1], args[2]
+    return _readv_into(t, _readable_file(t, fd), addr, count, None)
 
 
 def sys_writev(t: Task, args: Args) -> int:
     """writev(2)."""
     fd, addr, count = s32(args[0]), args[1], args[2]
-    f = _writable_file(t, fd)
-    iovs = read_iovecs(t, addr, count)
-    if sum(n for _, n in iovs) == 0:
-        return 0
-    return f.write(t, gather(t, iovs))
+    return _writev_from(t, _writable_file(t, fd), addr, count, None)
 
 
 def sys_preadv(t: Task, args: Args) -> int:
     """preadv(2); the offset arrives split in two registers."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], _pos(args[3], args[4])
     f = _readable_file(t, fd)
     if offset < 0:
         raise SyscallError(errno.EINVAL)
-    iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
-        return 0
-    return scatter(t, iovs, f.pread(t, total, offset))
+    return _readv_into(t, f, addr, count, offset)
 
 
 def sys_pwritev(t: Task, args: Args) -> int:
     """pwritev(2)."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], _pos(args[3], args[4])
     f = _writable_file(t, fd)
     if offset < 0:
         raise SyscallError(errno.EINVAL)
-    iovs = read_iovecs(t, addr, count)
-    if sum(n for _, n in iovs) == 0:
-        return 0
-    return f.pwrite(t, gather(t, iovs), offset)
+    return _writev_from(t, f, addr, count, offset)
 
 
 # preadv2/pwritev2 flags (RWF_*).
@@ -224,44 +242,34 @@ _RWF_SUPPORTED = (
 )
 
 
+def _v2_offset(offset: int) -> int | None:
+    """Checks preadv2/pwritev2's offset (after the descriptor); returns it,
+    or None for -1 (the file offset)."""
+    if offset < -1:
+        raise SyscallError(errno.EINVAL)
+    return None if offset == -1 else offset
+
+
 def sys_preadv2(t: Task, args: Args) -> int:
     """preadv2(2): an offset of -1 reads at the file offset."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], _pos(args[3], args[4])
     flags = s32(args[5])
     if flags & ~_RWF_SUPPORTED:
         raise SyscallError(errno.EOPNOTSUPP)
     f = _readable_file(t, fd)
-    if offset < -1:
-        raise SyscallError(errno.EINVAL)
-    iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
-        return 0
-    data = f.read(t, total) if offset == -1 else f.pread(t, total, offset)
-    return scatter(t, iovs, data)
+    return _readv_into(t, f, addr, count, _v2_offset(offset))
 
 
 def sys_pwritev2(t: Task, args: Args) -> int:
     """pwritev2(2): an offset of -1 writes at the file offset; RWF_APPEND
     writes at the end."""
-    fd, addr, count = s32(args[0]), args[1], args[2]
-    offset = s64(args[3] | (args[4] << 32) & ((1 << 64) - 1))
+    fd, addr, count, offset = s32(args[0]), args[1], args[2], _pos(args[3], args[4])
     flags = s32(args[5])
     if flags & ~_RWF_SUPPORTED:
         raise SyscallError(errno.EOPNOTSUPP)
     f = _writable_file(t, fd)
-    if offset < -1:
-        raise SyscallError(errno.EINVAL)
-    iovs = read_iovecs(t, addr, count)
-    if sum(n for _, n in iovs) == 0:
-        return 0
-    data = gather(t, iovs)
-    if flags & RWF_APPEND:
-        offset = f.stat(t, S.STATX_SIZE).size
-    if offset == -1:
-        return f.write(t, data)
-    return f.pwrite(t, data, offset)
+    pos = _v2_offset(offset)
+    return _writev_from(t, f, addr, count, pos, append=bool(flags & RWF_APPEND))
 
 
 def sys_lseek(t: Task, args: Args) -> int:
