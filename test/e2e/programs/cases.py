@@ -299,6 +299,7 @@ env | grep -E '^(LANG|TZ|HOME|PATH)=' | sort
 printenv PATH
 uname -s; uname -m
 nproc >/dev/null; echo "nproc=$?"
+HOME=/root bash -c 'echo "$PATH"'
 """,
         # Only the host has a /root/.bashrc that changes PATH.
         xfail="sockets: getpeername(0) fails with ENOSYS, not ENOTSOCK, so "

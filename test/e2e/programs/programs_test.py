@@ -46,10 +46,10 @@ def runfile(path: str) -> str:
 # Never Debian's /usr/bin/runsc (gVisor): always the one built here.
 RUNSC = os.environ.get("E2E_RUNSC") or runfile("runsc/runsc")
 ROOT_KIND = os.environ.get("PROGRAMS_ROOT", "host")
-# The environment of every run, natively and sandboxed.
+# The environment of every run, natively and sandboxed; HOME is the scratch
+# directory (run_native, run_sandboxed), so no ~/.bashrc of the host's runs.
 ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-    "HOME": "/root",
     "LC_ALL": "C.UTF-8",
     "TZ": "UTC",
     "TERM": "dumb",
@@ -130,7 +130,7 @@ def run_native(root: str, cwd: str, script: str) -> subprocess.CompletedProcess:
         argv,
         check=False,
         cwd=host_cwd,
-        env=ENV,
+        env=dict(ENV, HOME=cwd),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=TIMEOUT,
@@ -151,7 +151,7 @@ def run_sandboxed(
         argv,
         check=False,
         cwd=host_cwd,
-        env=ENV,
+        env=dict(ENV, HOME=cwd),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=TIMEOUT,
