@@ -157,10 +157,12 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
     },
     {
+        # Not one of runc's: the sandbox's /tmp is its own memory, as
+        # gVisor's; what the image has there is copied in, so nothing hides.
         "destination": "/tmp",
         "type": "tmpfs",
         "source": "tmpfs",
-        "options": ["nosuid", "nodev", "mode=1777"],
+        "options": ["nosuid", "nodev", "mode=1777", "tmpcopyup"],
     },
 )
 

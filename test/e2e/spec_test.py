@@ -119,6 +119,7 @@ echo "scratch=$(stat -c %a /scratch)"
 touch /scratch/x 2>/dev/null && echo scratch-writable || echo scratch-ro
 touch /rofs/x 2>/dev/null && echo rofs-writable || echo rofs-ro
 echo "null=$(stat -c %F /dev/null)"
+echo "tmp=$(cat /tmp/from-image) $(stat -c %a /tmp)"
 mkdir /tmp/blocked 2>/dev/null && echo mkdir-allowed || echo mkdir-denied
 kill -0 $$ && echo kill0-allowed
 kill -USR2 $$ 2>/dev/null || echo usr2-denied
@@ -134,6 +135,9 @@ def test_config_reaches_the_container(tmp: str) -> None:
         f.write("top secret")
     with open(os.path.join(root, "secretdir", "key"), "w") as f:
         f.write("key")
+    # The sandbox's own /tmp starts with what the image has there.
+    with open(os.path.join(root, "tmp", "from-image"), "w") as f:
+        f.write("kept")
     spec = make_spec(["/bin/sh", "-c", _CHECKS])
     spec["root"] = {"path": root, "readonly": False}
     spec["mounts"] = [
@@ -183,6 +187,7 @@ def test_config_reaches_the_container(tmp: str) -> None:
         "scratch-writable",
         "rofs-ro",
         "null=character special file",
+        "tmp=kept 1777",
         "mkdir-denied",
         "kill0-allowed",
         "usr2-denied",
