@@ -158,11 +158,14 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
     },
     {
         # Not one of runc's: the sandbox's /tmp is its own memory, as
-        # gVisor's; what the image has there is copied in, so nothing hides.
+        # gVisor's (runsc do, whose root is the host's, relies on it).
+        # TODO(#7): it hides what an image has in /tmp, which runc shows;
+        # copying it in (tmpcopyup) would copy the host's /tmp for runsc
+        # do: only an image's /tmp should be kept.
         "destination": "/tmp",
         "type": "tmpfs",
         "source": "tmpfs",
-        "options": ["nosuid", "nodev", "mode=1777", "tmpcopyup"],
+        "options": ["nosuid", "nodev", "mode=1777"],
     },
 )
 

@@ -213,6 +213,7 @@ class Container:
                 settings.env,
                 settings.cwd,
                 spec.get("mounts") or [],
+                make_cwd=True,
             )
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None

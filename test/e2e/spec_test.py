@@ -119,7 +119,6 @@ echo "scratch=$(stat -c %a /scratch)"
 touch /scratch/x 2>/dev/null && echo scratch-writable || echo scratch-ro
 touch /rofs/x 2>/dev/null && echo rofs-writable || echo rofs-ro
 echo "null=$(stat -c %F /dev/null)"
-echo "tmp=$(cat /tmp/from-image) $(stat -c %a /tmp)"
 mkdir /tmp/blocked 2>/dev/null && echo mkdir-allowed || echo mkdir-denied
 kill -0 $$ && echo kill0-allowed
 kill -USR2 $$ 2>/dev/null || echo usr2-denied
@@ -135,9 +134,6 @@ def test_config_reaches_the_container(tmp: str) -> None:
         f.write("top secret")
     with open(os.path.join(root, "secretdir", "key"), "w") as f:
         f.write("key")
-    # The sandbox's own /tmp starts with what the image has there.
-    with open(os.path.join(root, "tmp", "from-image"), "w") as f:
-        f.write("kept")
     spec = make_spec(["/bin/sh", "-c", _CHECKS])
     spec["root"] = {"path": root, "readonly": False}
     spec["mounts"] = [
@@ -187,7 +183,6 @@ def test_config_reaches_the_container(tmp: str) -> None:
         "scratch-writable",
         "rofs-ro",
         "null=character special file",
-        "tmp=kept 1777",
         "mkdir-denied",
         "kill0-allowed",
         "usr2-denied",
@@ -198,3 +193,15 @@ def test_config_reaches_the_container(tmp: str) -> None:
     with open(os.path.join(root, "etc", "secret")) as f:
         assert f.read() == "top secret"
     assert not os.path.exists(os.path.join(root, "other", "x"))
+
+
+def test_missing_working_directory_is_made(tmp: str) -> None:
+    # As runc does for the container's init (not for exec): made inside
+    # the sandbox, so the host's root is untouched.
+    root = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/pwd"], cwd="/no/such/dir")
+    spec["root"] = {"path": root, "readonly": True}
+    bundle = write_bundle(os.path.join(tmp, "bundle"), spec)
+    out = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
+    assert out.stdout == "/no/such/dir\n", out.stderr
+    assert not os.path.exists(os.path.join(root, "no"))
