@@ -178,6 +178,7 @@ def boot(config: Config, args: BootArgs) -> int:
             root_read_only=bool((spec.get("root") or {}).get("readonly")),
             masked_paths=(spec.get("linux") or {}).get("maskedPaths") or [],
             readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
+            init_cwd=spec["process"].get("cwd") or "/",
         )
         init_spec = _init_spec(spec, args)
         try:

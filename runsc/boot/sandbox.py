@@ -41,7 +41,7 @@ from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
 from runsc.boot import rootfs
-from runsc.boot.mounts import SpecMounter
+from runsc.boot.mounts import MountError, SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
 from runsc.specutils.seccomp import Program
@@ -101,6 +101,7 @@ class Sandbox:
         readonly_paths: the spec's linux.readonlyPaths.
         seccomp: the spec's linux.seccomp, compiled: the filter every
             process of the container starts with.
+        init_cwd: the init's working directory, made if missing.
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -118,6 +119,7 @@ class Sandbox:
         masked_paths: Sequence[str] = (),
         readonly_paths: Sequence[str] = (),
         seccomp: Program | None = None,
+        init_cwd: str = "",
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -156,6 +158,10 @@ class Sandbox:
             mounter = SpecMounter(self.kernel.vfs, self.mount_ns, lambda _vd: None)
             mounter.mask(masked_paths)
             mounter.make_read_only(readonly_paths)
+            if init_cwd:
+                # As runc, which makes the init's working directory if it is
+                # missing (before the root turns read-only).
+                self._make_dir(init_cwd)
             if root_read_only:
                 # After the mount points are made.
                 self.mount_ns.root.flags |= MS.MS_RDONLY
@@ -163,6 +169,18 @@ class Sandbox:
             self.platform.close()
             raise
         self.root = VirtualDentry(self.mount_ns.root, self.mount_ns.root.root)
+
+    def _make_dir(self, path: str) -> None:
+        try:
+            rootfs.make_mount_point(
+                self.kernel.vfs,
+                root_credentials(),
+                VirtualDentry(self.mount_ns.root, self.mount_ns.root.root),
+                os.fsencode(path),
+                True,
+            )
+        except SyscallError as e:
+            raise MountError(f"mkdir {path} (the working directory): {e}") from None
 
     def create_process(self, spec: ProcessSpec) -> Task:
         """Loads a process; start_process runs it. The first process created

@@ -213,6 +213,7 @@ class Container:
                 settings.env,
                 settings.cwd,
                 spec.get("mounts") or [],
+                make_cwd=True,
             )
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None
@@ -221,6 +222,11 @@ class Container:
         try:
             use_console = settings.terminal and bool(args.console_socket)
             if use_console:
+                # TODO(#7): the container gets this host pty itself: it is
+                # its controlling terminal and works as runc's does, but has
+                # no name in the sandbox (`tty` says "not a tty", ps shows no
+                # TT), where runc's is /dev/pts/0. A devpts pair in the
+                # sentry relayed to this pty would give it one.
                 master, replica = console.new_pty()
                 opened.append(replica)
                 try:

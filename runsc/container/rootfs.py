@@ -96,9 +96,10 @@ def open_executable(
         os.close(root_fd)
 
 
-def check_cwd(rootfs: str, cwd: str) -> None:
+def check_cwd(rootfs: str, cwd: str, missing_ok: bool = False) -> None:
     """Checks that a process's working directory is a directory inside the
-    container root (resolved as the container sees it).
+    container root (resolved as the container sees it); with missing_ok, it
+    may also not exist yet (runc makes the init's).
 
     Raises:
         ExecutableError: it is not.
@@ -114,6 +115,8 @@ def check_cwd(rootfs: str, cwd: str) -> None:
         )
         os.close(fd)
     except OSError as e:
+        if missing_ok and e.errno == errno.ENOENT:
+            return
         raise ExecutableError(
             f'chdir to cwd ("{cwd}") set in config.json failed: '
             f"{(e.strerror or str(e)).lower()}"
@@ -144,14 +147,21 @@ def _under(path: str, dest: str) -> bool:
 
 
 def resolve_process(
-    rootfs: str, argv0: str, env: list[str], cwd: str, mounts: list[dict]
+    rootfs: str,
+    argv0: str,
+    env: list[str],
+    cwd: str,
+    mounts: list[dict],
+    make_cwd: bool = False,
 ) -> str:
     """Checks a process's working directory and finds its executable as
     check_cwd and find_executable do, except where the spec's mounts
     (which exist only in the sandbox) may hold them: then the sandbox, which
     sees the mounts, resolves them when it creates the process (a name to
     search PATH for is passed on as it is). Docker's --init, for one, runs
-    a file bound into the container.
+    a file bound into the container. With make_cwd (the container's init),
+    a missing working directory is not an error: the sandbox makes it, as
+    runc does.
 
     Returns:
         The executable's path in the container, or the bare name for the
@@ -163,7 +173,7 @@ def resolve_process(
     dests = [m.get("destination", "") for m in mounts]
     cwd_norm = _norm(cwd or "/")
     if not any(_under(cwd_norm, d) for d in dests):
-        check_cwd(rootfs, cwd)
+        check_cwd(rootfs, cwd, missing_ok=make_cwd)
     try:
         return find_executable(rootfs, argv0, env, cwd)
     except ExecutableError:

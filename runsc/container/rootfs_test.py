@@ -50,3 +50,11 @@ def test_left_to_the_sandbox_under_mounts(root):
     with pytest.raises(rootfs.ExecutableError):
         rootfs.resolve_process(root, "/opt/x", ENV, "/", mounts)
     assert not os.path.exists(os.path.join(root, "work"))
+
+
+def test_init_working_directory_may_be_missing(root):
+    got = rootfs.resolve_process(root, "prog", ENV, "/new/dir", [], make_cwd=True)
+    assert got == "/bin/prog"
+    (open(os.path.join(root, "file"), "w")).close()
+    with pytest.raises(rootfs.ExecutableError, match="chdir"):
+        rootfs.resolve_process(root, "prog", ENV, "/file/dir", [], make_cwd=True)

@@ -249,3 +249,25 @@ def test_other_architectures_names_are_expected():
     )
     assert prog.warnings == ()
     assert run(prog, N.SYS_getpid) == SC.SECCOMP_RET_KILL_THREAD
+
+
+@pytest.mark.skipif(
+    not os.path.exists(_PODMAN_PROFILE), reason="containers-common not installed"
+)
+def test_fixed_results_agree_with_the_program():
+    # The sentry caches a call's result when the program's path for it
+    # reads nothing but the call number and architecture: check that claim
+    # on a real profile, every call, several argument values.
+    with open(_PODMAN_PROFILE) as f:
+        prog = seccomp.compile_profile(json.load(f))
+    insns = interp.compile_filter(prog.bpf)
+    fixed = 0
+    for nr in sorted(N.NAMES):
+        got = interp.fixed_result(insns, nr, SC.AUDIT_ARCH_X86_64)
+        if got is None:
+            continue
+        fixed += 1
+        for args in ((), (1, 2, 3), (1 << 40, 8, 0x7E020000), (0xFFFFFFFF,) * 6):
+            assert run(prog, nr, *args) == got, (N.NAMES[nr], args)
+    # Only the few calls with argument rules need the interpreter.
+    assert fixed > len(N.NAMES) - 10

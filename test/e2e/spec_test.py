@@ -193,3 +193,15 @@ def test_config_reaches_the_container(tmp: str) -> None:
     with open(os.path.join(root, "etc", "secret")) as f:
         assert f.read() == "top secret"
     assert not os.path.exists(os.path.join(root, "other", "x"))
+
+
+def test_missing_working_directory_is_made(tmp: str) -> None:
+    # As runc does for the container's init (not for exec): made inside
+    # the sandbox, so the host's root is untouched.
+    root = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/pwd"], cwd="/no/such/dir")
+    spec["root"] = {"path": root, "readonly": True}
+    bundle = write_bundle(os.path.join(tmp, "bundle"), spec)
+    out = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
+    assert out.stdout == "/no/such/dir\n", out.stderr
+    assert not os.path.exists(os.path.join(root, "no"))

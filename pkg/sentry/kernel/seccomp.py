@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -303,14 +303,82 @@ def _alu(op: int, a: int, v: int) -> int:
     return a >> (v & 31)
 
 
+def fixed_result(prog: tuple[Insn, ...], nr: int, arch: int) -> int | None:
+    """Runs a program knowing only the call number and the architecture
+    (words 0 and 1 of seccomp_data): returns its result if the path taken
+    depends on nothing else (not the instruction pointer, not the
+    arguments), else None. Jumps only go forward, so this ends."""
+    a: int | None = 0
+    x: int | None = 0
+    mem: list[int | None] = [None] * SC.BPF_MEMWORDS
+    pc = 0
+    while True:
+        op, jt, jf, k = prog[pc]
+        pc += 1
+        if op == _OP_LD_ABS:
+            a = nr if k == 0 else arch if k == 1 else None
+        elif op == _OP_RET_K:
+            return k
+        elif op == _OP_RET_A:
+            return a
+        elif op == _OP_JA:
+            pc += k
+        elif _OP_JEQ_K <= op <= _OP_JSET_X:
+            v = x if op in (_OP_JEQ_X, _OP_JGT_X, _OP_JGE_X, _OP_JSET_X) else k
+            if a is None or v is None:
+                return None
+            if op in (_OP_JEQ_K, _OP_JEQ_X):
+                taken = a == v
+            elif op in (_OP_JGT_K, _OP_JGT_X):
+                taken = a > v
+            elif op in (_OP_JGE_K, _OP_JGE_X):
+                taken = a >= v
+            else:
+                taken = bool(a & v)
+            pc += jt if taken else jf
+        elif op == _OP_LD_IMM:
+            a = k
+        elif op == _OP_LDX_IMM:
+            x = k
+        elif op == _OP_LD_MEM:
+            a = mem[k]
+        elif op == _OP_LDX_MEM:
+            x = mem[k]
+        elif op == _OP_ST:
+            mem[k] = a
+        elif op == _OP_STX:
+            mem[k] = x
+        elif op == _OP_TAX:
+            x = a
+        elif op == _OP_TXA:
+            a = x
+        elif op == _OP_ALU_K:
+            a = None if a is None else _alu(jt, a, k)
+        elif op == _OP_ALU_X:
+            if x == 0 and jt == SC.BPF_DIV:
+                return 0
+            a = None if a is None or x is None else _alu(jt, a, x)
+        else:  # _OP_NEG
+            a = None if a is None else -a & _MASK32
+
+
 @dataclass(frozen=True, slots=True)
 class SeccompFilter:
-    """SeccompFilter is one installed filter and the ones before it."""
+    """SeccompFilter is one installed filter and the ones before it.
+
+    `fixed` caches, per (call number, architecture), the filter's result
+    when it depends on nothing else (fixed_result), or None: most calls of
+    a container's profile are allowed or refused whatever their arguments,
+    and a dictionary look-up is much cheaper than interpreting the
+    program."""
 
     prog: tuple[Insn, ...]
     prev: SeccompFilter | None
     # SECCOMP_FILTER_FLAG_LOG: log the actions it takes but ALLOW.
     log: bool = False
+    fixed: dict[tuple[int, int], int | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def length(self) -> int:
         """Instructions of the whole chain as Linux counts them: 4 extra per
@@ -347,8 +415,14 @@ def evaluate(chain: SeccompFilter, data: tuple[int, ...]) -> tuple[int, SeccompF
     match = chain
     rank = _action_rank(ret)
     f: SeccompFilter | None = chain
+    key = (data[0], data[1])
     while f is not None:
-        cur = run_filter(f.prog, data)
+        try:
+            cur = f.fixed[key]
+        except KeyError:
+            cur = f.fixed[key] = fixed_result(f.prog, *key)
+        if cur is None:
+            cur = run_filter(f.prog, data)
         cur_rank = _action_rank(cur)
         if cur_rank < rank:
             ret, rank, match = cur, cur_rank, f

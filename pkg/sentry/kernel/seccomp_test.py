@@ -175,3 +175,32 @@ def test_ancestry_and_length() -> None:
     assert b.descends_from(None)
     assert not b.descends_from(c)
     assert b.length() == 2 * (4 + 4)
+
+
+def test_fixed_results_are_cached_per_call() -> None:
+    # getpid (39) is refused whatever its arguments; write (1) only when
+    # its first argument is 2; everything else is allowed.
+    prog = seccomp.compile_filter(
+        _raw(
+            (LD_ABS, 0, 0, 0),
+            (JEQ_K, 0, 1, 39),
+            (RET_K, 0, 0, SC.SECCOMP_RET_ERRNO | 1),
+            (JEQ_K, 0, 3, 1),
+            (LD_ABS, 0, 0, 16),
+            (JEQ_K, 0, 1, 2),
+            (RET_K, 0, 0, SC.SECCOMP_RET_ERRNO | 9),
+            (RET_K, 0, 0, SC.SECCOMP_RET_ALLOW),
+        )
+    )
+    arch = SC.AUDIT_ARCH_X86_64
+    assert seccomp.fixed_result(prog, 39, arch) == SC.SECCOMP_RET_ERRNO | 1
+    assert seccomp.fixed_result(prog, 1, arch) is None
+    assert seccomp.fixed_result(prog, 0, arch) == SC.SECCOMP_RET_ALLOW
+    f = seccomp.SeccompFilter(prog, None)
+    assert seccomp.evaluate(f, _data(1, 2))[0] == SC.SECCOMP_RET_ERRNO | 9
+    assert seccomp.evaluate(f, _data(1, 3))[0] == SC.SECCOMP_RET_ALLOW
+    assert seccomp.evaluate(f, _data(39, 3))[0] == SC.SECCOMP_RET_ERRNO | 1
+    assert f.fixed == {
+        (1, arch): None,
+        (39, arch): SC.SECCOMP_RET_ERRNO | 1,
+    }
