@@ -217,6 +217,8 @@ def test_missing_command_is_127() -> None:
         ["--overlay2=bogus"],
         ["--network=bogus"],
         ["--debug=maybe"],
+        ["--log=/nonexistent/dir/log"],
+        ["--debug", "--debug-log=/proc/nonexistent/"],
     ],
 )
 def test_bad_flag_is_refused(flags: list[str]) -> None:
