@@ -133,6 +133,15 @@ class TimerQueue:
             return sum(1 for e in self._heap if not e[2].cancelled)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A dead timer thread would silently stop every timer.
+            log.exception("timers: the timer thread failed")
+            if self._on_error is not None:
+                self._on_error("timer thread failed")
+
+    def _loop(self) -> None:
         while True:
             with self._cv:
                 while True:
