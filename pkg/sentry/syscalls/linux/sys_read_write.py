@@ -10,6 +10,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
+from pkg.abi.linux.mman import PAGE_SIZE, PROT_WRITE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32, s64, u32
 from pkg.sentry.vfs.task_path import get_file
@@ -53,8 +54,32 @@ def sys_read(t: Task, args: Args) -> int:
     _check_buffer(t, addr, count)
     if count == 0:
         return 0
-    data = f.read(t, count)
+    data = f.read(t, _read_count(t, addr, count))
     return _copy_out_read(t, addr, data)
+
+
+def _read_count(t: Task, addr: int, count: int) -> int:
+    """Clamps a read to the writable part of its buffer (at least a page,
+    so that a bad buffer still fails as the read itself would).
+
+    Linux copies page by page and stops at the first fault; reading only
+    what can be copied keeps a huge count from costing the sentry that much
+    memory, and leaves unread what could not be delivered.
+    """
+    if count <= PAGE_SIZE:
+        return count
+    return max(PAGE_SIZE, t.mm.accessible_length(addr, count, PROT_WRITE))
+
+
+def _read_total(t: Task, iovs: list[tuple[int, int]]) -> int:
+    """Returns the bytes a vectored read can place, as _read_count does."""
+    total = 0
+    for base, length in iovs:
+        n = t.mm.accessible_length(base, length, PROT_WRITE)
+        total += n
+        if n < length:
+            break
+    return max(total, min(PAGE_SIZE, sum(n for _, n in iovs)))
 
 
 def _copy_out_read(t: Task, addr: int, data: bytes) -> int:
@@ -93,6 +118,7 @@ def sys_pread64(t: Task, args: Args) -> int:
     _check_buffer(t, addr, count)
     if count == 0:
         return 0
+    count = _read_count(t, addr, count)
     return _copy_out_read(t, addr, f.pread(t, count, offset))
 
 
@@ -169,9 +195,9 @@ def sys_readv(t: Task, args: Args) -> int:
     fd, addr, count = s32(args[0]), args[1], args[2]
     f = _readable_file(t, fd)
     iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
+    if not any(n for _, n in iovs):
         return 0
+    total = _read_total(t, iovs)
     return scatter(t, iovs, f.read(t, total))
 
 
@@ -193,9 +219,9 @@ def sys_preadv(t: Task, args: Args) -> int:
     if offset < 0:
         raise SyscallError(errno.EINVAL)
     iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
+    if not any(n for _, n in iovs):
         return 0
+    total = _read_total(t, iovs)
     return scatter(t, iovs, f.pread(t, total, offset))
 
 
@@ -235,9 +261,9 @@ def sys_preadv2(t: Task, args: Args) -> int:
     if offset < -1:
         raise SyscallError(errno.EINVAL)
     iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
+    if not any(n for _, n in iovs):
         return 0
+    total = _read_total(t, iovs)
     data = f.read(t, total) if offset == -1 else f.pread(t, total, offset)
     return scatter(t, iovs, data)
 
