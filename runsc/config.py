@@ -96,13 +96,19 @@ def parse_overlay2(value: str) -> tuple[bool, bool]:
     return True, scope == "all"
 
 
-def _bool(value: str) -> bool:
+def _bool(value: str, flag: str = "") -> bool:
+    """Parses a Go-style boolean flag value.
+
+    Raises:
+        argparse.ArgumentTypeError: value is not a boolean.
+    """
     v = value.lower()
     if v in ("1", "true", "t", "yes"):
         return True
     if v in ("0", "false", "f", "no"):
         return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+    where = f" for {flag}" if flag else ""
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}{where}")
 
 
 def add_global_flags(p: argparse.ArgumentParser) -> None:
@@ -204,7 +210,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
         name, eq, value = a.partition("=")
         if eq and name in _BOOL_FLAGS:
             i += 1
-            if _bool(value):
+            if _bool(value, name):
                 out.append(name)
             continue
         out.append(a)

@@ -101,7 +101,12 @@ def find_verb(argv: list[str]) -> tuple[str | None, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parses argv and runs the verb; returns the exit status."""
-    argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = runsc_config.normalize_argv(sys.argv[1:] if argv is None else argv)
+    except argparse.ArgumentTypeError as e:
+        # As argparse reports a bad flag value.
+        print(f"runsc: error: {e}", file=sys.stderr)
+        return 2
     verb, i = find_verb(argv)
     if verb in SANDBOX_VERBS and "--help" not in argv and "-h" not in argv:
         from runsc.sandbox import launch  # noqa: PLC0415
@@ -110,15 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     parser, sub = build_parser(verb)
     if verb is not None:
         # Go-style boolean flags of the verb (--detach=true) need rewriting.
-        argv = argv[: i + 1] + normalize_verb_flags(sub.choices[verb], argv[i + 1 :])
+        try:
+            verb_argv = normalize_verb_flags(sub.choices[verb], argv[i + 1 :])
+        except argparse.ArgumentTypeError as e:
+            sub.choices[verb].error(str(e))
+        argv = argv[: i + 1] + verb_argv
     args = parser.parse_args(argv)
     if args.verb is None:
         parser.print_help(sys.stderr)
         return 2
     config = runsc_config.config_from_args(args)
-    runsc_log.setup(
-        config, args.verb, stderr_errors=not getattr(args, "no_stderr_log", False)
-    )
+    try:
+        runsc_log.setup(
+            config, args.verb, stderr_errors=not getattr(args, "no_stderr_log", False)
+        )
+    except OSError as e:
+        print(f"runsc: cannot open the log: {_message(e)}", file=sys.stderr)
+        return 1
     log.debug("runsc: %s", " ".join(sys.argv))
     try:
         return args.func(config, args)

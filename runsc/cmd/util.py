@@ -42,7 +42,7 @@ def normalize_verb_flags(p: argparse.ArgumentParser, argv: Iterable[str]) -> lis
             return out + args[i:]
         name, eq, value = a.partition("=")
         if eq and name in bools:
-            if _bool(value):
+            if _bool(value, name):
                 out.append(name)
         else:
             out.append(a)

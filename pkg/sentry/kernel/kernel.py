@@ -30,6 +30,7 @@ from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
+from pkg.sentry.kernel.task_exec import follow_scripts
 from pkg.sentry.kernel.task_exit import reap_locked, wait_status_signaled
 from pkg.sentry.kernel.task_run import run
 from pkg.sentry.kernel.task_set import TaskSet
@@ -158,10 +159,15 @@ class Kernel:
     ) -> Task:
         """Loads the container's first process; start() runs it.
 
-        open_interpreter opens the ELF interpreter (PT_INTERP) by path.
+        open_interpreter opens the interpreters of `#!` scripts and the ELF
+        interpreter (PT_INTERP) by path; the caller owns what it opens.
         """
         creds = creds or root_credentials()
         limits = limits or LimitSet()
+        if open_interpreter is not None:
+            exec_file, argv = follow_scripts(
+                exec_file, filename, argv, open_interpreter
+            )
         with self.tasks.mu:
             tid = self.tasks.allocate_id()
         mm = MemoryManager(self.platform, self.mf)

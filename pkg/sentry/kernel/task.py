@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _POLLIN = select.POLLIN
+# The longest wait select.poll takes (its timeout is a C int of ms).
+_MAX_POLL_MS = 2**31 - 1
 
 # The Task each task thread runs, for code that has no task argument (the
 # readiness of a signalfd is the polling task's, as with Linux's current).
@@ -220,11 +222,17 @@ class Task:
         p.register(self.wake_fd, _POLLIN)
         for fd, events in host_fds:
             p.register(fd, events)
-        if deadline is None:
-            timeout = None
-        else:
-            timeout = max(0.0, deadline - time.monotonic()) * 1000
-        ready = p.poll(timeout)
+        while True:
+            if deadline is None:
+                timeout = None
+            else:
+                # poll(2) takes an int of milliseconds: a farther deadline
+                # is waited for in steps.
+                remaining = max(0.0, deadline - time.monotonic()) * 1000
+                timeout = min(remaining, _MAX_POLL_MS)
+            ready = p.poll(timeout)
+            if ready or timeout is None or timeout < _MAX_POLL_MS:
+                break
         host_ready = []
         for fd, revents in ready:
             if fd == self.wake_fd:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
@@ -227,33 +228,72 @@ def execve(
         argv = [b""]
     filename = _exec_filename(dirfd, path)
 
-    f = open_executable(t, dirfd, path, flags)
+    opened = [open_executable(t, dirfd, path, flags)]
+
+    def open_interpreter(interp: bytes) -> ExecutableFile:
+        f = open_executable(t, F.AT_FDCWD, interp, 0)
+        opened.append(f)
+        return f
+
     try:
         # A name under /dev/fd/N of a close-on-exec N will not exist for the
         # interpreter of a script (BINPRM_FLAGS_PATH_INACCESSIBLE).
         inaccessible = False
         if dirfd != F.AT_FDCWD and not path.startswith(b"/"):
             inaccessible = t.fd_table.get_with_flags(dirfd)[1]
-        script_path = filename
-        for _depth in range(MAX_BINFMT_DEPTH + 1):
-            head = f.pread(BINPRM_BUF_SIZE, 0)
-            if head[:2] != b"#!":
-                break
-            interp, arg = parse_interpreter_line(head)
-            if inaccessible:
-                raise SyscallError(errno.ENOENT)
-            argv = (
-                [interp] + ([arg] if arg is not None else []) + [script_path] + argv[1:]
-            )
-            script_path = interp
-            following = open_executable(t, F.AT_FDCWD, interp, 0)
-            f.close()
-            f = following
-        else:
-            raise SyscallError(errno.ELOOP)
+        f, argv = follow_scripts(
+            opened[0], filename, argv, open_interpreter, inaccessible
+        )
         _exec_elf(t, f, filename, argv, envv)
     finally:
-        f.close()
+        for f in opened:
+            f.close()
+
+
+_F = TypeVar("_F", bound=ExecFile)
+
+
+def follow_scripts(
+    f: _F,
+    filename: bytes,
+    argv: list[bytes],
+    open_interpreter: Callable[[bytes], _F],
+    inaccessible: bool = False,
+) -> tuple[_F, list[bytes]]:
+    """Follows `#!` lines from f to the ELF file to load (binfmt_script).
+
+    Each script's interpreter line becomes the head of argv, followed by the
+    script's path and the previous argv without its first element.
+
+    Args:
+        f: the file execve opened.
+        filename: the path it was opened by (bprm->filename).
+        argv: the argument vector execve was given.
+        open_interpreter: opens an interpreter by path; the caller owns, and
+            closes, what it opens.
+        inaccessible: the script's path will not exist for its interpreter
+            (BINPRM_FLAGS_PATH_INACCESSIBLE).
+
+    Returns:
+        (the file that does not start with `#!`, its argv).
+
+    Raises:
+        SyscallError: ENOEXEC for a bad `#!` line, ELOOP for too deep a chain,
+            ENOENT for an inaccessible script, or what opening an
+            interpreter fails with.
+    """
+    script_path = filename
+    for _depth in range(MAX_BINFMT_DEPTH + 1):
+        head = f.pread(BINPRM_BUF_SIZE, 0)
+        if head[:2] != b"#!":
+            return f, argv
+        interp, arg = parse_interpreter_line(head)
+        if inaccessible:
+            raise SyscallError(errno.ENOENT)
+        argv = [interp] + ([arg] if arg is not None else []) + [script_path] + argv[1:]
+        script_path = interp
+        f = open_interpreter(interp)
+    raise SyscallError(errno.ELOOP)
 
 
 def _exec_elf(

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The longest single wait of the timer thread; a later deadline is reached
+# in several (threading.TIMEOUT_MAX is the bound).
+_MAX_WAIT_SECS = 86400.0
+
 # A periodic timer whose signal is dropped (ignored) is rearmed at most this
 # often, so that a tiny interval cannot keep the timer thread busy.
 _MIN_IGNORED_PERIOD_NS = T.TICK_NSEC
@@ -129,6 +133,15 @@ class TimerQueue:
             return sum(1 for e in self._heap if not e[2].cancelled)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A dead timer thread would silently stop every timer.
+            log.exception("timers: the timer thread failed")
+            if self._on_error is not None:
+                self._on_error("timer thread failed")
+
+    def _loop(self) -> None:
         while True:
             with self._cv:
                 while True:
@@ -143,7 +156,9 @@ class TimerQueue:
                     wait = self._heap[0][0] - monotonic_ns()
                     if wait <= 0:
                         break
-                    self._cv.wait(wait / 1e9)
+                    # Condition.wait refuses more than TIMEOUT_MAX; a later
+                    # deadline is waited for in steps.
+                    self._cv.wait(min(wait / 1e9, _MAX_WAIT_SECS))
                 now = monotonic_ns()
                 due = []
                 while self._heap and self._heap[0][0] <= now:

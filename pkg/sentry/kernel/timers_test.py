@@ -51,6 +51,18 @@ def test_queue_reports_failing_callbacks() -> None:
     q.close()
 
 
+def test_queue_keeps_running_past_a_far_deadline() -> None:
+    q = TimerQueue()
+    ran = threading.Event()
+    now = monotonic_ns()
+    # Centuries ahead: beyond what one Condition.wait takes.
+    q.schedule(now + 10**30, lambda: None)
+    time.sleep(0.05)
+    q.schedule(now + 10_000_000, ran.set)
+    assert ran.wait(5)
+    q.close()
+
+
 def _timer(kernel: FakeKernel, notify: int = T.SIGEV_SIGNAL) -> PosixTimer:
     tg = kernel.new_process()
     return tg.timers.add_posix(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import limits as L
 from pkg.abi.linux.mman import PROT_READ, PROT_WRITE, page_round_down, page_round_up
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.mm.core import MMCore, accessible
@@ -90,6 +91,39 @@ class MemoryIO(MMCore):
                 out.append((pma.file_offset + (cur - pma.start), piece - cur))
                 cur = piece
         return out, cur - addr
+
+    def accessible_length(self, addr: int, length: int, access: int) -> int:
+        """Returns how much of [addr, addr+length), from addr on, lies in
+        vmas that allow access, without populating or growing anything. A
+        gap that a MAP_GROWSDOWN stack above it may grow into counts.
+
+        This bounds the memory a transfer needs before it is made: what
+        cannot be copied is never read.
+        """
+        end = addr + length
+        if addr >= self.max_address or end < addr:
+            return 0
+        end = min(end, self.max_address)
+        write = bool(access & PROT_WRITE)
+        cur = addr
+        with self.mu:
+            while cur < end:
+                vma = self.vmas.find(cur)
+                if vma is None:
+                    # Only as far as RLIMIT_STACK lets the stack grow.
+                    above = self.vmas.first_at_or_after(cur)
+                    if above is None or not above.growsdown:
+                        break
+                    rl = self.rlimits
+                    limit = rl.soft(L.RLIMIT_STACK) if rl is not None else 0
+                    if limit != L.RLIM_INFINITY and above.end - cur > limit:
+                        break
+                    cur = min(end, above.start)
+                    continue
+                if not _allowed(vma, write, False):
+                    break
+                cur = min(end, vma.end)
+        return cur - addr
 
     def copy_in(self, addr: int, length: int) -> bytes:
         """Returns length bytes of application memory at addr.

@@ -217,6 +217,26 @@ TEST_F(MountTest, NonRootCannotMount) {
             EPERM);
 }
 
+// A tmpfs full to its size limit refuses growth with ENOSPC at once, however
+// large the request (the sentry must not build per-page state for it first).
+TEST_F(MountTest, TmpfsSizeLimitRefusesHugeAllocations) {
+  ASSERT_THAT(mount("none", mnt_.c_str(), "tmpfs", 0, "size=1m"),
+              SyscallSucceeds());
+  const std::string f = mnt_ + "/f";
+  int fd = open(f.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_THAT(fd, SyscallSucceeds());
+  EXPECT_THAT(fallocate(fd, 0, 0, 1LL << 40), SyscallFailsWithErrno(ENOSPC));
+  EXPECT_THAT(fallocate(fd, 0, 1LL << 50, 1LL << 40),
+              SyscallFailsWithErrno(ENOSPC));
+  EXPECT_THAT(fallocate(fd, 0, 0, 2 << 20), SyscallFailsWithErrno(ENOSPC));
+  // What fits still does.
+  EXPECT_THAT(fallocate(fd, 0, 0, 64 << 10), SyscallSucceeds());
+  // A sparse file far beyond the limit costs nothing until written.
+  EXPECT_THAT(ftruncate(fd, 1LL << 40), SyscallSucceeds());
+  close(fd);
+  ASSERT_THAT(umount(mnt_.c_str()), SyscallSucceeds());
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

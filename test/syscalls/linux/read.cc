@@ -163,6 +163,57 @@ TEST(PreadTest, MemfdAtOffsets) {
   EXPECT_THAT(lseek(fd.get(), 0, SEEK_CUR), SyscallSucceedsWithValue(10));
 }
 
+// OnePage is one writable page followed by an inaccessible one.
+struct OnePage {
+  OnePage() {
+    base = static_cast<char*>(mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(base, MAP_FAILED);
+    EXPECT_THAT(mprotect(base + kPage, kPage, PROT_NONE), SyscallSucceeds());
+  }
+  ~OnePage() { munmap(base, 2 * kPage); }
+  static constexpr size_t kPage = 4096;
+  char* base;
+};
+
+// A read stops where its buffer does: what could not be delivered stays in
+// the pipe for the next read.
+TEST(ReadTest, PipeDataPastABadBufferStays) {
+  Pipe p = MakePipe();
+  std::string data(2 * OnePage::kPage, 'a');
+  for (size_t i = 0; i < data.size(); i++) data[i] = 'a' + i % 26;
+  ASSERT_THAT(write(p.w.get(), data.data(), data.size()),
+              SyscallSucceedsWithValue(data.size()));
+  OnePage page;
+  ASSERT_THAT(Read(p.r.get(), page.base, data.size()),
+              SyscallSucceedsWithValue(OnePage::kPage));
+  EXPECT_EQ(std::string(page.base, OnePage::kPage), data.substr(0, OnePage::kPage));
+  ASSERT_THAT(Read(p.r.get(), page.base, OnePage::kPage),
+              SyscallSucceedsWithValue(OnePage::kPage));
+  EXPECT_EQ(std::string(page.base, OnePage::kPage), data.substr(OnePage::kPage));
+}
+
+// The largest count into a one-page buffer reads one page of a huge sparse
+// file (and must not cost the kernel the count in memory).
+TEST(ReadTest, HugeCountIntoSmallBuffer) {
+  char path[] = "/tmp/read_test_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_THAT(fd, SyscallSucceeds());
+  unlink(path);
+  ASSERT_THAT(ftruncate(fd, 1LL << 40), SyscallSucceeds());
+  OnePage page;
+  for (int i = 0; i < 4; i++) {
+    EXPECT_THAT(Pread(fd, page.base, 0x7ffff000, 0),
+                SyscallSucceedsWithValue(OnePage::kPage));
+    EXPECT_THAT(Read(fd, page.base, 0x7ffff000),
+                SyscallSucceedsWithValue(OnePage::kPage));
+    struct iovec iov[2] = {{page.base, OnePage::kPage},
+                           {page.base + OnePage::kPage, 0x7ffff000}};
+    EXPECT_THAT(Readv(fd, iov, 2), SyscallSucceedsWithValue(OnePage::kPage));
+  }
+  close(fd);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

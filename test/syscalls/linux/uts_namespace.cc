@@ -3,6 +3,7 @@
 // away from everyone else (the host too, when the test runs natively).
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -63,6 +64,27 @@ TEST(UtsNamespaceTest, NameLengths) {
     // A name may be empty.
     ASSERT_THAT(syscall(SYS_sethostname, "", 0), SyscallSucceeds());
     EXPECT_EQ(Nodename(), "");
+  });
+  t.join();
+}
+
+// Names are bytes, not text: what is set reads back unchanged.
+TEST(UtsNamespaceTest, NamesThatAreNotUtf8) {
+  std::thread t([] {
+    ASSERT_THAT(syscall(SYS_unshare, CLONE_NEWUTS), SyscallSucceeds());
+    const char name[] = "\xe4\xff-x";
+    ASSERT_THAT(syscall(SYS_sethostname, name, 4), SyscallSucceeds());
+    ASSERT_THAT(syscall(SYS_setdomainname, name, 4), SyscallSucceeds());
+    EXPECT_EQ(Nodename(), name);
+    EXPECT_EQ(Domainname(), name);
+
+    // As /proc/sys shows them to the thread.
+    int fd = open("/proc/sys/kernel/hostname", O_RDONLY);
+    ASSERT_THAT(fd, SyscallSucceeds());
+    char buf[16] = {};
+    EXPECT_THAT(read(fd, buf, sizeof(buf)), SyscallSucceedsWithValue(5));
+    EXPECT_EQ(std::string(buf), std::string(name) + "\n");
+    close(fd);
   });
   t.join();
 }

@@ -110,7 +110,8 @@ class SysctlFile(DataInode):
         self._set = set_
 
     def generate(self, t: Task | None) -> bytes:
-        return (self._get(t) + "\n").encode()
+        # A host name set by sethostname(2) may be any bytes.
+        return (self._get(t) + "\n").encode(errors="surrogateescape")
 
     def check_permissions(self, creds: Credentials, ats: int) -> None:
         # Not even root writes a read-only sysctl (test_perm).

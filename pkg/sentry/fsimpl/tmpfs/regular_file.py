@@ -125,10 +125,18 @@ class RegularFile(Inode):
 
     def _allocate_pages_locked(self, first: int, last: int) -> None:
         """Backs every missing page in [first, last] (page indexes)."""
-        missing = [i for i in range(first, last + 1) if i not in self.pages]
-        if not missing:
+        # Charged before any per-page work, so that a huge range fails with
+        # ENOSPC at once instead of listing billions of pages.
+        pages = self.pages
+        span = last - first + 1
+        if len(pages) < span:
+            present = sum(1 for i in pages if first <= i <= last)
+        else:
+            present = sum(1 for i in range(first, last + 1) if i in pages)
+        if present == span:
             return
-        self.fs.charge(len(missing))
+        self.fs.charge(span - present)
+        missing = [i for i in range(first, last + 1) if i not in pages]
         mf = self.fs.mf
         # Consecutive missing pages share one allocation.
         run_start = 0

@@ -10,6 +10,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
+from pkg.abi.linux.mman import PAGE_SIZE, PROT_WRITE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32, s64, u32
 from pkg.sentry.vfs.task_path import get_file
@@ -54,6 +55,30 @@ def _rw_count(t: Task, addr: int, count: int) -> int:
     return count
 
 
+def _read_count(t: Task, addr: int, count: int) -> int:
+    """Clamps a read to the writable part of its buffer (at least a page,
+    so that a bad buffer still fails as the read itself would).
+
+    Linux copies page by page and stops at the first fault; reading only
+    what can be copied keeps a huge count from costing the sentry that much
+    memory, and leaves unread what could not be delivered.
+    """
+    if count <= PAGE_SIZE:
+        return count
+    return max(PAGE_SIZE, t.mm.accessible_length(addr, count, PROT_WRITE))
+
+
+def _read_total(t: Task, iovs: list[tuple[int, int]]) -> int:
+    """Returns the bytes a vectored read can place, as _read_count does."""
+    total = 0
+    for base, length in iovs:
+        n = t.mm.accessible_length(base, length, PROT_WRITE)
+        total += n
+        if n < length:
+            break
+    return max(total, min(PAGE_SIZE, sum(n for _, n in iovs)))
+
+
 def _read_into(
     t: Task, f: FileDescription, addr: int, count: int, offset: int | None
 ) -> int:
@@ -62,6 +87,7 @@ def _read_into(
     count = _rw_count(t, addr, count)
     if count == 0:
         return 0
+    count = _read_count(t, addr, count)
     data = f.read(t, count) if offset is None else f.pread(t, count, offset)
     n = t.mm.copy_out_partial(addr, data)
     if n == 0 and data:
@@ -168,9 +194,9 @@ def _readv_into(
     """Reads into the count iovecs at addr from f, at offset or (None) at the
     file offset."""
     iovs = read_iovecs(t, addr, count)
-    total = sum(n for _, n in iovs)
-    if total == 0:
+    if not any(n for _, n in iovs):
         return 0
+    total = _read_total(t, iovs)
     data = f.read(t, total) if offset is None else f.pread(t, total, offset)
     return scatter(t, iovs, data)
 

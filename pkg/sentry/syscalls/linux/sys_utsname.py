@@ -19,7 +19,8 @@ _UTS_LEN = 65
 
 
 def _field(s: str) -> bytes:
-    b = s.encode()[: _UTS_LEN - 1]
+    # Names set by the application are any bytes (kept as surrogate escapes).
+    b = s.encode(errors="surrogateescape")[: _UTS_LEN - 1]
     return b + bytes(_UTS_LEN - len(b))
 
 
