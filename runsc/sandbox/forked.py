@@ -141,6 +141,10 @@ def fork_verb(
         die_with_parent: SIGKILL the child when this process dies.
     """
     keep = sorted({0, 1, 2, *pass_fds})
+    # Output buffered here would be written a second time by the child.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     parent_fd = os.pidfd_open(os.getpid()) if die_with_parent else -1
     try:
         pid = os.fork()
