@@ -31,6 +31,13 @@ sentry talks to and a subverted sentry would attack, is still a new
 interpreter (runsc/sandbox/gofer.py): the sentry's layout reveals nothing
 about the gofer's.
 
+Shortcomings: the sandbox process shares the layout of the runsc that
+forked it, which for `run` and `do` waits for it to the end; that runsc
+reads little from the sandbox (its stderr text until it is ready, the
+wait status, the exit-status file), but a subverted sentry knows where
+that code lives. And the child's heap holds what the parent had freed
+(see _scrub_initial_environment).
+
 Preconditions: this runsc is single-threaded (it is until the verb runs the
 container).
 """
