@@ -10,9 +10,11 @@ runs in a marshal file beside its bytecode cache and hands `exec` the cached
 code instead of the text. The generated functions are the same objects they
 would otherwise be; only the compilation is skipped.
 
-Only runsc's launcher installs the cache, before the sentry is imported.
-The file is rewritten (atomically) when a run compiled something new; a
-file that cannot be read or written is ignored.
+Only runsc's launcher installs the cache, before runsc.main is imported.
+The file is rewritten (atomically) when a run compiled something new: by
+the launcher after runsc.main's imports, and by the sandbox process (a fork
+of the CLI, runsc/sandbox/forked.py) after the sentry's, through
+save_installed(); a file that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ class CodeCache:
         # dropped once the file has grown large.
         if len(self._codes) > _MAX_ENTRIES:
             self._codes = {s: c for s, c in self._codes.items() if s in self._used}
-        tmp = f"{self._path}.{os.getpid()}.tmp"
+        # Not the pid alone: sandbox processes are pid 1 of their namespace.
+        tmp = f"{self._path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             os.makedirs(os.path.dirname(self._path), exist_ok=True)
             with open(tmp, "wb") as f:
@@ -100,18 +103,31 @@ class CodeCache:
                 os.unlink(tmp)
 
 
+_installed: CodeCache | None = None
+
+
 def install(path: str) -> CodeCache:
     """Loads the cache at path and makes dataclasses compile through it.
 
     dataclasses calls `exec` by its global name; a module global of that
     name takes precedence over the builtin.
     """
+    global _installed
     cache = CodeCache(path)
     dataclasses.exec = cache.exec  # type: ignore[attr-defined]
+    _installed = cache
     return cache
+
+
+def save_installed() -> None:
+    """Saves the installed cache, if any (after more imports)."""
+    if _installed is not None:
+        _installed.save()
 
 
 def uninstall() -> None:
     """Gives dataclasses the builtin exec back."""
+    global _installed
+    _installed = None
     with contextlib.suppress(AttributeError):
         del dataclasses.exec  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ import logging
 import sys
 
 from pkg.sentry.control.errors import ControlError
+from runsc import code_cache
 from runsc import config as runsc_config
 from runsc import log as runsc_log
 from runsc.cmd.util import normalize_verb_flags
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
         launch.launch_early()
     parser, sub = build_parser(verb)
+    # The verb's modules are loaded: their @dataclass code joins the cache
+    # that the launcher saved after this module's imports.
+    code_cache.save_installed()
     if verb is not None:
         # Go-style boolean flags of the verb (--detach=true) need rewriting.
         try:

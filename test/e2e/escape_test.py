@@ -11,6 +11,7 @@ not follow a symlink in the root out of it when it opens the executable.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -135,6 +136,9 @@ def test_sandbox_process_is_confined(tmp: str) -> None:
             stdout=out,
             stderr=out,
             check=True,
+            # The sandbox process is a fork of runsc: none of runsc's
+            # environment may be left in it.
+            env={**os.environ, "PYVISOR_CANARY_ENV": CANARY},
         )
     with open(pid_file) as f:
         pid = int(f.read())
@@ -159,6 +163,18 @@ def test_sandbox_process_is_confined(tmp: str) -> None:
         assert [(m[4], m[5].split(",")[0]) for m in mounts] == [
             ("/", "ro"),
         ], mounts
+        # Nothing of runsc's environment, and no descriptor of runsc's
+        # (its state directory's lock and files) but the exit status file.
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            assert CANARY.encode() not in f.read()
+        state = os.path.realpath(os.path.join(tmp, "root"))
+        held = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(FileNotFoundError):
+                held.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        assert [h for h in held if h.startswith(state + "/")] == [
+            os.path.join(state, "c", "exit")
+        ], held
         # Capabilities: CAP_SYS_PTRACE only, in every thread.
         for tid in os.listdir(f"/proc/{pid}/task"):
             status = f"/proc/{pid}/task/{tid}/status"

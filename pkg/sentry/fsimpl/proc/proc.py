@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -30,7 +29,7 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
 )
 from pkg.sentry.fsimpl.proc import system
 from pkg.sentry.fsimpl.proc.net import net_dir
-from pkg.sentry.fsimpl.proc.sysctl import sys_tree
+from pkg.sentry.fsimpl.proc.sysctl import random_uuid, sys_tree
 from pkg.sentry.fsimpl.proc.task_dir import ProcessDir, ThreadDir
 from pkg.sentry.vfs.filesystem import FilesystemType, parse_mount_data
 
@@ -127,7 +126,7 @@ class ProcType(FilesystemType):
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.facts = system.capture_host_facts()
-        self.boot_id = str(uuid.uuid4())
+        self.boot_id = random_uuid()
         self._sys: StaticDir | None = None
         self._mu = threading.Lock()
         self.boot_time_ns = time.time_ns()

@@ -3,12 +3,14 @@ tunables, cpuinfo, CPU lists and mount path escaping."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.proc import mounts, system, task_files
-from pkg.sentry.fsimpl.proc.sysctl import Tunable
+from pkg.sentry.fsimpl.proc.sysctl import Tunable, random_uuid
 
 
 def test_tunable_keeps_numbers_in_their_shape() -> None:
@@ -53,3 +55,13 @@ def test_cpu_lists() -> None:
 
 def test_mount_paths_are_escaped() -> None:
     assert mounts._escape(b"/a b\tc\\d\ne") == "/a\\040b\\011c\\134d\\012e"
+
+
+def test_random_uuid_is_a_version_4_uuid() -> None:
+    ids = {random_uuid() for _ in range(64)}
+    assert len(ids) == 64
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text
+        assert u.version == 4
+        assert u.variant == uuid.RFC_4122

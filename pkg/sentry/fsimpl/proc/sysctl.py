@@ -10,8 +10,8 @@ behaviour: each such file is marked in _TUNABLES.
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -159,6 +159,19 @@ class Tunable:
             self.value = text
 
 
+def random_uuid() -> str:
+    """Returns a random (version 4, RFC 4122) UUID in its text form.
+
+    Not the uuid module: it imports platform, about 5 ms of every sandbox's
+    start-up (docs/performance.md), for this one line.
+    """
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _set_hostname(t: Task, text: str) -> None:
     if len(text.encode()) > 64:
         raise SyscallError(errno.EINVAL)
@@ -220,7 +233,7 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     add("kernel/overflowuid", const("65534"))
     add("kernel/overflowgid", const("65534"))
     add("kernel/random/boot_id", const(boot_id))
-    add("kernel/random/uuid", SysctlFile(lambda t: str(uuid.uuid4())))
+    add("kernel/random/uuid", SysctlFile(lambda t: random_uuid()))
     add("kernel/random/entropy_avail", const("256"))
     add("kernel/random/poolsize", const("256"))
     add("kernel/random/urandom_min_reseed_secs", const("60"))
