@@ -111,6 +111,21 @@ def _bool(value: str, flag: str = "") -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}{where}")
 
 
+def _syscall_names(value: str) -> str:
+    """Checks a --strace-syscalls list, as gVisor refuses unknown names.
+
+    Raises:
+        argparse.ArgumentTypeError: a name is not a system call's.
+    """
+    from pkg.abi.linux.sysno import NAMES  # noqa: PLC0415
+
+    known = set(NAMES.values())
+    unknown = [s for s in value.split(",") if s and s not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown system call {unknown[0]!r}")
+    return value
+
+
 def add_global_flags(p: argparse.ArgumentParser) -> None:
     """Adds the global flags to a parser."""
     default_root = (
@@ -127,7 +142,10 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default="none", choices=NETWORKS)
     p.add_argument("--strace", action="store_true", help="trace syscalls")
     p.add_argument(
-        "--strace-syscalls", default="", help="comma-separated syscalls to trace"
+        "--strace-syscalls",
+        type=_syscall_names,
+        default="",
+        help="comma-separated syscalls to trace",
     )
     p.add_argument("--strace-log-size", type=int, default=1024)
     p.add_argument("--overlay2", default="root:memory")

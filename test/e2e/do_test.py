@@ -217,6 +217,7 @@ def test_missing_command_is_127() -> None:
         ["--overlay2=bogus"],
         ["--network=bogus"],
         ["--debug=maybe"],
+        ["--strace-syscalls=nonsense"],
         ["--log=/nonexistent/dir/log"],
         ["--debug", "--debug-log=/proc/nonexistent/"],
     ],

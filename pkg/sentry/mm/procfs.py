@@ -48,7 +48,9 @@ class ProcfsOps(MMCore):
     def maps_text(self) -> bytes:
         """Returns the contents of /proc/[pid]/maps."""
         with self.mu:
-            return "".join(self._vma_header(v) for v in self.vmas).encode()
+            # File names (memfd_create's too) may be any bytes.
+            text = "".join(self._vma_header(v) for v in self.vmas)
+            return text.encode(errors="surrogateescape")
 
     def smaps_text(self) -> bytes:
         """Returns the contents of /proc/[pid]/smaps."""
@@ -88,7 +90,7 @@ class ProcfsOps(MMCore):
                 out.append("THPeligible:    0\n")
                 out.append("VmFlags: " + "".join(m + " " for m in _vm_flags(vma)))
                 out.append("\n")
-        return "".join(out).encode()
+        return "".join(out).encode(errors="surrogateescape")
 
     def vm_status(self) -> dict[str, int]:
         """Returns the Vm* and Rss* lines of /proc/[pid]/status, in kB."""

@@ -194,6 +194,32 @@ TEST(MemfdTest, SealsOnOtherFilesAreEinval) {
   close(fds[1]);
 }
 
+// A name is bytes, not text: /proc shows it unchanged in the descriptor's
+// link and in the maps of a mapping of it.
+TEST(MemfdTest, NameThatIsNotUtf8) {
+  const char name[] = "\xff\xfe-m";
+  FileDescriptor fd(MemfdCreate(name, 0));
+  ASSERT_TRUE(fd.valid()) << strerror(errno);
+  const std::string want = std::string("/memfd:") + name + " (deleted)";
+  char link[256] = {};
+  const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
+  ASSERT_THAT(readlink(path.c_str(), link, sizeof(link)),
+              SyscallSucceedsWithValue(static_cast<ssize_t>(want.size())));
+  EXPECT_EQ(std::string(link), want);
+
+  ASSERT_THAT(ftruncate(fd.get(), kPage), SyscallSucceeds());
+  void* m = mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(m, MAP_FAILED);
+  std::string maps;
+  FileDescriptor f(open("/proc/self/maps", O_RDONLY));
+  ASSERT_TRUE(f.valid());
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(f.get(), buf, sizeof(buf))) > 0) maps.append(buf, n);
+  EXPECT_NE(maps.find(want), std::string::npos) << maps;
+  munmap(m, kPage);
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor

@@ -76,7 +76,8 @@ class FdLink(TaskInode, SymlinkInode):
             vfs = f.vd.mount.vfs
             if f.vd.mount.ns is not None:
                 return vfs.path_for_display(f.vd, t.fs.root)
-        return f.display_name().encode()
+        # Names chosen by the application (memfd_create) may be any bytes.
+        return f.display_name().encode(errors="surrogateescape")
 
     def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
         f, _ = _file(self.ref, self.fd)
