@@ -301,10 +301,6 @@ uname -s; uname -m
 nproc >/dev/null; echo "nproc=$?"
 HOME=/root bash -c 'echo "$PATH"'
 """,
-        # Only the host has a /root/.bashrc that changes PATH.
-        xfail="sockets: getpeername(0) fails with ENOSYS, not ENOTSOCK, so "
-        "bash takes stdin for a network connection and runs ~/.bashrc",
-        xfail_on=("host",),
     ),
     # Which file systems df lists (its stderr says whether /proc/self/mounts
     # could be read) depends on the root; what it prints about . does not.
@@ -528,7 +524,6 @@ EOF
         r"""
 python3 -c 'import asyncio; asyncio.run(asyncio.sleep(0.01)); print("ok")'
 """,
-        xfail="sockets: asyncio's event loop wakes itself through a socketpair",
     ),
     Case(
         "python3_exception_exit",
@@ -761,7 +756,6 @@ new Worker("require(\"worker_threads\").parentPort.postMessage(6 * 7)", { eval: 
   .on("message", (m) => console.log("worker says", m));
 '
 """,
-        xfail="sockets: libuv makes a child's stdio with socketpair",
     ),
     Case(
         "node_fs_watch",
