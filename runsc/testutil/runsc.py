@@ -100,18 +100,25 @@ class Runsc:
 
 WRAPPER = """#!/bin/sh
 # A runsc for container clients in tests: adds flags, and records the pid
-# and PID namespace of each sandbox that create makes in {record}.
+# and PID namespace of each sandbox that create (or run --detach) makes in
+# {record}. A foreground run has ended when it returns: its pid may belong
+# to somebody else's process by then, so it is not recorded.
 pidfile=""
 create=""
+run=""
+detach=""
 prev=""
 for a in "$@"; do
   case "$prev" in --pid-file|-pid-file) pidfile="$a" ;; esac
   case "$a" in
     --pid-file=*|-pid-file=*) pidfile="${{a#*=}}" ;;
-    create|run) create=1 ;;
+    create) create=1 ;;
+    run) run=1 ;;
+    -d|--detach|-detach) detach=1 ;;
   esac
   prev="$a"
 done
+if [ -n "$run" ] && [ -n "$detach" ]; then create=1; fi
 {runsc} {flags} "$@"
 rc=$?
 if [ -n "$create" ] && [ -n "$pidfile" ] && [ -s "$pidfile" ]; then
