@@ -29,8 +29,31 @@ def _exit_code(code: object) -> int:
     return 1
 
 
+def _hold_standard_fds() -> None:
+    """Puts /dev/null on whichever of fds 0-2 the caller left closed.
+
+    Otherwise the first file runsc opens takes the slot and is handed to
+    the container as its stdio (a control socket as its stdout). Unlike
+    running the command natively, where it would see the descriptor closed
+    (EBADF), the container then reads nothing and writes to /dev/null.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
 def run() -> None:
     """Runs runsc with sys.argv and exits the process."""
+    _hold_standard_fds()
     # Imports make tens of thousands of objects and no garbage cycles worth
     # collecting; collections during them cost about 2 ms.
     gc.disable()

@@ -227,3 +227,28 @@ def test_bad_flag_is_refused(flags: list[str]) -> None:
     assert r.returncode != 0
     assert r.stderr.strip(), "no message"
     assert b"Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-"])
+def test_closed_standard_fd(closed: str) -> None:
+    # A closed descriptor must not be filled by one of runsc's own files and
+    # handed to the command; the command sees /dev/null there.
+    script = (
+        f"exec {RUNSC} do /bin/sh -c "
+        "'echo out; echo err >&2; cat; readlink /proc/self/fd/0 >/dev/null'"
+        f" {closed}"
+    )
+    r = subprocess.run(
+        ["/bin/sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert b"Traceback" not in r.stderr, r.stderr
+    if closed != ">&-":
+        assert r.stdout == b"out\n"
+    if closed != "2>&-":
+        assert r.stderr == b"err\n"
+    assert not _leftovers()

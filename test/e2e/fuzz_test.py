@@ -54,36 +54,33 @@ SECONDS = 20
 )
 def test_sentry_survives_random_syscalls(seed: int, env: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix="fuzz-test-") as logs:
-        with tempfile.TemporaryFile() as out:
-            r = subprocess.run(
-                [
-                    RUNSC,
-                    "--debug",
-                    f"--debug-log={logs}/",
-                    "do",
-                    "--cwd=/tmp",
-                    # env execs the fuzzer, which stays pid 1.
-                    "/usr/bin/env",
-                    *[f"{k}={v}" for k, v in env.items()],
-                    FUZZ,
-                    str(SECONDS),
-                    str(seed),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                timeout=SECONDS + 120,
-                check=False,
-            )
-            out.seek(0)
-            # The summary is written at the shared offset; a fuzzed pwrite
-            # or ftruncate on the stdout file may have put bytes after it.
-            output = out.read()
-            tail = output[-400:]
+        # The children write garbage anywhere in their stdio (gigabytes, at
+        # far offsets): it goes to /dev/null. The fuzzer's exit status says
+        # whether it ran to the end (2: fork failed, 3: a child outlived
+        # SIGKILL).
+        r = subprocess.run(
+            [
+                RUNSC,
+                "--debug",
+                f"--debug-log={logs}/",
+                "do",
+                "--cwd=/tmp",
+                # env execs the fuzzer, which stays pid 1.
+                "/usr/bin/env",
+                *[f"{k}={v}" for k, v in env.items()],
+                FUZZ,
+                str(SECONDS),
+                str(seed),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=SECONDS + 120,
+            check=False,
+        )
         boot = ""
         for path in glob.glob(f"{logs}/*boot*"):
             with open(path, errors="replace") as f:
                 boot += f.read()
         assert "Traceback" not in boot, boot[boot.find("Traceback") - 300 :][:4000]
-        assert r.returncode == 0, tail
-        assert b"syscall_fuzz: children=" in output, tail
+        assert r.returncode == 0, f"exit status {r.returncode}"
