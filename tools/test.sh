@@ -5,7 +5,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/setup.sh"
 # The Debian root filesystem the end-to-end matrix runs programs on (cached).
-"$top/tools/debian_rootfs.sh" >/dev/null
+# Without it (no mirror reachable) the Debian half of the matrix skips, saying
+# why; the rest of the tests still run.
+"$top/tools/debian_rootfs.sh" >/dev/null ||
+  echo "test: no Debian root; the Debian programs matrix will skip" >&2
 cd "$top"
 if (($#)); then
   exec bazel test "$@"

@@ -444,6 +444,7 @@ class Container:
         if self.proc is not None:
             # Our own child: its exit status is the container's.
             code = self.proc.wait()
+            sandbox.reap_gofers()
             status = self.sd.read_exit_status()
             if status is not None:
                 return status

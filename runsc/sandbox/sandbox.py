@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from runsc.config import Config
 from runsc.sandbox import gofer, launch
 from runsc.sandbox.errors import SandboxError
 
-__all__ = ["SandboxError", "SpawnArgs", "call", "kill", "spawn"]
+log = logging.getLogger(__name__)
+
+__all__ = ["SandboxError", "SpawnArgs", "call", "kill", "reap_gofers", "spawn"]
 
 # How long a request may wait for the sandbox to accept it.
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -74,9 +77,11 @@ def spawn(
             on_started(launched.proc)
         # The gofer serves the container's files; it exits once the sandbox
         # has closed every connection (or never got them).
-        _, conns = gofer.start_for_spec(
+        gofer_proc, conns = gofer.start_for_spec(
             config, json.loads(args.spec), args.bundle, attached=args.attached
         )
+        if args.attached:
+            _attached_gofers.append(gofer_proc)
         os.write(spec_fd, args.spec)
         os.lseek(spec_fd, 0, os.SEEK_SET)
         msg = pb.BootConfig(
@@ -107,6 +112,27 @@ def spawn(
             c.close()
     launch.wait_ready(launched)
     return launched.proc
+
+
+# Gofers of attached sandboxes: children of this runsc, which reaps them
+# (reap_gofers) once their sandbox has exited, so none outlives the command.
+_attached_gofers: list[subprocess.Popen] = []
+
+# How long a gofer may take to notice that its sandbox is gone.
+_GOFER_EXIT_SECONDS = 5.0
+
+
+def reap_gofers() -> None:
+    """Waits for the gofers of attached sandboxes that have exited (each
+    exits once the sandbox's connections are closed), killing any that
+    does not go within _GOFER_EXIT_SECONDS."""
+    while _attached_gofers:
+        proc = _attached_gofers.pop()
+        try:
+            proc.wait(timeout=_GOFER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("sandbox: gofer %d outlived its sandbox; killed", proc.pid)
+            kill(proc)
 
 
 def kill(proc: subprocess.Popen) -> None:
