@@ -72,6 +72,16 @@ def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec
         # the host with --overlay2=none.
         "root": {"path": root, "readonly": False},
         "hostname": hostname,
+        # As on the host, not the 64 MiB of a container's default /dev/shm;
+        # the other mounts are the defaults (runsc/boot/mounts.py).
+        "mounts": [
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "nodev", "mode=1777"],
+            }
+        ],
     }
 
 
