@@ -142,6 +142,7 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    host_network=config.network == "host",
                 ),
                 build_table(),
             )

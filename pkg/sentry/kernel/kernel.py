@@ -72,6 +72,9 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # AF_INET and AF_INET6 sockets are host sockets (--network=host,
+    # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
+    host_network: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -144,15 +144,19 @@ def deadline_of(timeo: float) -> float | None:
     return time.monotonic() + timeo if timeo else None
 
 
-def block(t: Task, deadline: float | None) -> None:
-    """Sleeps in t.block until woken, mapping its errors as sockets do.
+def block(
+    t: Task, deadline: float | None, host_fds: tuple[tuple[int, int], ...] = ()
+) -> None:
+    """Sleeps in t.block until woken (or, with host_fds, until a host
+    descriptor has the poll events asked for), mapping its errors as
+    sockets do.
 
     Raises:
         SyscallError: ERESTARTSYS when interrupted without a timeout, EINTR
             with one; EAGAIN when the deadline passes.
     """
     try:
-        t.block(deadline)
+        t.block(deadline, host_fds)
     except SyscallError as e:
         if e.errno == errno.ETIMEDOUT:
             raise SyscallError(errno.EAGAIN) from None

@@ -1,0 +1,487 @@
+"""hostinet: AF_INET and AF_INET6 sockets backed by host sockets, for
+`runsc --network=host`.
+
+With host networking the sandbox process stays in the host's network
+namespace (runsc/boot/confine.py), and each TCP or UDP socket of the
+application is a host socket that the sentry holds. The sentry still owns
+the socket's file (its descriptor numbers, its status flags, its sharing
+across fork and SCM_RIGHTS); the host owns the protocol: ports, addresses,
+connections, buffers and every errno they produce.
+
+The host descriptor is always non-blocking. A call that must wait (a
+blocking accept, connect, send or receive) tries the host call, and on
+EAGAIN sleeps in Task.block polling the host descriptor together with the
+task's wake descriptor, so that a signal interrupts it as Linux would;
+SO_RCVTIMEO and SO_SNDTIMEO are kept by the sentry and bound that sleep.
+poll(2), select(2) and epoll watch the host descriptor itself
+(host_poll_fd), as for the host files of stdio.
+
+Application memory never reaches the host: the syscall layer copies
+addresses, data and option values in, and this module passes bytes. Only
+the options, flags, control messages and ioctls listed in hostinet_allow
+go to the host; runsc/boot/filter allows the sentry those calls, and only
+when host networking is on.
+
+Unlike Linux (and like gVisor's hostinet):
+- raw and ICMP sockets are refused: SOCK_RAW with EPERM, as without
+  CAP_NET_RAW, and ICMP datagram sockets with EACCES, as outside
+  net.ipv4.ping_group_range (TODO(#7));
+- control messages sent with sendmsg (IP_TOS, IP_PKTINFO...) are dropped
+  (TODO(#7));
+- these sockets do not appear in /proc/net/tcp, udp, tcp6 and udp6, and
+  netlink route dumps still describe the sandbox's loopback alone, not the
+  host's interfaces (TODO(#7)); the SIOCGIF* ioctls do answer with the
+  host's interfaces;
+- binding a port below 1024 also needs the sentry to be allowed it on the
+  host (it keeps CAP_NET_BIND_SERVICE for that only with host networking).
+"""
+
+from __future__ import annotations
+
+import errno as host_errno
+import logging
+import os
+import select
+from typing import TYPE_CHECKING
+
+from pkg.abi.linux import errno
+from pkg.abi.linux import socket as SK
+from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.credentials import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE
+from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP
+from pkg.sentry.socket import hostinet_allow as allow
+from pkg.sentry.socket import hostsock
+from pkg.sentry.socket.ifaces import is_interface_ioctl
+from pkg.sentry.socket.socket import (
+    ControlMessages,
+    RecvResult,
+    SocketFD,
+    block,
+    deadline_of,
+    sigpipe,
+)
+
+if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
+
+log = logging.getLogger(__name__)
+
+# The most bytes one receive asks the host for: a large read(2) does not
+# make the sentry allocate the whole request (a stream returns less, as a
+# short read; every datagram is smaller).
+_MAX_RECV = 1 << 20
+
+# SOL_SOCKET options the sentry answers itself: timeouts bound the
+# sentry's own waits, and the rest describe the sentry's file.
+_SENTRY_OPTIONS = frozenset(
+    {
+        SK.SO_RCVTIMEO_OLD,
+        SK.SO_RCVTIMEO_NEW,
+        SK.SO_SNDTIMEO_OLD,
+        SK.SO_SNDTIMEO_NEW,
+        SK.SO_PEERCRED,
+        SK.SO_COOKIE,
+    }
+)
+
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+# Events a host poll is asked about: poll(2)'s events are 16 bits.
+_HOST_POLL_EVENTS = 0xFFFF
+
+_IFREQ = SK.IFREQ_SIZE
+
+
+def _errno_of(e: OSError) -> SyscallError:
+    return SyscallError(e.errno or errno.EIO)
+
+
+class HostSocket(SocketFD):
+    """HostSocket is an AF_INET or AF_INET6 TCP or UDP socket whose
+    protocol state lives in a host socket.
+
+    Attributes:
+        host_fd: the host socket, non-blocking and close-on-exec, owned by
+            this file.
+    """
+
+    __slots__ = ("host_fd",)
+
+    def __init__(
+        self,
+        t: Task,
+        family: int,
+        stype: int,
+        protocol: int,
+        flags: int,
+        host_fd: int,
+    ) -> None:
+        super().__init__(t, family, stype, protocol, flags)
+        self.host_fd = host_fd
+
+    def release(self) -> None:
+        os.close(self.host_fd)
+
+    # Waiting.
+
+    def _wait(self, t: Task, events: int, deadline: float | None) -> None:
+        """Sleeps until the host socket may have events (or an error),
+        the deadline passes, or t is interrupted."""
+        block(t, deadline, ((self.host_fd, events),))
+
+    def _nonblocking(self, flags: int) -> bool:
+        return self.nonblocking or bool(flags & SK.MSG_DONTWAIT)
+
+    # Addresses and connections.
+
+    def bind(self, t: Task, addr: bytes) -> None:
+        port = _port_of(addr)
+        if 0 < port < 1024 and not t.creds.has_capability(CAP_NET_BIND_SERVICE):
+            raise SyscallError(errno.EACCES)
+        try:
+            hostsock.bind(self.host_fd, addr)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def listen(self, t: Task, backlog: int) -> None:
+        try:
+            hostsock.listen(self.host_fd, backlog)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def accepting(self) -> bool:
+        return self._host_int(SK.SOL_SOCKET, SK.SO_ACCEPTCONN) != 0
+
+    def accept(self, t: Task, flags: int) -> tuple[SocketFD, bytes]:
+        deadline = deadline_of(self.rcvtimeo)
+        while True:
+            try:
+                nfd, peer = hostsock.accept4(
+                    self.host_fd, SK.SOCK_NONBLOCK | SK.SOCK_CLOEXEC
+                )
+                break
+            except BlockingIOError:
+                if self.nonblocking:
+                    raise SyscallError(errno.EAGAIN) from None
+            except OSError as e:
+                raise _errno_of(e) from None
+            self._wait(t, _POLLIN, deadline)
+        new = HostSocket(t, self.family, self.stype, self.protocol, flags, nfd)
+        # As sk_clone_lock: the timeouts go with the accepted socket.
+        new.rcvtimeo = self.rcvtimeo
+        new.sndtimeo = self.sndtimeo
+        return new, peer
+
+    def connect(self, t: Task, addr: bytes) -> None:
+        try:
+            hostsock.connect(self.host_fd, addr)
+            return
+        except OSError as e:
+            err = e.errno or errno.EIO
+        # A blocking connect that a signal interrupted is restarted and
+        # finds the connection still in progress (EALREADY): as Linux's
+        # __inet_stream_connect, it goes on waiting.
+        if err not in (errno.EINPROGRESS, errno.EALREADY) or self.nonblocking:
+            raise SyscallError(err)
+        deadline = deadline_of(self.sndtimeo)
+        while not self._host_events(_POLLOUT):
+            try:
+                self._wait(t, _POLLOUT, deadline)
+            except SyscallError as e:
+                if e.errno == errno.EAGAIN:
+                    # The timeout passed: inet_wait_for_connect's caller
+                    # reports the connect as still in progress.
+                    raise SyscallError(errno.EINPROGRESS) from None
+                raise
+        err = self._host_int(SK.SOL_SOCKET, SK.SO_ERROR)
+        if err:
+            raise SyscallError(err)
+
+    def getsockname(self, t: Task) -> bytes:
+        try:
+            return hostsock.getsockname(self.host_fd)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def getpeername(self, t: Task) -> bytes:
+        try:
+            return hostsock.getpeername(self.host_fd)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def shutdown(self, t: Task, how: int) -> None:
+        try:
+            hostsock.shutdown(self.host_fd, how)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    # Data.
+
+    def sendmsg(
+        self,
+        t: Task,
+        data: bytes,
+        to: bytes | None,
+        control: ControlMessages,
+        flags: int,
+    ) -> int:
+        # Inet sockets take no rights or credentials; other control
+        # messages are not parsed for them (TODO(#7)).
+        control.release()
+        if flags & SK.MSG_FASTOPEN:
+            # TODO(#7): TCP fast open (a connect inside sendto).
+            raise SyscallError(errno.EOPNOTSUPP)
+        nonblock = self._nonblocking(flags)
+        hflags = (flags & allow.SEND_FLAGS) | SK.MSG_DONTWAIT | SK.MSG_NOSIGNAL
+        deadline = deadline_of(self.sndtimeo)
+        view = memoryview(data)
+        total = 0
+        while True:
+            try:
+                total += hostsock.sendmsg(self.host_fd, view[total:], to, hflags)
+                if self.stype != SK.SOCK_STREAM or total == len(data):
+                    return total
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                if total:
+                    return total
+                stream = self.stype == SK.SOCK_STREAM
+                if stream and e.errno == host_errno.EPIPE and not flags & SK.MSG_NOSIGNAL:
+                    sigpipe(t)
+                raise _errno_of(e) from None
+            if nonblock:
+                if total:
+                    return total
+                raise SyscallError(errno.EAGAIN)
+            try:
+                self._wait(t, _POLLOUT, deadline)
+            except SyscallError:
+                if total:
+                    return total
+                raise
+
+    def recvmsg(self, t: Task, length: int, flags: int) -> RecvResult:
+        # The error queue never waits (sock_recv_errqueue).
+        nonblock = self._nonblocking(flags) or bool(flags & SK.MSG_ERRQUEUE)
+        hflags = (flags & allow.RECV_FLAGS) | SK.MSG_DONTWAIT
+        stream = self.stype == SK.SOCK_STREAM
+        waitall = (
+            stream
+            and bool(flags & SK.MSG_WAITALL)
+            and not flags & (SK.MSG_PEEK | SK.MSG_TRUNC)
+        )
+        want = min(length, _MAX_RECV)
+        deadline = deadline_of(self.rcvtimeo)
+        parts: list[bytes] = []
+        got = 0
+        while True:
+            try:
+                data, n, mflags, addr, cmsgs = hostsock.recvmsg(
+                    self.host_fd, want - got, hflags
+                )
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                if got:
+                    break
+                raise _errno_of(e) from None
+            else:
+                if not waitall:
+                    if stream and flags & SK.MSG_TRUNC:
+                        # tcp_recvmsg discards (or counts) instead of
+                        # copying.
+                        data = b""
+                    return RecvResult(
+                        data,
+                        n,
+                        mflags & allow.RECV_OUT_FLAGS,
+                        addr,
+                        None,
+                        _allowed_cmsgs(cmsgs),
+                    )
+                parts.append(data)
+                got += n
+                if n == 0 or got >= want:
+                    break
+            if nonblock:
+                if got:
+                    break
+                raise SyscallError(errno.EAGAIN)
+            try:
+                self._wait(t, _POLLIN, deadline)
+            except SyscallError:
+                if got:
+                    break
+                raise
+        out = b"".join(parts)
+        return RecvResult(out, len(out))
+
+    # Options.
+
+    def getsockopt(self, t: Task, level: int, name: int) -> bytes:
+        if level == SK.SOL_SOCKET and name in _SENTRY_OPTIONS:
+            return self.get_socket_option(t, name)
+        size = self._allowed_option(level, name)
+        if size == 0:
+            # An option that can only be set (ip_getsockopt's default).
+            raise SyscallError(errno.ENOPROTOOPT)
+        try:
+            return hostsock.getsockopt(self.host_fd, level, name, size)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def setsockopt(self, t: Task, level: int, name: int, val: bytes) -> None:
+        if level == SK.SOL_SOCKET and name in _SENTRY_OPTIONS:
+            self.set_socket_option(t, name, val)
+            return
+        self._allowed_option(level, name)
+        try:
+            hostsock.setsockopt(self.host_fd, level, name, val)
+        except OSError as e:
+            raise _errno_of(e) from None
+
+    def _allowed_option(self, level: int, name: int) -> int:
+        """Returns the getsockopt size of an option passed to the host.
+
+        Raises:
+            SyscallError: for an option that is not, the errno of Linux
+                for an unknown one: of an unknown level, EOPNOTSUPP from
+                ip_getsockopt for IPv4 and ENOPROTOOPT for IPv6.
+        """
+        size = allow.OPTIONS.get((level, name))
+        if size is not None:
+            return size
+        if level not in allow.LEVELS and self.family == SK.AF_INET:
+            raise SyscallError(errno.EOPNOTSUPP)
+        log.debug("hostinet: option level=%d name=%d refused", level, name)
+        raise SyscallError(errno.ENOPROTOOPT)
+
+    def _host_int(self, level: int, name: int) -> int:
+        try:
+            raw = hostsock.getsockopt(self.host_fd, level, name, 4)
+        except OSError as e:
+            raise _errno_of(e) from None
+        return int.from_bytes(raw.ljust(4, b"\0"), "little", signed=True)
+
+    def take_error(self) -> int:
+        return self._host_int(SK.SOL_SOCKET, SK.SO_ERROR)
+
+    # Readiness: the host's.
+
+    def _host_events(self, mask: int) -> int:
+        p = select.poll()
+        p.register(self.host_fd, mask & _HOST_POLL_EVENTS)
+        ready = 0
+        for _fd, revents in p.poll(0):
+            ready |= revents
+        return ready
+
+    def readiness(self, mask: int) -> int:
+        return self._host_events(mask) & (mask | EVENT_ERR | EVENT_HUP)
+
+    def epollable(self) -> bool:
+        return True
+
+    def host_poll_fd(self) -> int:
+        return self.host_fd
+
+    # ioctls.
+
+    def ioctl(self, t: Task, cmd: int, arg: int) -> int:
+        if cmd in allow.INT_IOCTLS:
+            try:
+                out = hostsock.ioctl(self.host_fd, cmd, bytes(4))
+            except OSError as e:
+                raise _errno_of(e) from None
+            t.copy_out(arg, out)
+            return 0
+        if cmd in allow.IFREQ_IOCTLS:
+            req = t.copy_in(arg, _IFREQ)
+            try:
+                out = hostsock.ioctl(self.host_fd, cmd, req)
+            except OSError as e:
+                raise _errno_of(e) from None
+            t.copy_out(arg, out)
+            return 0
+        if cmd == SK.SIOCGIFCONF:
+            return self._ifconf(t, arg)
+        if is_interface_ioctl(cmd):
+            # Changing the host's interfaces: the sentry dropped
+            # CAP_NET_ADMIN, and an application that has it in the sandbox
+            # is not given the host's.
+            if not t.creds.has_capability(CAP_NET_ADMIN):
+                raise SyscallError(errno.EPERM)
+            raise SyscallError(errno.EOPNOTSUPP)
+        raise SyscallError(errno.ENOTTY)
+
+    def _ifconf(self, t: Task, arg: int) -> int:
+        """SIOCGIFCONF: the host's entries, copied into the caller's
+        buffer (dev_ifconf)."""
+        length, buf = SK.IFCONF.unpack(t.copy_in(arg, SK.IFCONF.size))
+        if buf == 0 or length <= 0:
+            length = 0
+        # Whole entries only, and no more than a sane number of them.
+        length = min(length - length % _IFREQ, 256 * _IFREQ)
+        try:
+            out = hostsock.ioctl_ifconf(self.host_fd, length, SK.SIOCGIFCONF)
+        except OSError as e:
+            raise _errno_of(e) from None
+        if length == 0:
+            used = int.from_bytes(out, "little", signed=True)
+        else:
+            used = len(out)
+            if out:
+                t.copy_out(buf, out)
+        t.copy_out(arg, used.to_bytes(4, "little", signed=True))
+        return 0
+
+
+def _port_of(addr: bytes) -> int:
+    """Returns the port of an AF_INET or AF_INET6 sockaddr (0 if it is too
+    short: the host refuses it)."""
+    if len(addr) < 4:
+        return 0
+    return int.from_bytes(addr[2:4], "big")
+
+
+def _allowed_cmsgs(cmsgs: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    return [c for c in cmsgs if (c[0], c[1]) in allow.RECV_CMSGS]
+
+
+def new_host_socket(
+    t: Task, family: int, stype: int, protocol: int, flags: int
+) -> SocketFD:
+    """Makes an AF_INET or AF_INET6 socket backed by a host socket.
+
+    Raises:
+        SyscallError: EPROTONOSUPPORT for a protocol the type lacks;
+            ESOCKTNOSUPPORT for other types; EPERM for raw sockets and
+            EACCES for ICMP datagram sockets (see the module docstring);
+            the host's errno if it cannot make the socket (EMFILE...).
+    """
+    if stype == SK.SOCK_STREAM:
+        if protocol not in (0, SK.IPPROTO_TCP):
+            raise SyscallError(errno.EPROTONOSUPPORT)
+        protocol = SK.IPPROTO_TCP
+    elif stype == SK.SOCK_DGRAM:
+        if protocol in (SK.IPPROTO_ICMP, SK.IPPROTO_ICMPV6):
+            raise SyscallError(errno.EACCES)
+        if protocol not in (0, SK.IPPROTO_UDP):
+            raise SyscallError(errno.EPROTONOSUPPORT)
+        protocol = SK.IPPROTO_UDP
+    elif stype == SK.SOCK_RAW:
+        raise SyscallError(errno.EPERM)
+    else:
+        raise SyscallError(errno.ESOCKTNOSUPPORT)
+    try:
+        # Protocol 0 is the one the type implies: the seccomp filter
+        # allows only that.
+        host_fd = hostsock.socket(family, stype | SK.SOCK_NONBLOCK | SK.SOCK_CLOEXEC, 0)
+    except OSError as e:
+        raise _errno_of(e) from None
+    try:
+        return HostSocket(t, family, stype, protocol, flags, host_fd)
+    except BaseException:
+        os.close(host_fd)
+        raise
