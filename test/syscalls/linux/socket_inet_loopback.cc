@@ -645,6 +645,9 @@ TEST(InetLoopbackTest, HalfCloseReportsRdhup) {
 }
 
 TEST(InetLoopbackTest, ProcNetTcpListsListener) {
+  // TODO(#7): /proc/net/tcp lists the sentry's own stack, not hostinet's
+  // host sockets.
+  SKIP_IF(IsRunningWithHostNetwork());
   FileDescriptor l = TcpListener();
   char want[32];
   snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A",
@@ -742,6 +745,9 @@ int ConnectOffLoopback() {
 }
 
 TEST(InetLoopbackTest, OtherAddressesAreUnreachable) {
+  // With host networking the address would be tried on the host's network;
+  // these tests must send nothing off loopback.
+  SKIP_IF(IsRunningWithHostNetwork());
   int r = InEmptyNetwork(ConnectOffLoopback);
   if (r == -1) GTEST_SKIP() << "needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET)";
   EXPECT_EQ(r, 0);
