@@ -287,6 +287,14 @@ def test_interface_ioctl_lists_host_interfaces() -> None:
     assert _sandboxed("none", PYTHON, "-c", IFCONF).strip() == "['lo']"
 
 
+def test_netlink_lists_host_interfaces() -> None:
+    # glibc's if_nameindex dumps RTM_GETLINK over netlink.
+    script = "import socket; print(socket.if_nameindex())"
+    native = _run([PYTHON, "-c", script])
+    assert _sandboxed("host", PYTHON, "-c", script) == native
+    assert _sandboxed("none", PYTHON, "-c", script).strip() == "[(1, 'lo')]"
+
+
 def test_raw_sockets_are_refused() -> None:
     script = (
         "import socket\n"
