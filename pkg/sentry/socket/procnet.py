@@ -6,6 +6,10 @@ ss and ifconfig parse.
 procfs calls these to fill its files; they only read socket state. Timers,
 retransmissions and congestion figures, which a loopback without packets
 does not have, are zero.
+
+With host networking (hostinet.py) the TCP and UDP sockets are the host's
+and are not listed here, nor are the host's interfaces in /proc/net/dev:
+the tables show only the sentry's own sockets (TODO(#7)).
 """
 
 from __future__ import annotations

@@ -275,7 +275,8 @@ def _parse_control(t: Task, s: SocketFD, addr: int, length: int) -> ControlMessa
     take SCM_RIGHTS and SCM_CREDENTIALS; other families' control messages
     (IP_TOS, IP_PKTINFO...) are ignored.
 
-    TODO(#5): inet control messages are ignored rather than applied.
+    TODO(#5): inet control messages are ignored rather than applied (also
+    on hostinet's host sockets, TODO(#7)).
     """
     out = ControlMessages()
     if length < SK.CMSGHDR.size or not isinstance(s, UnixSocket):
@@ -538,8 +539,9 @@ ENTRIES = [
         N.SYS_socket,
         "socket",
         sys_socket,
-        "AF_UNIX, AF_INET/AF_INET6 on loopback only, AF_NETLINK "
-        "NETLINK_ROUTE; other families fail with EAFNOSUPPORT",
+        "AF_UNIX, AF_INET/AF_INET6 (loopback only, or host TCP and UDP "
+        "sockets with --network=host), AF_NETLINK NETLINK_ROUTE; other "
+        "families fail with EAFNOSUPPORT",
     ),
     full(N.SYS_socketpair, "socketpair", sys_socketpair),
     full(N.SYS_bind, "bind", sys_bind),
