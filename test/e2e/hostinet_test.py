@@ -185,9 +185,7 @@ def echo_ports() -> Iterator[tuple[int, int, int]]:
 
 
 def test_tcp_client_reaches_host_server(echo_ports: tuple[int, int, int]) -> None:
-    out = _sandboxed(
-        "host", PYTHON, "-c", TCP_CLIENT, "127.0.0.1", str(echo_ports[0])
-    )
+    out = _sandboxed("host", PYTHON, "-c", TCP_CLIENT, "127.0.0.1", str(echo_ports[0]))
     assert out.split() == ["100005", "echo:xx"]
 
 

@@ -247,7 +247,11 @@ class HostSocket(SocketFD):
                 if total:
                     return total
                 stream = self.stype == SK.SOCK_STREAM
-                if stream and e.errno == host_errno.EPIPE and not flags & SK.MSG_NOSIGNAL:
+                if (
+                    stream
+                    and e.errno == host_errno.EPIPE
+                    and not flags & SK.MSG_NOSIGNAL
+                ):
                     sigpipe(t)
                 raise _errno_of(e) from None
             if nonblock:

@@ -126,16 +126,12 @@ RECV_CMSGS = frozenset(
 # MSG_DONTWAIT and MSG_WAITALL are its own, and MSG_NOSIGNAL is always
 # added (SIGPIPE is the sentry's to raise on the application).
 # TODO(#7): MSG_FASTOPEN (a connect inside sendto) fails with EOPNOTSUPP.
-SEND_FLAGS = (
-    SK.MSG_OOB
-    | SK.MSG_DONTROUTE
-    | SK.MSG_EOR
-    | SK.MSG_CONFIRM
-    | SK.MSG_MORE
-)
+SEND_FLAGS = SK.MSG_OOB | SK.MSG_DONTROUTE | SK.MSG_EOR | SK.MSG_CONFIRM | SK.MSG_MORE
 RECV_FLAGS = SK.MSG_OOB | SK.MSG_PEEK | SK.MSG_TRUNC | SK.MSG_ERRQUEUE
 # msg_flags a host receive reports that the application sees.
-RECV_OUT_FLAGS = SK.MSG_OOB | SK.MSG_TRUNC | SK.MSG_CTRUNC | SK.MSG_EOR | SK.MSG_ERRQUEUE
+RECV_OUT_FLAGS = (
+    SK.MSG_OOB | SK.MSG_TRUNC | SK.MSG_CTRUNC | SK.MSG_EOR | SK.MSG_ERRQUEUE
+)
 
 # SIOCATMARK: whether the next byte is urgent data.
 SIOCATMARK = 0x8905

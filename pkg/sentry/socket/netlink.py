@@ -6,8 +6,9 @@ The sandbox's network is only the loopback interface, so the kernel side
 is a table: an RTM_GETLINK dump describes "lo", an RTM_GETADDR dump its
 127.0.0.1/8 and ::1/128. With host networking the table is instead the
 host's interfaces and addresses as they were when the sandbox started
-(hostifaces.py); routes are still not listed (TODO(#7)). A request is answered as it is sent: the replies
-are queued on the socket as one datagram per request, which recvmsg hands
+(hostifaces.py); routes are still not listed (TODO(#7)). A request is
+answered as it is sent: the replies are queued on the socket as datagrams
+of at most a page each (as netlink_dump sizes them), which recvmsg hands
 out like any datagram (MSG_PEEK, MSG_TRUNC).
 
 Not modelled (each answered as a kernel without the feature would be):

@@ -223,8 +223,7 @@ def _hostinet_rules() -> dict[int, Rule]:
         for stype in (SK.SOCK_STREAM, SK.SOCK_DGRAM)
     )
     out[N.SYS_setsockopt] = tuple(
-        (Arg(1, level), Arg(2, name))
-        for level, name in sorted(hostinet_allow.OPTIONS)
+        (Arg(1, level), Arg(2, name)) for level, name in sorted(hostinet_allow.OPTIONS)
     )
     return out
 
