@@ -138,6 +138,53 @@ print(sorted(raw[i:i + 16].split(b"\0")[0].decode() for i in range(0, n, 40)))
 """
 
 
+# Scripts whose output must be the same natively and in a --network=host
+# sandbox: control messages both ways, and FIONREAD, peeking and TCP_INFO
+# on a connection, all over the loopback.
+CMSG_TTL = r"""
+import socket, struct
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("127.0.0.1", 0))
+r.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL
+w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+w.sendmsg([b"ttl"], [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 9))],
+          0, r.getsockname())
+r.settimeout(60)
+data, anc, flags, _ = r.recvmsg(100, 100)
+print(data, [(l, t, struct.unpack("i", d)[0]) for l, t, d in anc], flags)
+try:
+    w.sendmsg([b"x"], [(socket.IPPROTO_IP, 99, b"1234")], 0, r.getsockname())
+except OSError as e:
+    print("bad cmsg", e.errno)
+"""
+
+TCP_DETAILS = r"""
+import fcntl, socket, struct, termios
+l = socket.create_server(("127.0.0.1", 0))
+c = socket.create_connection(l.getsockname(), timeout=60)
+s, _ = l.accept()
+c.sendall(b"0123456789")
+s.settimeout(60)
+print(s.recv(4, socket.MSG_PEEK | socket.MSG_WAITALL))
+n = struct.unpack("i", fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+print("fionread", n)
+print(s.recv(100))
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+print("state", info[0])
+print("nodelay", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+c.close()
+print("eof", s.recv(10))
+"""
+
+
+@pytest.mark.parametrize(
+    "script", [CMSG_TTL, TCP_DETAILS], ids=["cmsg_ttl", "tcp_details"]
+)
+def test_same_output_as_native(script: str) -> None:
+    native = _run([PYTHON, "-c", script])
+    assert _sandboxed("host", PYTHON, "-c", script) == native
+
+
 def _run(cmd: list[str]) -> str:
     r = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, check=False)
     assert r.returncode == 0, r.stderr.decode(errors="replace")

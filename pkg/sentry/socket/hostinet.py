@@ -26,8 +26,6 @@ Unlike Linux (and like gVisor's hostinet):
 - raw and ICMP sockets are refused: SOCK_RAW with EPERM, as without
   CAP_NET_RAW, and ICMP datagram sockets with EACCES, as outside
   net.ipv4.ping_group_range (TODO(#7));
-- control messages sent with sendmsg (IP_TOS, IP_PKTINFO...) are dropped
-  (TODO(#7));
 - these sockets do not appear in /proc/net/tcp, udp, tcp6 and udp6, and
   netlink route dumps still describe the sandbox's loopback alone, not the
   host's interfaces (TODO(#7)); the SIOCGIF* ioctls do answer with the
@@ -225,8 +223,9 @@ class HostSocket(SocketFD):
         control: ControlMessages,
         flags: int,
     ) -> int:
-        # Inet sockets take no rights or credentials; other control
-        # messages are not parsed for them (TODO(#7)).
+        # Inet sockets take no rights or credentials; the syscall layer
+        # kept only the messages the host may have (hostinet_allow).
+        cmsgs = control.host or []
         control.release()
         if flags & SK.MSG_FASTOPEN:
             # TODO(#7): TCP fast open (a connect inside sendto).
@@ -238,7 +237,7 @@ class HostSocket(SocketFD):
         total = 0
         while True:
             try:
-                total += hostsock.sendmsg(self.host_fd, view[total:], to, hflags)
+                total += hostsock.sendmsg(self.host_fd, view[total:], to, cmsgs, hflags)
                 if self.stype != SK.SOCK_STREAM or total == len(data):
                     return total
             except BlockingIOError:

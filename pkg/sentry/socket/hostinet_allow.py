@@ -122,6 +122,21 @@ RECV_CMSGS = frozenset(
     }
 )
 
+# Control messages a send may pass to the host: per-message values of IP
+# and IPv6 header fields and the source address (which the host checks
+# as for bind), and UDP segmentation offload's segment size.
+SEND_CMSGS = frozenset(
+    {
+        (SK.SOL_IP, 1),  # IP_TOS
+        (SK.SOL_IP, 2),  # IP_TTL
+        (SK.SOL_IP, SK.IP_PKTINFO),
+        (SK.SOL_IPV6, SK.IPV6_PKTINFO),
+        (SK.SOL_IPV6, 52),  # IPV6_HOPLIMIT
+        (SK.SOL_IPV6, SK.IPV6_TCLASS),
+        (SK.SOL_UDP, 103),  # UDP_SEGMENT
+    }
+)
+
 # send and recv flags passed to the host; the sentry does the waiting, so
 # MSG_DONTWAIT and MSG_WAITALL are its own, and MSG_NOSIGNAL is always
 # added (SIGPIPE is the sentry's to raise on the application).

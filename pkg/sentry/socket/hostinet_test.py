@@ -178,3 +178,16 @@ def test_blocking_receive_waits_in_the_sentry(t: Task) -> None:
     assert r.recvmsg(t, 10, 0).data == b"x"
     r.dec_ref()
     w.dec_ref()
+
+
+def test_sent_control_messages_reach_the_host(t: Task) -> None:
+    r = _sock(t, SK.AF_INET, SK.SOCK_DGRAM)
+    r.bind(t, _v4(0))
+    r.setsockopt(t, SK.SOL_IP, 12, int_bytes(1))  # IP_RECVTTL
+    w = _sock(t, SK.AF_INET, SK.SOCK_DGRAM)
+    ttl = ControlMessages(host=[(SK.SOL_IP, SK.IP_TTL, int_bytes(7))])
+    assert w.sendmsg(t, b"x", _v4(_port(r, t)), ttl, 0) == 1
+    _until(r, EVENT_IN)
+    assert r.recvmsg(t, 10, 0).cmsgs == [(SK.SOL_IP, SK.IP_TTL, int_bytes(7))]
+    r.dec_ref()
+    w.dec_ref()

@@ -151,9 +151,15 @@ def setsockopt(fd: int, level: int, name: int, value: bytes) -> None:
     _check(_setsockopt(fd, level, name, ctypes.addressof(b), len(value)))
 
 
-def sendmsg(fd: int, data: bytes | memoryview, to: bytes | None, flags: int) -> int:
-    """sendmsg(2) of one buffer, to a raw sockaddr if given; returns the
-    bytes sent."""
+def sendmsg(
+    fd: int,
+    data: bytes | memoryview,
+    to: bytes | None,
+    cmsgs: list[tuple[int, int, bytes]],
+    flags: int,
+) -> int:
+    """sendmsg(2) of one buffer, to a raw sockaddr if given, with control
+    messages as (level, type, data); returns the bytes sent."""
     payload = _buf(bytes(data))
     iov = _IOVec(ctypes.addressof(payload), len(data))
     msg = _MsgHdr()
@@ -164,7 +170,28 @@ def sendmsg(fd: int, data: bytes | memoryview, to: bytes | None, flags: int) -> 
         name = _buf(to)
         msg.name = ctypes.addressof(name)
         msg.namelen = len(to)
+    control = None
+    if cmsgs:
+        raw = build_cmsgs(cmsgs)
+        control = _buf(raw)
+        msg.control = ctypes.addressof(control)
+        msg.controllen = len(raw)
     return _check(_sendmsg(fd, ctypes.addressof(msg), flags))
+
+
+def build_cmsgs(cmsgs: list[tuple[int, int, bytes]]) -> bytes:
+    """Lays out control messages as the host's sendmsg takes them."""
+    out = b""
+    for level, ctype, data in cmsgs:
+        length = _CMSG_HDR + len(data)
+        msg = (
+            length.to_bytes(8, "little")
+            + level.to_bytes(4, "little", signed=True)
+            + ctype.to_bytes(4, "little", signed=True)
+            + data
+        )
+        out += msg.ljust((length + _CMSG_ALIGN - 1) & ~(_CMSG_ALIGN - 1), b"\0")
+    return out
 
 
 def recvmsg(

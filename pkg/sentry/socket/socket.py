@@ -62,10 +62,13 @@ class ControlMessages:
     Attributes:
         rights: SCM_RIGHTS files; the holder owns one reference on each.
         creds: SCM_CREDENTIALS (pid, uid, gid).
+        host: other messages, as (level, type, data), for a host socket
+            to send (hostinet's IP_TOS, IP_PKTINFO...).
     """
 
     rights: list[FileDescription] | None = None
     creds: tuple[int, int, int] | None = None
+    host: list[tuple[int, int, bytes]] | None = None
 
     def release(self) -> None:
         """Drops the references on rights (a message that is never
