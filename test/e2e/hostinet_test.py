@@ -13,14 +13,19 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
+
+from runsc.testutil.rootfs import make_busybox_rootfs, make_spec, write_bundle
+from runsc.testutil.runsc import Runsc
 
 _WORKSPACE = os.environ.get("TEST_WORKSPACE", "pyvisor")
 
@@ -261,7 +266,16 @@ def test_host_server_unreachable_without_host_network(
 
 
 @pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="no busybox")
-def test_busybox_wget_fetches_from_host_http_server(tmp_path: object) -> None:
+def test_busybox_wget_fetches_from_host_http_server(http_port: int) -> None:
+    url = f"http://127.0.0.1:{http_port}/hello.txt"
+    out = _sandboxed("host", BUSYBOX, "wget", "-q", "-O", "-", url)
+    assert out == "served by the host\n"
+
+
+@pytest.fixture
+def http_port(tmp_path: object) -> Iterator[int]:
+    """Serves a directory holding hello.txt over HTTP on the host's
+    127.0.0.1, from a child stopped by its pid."""
     d = str(tmp_path)
     with open(os.path.join(d, "hello.txt"), "w") as f:
         f.write("served by the host\n")
@@ -271,12 +285,33 @@ def test_busybox_wget_fetches_from_host_http_server(tmp_path: object) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        port = int(_read_line(p).split("port ")[1].split()[0])
-        url = f"http://127.0.0.1:{port}/hello.txt"
-        out = _sandboxed("host", BUSYBOX, "wget", "-q", "-O", "-", url)
+        yield int(_read_line(p).split("port ")[1].split()[0])
     finally:
         _stop(p)
-    assert out == "served by the host\n"
+
+
+@pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="no busybox")
+@pytest.mark.parametrize(("network", "fetched"), [("host", True), ("none", False)])
+def test_oci_run_with_host_network(http_port: int, network: str, fetched: bool) -> None:
+    # The OCI path (runsc run with a bundle whose spec asks for a network
+    # namespace), which --network=host overrides as gVisor does.
+    tmp = tempfile.mkdtemp(prefix="hostinet-", dir="/tmp")
+    try:
+        make_busybox_rootfs(os.path.join(tmp, "bundle", "rootfs"))
+        url = f"http://127.0.0.1:{http_port}/hello.txt"
+        bundle = write_bundle(
+            os.path.join(tmp, "bundle"),
+            make_spec(["wget", "-q", "-T", "30", "-O", "-", url]),
+        )
+        runsc = Runsc(os.path.join(tmp, "root"), flags=[f"--network={network}"])
+        p = runsc.run("run", "--bundle", bundle, "c", check=False)
+        runsc.run("delete", "--force", "c", check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if fetched:
+        assert (p.returncode, p.stdout) == (0, "served by the host\n"), p.stderr
+    else:
+        assert p.returncode != 0 and p.stdout == ""
 
 
 def _serve_in_sandbox(script: str) -> tuple[subprocess.Popen[bytes], int]:
