@@ -26,12 +26,19 @@ Unlike Linux (and like gVisor's hostinet):
 - raw and ICMP sockets are refused: SOCK_RAW with EPERM, as without
   CAP_NET_RAW, and ICMP datagram sockets with EACCES, as outside
   net.ipv4.ping_group_range (TODO(#7));
-- these sockets do not appear in /proc/net/tcp, udp, tcp6 and udp6, and
-  netlink route dumps still describe the sandbox's loopback alone, not the
-  host's interfaces (TODO(#7)); the SIOCGIF* ioctls do answer with the
-  host's interfaces;
-- binding a port below 1024 also needs the sentry to be allowed it on the
-  host (it keeps CAP_NET_BIND_SERVICE for that only with host networking).
+- these sockets do not appear in /proc/net/tcp, udp, tcp6 and udp6
+  (TODO(#7)); the host's interfaces are seen through the SIOCGIF* ioctls
+  of these sockets and through netlink route dumps (a snapshot taken when
+  the sandbox starts, hostifaces.py), but not through SIOCGIF* on unix or
+  netlink sockets, nor in /proc/net/dev (TODO(#7));
+- a host socket's close with SO_LINGER set waits on the host, where a
+  signal cannot interrupt it (TODO(#7));
+- SO_ATTACH_FILTER, SO_ATTACH_BPF, TCP_ULP, TCP_MD5SIG, TCP_REPAIR and
+  other options outside hostinet_allow fail with ENOPROTOOPT.
+
+Binding a port below 1024 needs CAP_NET_BIND_SERVICE in the sandbox, which
+the sentry checks, and on the host, which the sentry keeps only with host
+networking (runsc/boot/boot.py).
 """
 
 from __future__ import annotations
