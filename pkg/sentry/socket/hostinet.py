@@ -26,7 +26,8 @@ Unlike Linux (and like gVisor's hostinet):
 - raw and ICMP sockets are refused: SOCK_RAW with EPERM, as without
   CAP_NET_RAW, and ICMP datagram sockets with EACCES, as outside
   net.ipv4.ping_group_range (TODO(#7));
-- these sockets do not appear in /proc/net/tcp, udp, tcp6 and udp6
+- /proc/net/tcp, udp, tcp6 and udp6 list these sockets (procnet.py) with
+  their addresses, state, queues, owner and inode, but no timers
   (TODO(#7)); the host's interfaces are seen through the SIOCGIF* ioctls
   of these sockets and through netlink route dumps (a snapshot taken when
   the sandbox starts, hostifaces.py), but not through SIOCGIF* on unix or
@@ -47,9 +48,13 @@ import errno as host_errno
 import logging
 import os
 import select
+import threading
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import socket as SK
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE
@@ -67,6 +72,7 @@ from pkg.sentry.socket.socket import (
 )
 
 if TYPE_CHECKING:
+    from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.task import Task
 
 log = logging.getLogger(__name__)
@@ -96,6 +102,18 @@ _HOST_POLL_EVENTS = 0xFFFF
 
 _IFREQ = SK.IFREQ_SIZE
 
+# tcpi_state values /proc/net/udp shows for UDP sockets (TCP_ESTABLISHED
+# when connected, TCP_CLOSE otherwise).
+_TCP_ESTABLISHED = 1
+_TCP_CLOSE = 7
+
+
+# The open host sockets of each sandbox, for /proc/net (procnet.py).
+_open: weakref.WeakKeyDictionary[Kernel, weakref.WeakSet[HostSocket]] = (
+    weakref.WeakKeyDictionary()
+)
+_open_mu = threading.Lock()
+
 
 def _errno_of(e: OSError) -> SyscallError:
     return SyscallError(e.errno or errno.EIO)
@@ -123,9 +141,15 @@ class HostSocket(SocketFD):
     ) -> None:
         super().__init__(t, family, stype, protocol, flags)
         self.host_fd = host_fd
+        with _open_mu:
+            _open.setdefault(t.kernel, weakref.WeakSet()).add(self)
 
     def release(self) -> None:
-        os.close(self.host_fd)
+        with _open_mu:
+            for sockets in _open.values():
+                sockets.discard(self)
+        fd, self.host_fd = self.host_fd, -1
+        os.close(fd)
 
     # Waiting.
 
@@ -374,6 +398,26 @@ class HostSocket(SocketFD):
             raise _errno_of(e) from None
         return int.from_bytes(raw.ljust(4, b"\0"), "little", signed=True)
 
+    def _host_opt(self, level: int, name: int, size: int) -> bytes:
+        """Returns a host option for /proc/net, b"" if the host refuses."""
+        try:
+            return hostsock.getsockopt(self.host_fd, level, name, size)
+        except OSError:
+            return b""
+
+    def _host_ioctl_int(self, cmd: int) -> int:
+        """Returns an int ioctl's value for /proc/net, 0 if the host
+        refuses (FIONREAD of a listener)."""
+        try:
+            raw = hostsock.ioctl(self.host_fd, cmd, bytes(4))
+        except OSError:
+            return 0
+        return int.from_bytes(raw, "little", signed=True)
+
+    def closed_host(self) -> bool:
+        """Reports whether the host socket is gone (released)."""
+        return self.host_fd < 0
+
     def take_error(self) -> int:
         return self._host_int(SK.SOL_SOCKET, SK.SO_ERROR)
 
@@ -445,6 +489,61 @@ class HostSocket(SocketFD):
                 t.copy_out(buf, out)
         t.copy_out(arg, used.to_bytes(4, "little", signed=True))
         return 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcNetRow:
+    """ProcNetRow is what /proc/net/tcp shows of one socket."""
+
+    local: tuple[bytes, int]
+    remote: tuple[bytes, int]
+    state: int
+    tx_queue: int
+    rx_queue: int
+    uid: int
+    ino: int
+
+
+def _split_sockaddr(addr: bytes) -> tuple[bytes, int]:
+    """Returns a sockaddr's (16-byte IPv6 or IPv4-mapped address, port)."""
+    port = _port_of(addr)
+    if len(addr) >= SK.SOCKADDR_IN6.size and addr[:2] == SK.AF_INET6.to_bytes(
+        2, "little"
+    ):
+        return addr[8:24], port
+    return bytes(10) + b"\xff\xff" + addr[4:8].ljust(4, b"\0"), port
+
+
+def proc_net_rows(k: Kernel, stype: int, family: int) -> list[ProcNetRow]:
+    """Returns the /proc/net/{tcp,udp}{,6} rows of k's host sockets of
+    stype and family: those with a port, as Linux lists hashed sockets."""
+    with _open_mu:
+        sockets = list(_open.get(k, ()))
+    rows = []
+    for s in sorted(sockets, key=lambda s: s.host_fd):
+        if s.stype != stype or s.family != family or s.closed_host():
+            continue
+        try:
+            local = _split_sockaddr(hostsock.getsockname(s.host_fd))
+        except OSError:
+            continue
+        if local[1] == 0:
+            continue
+        try:
+            remote = _split_sockaddr(hostsock.getpeername(s.host_fd))
+        except OSError:
+            remote = (bytes(16), 0)
+        if stype == SK.SOCK_STREAM:
+            state = s._host_opt(SK.SOL_TCP, SK.TCP_INFO, 1)[:1] or b"\x07"
+            st = state[0]
+        else:
+            st = _TCP_ESTABLISHED if remote[1] else _TCP_CLOSE
+        tx = s._host_ioctl_int(I.TIOCOUTQ)
+        rx = s._host_ioctl_int(I.FIONREAD)
+        assert s.vd is not None
+        attrs = s.vd.dentry.attrs
+        rows.append(ProcNetRow(local, remote, st, tx, rx, attrs.uid, attrs.ino))
+    return rows
 
 
 def _port_of(addr: bytes) -> int:

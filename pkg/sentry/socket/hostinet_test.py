@@ -17,7 +17,7 @@ from pkg.sentry.kernel.kernel_testutil import FakeKernel
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.waiter import EVENT_IN, EVENT_OUT
 from pkg.sentry.socket import netlink
-from pkg.sentry.socket.hostinet import HostSocket, new_host_socket
+from pkg.sentry.socket.hostinet import HostSocket, new_host_socket, proc_net_rows
 from pkg.sentry.socket.socket import ControlMessages, int_bytes
 from pkg.sentry.vfs.vfs import VirtualFilesystem
 
@@ -191,3 +191,19 @@ def test_sent_control_messages_reach_the_host(t: Task) -> None:
     assert r.recvmsg(t, 10, 0).cmsgs == [(SK.SOL_IP, SK.IP_TTL, int_bytes(7))]
     r.dec_ref()
     w.dec_ref()
+
+
+def test_proc_net_rows_describe_host_sockets(t: Task) -> None:
+    lst = _sock(t, SK.AF_INET, SK.SOCK_STREAM)
+    unbound = _sock(t, SK.AF_INET, SK.SOCK_STREAM)
+    lst.bind(t, _v4(0))
+    lst.listen(t, 1)
+    rows = proc_net_rows(t.kernel, SK.SOCK_STREAM, SK.AF_INET)  # type: ignore[arg-type]
+    # The unbound socket is not listed, as Linux lists hashed sockets.
+    assert [(r.local, r.remote, r.state) for r in rows] == [
+        ((bytes(10) + b"\xff\xff" + _LOOPBACK, _port(lst, t)), (bytes(16), 0), 10)
+    ]
+    assert proc_net_rows(t.kernel, SK.SOCK_DGRAM, SK.AF_INET) == []  # type: ignore[arg-type]
+    lst.dec_ref()
+    unbound.dec_ref()
+    assert proc_net_rows(t.kernel, SK.SOCK_STREAM, SK.AF_INET) == []  # type: ignore[arg-type]

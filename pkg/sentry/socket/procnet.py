@@ -7,9 +7,9 @@ procfs calls these to fill its files; they only read socket state. Timers,
 retransmissions and congestion figures, which a loopback without packets
 does not have, are zero.
 
-With host networking (hostinet.py) the TCP and UDP sockets are the host's
-and are not listed here, nor are the host's interfaces in /proc/net/dev:
-the tables show only the sentry's own sockets (TODO(#7)).
+With host networking (hostinet.py) the TCP and UDP sockets are the host's;
+the tables list them from what the host reports of each. The host's
+interfaces are not in /proc/net/dev (TODO(#7)).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import socket as SK
 from pkg.sentry.socket import ifaces
+from pkg.sentry.socket.hostinet import proc_net_rows
 from pkg.sentry.socket.inet import InetSocket, is_mapped, sockets_of
 from pkg.sentry.socket.socket import mu
 from pkg.sentry.socket.transport import CONNECTED, LISTENING
@@ -125,6 +126,17 @@ def _inet_table(k: Kernel, stype: int, family: int) -> bytes:
             else:
                 line += " 0"
             out.append(line if v6 else line.ljust(width))
+    # With host networking, the inet sockets are host sockets.
+    for i, row in enumerate(proc_net_rows(k, stype, family), start=len(out) - 1):
+        line = (
+            f"{i:4d}: {_hex_addr(row.local[0], v6)}:{row.local[1]:04X} "
+            f"{_hex_addr(row.remote[0], v6)}:{row.remote[1]:04X} "
+            f"{row.state:02X} {row.tx_queue:08X}:{row.rx_queue:08X} "
+            f"00:00000000 00000000 {row.uid:5d} {0:8d} {row.ino} 2 "
+            "0000000000000000"
+        )
+        line += " 20 4 0 10 -1" if tcp else " 0"
+        out.append(line if v6 else line.ljust(width))
     return ("\n".join(out) + "\n").encode()
 
 
