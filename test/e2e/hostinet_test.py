@@ -182,8 +182,31 @@ print("eof", s.recv(10))
 """
 
 
+# Blocking waits on host sockets are interruptible: a signal's handler runs
+# during a blocking accept and a blocking recv.
+INTERRUPTED = r"""
+import signal, socket
+class Alarm(Exception):
+    pass
+def on_alarm(signo, frame):
+    raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+l = socket.create_server(("127.0.0.1", 0))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 0))
+for name, call in (("accept", l.accept), ("recv", lambda: u.recv(10))):
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        call()
+    except Alarm:
+        print(name, "interrupted")
+"""
+
+
 @pytest.mark.parametrize(
-    "script", [CMSG_TTL, TCP_DETAILS], ids=["cmsg_ttl", "tcp_details"]
+    "script",
+    [CMSG_TTL, TCP_DETAILS, INTERRUPTED],
+    ids=["cmsg_ttl", "tcp_details", "interrupted"],
 )
 def test_same_output_as_native(script: str) -> None:
     native = _run([PYTHON, "-c", script])

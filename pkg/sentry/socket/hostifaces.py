@@ -68,3 +68,16 @@ def snapshot() -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     links = dump(SK.RTM_GETLINK, bytes(SK.IFINFOMSG.size))
     addrs = dump(SK.RTM_GETADDR, bytes(SK.IFADDRMSG.size))
     return tuple(links), tuple(addrs)
+
+
+def host_link_name(body: bytes) -> bytes:
+    """Returns the IFLA_IFNAME of an RTM_NEWLINK payload (b"" if none)."""
+    pos = SK.IFINFOMSG.size
+    while pos + SK.RTATTR.size <= len(body):
+        alen, kind = SK.RTATTR.unpack_from(body, pos)
+        if alen < SK.RTATTR.size:
+            break
+        if kind == SK.IFLA_IFNAME:
+            return body[pos + SK.RTATTR.size : pos + alen].split(b"\0", 1)[0]
+        pos += _align(alen)
+    return b""

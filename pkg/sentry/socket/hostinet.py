@@ -30,8 +30,8 @@ Unlike Linux (and like gVisor's hostinet):
   their addresses, state, queues, owner and inode, but no timers
   (TODO(#7)); the host's interfaces are seen through the SIOCGIF* ioctls
   of these sockets and through netlink route dumps (a snapshot taken when
-  the sandbox starts, hostifaces.py), but not through SIOCGIF* on unix or
-  netlink sockets, nor in /proc/net/dev (TODO(#7));
+  the sandbox starts, hostifaces.py) and in /proc/net/dev (names only),
+  but not through SIOCGIF* on unix or netlink sockets (TODO(#7));
 - a host socket's close with SO_LINGER set waits on the host, where a
   signal cannot interrupt it (TODO(#7));
 - SO_ATTACH_FILTER, SO_ATTACH_BPF, TCP_ULP, TCP_MD5SIG, TCP_REPAIR and

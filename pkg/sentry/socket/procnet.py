@@ -8,8 +8,8 @@ retransmissions and congestion figures, which a loopback without packets
 does not have, are zero.
 
 With host networking (hostinet.py) the TCP and UDP sockets are the host's;
-the tables list them from what the host reports of each. The host's
-interfaces are not in /proc/net/dev (TODO(#7)).
+the tables list them from what the host reports of each, and
+/proc/net/dev names the host's interfaces.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import socket as SK
 from pkg.sentry.socket import ifaces
+from pkg.sentry.socket.hostifaces import host_link_name
 from pkg.sentry.socket.hostinet import proc_net_rows
 from pkg.sentry.socket.inet import InetSocket, is_mapped, sockets_of
 from pkg.sentry.socket.socket import mu
@@ -42,17 +43,22 @@ _SS_CONNECTED = 3
 
 
 def net_dev(k: Kernel) -> bytes:
-    """Renders /proc/net/dev: lo, with no traffic counted."""
-    del k
+    """Renders /proc/net/dev: lo, or with host networking the host's
+    interfaces as the sandbox found them at start (hostifaces.py), with no
+    traffic counted (TODO(#7): the host's counters)."""
+    names = [ifaces.LOOPBACK_NAME]
+    if k.config.host_links:
+        names = [host_link_name(body) for body in k.config.host_links]
     lines = [
         "Inter-|   Receive                                                |  Transmit",
         " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
         "packets errs drop fifo colls carrier compressed",
-        f"{ifaces.LOOPBACK_NAME.decode():>6}: "
-        + " ".join(
-            f"{0:>{w}}" for w in (7, 7, 4, 4, 4, 5, 10, 9, 8, 7, 4, 4, 4, 5, 7, 10)
-        ),
     ]
+    zeros = " ".join(
+        f"{0:>{w}}" for w in (7, 7, 4, 4, 4, 5, 10, 9, 8, 7, 4, 4, 4, 5, 7, 10)
+    )
+    for name in names:
+        lines.append(f"{name.decode(errors='replace'):>6}: {zeros}")
     return ("\n".join(lines) + "\n").encode()
 
 
