@@ -81,6 +81,8 @@ log = logging.getLogger(__name__)
 # make the sentry allocate the whole request (a stream returns less, as a
 # short read; every datagram is smaller).
 _MAX_RECV = 1 << 20
+# The most bytes of a stream one host send is given.
+_MAX_SEND = 1 << 22
 
 # SOL_SOCKET options the sentry answers itself: timeouts bound the
 # sentry's own waits, and the rest describe the sentry's file.
@@ -264,25 +266,26 @@ class HostSocket(SocketFD):
         nonblock = self._nonblocking(flags)
         hflags = (flags & allow.SEND_FLAGS) | SK.MSG_DONTWAIT | SK.MSG_NOSIGNAL
         deadline = deadline_of(self.sndtimeo)
-        view = memoryview(data)
+        stream = self.stype == SK.SOCK_STREAM
         total = 0
         while True:
+            # A stream goes in pieces no larger than a host socket buffer
+            # takes at once, so that a large blocking send copies each byte
+            # once, not once per wait.
+            chunk = data[total : total + _MAX_SEND] if stream else data
             try:
-                total += hostsock.sendmsg(self.host_fd, view[total:], to, cmsgs, hflags)
-                if self.stype != SK.SOCK_STREAM or total == len(data):
+                total += hostsock.sendmsg(self.host_fd, chunk, to, cmsgs, hflags)
+                if not stream or total == len(data):
                     return total
+                continue
             except BlockingIOError:
                 pass
             except OSError as e:
                 if total:
                     return total
-                stream = self.stype == SK.SOCK_STREAM
-                if (
-                    stream
-                    and e.errno == host_errno.EPIPE
-                    and not flags & SK.MSG_NOSIGNAL
-                ):
-                    sigpipe(t)
+                if e.errno == host_errno.EPIPE and stream:
+                    if not flags & SK.MSG_NOSIGNAL:
+                        sigpipe(t)
                 raise _errno_of(e) from None
             if nonblock:
                 if total:

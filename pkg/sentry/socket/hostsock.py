@@ -153,15 +153,19 @@ def setsockopt(fd: int, level: int, name: int, value: bytes) -> None:
 
 def sendmsg(
     fd: int,
-    data: bytes | memoryview,
+    data: bytes | bytearray | memoryview,
     to: bytes | None,
     cmsgs: list[tuple[int, int, bytes]],
     flags: int,
 ) -> int:
     """sendmsg(2) of one buffer, to a raw sockaddr if given, with control
     messages as (level, type, data); returns the bytes sent."""
-    payload = _buf(bytes(data))
-    iov = _IOVec(ctypes.addressof(payload), len(data))
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    # The host reads the bytes object's own buffer: no copy, and the
+    # c_char_p keeps it alive for the call.
+    payload = ctypes.c_char_p(data)
+    iov = _IOVec(ctypes.cast(payload, ctypes.c_void_p).value, len(data))
     msg = _MsgHdr()
     msg.iov = ctypes.pointer(iov)
     msg.iovlen = 1
@@ -218,7 +222,7 @@ def recvmsg(
     n = _check(_recvmsg(fd, ctypes.addressof(msg), flags))
     addr = name.raw[: min(msg.namelen, SOCKADDR_MAX)] if msg.namelen else None
     cmsgs = parse_cmsgs(control.raw[: min(msg.controllen, CONTROL_ROOM)])
-    return payload.raw[: min(n, length)], n, msg.flags, addr, cmsgs
+    return ctypes.string_at(payload, min(n, length)), n, msg.flags, addr, cmsgs
 
 
 def parse_cmsgs(raw: bytes) -> list[tuple[int, int, bytes]]:
