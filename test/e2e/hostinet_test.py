@@ -133,8 +133,8 @@ u.sendto(b"sandbox:" + data, peer)
 """
 
 IFCONF = r"""
-import array, fcntl, socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+import array, fcntl, socket, struct, sys
+s = socket.socket(getattr(socket, sys.argv[1]), socket.SOCK_DGRAM)
 buf = array.array("B", bytes(40 * 64))
 n = struct.unpack("i", fcntl.ioctl(s.fileno(), 0x8912,
     struct.pack("iL", len(buf), buf.buffer_info()[0]))[:4])[0]
@@ -390,10 +390,12 @@ def test_host_client_reaches_udp_server_in_sandbox() -> None:
     assert (data, peer) == (b"sandbox:ping", ("127.0.0.1", port))
 
 
-def test_interface_ioctl_lists_host_interfaces() -> None:
-    native = _run([PYTHON, "-c", IFCONF])
-    assert _sandboxed("host", PYTHON, "-c", IFCONF) == native
-    assert _sandboxed("none", PYTHON, "-c", IFCONF).strip() == "['lo']"
+@pytest.mark.parametrize("family", ["AF_INET", "AF_UNIX"])
+def test_interface_ioctl_lists_host_interfaces(family: str) -> None:
+    # SIOCGIFCONF on a host socket, and on one of the sentry's own.
+    native = _run([PYTHON, "-c", IFCONF, family])
+    assert _sandboxed("host", PYTHON, "-c", IFCONF, family) == native
+    assert _sandboxed("none", PYTHON, "-c", IFCONF, family).strip() == "['lo']"
 
 
 def test_netlink_lists_host_interfaces() -> None:

@@ -30,8 +30,7 @@ Unlike Linux (and like gVisor's hostinet):
   their addresses, state, queues, owner and inode, but no timers
   (TODO(#7)); the host's interfaces are seen through the SIOCGIF* ioctls
   of these sockets and through netlink route dumps (a snapshot taken when
-  the sandbox starts, hostifaces.py) and in /proc/net/dev (names only),
-  but not through SIOCGIF* on unix or netlink sockets (TODO(#7));
+  the sandbox starts, hostifaces.py) and in /proc/net/dev (names only);
 - a host socket's close with SO_LINGER set waits on the host, where a
   signal cannot interrupt it (TODO(#7));
 - SO_ATTACH_FILTER, SO_ATTACH_BPF, TCP_ULP, TCP_MD5SIG, TCP_REPAIR and
@@ -57,10 +56,10 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import socket as SK
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.credentials import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE
+from pkg.sentry.kernel.credentials import CAP_NET_BIND_SERVICE
 from pkg.sentry.kernel.waiter import EVENT_ERR, EVENT_HUP
+from pkg.sentry.socket import hostifaces, hostsock
 from pkg.sentry.socket import hostinet_allow as allow
-from pkg.sentry.socket import hostsock
 from pkg.sentry.socket.ifaces import is_interface_ioctl
 from pkg.sentry.socket.socket import (
     ControlMessages,
@@ -102,7 +101,6 @@ _POLLOUT = select.POLLOUT
 # Events a host poll is asked about: poll(2)'s events are 16 bits.
 _HOST_POLL_EVENTS = 0xFFFF
 
-_IFREQ = SK.IFREQ_SIZE
 
 # tcpi_state values /proc/net/udp shows for UDP sockets (TCP_ESTABLISHED
 # when connected, TCP_CLOSE otherwise).
@@ -453,45 +451,9 @@ class HostSocket(SocketFD):
                 raise _errno_of(e) from None
             t.copy_out(arg, out)
             return 0
-        if cmd in allow.IFREQ_IOCTLS:
-            req = t.copy_in(arg, _IFREQ)
-            try:
-                out = hostsock.ioctl(self.host_fd, cmd, req)
-            except OSError as e:
-                raise _errno_of(e) from None
-            t.copy_out(arg, out)
-            return 0
-        if cmd == SK.SIOCGIFCONF:
-            return self._ifconf(t, arg)
         if is_interface_ioctl(cmd):
-            # Changing the host's interfaces: the sentry dropped
-            # CAP_NET_ADMIN, and an application that has it in the sandbox
-            # is not given the host's.
-            if not t.creds.has_capability(CAP_NET_ADMIN):
-                raise SyscallError(errno.EPERM)
-            raise SyscallError(errno.EOPNOTSUPP)
+            return hostifaces.interface_ioctl(t, cmd, arg, self.host_fd)
         raise SyscallError(errno.ENOTTY)
-
-    def _ifconf(self, t: Task, arg: int) -> int:
-        """SIOCGIFCONF: the host's entries, copied into the caller's
-        buffer (dev_ifconf)."""
-        length, buf = SK.IFCONF.unpack(t.copy_in(arg, SK.IFCONF.size))
-        if buf == 0 or length <= 0:
-            length = 0
-        # Whole entries only, and no more than a sane number of them.
-        length = min(length - length % _IFREQ, 256 * _IFREQ)
-        try:
-            out = hostsock.ioctl_ifconf(self.host_fd, length, SK.SIOCGIFCONF)
-        except OSError as e:
-            raise _errno_of(e) from None
-        if length == 0:
-            used = int.from_bytes(out, "little", signed=True)
-        else:
-            used = len(out)
-            if out:
-                t.copy_out(buf, out)
-        t.copy_out(arg, used.to_bytes(4, "little", signed=True))
-        return 0
 
 
 @dataclass(frozen=True, slots=True)

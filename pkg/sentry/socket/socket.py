@@ -37,7 +37,7 @@ from pkg.sentry.fsimpl.sockfs.sockfs import new_socket_dentry
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
 from pkg.sentry.kernel.waiter import Entry, Queue
-from pkg.sentry.socket import ifaces
+from pkg.sentry.socket import hostifaces, ifaces
 from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
@@ -424,6 +424,8 @@ class SocketFD(FileDescription):
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if ifaces.is_interface_ioctl(cmd):
+            if t.kernel.config.host_network:
+                return hostifaces.interface_ioctl(t, cmd, arg)
             return ifaces.interface_ioctl(t, cmd, arg)
         return self.socket_ioctl(t, cmd, arg)
 
