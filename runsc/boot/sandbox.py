@@ -132,9 +132,10 @@ class Sandbox:
             )
         host_links: tuple[bytes, ...] = ()
         host_addrs: tuple[bytes, ...] = ()
+        host_routes: tuple[bytes, ...] = ()
         if config.network == "host":
             # Before the seccomp filter, which refuses netlink sockets.
-            host_links, host_addrs = hostifaces.snapshot()
+            host_links, host_addrs, host_routes = hostifaces.snapshot()
         self.mf = MemoryFile()
         self.platform = new_platform(config, self.mf)
         try:
@@ -151,6 +152,7 @@ class Sandbox:
                     host_network=config.network == "host",
                     host_links=host_links,
                     host_addrs=host_addrs,
+                    host_routes=host_routes,
                 ),
                 build_table(),
             )

@@ -44,6 +44,7 @@ def _runfile(path: str) -> str:
 RUNSC = os.environ.get("E2E_RUNSC") or _runfile("runsc/runsc")
 PYTHON = "/usr/bin/python3"
 BUSYBOX = "/usr/bin/busybox"
+IP = "/usr/sbin/ip"
 # Generous: the machine may be loaded by other test suites.
 TIMEOUT = 120
 
@@ -404,6 +405,13 @@ def test_netlink_lists_host_interfaces() -> None:
     native = _run([PYTHON, "-c", script])
     assert _sandboxed("host", PYTHON, "-c", script) == native
     assert _sandboxed("none", PYTHON, "-c", script).strip() == "[(1, 'lo')]"
+
+
+@pytest.mark.skipif(not os.path.exists(IP), reason="no iproute2")
+@pytest.mark.parametrize("what", ["addr", "route", "-6 route"])
+def test_iproute2_shows_the_host_network(what: str) -> None:
+    argv = [IP, *what.split()]
+    assert _sandboxed("host", *argv) == _run(argv)
 
 
 def test_raw_sockets_are_refused() -> None:

@@ -4,9 +4,11 @@ interface ioctls (SIOCGIF*) that every socket answers.
 
 The sandbox process takes this snapshot once, while it starts and before
 its seccomp filter forbids netlink sockets: an RTM_GETLINK and an
-RTM_GETADDR dump of the host's network namespace, which it shares. The
+RTM_GETADDR and an RTM_GETROUTE dump of the host's network namespace,
+which it shares. The
 sandbox's netlink sockets then answer dumps with these messages (netlink.py),
-so getifaddrs(3), if_nameindex(3) and `ip addr` see the host's interfaces.
+so getifaddrs(3), if_nameindex(3), `ip addr` and `ip route` see the
+host's interfaces and routes.
 
 Unlike Linux, the snapshot does not follow later changes on the host
 (interfaces or addresses added afterwards are not listed; TODO(#7)). The
@@ -74,11 +76,17 @@ def dump(kind: int, body: bytes) -> list[bytes]:
         s.close()
 
 
-def snapshot() -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """Returns the host's (RTM_NEWLINK payloads, RTM_NEWADDR payloads)."""
+# sizeof(struct rtmsg): a route dump's request payload.
+_RTMSG_SIZE = 12
+
+
+def snapshot() -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+    """Returns the host's (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE)
+    payloads: its interfaces, addresses and routes."""
     links = dump(SK.RTM_GETLINK, bytes(SK.IFINFOMSG.size))
     addrs = dump(SK.RTM_GETADDR, bytes(SK.IFADDRMSG.size))
-    return tuple(links), tuple(addrs)
+    routes = dump(SK.RTM_GETROUTE, bytes(_RTMSG_SIZE))
+    return tuple(links), tuple(addrs), tuple(routes)
 
 
 def host_link_name(body: bytes) -> bytes:

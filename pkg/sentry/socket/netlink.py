@@ -6,7 +6,7 @@ The sandbox's network is only the loopback interface, so the kernel side
 is a table: an RTM_GETLINK dump describes "lo", an RTM_GETADDR dump its
 127.0.0.1/8 and ::1/128. With host networking the table is instead the
 host's interfaces and addresses as they were when the sandbox started
-(hostifaces.py); routes are still not listed (TODO(#7)). A request is
+(hostifaces.py), routes included. A request is
 answered as it is sent: the replies are queued on the socket as datagrams
 of at most a page each (as netlink_dump sizes them), which recvmsg hands
 out like any datagram (MSG_PEEK, MSG_TRUNC).
@@ -410,6 +410,16 @@ class NetlinkSocket(SocketFD):
                 for body in _addr_bodies_of(t, family):
                     out += _message(SK.RTM_NEWADDR, SK.NLM_F_MULTI, seq, portid, body)
                 return out + self._done(seq, portid)
+        elif (
+            kind == SK.RTM_GETROUTE
+            and flags & SK.NLM_F_DUMP == SK.NLM_F_DUMP
+            and t.kernel.config.host_routes
+        ):
+            family = payload[0] if payload else SK.AF_UNSPEC
+            for body in t.kernel.config.host_routes:
+                if family in (SK.AF_UNSPEC, body[0]):
+                    out += _message(SK.RTM_NEWROUTE, SK.NLM_F_MULTI, seq, portid, body)
+            return out + self._done(seq, portid)
         elif kind % 4 == 2 and flags & SK.NLM_F_DUMP == SK.NLM_F_DUMP:
             # Every RTM_GET* type is 2 modulo 4. Routes, neighbours, rules,
             # queueing disciplines...: nothing to list.
