@@ -101,7 +101,6 @@ _POLLOUT = select.POLLOUT
 # Events a host poll is asked about: poll(2)'s events are 16 bits.
 _HOST_POLL_EVENTS = 0xFFFF
 
-
 # tcpi_state values /proc/net/udp shows for UDP sockets (TCP_ESTABLISHED
 # when connected, TCP_CLOSE otherwise).
 _TCP_ESTABLISHED = 1
@@ -306,14 +305,16 @@ class HostSocket(SocketFD):
             and bool(flags & SK.MSG_WAITALL)
             and not flags & (SK.MSG_PEEK | SK.MSG_TRUNC)
         )
-        want = min(length, _MAX_RECV)
+        # MSG_WAITALL fills the whole buffer, in host receives of at most
+        # _MAX_RECV; a plain receive may return less.
+        want = length if waitall else min(length, _MAX_RECV)
         deadline = deadline_of(self.rcvtimeo)
         parts: list[bytes] = []
         got = 0
         while True:
             try:
                 data, n, mflags, addr, cmsgs = hostsock.recvmsg(
-                    self.host_fd, want - got, hflags
+                    self.host_fd, min(want - got, _MAX_RECV), hflags
                 )
             except BlockingIOError:
                 pass

@@ -5,7 +5,9 @@ the host's loopback only."""
 from __future__ import annotations
 
 import select
+import socket
 import struct
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -207,3 +209,28 @@ def test_proc_net_rows_describe_host_sockets(t: Task) -> None:
     lst.dec_ref()
     unbound.dec_ref()
     assert proc_net_rows(t.kernel, SK.SOCK_STREAM, SK.AF_INET) == []  # type: ignore[arg-type]
+
+
+def test_waitall_fills_buffers_larger_than_one_host_receive(t: Task) -> None:
+    lst = _sock(t, SK.AF_INET, SK.SOCK_STREAM)
+    lst.bind(t, _v4(0))
+    lst.listen(t, 1)
+    n = 3 << 20
+
+    def send() -> None:
+        # A plain host socket in another thread: the sandbox's socket
+        # below waits for all of it.
+        with socket.create_connection(("127.0.0.1", _port(lst, t))) as c:
+            c.sendall(b"y" * n)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    _until(lst, EVENT_IN)
+    s, _ = lst.accept(t, 0)
+    # More than one host receive (_MAX_RECV) in one call; then the end.
+    r = s.recvmsg(t, n, SK.MSG_WAITALL)
+    sender.join()
+    assert r.length == n and r.data == b"y" * n
+    assert s.recvmsg(t, 10, SK.MSG_WAITALL).length == 0
+    s.dec_ref()
+    lst.dec_ref()
