@@ -72,6 +72,7 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux.stat import STATX_MNT_ID, Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
+from pkg.sentry.vfs import propagation
 from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.device import Device, RegisterDeviceOptions
 from pkg.sentry.vfs.filesystem import (
@@ -81,6 +82,7 @@ from pkg.sentry.vfs.filesystem import (
     RegisterFilesystemTypeOptions,
 )
 from pkg.sentry.vfs.mount import MOUNT_FLAGS_MASK, Mount, MountNamespace
+from pkg.sentry.vfs.nsfs import INIT_MNT_NS_INO, alloc_ns_ino
 from pkg.sentry.vfs.options import (
     GetDentryOptions,
     MkdirOptions,
@@ -161,6 +163,9 @@ class VirtualFilesystem:
         # anon_inodefs) by name, created by those filesystems on first use.
         self.internal_mounts: dict[str, Mount] = {}
         self._inotify_cookies = itertools.count(1)
+        # Peer group ids in use (mnt_group_ida): the smallest free is next.
+        self._peer_group_ids: set[int] = set()
+        self._mount_ns_count = 0
 
     # Filesystem types and devices.
 
@@ -252,6 +257,29 @@ class VirtualFilesystem:
             raise SyscallError(errno.ENODEV)
         return entry[0].get_filesystem(self, creds, opts)
 
+    def new_mount_namespace_ino(self) -> int:
+        """Returns the inode number of a new mount namespace: the first of
+        the sandbox has the initial namespace's, later ones fresh numbers
+        (proc_alloc_inum)."""
+        with self.mu:
+            self._mount_ns_count += 1
+            n = self._mount_ns_count
+        return INIT_MNT_NS_INO if n == 1 else alloc_ns_ino()
+
+    def new_peer_group_id(self) -> int:
+        """Returns the smallest peer group id not in use."""
+        with self.mu:
+            n = 1
+            while n in self._peer_group_ids:
+                n += 1
+            self._peer_group_ids.add(n)
+            return n
+
+    def free_peer_group_id(self, n: int) -> None:
+        """Lets a peer group id be used again."""
+        with self.mu:
+            self._peer_group_ids.discard(n)
+
     def new_mount_namespace(
         self, creds: Credentials, fs_type_name: str, opts: GetFilesystemOptions
     ) -> MountNamespace:
@@ -304,11 +332,158 @@ class VirtualFilesystem:
         mnt.point = None
 
     def connect_mount(self, mnt: Mount, vd: VirtualDentry) -> None:
-        """Attaches mnt at vd (on top of any mount already there)."""
+        """Attaches mnt at vd (on top of any mount already there), and
+        copies of it wherever vd's mount propagates to.
+
+        Raises:
+            SyscallError: ENOENT if vd was deleted.
+        """
         with self.mu:
             if vd.dentry.is_dead():
                 raise SyscallError(errno.ENOENT)
-            self._connect_locked(mnt, vd)
+            self._attach_locked(mnt, [], vd)
+
+    def _top_locked(self, vd: VirtualDentry) -> tuple[Mount, Dentry]:
+        """Returns the mount and dentry a mount on vd would sit on: the
+        root of the topmost mount stacked there, or vd itself."""
+        key = (vd.mount, vd.dentry)
+        while key in self._mounts_at:
+            top = self._mounts_at[key]
+            key = (top, top.root)
+        return key
+
+    def _clone_locked(
+        self, src: Mount, root: Dentry, flags: int, slave: bool, shared: bool
+    ) -> Mount:
+        """Returns a new mount of src's filesystem at root, a dentry of
+        src, with src's flags plus flags (clone_mnt); slave and shared as
+        _copy_tree_locked."""
+        m = Mount(self, src.fs, root, src.flags | flags, src.source)
+        propagation.copy_propagation(src, m, slave)
+        if slave and shared:
+            propagation.make_shared(self, m)
+        return m
+
+    def _copy_tree_locked(
+        self,
+        src: Mount,
+        root: Dentry,
+        flags: int = 0,
+        slave: bool = False,
+        shared: bool = False,
+        copy_unbindable: bool = False,
+    ) -> tuple[Mount, list[tuple[Mount, Mount, Mount]]]:
+        """Copies src from its dentry root down, with its submounts below
+        root (copy_tree). The copies are not connected.
+
+        Args:
+            src: the mount copied.
+            root: the copy's root, a dentry of src.
+            flags: per-mount flags added to the top copy.
+            slave: every copy receives from its original's peer group (a
+                copy propagated to a slave); otherwise a copy of a shared
+                mount is a peer of it.
+            shared: with slave, every copy starts a peer group of its own.
+            copy_unbindable: copy unbindable submounts too (a namespace
+                copy); otherwise they, and what is below them, are left
+                out.
+
+        Returns:
+            The top copy, and (original, copy, copy of its parent) for each
+            submount copied, parents first. Each copy's point is the
+            dentry it is to be connected on.
+        """
+        top = self._clone_locked(src, root, flags, slave, shared)
+        out: list[tuple[Mount, Mount, Mount]] = []
+        work = [(src, top)]
+        while work:
+            orig, copy_parent = work.pop()
+            for child in list(orig.children):
+                point = child.point
+                assert point is not None
+                if orig is src and not src.fs.is_descendant(root, point):
+                    continue
+                if child.unbindable and not copy_unbindable:
+                    continue
+                copy = self._clone_locked(child, child.root, 0, slave, shared)
+                # The copy's mount point is recorded for connection later.
+                copy.point = point
+                out.append((child, copy, copy_parent))
+                work.append((child, copy))
+        return top, out
+
+    def _attach_locked(
+        self,
+        mnt: Mount,
+        subs: list[tuple[Mount, Mount, Mount]],
+        vd: VirtualDentry,
+    ) -> None:
+        """Connects mnt and the copies subs below it (as _copy_tree_locked
+        returns them) at vd, and propagates them (attach_recursive_mnt).
+
+        A tree attached under a shared mount is shared: each of its mounts
+        without a peer group gets one, and copies of the tree are attached
+        at the same place in every mount the parent propagates to.
+        """
+        parent, point = self._top_locked(vd)
+        tree = [mnt] + [c for _o, c, _p in subs]
+        if parent.group is not None:
+            for m in tree:
+                propagation.make_shared(self, m)
+        self._connect_locked(mnt, vd)
+        for _orig, copy, parent_copy in subs:
+            assert copy.point is not None
+            self._connect_locked(copy, VirtualDentry(parent_copy, copy.point))
+        if parent.group is not None:
+            self._propagate_locked(parent, point, mnt, {id(m) for m in tree})
+
+    def _propagate_locked(
+        self, parent: Mount, point: Dentry, mnt: Mount, tree: set[int]
+    ) -> None:
+        """Mounts copies of mnt, just connected on point of parent, on the
+        same dentry of every mount parent propagates to (propagate_mnt).
+
+        A receiver whose subtree does not hold point gets nothing but still
+        passes the event on, as the copy it would have received.
+
+        Args:
+            tree: ids of mnt and the mounts below it, which receive
+                nothing.
+        """
+        # What each sender passes on: (copy, whether it goes as a slave).
+        sent: dict[int, tuple[Mount, bool]] = {id(parent): (mnt, False)}
+        for target, sender, as_slave in list(propagation.receivers(parent)):
+            src, slave = sent[id(sender)]
+            slave = slave or as_slave
+            if (
+                id(target) in tree
+                or target.ns is None
+                or not target.fs.is_descendant(target.root, point)
+            ):
+                sent[id(target)] = (src, slave)
+                continue
+            copy, subs = self._copy_tree_locked(
+                src, src.root, slave=slave, shared=target.group is not None
+            )
+            # TODO(#5): Linux tucks a propagated mount under one already on
+            # the receiver's dentry; here it is stacked on top.
+            self._connect_locked(copy, VirtualDentry(target, point))
+            for _orig, c, parent_copy in subs:
+                assert c.point is not None
+                self._connect_locked(c, VirtualDentry(parent_copy, c.point))
+            tree.add(id(copy))
+            tree.update(id(c) for _o, c, _p in subs)
+            sent[id(target)] = (copy, False)
+
+    def check_in_namespace(self, t: Task | None, mount: Mount) -> None:
+        """Raises EINVAL unless mount is in t's mount namespace (check_mnt);
+        the sentry itself (t None) may use any mount.
+
+        Raises:
+            SyscallError: EINVAL.
+        """
+        if t is not None and mount.ns is not t.fs.mount_ns:
+            raise SyscallError(errno.EINVAL)
 
     def mount_at(
         self,
@@ -336,6 +511,7 @@ class VirtualFilesystem:
         vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
         if not vd.dentry.is_dir():
             raise SyscallError(errno.ENOTDIR)
+        self.check_in_namespace(t, vd.mount)
         fs, root = self.new_filesystem(creds, fs_type_name, opts)
         mnt = Mount(self, fs, root, opts.flags, opts.source)
         try:
@@ -367,45 +543,47 @@ class VirtualFilesystem:
         vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
         if vd.dentry.is_dir() != source.dentry.is_dir():
             raise SyscallError(errno.ENOTDIR)
-        if source.mount.umounted:
-            raise SyscallError(errno.EINVAL)
         src = source.mount
-        mnt = Mount(self, src.fs, source.dentry, (src.flags | flags), src.source)
+        if src.umounted or src.unbindable:
+            raise SyscallError(errno.EINVAL)
+        self.check_in_namespace(t, vd.mount)
+        self.check_in_namespace(t, src)
         with self.mu:
             if vd.dentry.is_dead() or source.dentry.is_dead():
-                mnt.fs.dec_ref()
                 raise SyscallError(errno.ENOENT)
-            copies: list[tuple[Mount, Mount]] = []
+            # The copies are made before the new mount is connected, which
+            # may sit below source itself.
+            subs: list[tuple[Mount, Mount, Mount]] = []
             if recursive:
-                # Copy the mounts below source, before connecting the new
-                # one (which may sit below source itself).
-                copies = self._copy_submounts_locked(src, source.dentry, mnt)
-            self._connect_locked(mnt, vd)
-            for copy, parent_copy in copies:
-                assert copy.point is not None
-                self._connect_locked(copy, VirtualDentry(parent_copy, copy.point))
+                mnt, subs = self._copy_tree_locked(src, source.dentry, flags)
+            else:
+                mnt = self._clone_locked(src, source.dentry, flags, False, False)
+            try:
+                self._attach_locked(mnt, subs, vd)
+            except SyscallError:
+                for m in [mnt] + [c for _o, c, _p in subs]:
+                    propagation.make_private(self, m)
+                    m.fs.dec_ref()
+                raise
         return mnt
 
-    def _copy_submounts_locked(
-        self, src: Mount, under: Dentry, dst: Mount
-    ) -> list[tuple[Mount, Mount]]:
-        """Returns copies of src's submounts whose mount point is below
-        under, each with the copy of its parent, parents first."""
-        out: list[tuple[Mount, Mount]] = []
-        work = [(src, dst)]
-        while work:
-            orig, copy_parent = work.pop()
-            for child in list(orig.children):
-                point = child.point
-                assert point is not None
-                if orig is src and not src.fs.is_descendant(under, point):
-                    continue
-                copy = Mount(self, child.fs, child.root, child.flags, child.source)
-                # The copy's mount point is recorded for connection later.
-                copy.point = point
-                out.append((copy, copy_parent))
-                work.append((child, copy))
-        return out
+    def change_propagation(self, t: Task | None, vd: VirtualDentry, flags: int) -> None:
+        """Makes the mount whose root is vd shared, slave, private or
+        unbindable, with the mounts below it for MS_REC (do_change_type).
+
+        Args:
+            flags: exactly one of MS_SHARED, MS_SLAVE, MS_PRIVATE and
+                MS_UNBINDABLE, with MS_REC or not.
+
+        Raises:
+            SyscallError: EINVAL if vd is not the root of a mount of t's
+                namespace.
+        """
+        if vd.dentry is not vd.mount.root:
+            raise SyscallError(errno.EINVAL)
+        self.check_in_namespace(t, vd.mount)
+        with self.mu:
+            propagation.change_type(self, vd.mount, flags)
 
     def remount(self, vd: VirtualDentry, flags: int, bind: bool) -> None:
         """Changes a mount's flags (MS_REMOUNT; with MS_BIND only the
@@ -441,9 +619,16 @@ class VirtualFilesystem:
         vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
         if vd.dentry.is_dir() != mnt.root.is_dir():
             raise SyscallError(errno.ENOTDIR)
+        self.check_in_namespace(t, mnt)
+        self.check_in_namespace(t, vd.mount)
         with self.mu:
             if vd.mount.is_under(mnt):
                 raise SyscallError(errno.EINVAL)
+            # As do_move_mount: a mount under a shared one stays put.
+            if mnt.parent is not None and mnt.parent.group is not None:
+                raise SyscallError(errno.EINVAL)
+            # TODO(#5): a mount moved under a shared mount is not
+            # propagated to its peers and slaves.
             if vd.dentry.is_dead():
                 raise SyscallError(errno.ENOENT)
             self._disconnect_locked(mnt)
@@ -491,18 +676,40 @@ class VirtualFilesystem:
                 raise SyscallError(errno.EBUSY)
             if not flags & MS.MNT_DETACH and (mnt.refs() or mnt.children):
                 raise SyscallError(errno.EBUSY)
-            doomed = [mnt]
-            i = 0
-            while i < len(doomed):
-                doomed.extend(doomed[i].children)
-                i += 1
+            doomed = list(propagation.subtree(mnt))
+            doomed += self._propagated_umounts_locked(mnt, flags)
             for m in reversed(doomed):
+                propagation.make_private(self, m)
                 self._disconnect_locked(m)
                 m.umounted = True
                 m.ns = None
         for m in doomed:
             if m.refs() == 0:
                 m.fs.dec_ref()
+
+    def _propagated_umounts_locked(self, mnt: Mount, flags: int) -> list[Mount]:
+        """Returns the mounts unmounting mnt takes with it: what its parent
+        propagated to its peers and slaves on the same dentry, if nothing
+        is mounted on them (propagate_umount).
+
+        Raises:
+            SyscallError: EBUSY if one is in use, without MNT_DETACH
+                (propagate_mount_busy).
+        """
+        parent = mnt.parent
+        if parent is None or parent.group is None:
+            return []
+        out = []
+        for target, _sender, _slave in propagation.receivers(parent):
+            c = self._mounts_at.get((target, mnt.point))  # type: ignore[arg-type]
+            if c is None or c is mnt or c.children:
+                continue
+            if not flags & MS.MNT_DETACH and c.refs():
+                raise SyscallError(errno.EBUSY)
+            out.append(c)
+        # TODO(#5): submounts of mnt unmounted with it (MNT_DETACH) do not
+        # take their own propagated copies along.
+        return out
 
     def pivot_root(
         self,
@@ -548,6 +755,12 @@ class VirtualFilesystem:
             ns = root_mnt.ns
             if ns is None or new_mnt.ns is not ns:
                 raise SyscallError(errno.EINVAL)
+            # As pivot_root(2): no shared mount may be moved.
+            if any(
+                m is not None and m.group is not None
+                for m in (put_old.mount, new_mnt.parent, root_mnt.parent)
+            ):
+                raise SyscallError(errno.EINVAL)
             # put_old must be reachable from new_root...
             if not put_old.mount.is_under(new_mnt) or (
                 put_old.mount is new_mnt
@@ -568,6 +781,47 @@ class VirtualFilesystem:
         return VirtualDentry(root_mnt, root_mnt.root), VirtualDentry(
             new_mnt, new_mnt.root
         )
+
+    def copy_mount_namespace(
+        self, ns: MountNamespace
+    ) -> tuple[MountNamespace, dict[int, Mount]]:
+        """Returns a new namespace holding a copy of every mount of ns
+        (copy_mnt_ns), with no reference taken on it.
+
+        Copies keep their originals' propagation: a copy of a shared mount
+        is a peer of it, a copy of a slave a slave of the same group, so
+        shared mounts keep propagating between the two namespaces.
+
+        Returns:
+            The namespace, and the copy of each mount of ns by id(mount),
+            to move roots and working directories over.
+        """
+        with self.mu:
+            top, subs = self._copy_tree_locked(
+                ns.root, ns.root.root, copy_unbindable=True
+            )
+            new_ns = MountNamespace(top, refs=0)
+            for _orig, copy, parent_copy in subs:
+                assert copy.point is not None
+                self._connect_locked(copy, VirtualDentry(parent_copy, copy.point))
+            copies = {id(ns.root): top}
+            copies.update((id(orig), copy) for orig, copy, _p in subs)
+        return new_ns, copies
+
+    def release_mount_namespace(self, ns: MountNamespace) -> None:
+        """Unmounts every mount of ns, which nothing uses any longer
+        (put_mnt_ns); open files keep their mounts' filesystems."""
+        with self.mu:
+            doomed = self.mounts_of(ns)
+            for m in reversed(doomed):
+                propagation.make_private(self, m)
+                self._disconnect_locked(m)
+                m.umounted = True
+                m.ns = None
+        log.debug("vfs: mount namespace %d released", ns.ino)
+        for m in doomed:
+            if m.refs() == 0:
+                m.fs.dec_ref()
 
     def mounts_of(self, ns: MountNamespace) -> list[Mount]:
         """Returns the mounts of ns, parents before children (for
