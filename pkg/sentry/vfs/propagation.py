@@ -148,10 +148,11 @@ def copy_propagation(src: Mount, copy: Mount, slave: bool) -> None:
             shares src's master (bind mounts, namespace copies, copies
             propagated to peers).
     """
+    # A copy is never unbindable: a namespace copy of an unbindable mount
+    # is private (as Linux 6.x shows it), other copies skip them.
     if slave:
         set_master(copy, src.group)
         return
-    copy.unbindable = src.unbindable
     if src.group is not None:
         join_group(copy, src.group)
     set_master(copy, src.master)
