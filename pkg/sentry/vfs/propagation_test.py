@@ -207,3 +207,19 @@ def test_release_unmounts_and_frees(a: View, mf: MemoryFile) -> None:
     assert not b.ns.try_inc_ref()
     # a is untouched.
     assert a.exists(b"/m/x")
+
+
+def test_move_under_a_shared_mount_propagates(a: View) -> None:
+    a.mkdir(b"/elsewhere")
+    a.mount(b"/elsewhere")
+    a.mkdir(b"/elsewhere/d")
+    a.set_type(b"/m", MS.MS_SHARED)
+    b = a.copy()
+    a.vfs.move_mount(a.get(b"/elsewhere"), a.pop(b"/m/x"), None, CREDS)
+    assert a.get(b"/m/x").mount.group is not None
+    assert b.exists(b"/m/x/d")
+    # A mount under a shared one cannot move.
+    a.mkdir(b"/there")
+    with pytest.raises(SyscallError) as e:
+        a.vfs.move_mount(a.get(b"/m/x"), a.pop(b"/there"), None, CREDS)
+    assert e.value.errno == errno.EINVAL

@@ -607,11 +607,15 @@ class VirtualFilesystem:
         t: Task | None,
         creds: Credentials,
     ) -> None:
-        """Moves the mount whose root is source to target (MS_MOVE).
+        """Moves the mount whose root is source to target (MS_MOVE); under a
+        shared mount, the moved tree turns shared and copies of it appear
+        where the new parent propagates to.
 
         Raises:
-            SyscallError: EINVAL if source is not a mount's root or target
-                is under it, ENOTDIR for a type mismatch.
+            SyscallError: EINVAL if source is not a mount's root, target
+                is under it, source sits under a shared mount, or an
+                unbindable tree would move under a shared one; ENOTDIR for
+                a type mismatch.
         """
         mnt = source.mount
         if source.dentry is not mnt.root or mnt.parent is None:
@@ -627,12 +631,23 @@ class VirtualFilesystem:
             # As do_move_mount: a mount under a shared one stays put.
             if mnt.parent is not None and mnt.parent.group is not None:
                 raise SyscallError(errno.EINVAL)
-            # TODO(#5): a mount moved under a shared mount is not
-            # propagated to its peers and slaves.
             if vd.dentry.is_dead():
                 raise SyscallError(errno.ENOENT)
+            old_place = VirtualDentry(mnt.parent, mnt.point)  # type: ignore[arg-type]
             self._disconnect_locked(mnt)
+            parent, point = self._top_locked(vd)
+            tree = list(propagation.subtree(mnt))
+            if parent.group is not None:
+                # A tree with an unbindable mount cannot be copied to the
+                # peers (do_move_mount).
+                if any(m.unbindable for m in tree):
+                    self._connect_locked(mnt, old_place)
+                    raise SyscallError(errno.EINVAL)
+                for m in tree:
+                    propagation.make_shared(self, m)
             self._connect_locked(mnt, vd)
+            if parent.group is not None:
+                self._propagate_locked(parent, point, mnt, {id(m) for m in tree})
 
     def umount_at(
         self,

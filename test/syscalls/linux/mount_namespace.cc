@@ -349,6 +349,42 @@ TEST_F(MountNamespaceTest, SlavesReceiveButDoNotSend) {
   });
 }
 
+TEST_F(MountNamespaceTest, MoveUnderASharedMountPropagates) {
+  const std::string m = mnt_;
+  const std::string elsewhere = dir_.Join("elsewhere");
+  InPrivateNamespace([&] {
+    CHECK(mkdir(elsewhere.c_str(), 0755) == 0);
+    CHECK(mount("none", elsewhere.c_str(), "tmpfs", 0, nullptr) == 0);
+    CHECK(Touch(elsewhere + "/moved"));
+    CHECK(mount("none", m.c_str(), "tmpfs", 0, nullptr) == 0);
+    CHECK(mkdir((m + "/a").c_str(), 0755) == 0);
+    CHECK(mount(nullptr, m.c_str(), nullptr, MS_SHARED, nullptr) == 0);
+    Gate ready, moved, done;
+    pid_t child = fork();
+    if (child == 0) {
+      CHECK(unshare(CLONE_NEWNS) == 0);
+      ready.Open();
+      moved.Pass();
+      CHECK(Exists(m + "/a/moved"));
+      done.Pass();
+      _exit(0);
+    }
+    CHECK(child > 0);
+    ready.Pass();
+    CHECK(mount(elsewhere.c_str(), (m + "/a").c_str(), nullptr, MS_MOVE,
+                nullptr) == 0);
+    CHECK(Field(OptionalFields("self", m + "/a"), "shared:") > 0);
+    moved.Open();
+    // A mount under a shared one stays where it is.
+    errno = 0;
+    CHECK(mount((m + "/a").c_str(), elsewhere.c_str(), nullptr, MS_MOVE,
+                nullptr) == -1 &&
+          errno == EINVAL);
+    done.Open();
+    CHECK(Reaped(child));
+  });
+}
+
 TEST_F(MountNamespaceTest, RecursivePropagationChange) {
   const std::string m = mnt_;
   InPrivateNamespace([&] {

@@ -132,8 +132,7 @@ ENTRIES = [
         N.SYS_mount,
         "mount",
         sys_mount,
-        "tmpfs and bind mounts; proc, sysfs and devpts come later (#5); "
-        "MS_MOVE does not propagate (#5)",
+        "tmpfs and bind mounts; proc, sysfs and devpts come later (#5)",
     ),
     partial(
         N.SYS_umount2,
