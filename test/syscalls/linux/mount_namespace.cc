@@ -520,6 +520,79 @@ TEST_F(MountNamespaceTest, SetnsJoinsTheNamespace) {
   });
 }
 
+TEST_F(MountNamespaceTest, SetnsThroughAPidfd) {
+  const std::string mnt = mnt_;
+  InPrivateNamespace([&] {
+    Gate ready, done;
+    pid_t child = fork();
+    if (child == 0) {
+      CHECK(unshare(CLONE_NEWNS | CLONE_NEWUTS) == 0);
+      CHECK(mount("none", mnt.c_str(), "tmpfs", 0, nullptr) == 0);
+      CHECK(Touch(mnt + "/f"));
+      CHECK(syscall(SYS_sethostname, "pidfd-uts", 9) == 0);
+      ready.Open();
+      done.Pass();
+      _exit(0);
+    }
+    CHECK(child > 0);
+    ready.Pass();
+    int pidfd = syscall(SYS_pidfd_open, child, 0);
+    CHECK(pidfd >= 0);
+    pid_t joiner = fork();
+    if (joiner == 0) {
+      errno = 0;
+      CHECK(setns(pidfd, 0) == -1 && errno == EINVAL);
+      errno = 0;
+      CHECK(setns(pidfd, 1) == -1 && errno == EINVAL);
+      CHECK(setns(pidfd, CLONE_NEWNS | CLONE_NEWUTS) == 0);
+      CHECK(Exists(mnt + "/f"));
+      char name[64] = {};
+      CHECK(gethostname(name, sizeof(name)) == 0);
+      CHECK(std::string(name) == "pidfd-uts");
+      CHECK(NsIno("self") == NsIno(std::to_string(child)));
+      CHECK(NsIno("self", "uts") == NsIno(std::to_string(child), "uts"));
+      _exit(0);
+    }
+    CHECK(joiner > 0 && Reaped(joiner));
+    done.Open();
+    CHECK(Reaped(child));
+    close(pidfd);
+  });
+}
+
+TEST_F(MountNamespaceTest, SetnsUtsThroughItsFile) {
+  InPrivateNamespace([&] {
+    Gate ready, done;
+    pid_t child = fork();
+    if (child == 0) {
+      CHECK(unshare(CLONE_NEWUTS) == 0);
+      CHECK(syscall(SYS_sethostname, "file-uts", 8) == 0);
+      ready.Open();
+      done.Pass();
+      _exit(0);
+    }
+    CHECK(child > 0);
+    ready.Pass();
+    int fd = open(("/proc/" + std::to_string(child) + "/ns/uts").c_str(),
+                  O_RDONLY);
+    CHECK(fd >= 0);
+    done.Open();
+    CHECK(Reaped(child));
+    pid_t joiner = fork();
+    if (joiner == 0) {
+      errno = 0;
+      CHECK(setns(fd, CLONE_NEWNS) == -1 && errno == EINVAL);
+      CHECK(setns(fd, CLONE_NEWUTS) == 0);
+      char name[64] = {};
+      CHECK(gethostname(name, sizeof(name)) == 0);
+      CHECK(std::string(name) == "file-uts");
+      _exit(0);
+    }
+    CHECK(joiner > 0 && Reaped(joiner));
+    close(fd);
+  });
+}
+
 TEST_F(MountNamespaceTest, SetnsWithASharedFsContextIsEinval) {
   InPrivateNamespace([&] {
     int fd = open("/proc/self/ns/mnt", O_RDONLY);
