@@ -223,3 +223,14 @@ def test_move_under_a_shared_mount_propagates(a: View) -> None:
     with pytest.raises(SyscallError) as e:
         a.vfs.move_mount(a.get(b"/m/x"), a.pop(b"/there"), None, CREDS)
     assert e.value.errno == errno.EINVAL
+
+
+def test_detached_tree_takes_its_copies(a: View) -> None:
+    a.set_type(b"/m", MS.MS_SHARED)
+    b = a.copy()
+    a.mount(b"/m/x")
+    a.mkdir(b"/m/x/in")
+    a.mount(b"/m/x/in")
+    assert b.get(b"/m/x/in").mount is not b.get(b"/m/x").mount
+    a.umount(b"/m/x", MS.MNT_DETACH)
+    assert b.get(b"/m/x").mount is b.get(b"/m").mount

@@ -692,7 +692,7 @@ class VirtualFilesystem:
             if not flags & MS.MNT_DETACH and (mnt.refs() or mnt.children):
                 raise SyscallError(errno.EBUSY)
             doomed = list(propagation.subtree(mnt))
-            doomed += self._propagated_umounts_locked(mnt, flags)
+            doomed += self._propagated_umounts_locked(doomed, flags)
             for m in reversed(doomed):
                 propagation.make_private(self, m)
                 self._disconnect_locked(m)
@@ -702,28 +702,36 @@ class VirtualFilesystem:
             if m.refs() == 0:
                 m.fs.dec_ref()
 
-    def _propagated_umounts_locked(self, mnt: Mount, flags: int) -> list[Mount]:
-        """Returns the mounts unmounting mnt takes with it: what its parent
-        propagated to its peers and slaves on the same dentry, if nothing
-        is mounted on them (propagate_umount).
+    def _propagated_umounts_locked(
+        self, doomed: list[Mount], flags: int
+    ) -> list[Mount]:
+        """Returns the mounts unmounting doomed (a tree, parents first)
+        takes with it: where each one's parent propagates to, the mount on
+        the same dentry, unless something not going is mounted on it
+        (propagate_umount).
 
         Raises:
             SyscallError: EBUSY if one is in use, without MNT_DETACH
                 (propagate_mount_busy).
         """
-        parent = mnt.parent
-        if parent is None or parent.group is None:
-            return []
-        out = []
-        for target, _sender, _slave in propagation.receivers(parent):
-            c = self._mounts_at.get((target, mnt.point))  # type: ignore[arg-type]
-            if c is None or c is mnt or c.children:
+        gone = {id(m) for m in doomed}
+        out: list[Mount] = []
+        # Children first, so that a copy's own copies are known to go
+        # before the copy is looked at.
+        for m in reversed(doomed):
+            parent, point = m.parent, m.point
+            if parent is None or point is None or parent.group is None:
                 continue
-            if not flags & MS.MNT_DETACH and c.refs():
-                raise SyscallError(errno.EBUSY)
-            out.append(c)
-        # TODO(#5): submounts of mnt unmounted with it (MNT_DETACH) do not
-        # take their own propagated copies along.
+            for target, _sender, _slave in propagation.receivers(parent):
+                c = self._mounts_at.get((target, point))
+                if c is None or id(c) in gone:
+                    continue
+                if any(id(k) not in gone for k in c.children):
+                    continue
+                if not flags & MS.MNT_DETACH and c.refs():
+                    raise SyscallError(errno.EBUSY)
+                gone.add(id(c))
+                out.append(c)
         return out
 
     def pivot_root(
