@@ -49,6 +49,11 @@ STOPPED = "stopped"
 # How many exit statuses of exec'd processes are kept for a later wait.
 _MAX_EXITED = 1024
 
+# How long a wait for a process with a terminal waits, after the exit, for
+# the terminal's last output to reach the host (runc's exec also copies it
+# all before it returns); a client that reads nothing must not hold it.
+TERMINAL_DRAIN_SECONDS = 5.0
+
 
 def credentials_from(c: pb.Credentials) -> Credentials:
     """Returns the sentry credentials a control message describes."""
@@ -90,6 +95,7 @@ def process_spec(p: pb.Process, stdio: list[int]) -> ProcessSpec:
         creds=credentials_from(p.credentials),
         limits=limits_from(list(p.rlimits)),
         umask=p.umask,
+        terminal=p.terminal,
     )
 
 
@@ -224,6 +230,13 @@ class Controller:
                 return pb.SignalResponse()
             raise ControlError(f"no process {req.pid}", errno.ESRCH)
 
+        relay = self.sandbox.relay_of(req.pid) if req.mode == req.PROCESS else None
+        if signo == S.SIGWINCH and relay is not None:
+            # From `runsc exec` on a terminal that changed size (runc's
+            # exec resizes the process's terminal then): the sentry terminal
+            # follows the host's and signals its foreground group.
+            relay.sync_winsize()
+            return pb.SignalResponse()
         info = SignalInfo(signo=signo, code=S.SI_USER)
         tgs = self._targets(req)
         if not tgs:
@@ -262,6 +275,7 @@ class Controller:
         if status is None:
             # The container stopped first and took the process with it.
             status = wait_status_signaled(S.SIGKILL)
+        self.sandbox.wait_relays([req.pid], TERMINAL_DRAIN_SECONDS)
         return pb.WaitResponse(status=status)
 
     def ps(self, req: pb.PsRequest, fds: list[int]) -> pb.PsResponse:
