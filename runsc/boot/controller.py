@@ -161,6 +161,11 @@ class Controller:
         """Handles a signal sent to the sandbox process on the host."""
         with self._mu:
             status = self.status
+        if signo == S.SIGWINCH and status == CREATED:
+            # The client sized the terminal before the start: init's
+            # terminal follows (it is no one's foreground yet).
+            self.sandbox.signal_foreground(signo)
+            return
         if status in (RUNNING, PAUSED):
             # What a terminal generates goes to its foreground group, as the
             # host terminal would have sent it there.

@@ -340,6 +340,11 @@ class Sandbox:
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
         log.info("boot: starting pid %d: %s", t.tid, t.name)
+        relay = self.relay_of(t.tg.tgid)
+        if relay is not None:
+            # A size the client set since the process was created (conmon
+            # sets it between create and start) is there when it starts.
+            relay.sync_winsize()
         self.kernel.start_task(t)
 
     def signal_foreground(self, signo: int) -> bool:
