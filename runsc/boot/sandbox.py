@@ -308,10 +308,7 @@ class Sandbox:
                 relays = list(self._relays.values())
             else:
                 relays = [r for p in pids if (r := self._relays.get(p)) is not None]
-        for r in relays:
-            if not r.done.wait(max(0.0, deadline - time.monotonic())):
-                return False
-        return True
+        return all(r.done.wait(max(0.0, deadline - time.monotonic())) for r in relays)
 
     @staticmethod
     def _search_path(

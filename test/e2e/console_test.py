@@ -13,6 +13,7 @@ test process is a child subreaper, so that containers' host processes
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -141,10 +142,8 @@ class Master:
 
     def send(self, data: bytes) -> None:
         """Writes data, unless the process has gone (then it is lost)."""
-        try:
+        with contextlib.suppress(OSError):
             os.write(self.fd, data)
-        except (BlockingIOError, OSError):
-            pass
 
     def _read(self, timeout: float) -> bool:
         """Reads what there is; False once the other side is gone."""
@@ -388,9 +387,7 @@ def test_size_changes_and_hang_up(runtimes: list[Runtime], rootfs: str) -> None:
     assert _same(results) == 7
 
 
-def test_exec_gets_a_terminal_of_its_own(
-    runtimes: list[Runtime], rootfs: str
-) -> None:
+def test_exec_gets_a_terminal_of_its_own(runtimes: list[Runtime], rootfs: str) -> None:
     script = (
         "tty; stty size; trap 'stty size' WINCH; echo ready; "
         "while :; do sleep 0.1; done"

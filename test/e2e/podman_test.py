@@ -318,7 +318,9 @@ def test_stop_a_container_that_handles_sigterm(podman: Podman, image: str) -> No
 @pytest.mark.parametrize("image", IMAGES)
 def test_run_with_a_terminal(podman: Podman, image: str) -> None:
     image = _image(podman, image)
-    script = "test -t 0 && test -t 1 && echo tty-out; tty; stty size; echo $TERM; exit 3"
+    script = (
+        "test -t 0 && test -t 1 && echo tty-out; tty; stty size; echo $TERM; exit 3"
+    )
     out = []
     for rt in podman.runtimes():
         p = podman.in_terminal(
