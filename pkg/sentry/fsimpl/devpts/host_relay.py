@@ -346,7 +346,9 @@ class HostRelay:
         ):
             self._in_thread.join(5.0)
         self._release_master()
-        for fd, old in self._saved:
+        # Last saved first: two descriptors of one terminal saved raw
+        # attributes second.
+        for fd, old in reversed(self._saved):
             with contextlib.suppress(termios.error, OSError):
                 termios.tcsetattr(fd, termios.TCSANOW, old)
         with self._mu:
