@@ -143,6 +143,7 @@ def _init_spec(spec: specutils.Spec, args: BootArgs) -> ProcessSpec:
         limits=limits_from(rlimits),
         umask=settings.umask,
         terminal=settings.terminal,
+        console=args.console,
     )
 
 

@@ -97,13 +97,16 @@ def attach(console: Console, t: Task) -> None:
             term.attach_locked(pg.session, pg)
 
 
-def start_relay(console: Console, stdio: list[int], name: str) -> HostRelay:
+def start_relay(
+    console: Console, stdio: list[int], name: str, foreground: bool
+) -> HostRelay:
     """Joins the terminal to the host: input from stdio[0], output to
     stdio[1] (duplicated; the caller keeps its descriptors). The relay
-    owns the master from now on."""
+    owns the master from now on. foreground: stdio is runsc's own, not a
+    pty made for the container (HostRelay)."""
     in_fd = os.dup(stdio[0])
     out_fd = os.dup(stdio[1] if len(stdio) > 1 else stdio[0])
-    relay = HostRelay(console.master, in_fd, out_fd, name)
+    relay = HostRelay(console.master, in_fd, out_fd, name, foreground)
     relay.start()
     log.info(
         "boot: process %s has /dev/pts/%d, relayed to the host terminal",

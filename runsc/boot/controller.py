@@ -96,6 +96,7 @@ def process_spec(p: pb.Process, stdio: list[int]) -> ProcessSpec:
         limits=limits_from(list(p.rlimits)),
         umask=p.umask,
         terminal=p.terminal,
+        console=p.console,
     )
 
 

@@ -72,6 +72,9 @@ class ProcessSpec:
     # container's devpts relayed to stdio[0] (input) and stdio[1] (output)
     # (console.py).
     terminal: bool = False
+    # With terminal: stdio is a pty runsc made for the process and sent to
+    # a console socket, not runsc's own stdio (runc's foreground mode).
+    console: bool = False
 
 
 def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
@@ -249,7 +252,9 @@ class Sandbox:
         if con is not None:
             con.replica.dec_ref()
             console.attach(con, t)
-            relay = console.start_relay(con, spec.stdio, str(t.tg.tgid))
+            relay = console.start_relay(
+                con, spec.stdio, str(t.tg.tgid), foreground=not spec.console
+            )
             with self._relays_mu:
                 self._relays[t.tg.tgid] = relay
             relay.on_done(lambda: self._forget_relay(t.tg.tgid, relay))

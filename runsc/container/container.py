@@ -525,9 +525,9 @@ class Container:
                     stdio = [replica] * 3
                 else:
                     stdio = [0, 1, 2]
-                req = pb.Request(
-                    exec=pb.ExecRequest(process=_process_msg(settings, filename))
-                )
+                msg = _process_msg(settings, filename)
+                msg.console = bool(settings.terminal and console_socket)
+                req = pb.Request(exec=pb.ExecRequest(process=msg))
                 try:
                     resp = self._call(req, tuple(stdio))
                 except (ControlError, SandboxError) as e:

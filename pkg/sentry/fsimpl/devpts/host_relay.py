@@ -65,9 +65,10 @@ WINSIZE_POLL_SECONDS = 0.2
 _CHUNK = 16384
 
 
-def make_raw(fd: int) -> list | None:
-    """Puts the terminal fd in raw mode (cfmakeraw(3)); returns its previous
-    attributes, or None if fd is not a terminal."""
+def make_raw(fd: int, keep_opost: bool = False) -> list | None:
+    """Puts the terminal fd in raw mode (cfmakeraw(3)), output processing
+    left on if keep_opost; returns its previous attributes, or None if fd is
+    not a terminal."""
     try:
         old = termios.tcgetattr(fd)
     except termios.error:
@@ -83,7 +84,8 @@ def make_raw(fd: int) -> list | None:
         | termios.ICRNL
         | termios.IXON
     )
-    new[1] &= ~termios.OPOST
+    if not keep_opost:
+        new[1] &= ~termios.OPOST
     new[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG)
     new[3] &= ~termios.IEXTEN
     new[2] &= ~(termios.CSIZE | termios.PARENB)
@@ -116,12 +118,24 @@ class HostRelay:
         out_fd: the host descriptor output goes to (may be in_fd); the relay
             takes it over.
         name: for log messages.
+        foreground: the host descriptors are the terminal (or files) runsc
+            runs on, not a pty made for the container: as runc does then,
+            the host terminal keeps its output processing and the sentry
+            terminal does not turn NL into CR NL (ONLCR), so that output
+            redirected to a file has plain newlines.
 
     Attributes:
         done: set once the relay has ended and closed everything.
     """
 
-    def __init__(self, master: MasterFD, in_fd: int, out_fd: int, name: str) -> None:
+    def __init__(
+        self,
+        master: MasterFD,
+        in_fd: int,
+        out_fd: int,
+        name: str,
+        foreground: bool = False,
+    ) -> None:
         self.term = master.term
         self.name = name
         self.done = threading.Event()
@@ -134,9 +148,13 @@ class HostRelay:
         self._size_fd = next((fd for fd in (in_fd, out_fd) if os.isatty(fd)), -1)
         self._saved: list[tuple[int, list]] = []
         for fd in dict.fromkeys((in_fd, out_fd)):
-            old = make_raw(fd)
+            old = make_raw(fd, keep_opost=foreground)
             if old is not None:
                 self._saved.append((fd, old))
+        if foreground:
+            tio = self.term.ld.get_termios()
+            tio.oflag &= ~T.ONLCR
+            self.term.ld.set_termios(tio)
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._out_ready = threading.Event()
         self._in_room = threading.Event()
