@@ -18,6 +18,7 @@ import ctypes
 import fcntl
 import json
 import os
+import pty
 import select
 import shutil
 import socket
@@ -410,3 +411,51 @@ def test_exec_gets_a_terminal_of_its_own(runtimes: list[Runtime], rootfs: str) -
         rt.reap(init)
         init_master.close()
     assert _same(results) == (128 + 1, b"/dev/pts/1")
+
+
+def _on_a_pty(argv: list[str], rows: int = 24, cols: int = 80) -> tuple[int, bytes]:
+    """Runs argv on a new host pty of the given size (as a user's terminal);
+    returns its exit code and what it wrote."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.execv(argv[0], argv)
+    m = Master(fd)
+    m.read_to_end()
+    m.close()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), m.out
+
+
+def test_foreground_run_relays_its_own_terminal(
+    runtimes: list[Runtime], rootfs: str
+) -> None:
+    # As runc in the foreground: the container's terminal has -onlcr, the
+    # user's terminal does the CR NL (and a file gets plain newlines).
+    script = "tty; stty size; stty -a | grep -o ' .onlcr'; exit 4"
+    results = {}
+    for rt in runtimes:
+        bundle = os.path.join(rt.tmp, "fg")
+        os.makedirs(bundle)
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(_spec(rootfs, ["sh", "-c", script]), f)
+        argv = [*rt.base, "run", "--bundle", bundle, "fg"]
+        code, out = _on_a_pty(argv, 21, 61)
+        # The user's terminal is as it was (runc puts it back too).
+        results[rt.name] = (code, out.replace(b"\0", b""))
+    assert _same(results) == (4, b"/dev/pts/0\r\n21 61\r\n -onlcr\r\n")
+
+
+def test_foreground_exec_gets_the_next_terminal(
+    runtimes: list[Runtime], rootfs: str
+) -> None:
+    results = {}
+    for rt in runtimes:
+        init, master = rt.create("c", _spec(rootfs, ["sleep", "1000"]))
+        rt.run("start", "c")
+        argv = [*rt.base, "exec", "-t", "c", "sh", "-c", "tty; stty size; exit 5"]
+        results[rt.name] = _on_a_pty(argv, 22, 62)
+        rt.run("kill", "c", "KILL")
+        rt.reap(init)
+        master.close()
+    assert _same(results) == (5, b"/dev/pts/1\r\n22 62\r\n")
