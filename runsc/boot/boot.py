@@ -203,7 +203,7 @@ def boot(config: Config, args: BootArgs) -> int:
             os.dup2(args.stdio_fds[2], devnull, inheritable=False)
         for fd in set(args.stdio_fds):
             os.close(fd)
-        controller = Controller(sandbox, init)
+        controller = Controller(sandbox, init, console=args.console)
         server = Server(socket.socket(fileno=args.control_fd), controller)
         server.start()
 

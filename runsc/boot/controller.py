@@ -114,10 +114,15 @@ class Controller:
     Args:
         sandbox: the sandbox.
         init: the container's first process, created but not started.
+        console: the sandbox process's controlling terminal is the pty
+            runsc made for init's terminal (the client holds its master).
     """
 
-    def __init__(self, sandbox: Sandbox, init: Task) -> None:
+    def __init__(self, sandbox: Sandbox, init: Task, console: bool = False) -> None:
         self.sandbox = sandbox
+        # The client's closing the terminal reaches init through the relay
+        # (not when init got the host pty itself, runsc/boot/console.py).
+        self._hang_up_by_relay = console and sandbox.relay_of(init.tg.tgid) is not None
         self.kernel = sandbox.kernel
         self.init = init
         self.status = CREATED
@@ -162,6 +167,11 @@ class Controller:
         """Handles a signal sent to the sandbox process on the host."""
         with self._mu:
             status = self.status
+        if signo == S.SIGHUP and self._hang_up_by_relay:
+            # The client closed the terminal: the relay hangs init's
+            # terminal up, which signals its session as Linux would; a
+            # second SIGHUP from here would be one more than under runc.
+            return
         if signo == S.SIGWINCH and status == CREATED:
             # The client sized the terminal before the start: init's
             # terminal follows (it is no one's foreground yet).
