@@ -459,3 +459,18 @@ def test_foreground_exec_gets_the_next_terminal(
         rt.reap(init)
         master.close()
     assert _same(results) == (5, b"/dev/pts/1\r\n22 62\r\n")
+
+
+def test_the_terminal_belongs_to_the_user(runtimes: list[Runtime], rootfs: str) -> None:
+    # runc gives the process's user its standard descriptors' terminal; the
+    # group stays devpts's (gid=5).
+    results = {}
+    for rt in runtimes:
+        spec = _spec(rootfs, ["sh", "-c", "stat -c '%u %g %a' /dev/pts/0"])
+        spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+        pid, master = rt.create("c", spec)
+        rt.run("start", "c")
+        out = master.read_to_end()
+        master.close()
+        results[rt.name] = (rt.reap(pid), out)
+    assert _same(results) == (0, b"1000 5 620\r\n")

@@ -31,6 +31,13 @@ master: the replica is hung up and its session's leader gets SIGHUP, as
 Linux does when a pty master is closed. End of file on a host input that is
 not a terminal only ends the input.
 
+TODO(#7): attributes a client sets on its master (TCSETS on a pty master
+applies to the replica, which under runc is the container's terminal) change
+the host pty only, undoing its raw mode; they do not reach the sentry
+terminal. Clients seen (conmon, containerd's shim, docker) set none. A size
+change of an exec'd process's terminal is seen up to WINSIZE_POLL_SECONDS
+late.
+
 Two host threads per relay: one for input (and the size), one for output,
 so that a client that stops reading output does not stop ^C from reaching
 the container.
