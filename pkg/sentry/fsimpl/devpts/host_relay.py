@@ -34,9 +34,9 @@ not a terminal only ends the input.
 TODO(#7): attributes a client sets on its master (TCSETS on a pty master
 applies to the replica, which under runc is the container's terminal) change
 the host pty only, undoing its raw mode; they do not reach the sentry
-terminal. Clients seen (conmon, containerd's shim, docker) set none. A size
-change of an exec'd process's terminal is seen up to WINSIZE_POLL_SECONDS
-late.
+terminal (the podman, ctr and docker tests pass, so theirs set none that
+matters). A size change of an exec'd process's terminal is seen up to
+WINSIZE_POLL_SECONDS late.
 
 Two host threads per relay: one for input (and the size), one for output,
 so that a client that stops reading output does not stop ^C from reaching
