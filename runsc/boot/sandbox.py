@@ -15,6 +15,8 @@ import logging
 import os
 import posixpath
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
+from pkg.sentry.fsimpl.devpts.host_relay import HostRelay
 from pkg.sentry.fsimpl.host.host_file import HostFile
 from pkg.sentry.fsimpl.host.tty import host_tty
 from pkg.sentry.kernel.credentials import Credentials, root_credentials
@@ -41,7 +44,7 @@ from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
-from runsc.boot import rootfs
+from runsc.boot import console, rootfs
 from runsc.boot.mounts import MountError, SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
@@ -66,6 +69,13 @@ class ProcessSpec:
     creds: Credentials | None = None
     limits: LimitSet | None = None
     umask: int = 0o022
+    # The OCI process.terminal: the process gets a terminal of the
+    # container's devpts relayed to stdio[0] (input) and stdio[1] (output)
+    # (console.py).
+    terminal: bool = False
+    # With terminal: stdio is a pty runsc made for the process and sent to
+    # a console socket, not runsc's own stdio (runc's foreground mode).
+    console: bool = False
 
 
 def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
@@ -180,6 +190,9 @@ class Sandbox:
             self.platform.close()
             raise
         self.root = VirtualDentry(self.mount_ns.root, self.mount_ns.root.root)
+        # The terminal relays of processes that have one, by pid.
+        self._relays: dict[int, HostRelay] = {}
+        self._relays_mu = threading.Lock()
 
     def _make_dir(self, path: str) -> None:
         try:
@@ -217,8 +230,14 @@ class Sandbox:
         if "/" not in executable:
             executable = self._search_path(executable, spec.env, open_exec)
         fds = FDTable()
-        for i, host_fd in enumerate(spec.stdio):
-            fds.set_fd(i, HostFile(os.dup(host_fd)))
+        con = self._open_console(spec, creds) if spec.terminal else None
+        if con is not None:
+            for i in range(3):
+                con.replica.inc_ref()
+                fds.set_fd(i, con.replica)
+        else:
+            for i, host_fd in enumerate(spec.stdio):
+                fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
             t = kernel.create_init_process(
                 exec_file=open_exec(os.fsencode(executable)),
@@ -234,11 +253,22 @@ class Sandbox:
             )
         except BaseException:
             fds.close_all()
+            if con is not None:
+                con.close()
             raise
         finally:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if con is not None:
+            con.replica.dec_ref()
+            console.attach(con, t)
+            relay = console.start_relay(
+                con, spec.stdio, str(t.tg.tgid), foreground=not spec.console
+            )
+            with self._relays_mu:
+                self._relays[t.tg.tgid] = relay
+            relay.on_done(lambda: self._forget_relay(t.tg.tgid, relay))
         if self.seccomp is not None:
             # runc installs it just before the execve of the process; the
             # sentry loads the executable itself, so the filter applies from
@@ -246,7 +276,7 @@ class Sandbox:
             # checked). The task runs no code yet: no lock is needed.
             t.seccomp_filter = self.seccomp
             t.seccomp_mode = SC.SECCOMP_MODE_FILTER
-        if spec.stdio and os.isatty(spec.stdio[0]):
+        if con is None and spec.stdio and os.isatty(spec.stdio[0]):
             # The terminal the process was started on is its session's
             # controlling terminal (/dev/tty, job control), with the process
             # in the foreground.
@@ -256,6 +286,45 @@ class Sandbox:
                 if pg is not None and pg.session.tty is None and tty.is_free_locked():
                     tty.attach_locked(pg.session, pg)
         return t
+
+    def _open_console(
+        self, spec: ProcessSpec, creds: Credentials
+    ) -> console.Console | None:
+        if not spec.stdio:
+            return None
+        try:
+            return console.open_console(self.kernel.vfs, self.root, creds.ruid)
+        except SyscallError as e:
+            # As before terminals were the sentry's: the host terminal
+            # itself, without a name in the sandbox.
+            log.warning(
+                "boot: no terminal in the container's /dev/pts (%s); "
+                "the process gets the host's descriptors",
+                e,
+            )
+            return None
+
+    def _forget_relay(self, pid: int, relay: HostRelay) -> None:
+        with self._relays_mu:
+            if self._relays.get(pid) is relay:
+                del self._relays[pid]
+
+    def relay_of(self, pid: int) -> HostRelay | None:
+        """Returns the terminal relay of process pid, if it has a live
+        one."""
+        with self._relays_mu:
+            return self._relays.get(pid)
+
+    def wait_relays(self, pids: Sequence[int] | None, timeout: float) -> bool:
+        """Waits until the terminal relays of pids (all if None) have
+        copied the last output and ended; returns False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._relays_mu:
+            if pids is None:
+                relays = list(self._relays.values())
+            else:
+                relays = [r for p in pids if (r := self._relays.get(p)) is not None]
+        return all(r.done.wait(max(0.0, deadline - time.monotonic())) for r in relays)
 
     @staticmethod
     def _search_path(
@@ -284,6 +353,11 @@ class Sandbox:
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
         log.info("boot: starting pid %d: %s", t.tid, t.name)
+        relay = self.relay_of(t.tg.tgid)
+        if relay is not None:
+            # A size the client set since the process was created (conmon
+            # sets it between create and start) is there when it starts.
+            relay.sync_winsize()
         self.kernel.start_task(t)
 
     def signal_foreground(self, signo: int) -> bool:
@@ -293,6 +367,12 @@ class Sandbox:
         tg = self.kernel.init_tg
         if tg is None:
             return False
+        relay = self.relay_of(tg.tgid)
+        if signo == S.SIGWINCH and relay is not None:
+            # The host terminal changed size: the sentry's follows it, and
+            # signals its foreground group if the size changed.
+            relay.sync_winsize()
+            return True
         with self.kernel.tasks.mu:
             pg = tg.process_group
             tty = pg.session.tty if pg is not None else None

@@ -222,11 +222,11 @@ class Container:
         try:
             use_console = settings.terminal and bool(args.console_socket)
             if use_console:
-                # TODO(#7): the container gets this host pty itself: it is
-                # its controlling terminal and works as runc's does, but has
-                # no name in the sandbox (`tty` says "not a tty", ps shows no
-                # TT), where runc's is /dev/pts/0. A devpts pair in the
-                # sentry relayed to this pty would give it one.
+                # The client gets this pty's master; the sandbox relays its
+                # replica to the container's own terminal, /dev/pts/0 in
+                # the container, as under runc (runsc/boot/console.py).
+                # Without a console socket (attached), runsc's own stdio
+                # is relayed, as runc relays its stdio in the foreground.
                 master, replica = console.new_pty()
                 opened.append(replica)
                 try:
@@ -466,12 +466,16 @@ class Container:
 
     # exec.
 
-    def exec(self, process: specutils.Spec, console_socket: str = "") -> int:
+    def exec(
+        self, process: specutils.Spec, console_socket: str = "", attached: bool = True
+    ) -> int:
         """Starts a further process in the container.
 
         Args:
             process: an OCI process object.
             console_socket: where to send the terminal, if process.terminal.
+            attached: runsc stays to wait for the process: without a
+                console socket, its terminal is relayed to runsc's stdio.
 
         Returns:
             The process's pid inside the sandbox.
@@ -500,8 +504,9 @@ class Container:
                 raise ContainerError(str(e)) from None
             opened: list[int] = []
             try:
-                if settings.terminal and not console_socket and os.isatty(0):
-                    # Attached to a terminal already: the process shares it.
+                if settings.terminal and not console_socket and attached:
+                    # The process's terminal is relayed to runsc's stdio
+                    # (as runc's exec relays it in the foreground).
                     stdio = [0, 1, 2]
                 elif settings.terminal:
                     if not console_socket:
@@ -520,9 +525,9 @@ class Container:
                     stdio = [replica] * 3
                 else:
                     stdio = [0, 1, 2]
-                req = pb.Request(
-                    exec=pb.ExecRequest(process=_process_msg(settings, filename))
-                )
+                msg = _process_msg(settings, filename)
+                msg.console = bool(settings.terminal and console_socket)
+                req = pb.Request(exec=pb.ExecRequest(process=msg))
                 try:
                     resp = self._call(req, tuple(stdio))
                 except (ControlError, SandboxError) as e:

@@ -318,16 +318,17 @@ def test_stop_a_container_that_handles_sigterm(podman: Podman, image: str) -> No
 @pytest.mark.parametrize("image", IMAGES)
 def test_run_with_a_terminal(podman: Podman, image: str) -> None:
     image = _image(podman, image)
-    script = "test -t 0 && test -t 1 && echo tty-out; stty size; echo $TERM; exit 3"
+    script = (
+        "test -t 0 && test -t 1 && echo tty-out; tty; stty size; echo $TERM; exit 3"
+    )
     out = []
     for rt in podman.runtimes():
         p = podman.in_terminal(
             *podman.run_args("--rm", "-t", image, "sh", "-c", script, runtime=rt)
         )
         out.append((p.returncode, p.stdout))
-    # TODO(#7): `tty` names the terminal under runc (/dev/pts/0); here the
-    # terminal is a host descriptor and has no name in the sandbox yet.
-    assert out[0] == (3, "tty-out\n30 100\nxterm\n"), out
+    # The container's own terminal, in the sandbox, as under runc.
+    assert out[0] == (3, "tty-out\n/dev/pts/0\n30 100\nxterm\n"), out
     assert out == [out[0]] * len(out)
 
 

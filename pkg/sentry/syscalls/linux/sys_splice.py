@@ -91,7 +91,10 @@ def _copy_from_file(
             src.seek(t, src.tell(t) + n, F.SEEK_SET)
         if dst_off is not None:
             dst_off += n
-        if n < len(data):
+        # A short read ends the copy, as in splice_direct_to_actor: what a
+        # terminal or socket has now is all the caller gets, not a wait
+        # for the rest of count (busybox cat sendfiles from its stdin).
+        if n < len(data) or len(data) < want:
             break
     return total, src_off, dst_off
 
