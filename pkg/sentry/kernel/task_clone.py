@@ -307,6 +307,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     inherit_for_clone(t, child, flags)
     child.personality = t.personality
     child.sched = t.sched.fork()
+    child.mempolicy = t.mempolicy
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid

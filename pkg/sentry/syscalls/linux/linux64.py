@@ -32,6 +32,7 @@ _FAMILY_NAMES = (
     "sys_lock",
     "sys_membarrier",
     "sys_memfd",
+    "sys_mempolicy",
     "sys_misc",
     "sys_mmap",
     "sys_mount",
