@@ -31,6 +31,7 @@ class SchedParams:
     __slots__ = (
         "cpu_mask",
         "default_timer_slack_ns",
+        "ioprio",
         "nice",
         "policy",
         "priority",
@@ -48,6 +49,10 @@ class SchedParams:
         self.cpu_mask = cpu_mask
         self.timer_slack_ns = DEFAULT_TIMER_SLACK_NS
         self.default_timer_slack_ns = DEFAULT_TIMER_SLACK_NS
+        # The I/O priority ioprio_set(2) gave (IOPRIO_PRIO_VALUE), 0 for
+        # none: kept and reported, as the sandbox has no block devices
+        # to schedule.
+        self.ioprio = 0
 
     def fork(self) -> SchedParams:
         """Returns the child's attributes (sched_fork): inherited, except
@@ -59,6 +64,7 @@ class SchedParams:
         child.nice = self.nice
         child.timer_slack_ns = self.timer_slack_ns
         child.default_timer_slack_ns = self.timer_slack_ns
+        child.ioprio = self.ioprio
         if self.reset_on_fork:
             if self.policy in (SC.SCHED_FIFO, SC.SCHED_RR):
                 child.policy = SC.SCHED_OTHER

@@ -29,6 +29,8 @@ _FAMILY_NAMES = (
     "sys_getdents",
     "sys_identity",
     "sys_inotify",
+    "sys_ioprio",
+    "sys_kcmp",
     "sys_lock",
     "sys_membarrier",
     "sys_memfd",
