@@ -198,7 +198,7 @@ class MmapOps(MMCore):
             cache = FileCache(self.mf, None, size=length)
             mappable = cache
             file = cache
-            identity = MappingIdentity(
+            identity = identity or MappingIdentity(
                 _SHMEM_DEV, next(_shmem_inos), "/dev/zero (deleted)"
             )
         elif file is not None:

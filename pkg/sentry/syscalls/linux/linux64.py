@@ -19,6 +19,7 @@ TABLE_SIZE = 512
 
 # The sys_<family> modules that make up the table.
 _FAMILY_NAMES = (
+    "sys_aio",
     "sys_attr",
     "sys_chdir",
     "sys_epoll",
