@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.thread_group import ThreadGroup
     from pkg.sentry.kernel.uts_namespace import UTSNamespace
     from pkg.sentry.mm.memory_manager import MemoryManager
+    from pkg.sentry.mm.mempolicy import MemPolicy
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Task:
         "interrupted",
         "kernel",
         "last_syscall",
+        "mempolicy",
         "mm",
         "name",
         "pdeath_signal",
@@ -164,6 +166,9 @@ class Task:
         self.pdeath_signal = 0
         self.personality = 0
         self.sched = SchedParams(ALL_CPUS)
+        # The NUMA policy set_mempolicy(2) set, None for the default; kept
+        # across fork and execve.
+        self.mempolicy: MemPolicy | None = None
         # CLOCK_MONOTONIC when the task was created, in nanoseconds.
         self.start_ns = time.monotonic_ns()
         # For a vfork child: released when it execs or exits (task_clone).

@@ -228,6 +228,9 @@ def clone(t: Task, opts: CloneOptions) -> int:
         raise SyscallError(errno.ERESTARTNOINTR)
     check_nproc(t)
     check_namespaces(t, flags)
+    if t.sched.policy == SC.SCHED_DEADLINE and not t.sched.reset_on_fork:
+        # sched_fork: a deadline task's bandwidth cannot be split.
+        raise SyscallError(errno.EAGAIN)
     if flags & SC.CLONE_INTO_CGROUP:
         # TODO(#4): no cgroup file system; no descriptor names a cgroup.
         raise SyscallError(errno.EBADF)
@@ -312,6 +315,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     inherit_for_clone(t, child, flags)
     child.personality = t.personality
     child.sched = t.sched.fork()
+    child.mempolicy = t.mempolicy
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
