@@ -70,3 +70,38 @@ def test_an_empty_tmp_is_the_sandboxs_own(tmp: str) -> None:
     spec = make_spec(["/bin/sh", "-c", "echo x > /tmp/new && cat /tmp/new"])
     out = _run(tmp, "runsc", spec, rootfs)
     assert (out.returncode, out.stdout) == (0, "x\n"), out.stderr
+
+
+def test_a_profile_that_refuses_execve_stops_the_start(tmp: str) -> None:
+    # runc installs the profile before the execve of the container's
+    # process, so that execve gets the profile's errno and the container
+    # never runs; the sentry judges the execve it does not make the same way.
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/sh", "-c", "echo started"])
+    spec["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+    }
+    for rt in _runtimes():
+        out = _run(tmp, rt, spec, rootfs)
+        assert (rt, out.returncode, out.stdout) == (rt, 1, ""), out.stderr
+        assert "exec /bin/sh" in out.stderr
+        assert "permission denied" in out.stderr.lower()
+
+
+def test_a_profile_that_allows_execve_starts(tmp: str) -> None:
+    # Only the calls the profile names fail: the init starts and gets the
+    # profile's errno from them, as under runc.
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/sh", "-c", "mkdir /tmp/d; echo rc=$?"])
+    spec["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+        ],
+    }
+    for rt in _runtimes():
+        out = _run(tmp, rt, spec, rootfs)
+        assert (rt, out.returncode, out.stdout) == (rt, 0, "rc=1\n"), out.stderr
+        assert "not permitted" in out.stderr
