@@ -105,3 +105,35 @@ def test_a_profile_that_allows_execve_starts(tmp: str) -> None:
         out = _run(tmp, rt, spec, rootfs)
         assert (rt, out.returncode, out.stdout) == (rt, 0, "rc=1\n"), out.stderr
         assert "not permitted" in out.stderr
+
+
+def test_a_missing_bind_source_is_named(tmp: str) -> None:
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    src = os.path.join(tmp, "no-such-source")
+    spec = make_spec(["/bin/true"])
+    spec["mounts"] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"]},
+    ]
+    for rt in _runtimes():
+        out = _run(tmp, rt, spec, rootfs)
+        assert (rt, out.returncode) == (rt, 1), out.stderr
+        assert src in out.stderr
+        assert "no such file or directory" in out.stderr.lower()
+    # Nothing is left behind: no container in the state root.
+    listed = Runsc(os.path.join(tmp, "state-runsc")).run("list", "--quiet")
+    assert listed.stdout.strip() == ""
+
+
+def test_an_empty_root_flag_is_named(tmp: str) -> None:
+    runsc = Runsc(tmp)
+    out = subprocess.run(
+        [runsc.path, "--root=", "state", "c"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "--root" in out.stderr
+    assert "empty" in out.stderr
