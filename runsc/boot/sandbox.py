@@ -122,6 +122,8 @@ class Sandbox:
         seccomp: the spec's linux.seccomp, compiled: the filter every
             process of the container starts with.
         init_cwd: the init's working directory, made if missing.
+        pids_limit: the spec's linux.resources.pids.limit: the most tasks
+            the sandbox holds at once (0 or less: no limit).
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -140,6 +142,7 @@ class Sandbox:
         readonly_paths: Sequence[str] = (),
         seccomp: Program | None = None,
         init_cwd: str = "",
+        pids_limit: int = 0,
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -162,6 +165,7 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    pids_limit=max(pids_limit, 0),
                 ),
                 build_table(),
             )

@@ -311,8 +311,8 @@ def _check_linux(linux: object) -> list[str]:
         except seccomp.SeccompError as e:
             raise SpecError(str(e)) from None
         warnings += prog.warnings
-    if linux.get("resources") or linux.get("cgroupsPath"):
-        warnings.append("cgroups (linux.resources, linux.cgroupsPath) are not applied")
+    # linux.cgroupsPath and linux.resources are applied to the sandbox on
+    # the host (runsc/sandbox/cgroup.py), which warns about what it cannot.
     for key in (
         "devices",
         "intelRdt",

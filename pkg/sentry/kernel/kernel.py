@@ -72,6 +72,10 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # The most tasks (threads) the kernel holds at once, as the pids cgroup
+    # controller's pids.max bounds a container (unlike it, zombies are not
+    # counted); 0: no limit. clone fails with EAGAIN at the limit.
+    pids_limit: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
 
