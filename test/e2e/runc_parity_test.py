@@ -137,3 +137,27 @@ def test_an_empty_root_flag_is_named(tmp: str) -> None:
     assert out.returncode != 0
     assert "--root" in out.stderr
     assert "empty" in out.stderr
+
+
+def test_cgroup_limits(tmp: str) -> None:
+    # The sandbox is in linux.cgroupsPath with the memory limit there; the
+    # pid limit makes a fork past it fail with EAGAIN, as under runc (busybox
+    # sh gives up the script with status 2).
+    rootfs = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    script = (
+        "cat /proc/self/cgroup > /dev/null; "
+        "for i in $(seq 1 20); do sleep 1 & done; echo all-started"
+    )
+    for rt in _runtimes():
+        name = f"pyvisor-parity-{os.getpid()}-{rt}"
+        spec = make_spec(["/bin/sh", "-c", script])
+        spec["linux"]["cgroupsPath"] = f"/{name}"
+        spec["linux"]["resources"] = {
+            "memory": {"limit": 256 << 20},
+            "pids": {"limit": 8},
+        }
+        out = _run(tmp, rt, spec, rootfs)
+        assert (rt, out.returncode, out.stdout) == (rt, 2, ""), out.stderr
+        assert "can't fork" in out.stderr
+        # Removed once the container is gone.
+        assert not os.path.exists(f"/sys/fs/cgroup/memory/{name}")
