@@ -476,6 +476,7 @@ def test_resources_and_top_like_runc(podman: Podman) -> None:
                 "-d",
                 "--memory=64m",
                 "--cpu-shares=512",
+                "--cpus=0.5",
                 BUSYBOX,
                 "sleep",
                 "1000",
@@ -487,14 +488,22 @@ def test_resources_and_top_like_runc(podman: Podman) -> None:
             memory = _host_cgroup(pid, "memory")
             with open(os.path.join(memory, "memory.limit_in_bytes")) as f:
                 limit = int(f.read())
-            with open(os.path.join(_host_cgroup(pid, "cpu"), "cpu.shares")) as f:
+            cpu = _host_cgroup(pid, "cpu")
+            with open(os.path.join(cpu, "cpu.shares")) as f:
                 shares = int(f.read())
+            with open(os.path.join(cpu, "cpu.cfs_quota_us")) as f:
+                quota = int(f.read())
             top = podman("top", cid, "-eo", "pid,args").stdout.split("\n")[1:]
         finally:
             podman("rm", "--force", "-t", "0", cid, check=False)
-        results[rt] = [limit, shares, [line.split() for line in top if line]]
+        results[rt] = [limit, shares, quota, [ln.split() for ln in top if ln]]
         assert procs.wait_until(lambda m=memory: not os.path.exists(m), 10)
-    assert results[podman.runtime] == [64 << 20, 512, [["1", "sleep", "1000"]]]
+    assert results[podman.runtime] == [
+        64 << 20,
+        512,
+        50000,
+        [["1", "sleep", "1000"]],
+    ]
     for other in results.values():
         assert other == results[podman.runtime]
 
