@@ -42,6 +42,7 @@ from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.pgalloc.memory_file import MemoryFile
+from pkg.sentry.socket import hostifaces
 from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
@@ -152,6 +153,12 @@ class Sandbox:
                 None,
                 bool(seccomp.flags & SC.SECCOMP_FILTER_FLAG_LOG),
             )
+        host_links: tuple[bytes, ...] = ()
+        host_addrs: tuple[bytes, ...] = ()
+        host_routes: tuple[bytes, ...] = ()
+        if config.network == "host":
+            # Before the seccomp filter, which refuses netlink sockets.
+            host_links, host_addrs, host_routes = hostifaces.snapshot()
         self.mf = MemoryFile()
         self.platform = new_platform(config, self.mf)
         try:
@@ -166,6 +173,10 @@ class Sandbox:
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
                     pids_limit=max(pids_limit, 0),
+                    host_network=config.network == "host",
+                    host_links=host_links,
+                    host_addrs=host_addrs,
+                    host_routes=host_routes,
                 ),
                 build_table(),
             )

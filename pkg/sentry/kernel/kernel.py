@@ -77,6 +77,15 @@ class KernelConfig:
     # controller's pids.max bounds a container (unlike it, zombies are not
     # counted); 0: no limit. clone fails with EAGAIN at the limit.
     pids_limit: int = 0
+    # AF_INET and AF_INET6 sockets are host sockets (--network=host,
+    # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
+    host_network: bool = False
+    # With host_network, the host's interfaces, addresses and routes as
+    # RTM_NEWLINK, RTM_NEWADDR and RTM_NEWROUTE payloads
+    # (pkg/sentry/socket/hostifaces.py), for the sandbox's netlink sockets.
+    host_links: tuple[bytes, ...] = ()
+    host_addrs: tuple[bytes, ...] = ()
+    host_routes: tuple[bytes, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
