@@ -208,6 +208,46 @@ TEST_F(XattrTest, SecurityNeedsCapSysAdminNotWritePermission) {
             0);
 }
 
+// security.capability takes only a valid file capability header (revision 2
+// in 20 bytes, or 3 in 24), and needs CAP_SETFCAP.
+TEST_F(XattrTest, FileCapabilitiesAreChecked) {
+  TempDir pub("/tmp");
+  ASSERT_THAT(chmod(pub.path().c_str(), 0755), SyscallSucceeds());
+  std::string f = pub.Join("f");
+  ASSERT_TRUE(WriteFile(f, ""));
+  if (setxattr(f.c_str(), "security.s", "1", 1, 0) != 0) {
+    GTEST_SKIP() << "no security xattrs here: " << strerror(errno);
+  }
+  ASSERT_THAT(chmod(f.c_str(), 0666), SyscallSucceeds());
+  uint32_t v2[5] = {0x02000000, 1u << CAP_NET_BIND_SERVICE, 0, 0, 0};
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", "junk", 4, 0),
+              SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", v2, 16, 0),
+              SyscallFailsWithErrno(EINVAL));
+  uint32_t v3_sized_v2[6] = {0x02000000, 0, 0, 0, 0, 0};
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", v3_sized_v2,
+                       sizeof(v3_sized_v2), 0),
+              SyscallFailsWithErrno(EINVAL));
+  EXPECT_EQ(RunAsNobody([&] {
+              return setxattr(f.c_str(), "security.capability", v2, sizeof(v2),
+                              0)
+                         ? errno
+                         : 0;
+            }),
+            EPERM);
+  ASSERT_THAT(setxattr(f.c_str(), "security.capability", v2, sizeof(v2), 0),
+              SyscallSucceeds());
+  uint32_t got[8] = {};
+  ASSERT_THAT(getxattr(f.c_str(), "security.capability", got, sizeof(got)),
+              SyscallSucceedsWithValue(sizeof(v2)));
+  EXPECT_EQ(got[1], v2[1]);
+  EXPECT_EQ(RunAsNobody([&] {
+              return removexattr(f.c_str(), "security.capability") ? errno : 0;
+            }),
+            EPERM);
+  EXPECT_THAT(removexattr(f.c_str(), "security.capability"), SyscallSucceeds());
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace pyvisor
