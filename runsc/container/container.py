@@ -223,6 +223,9 @@ class Container:
             if cg is not None:
                 for w in cg.make():
                     log.warning("spec: %s", w)
+        except cgroup.SystemdPathError as e:
+            log.warning("spec: %s", e)
+            cg = None
         except cgroup.CgroupError as e:
             raise ContainerError(str(e)) from None
 

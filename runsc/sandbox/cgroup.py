@@ -25,7 +25,8 @@ per set of controllers, and the cgroup2 mount (the unified hierarchy, alone
 or beside v1 ones in hybrid mode). A path is taken from each hierarchy's
 root: an absolute cgroupsPath from the hierarchy's top, a relative one from
 runsc's own cgroup there, as runc does. The systemd form
-("slice:prefix:name", with --systemd-cgroup) needs systemd's D-Bus API.
+("slice:prefix:name", with --systemd-cgroup) needs systemd's D-Bus API:
+it is warned about and not applied (TODO(#7)).
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CgroupError", "Hierarchy", "Plan", "hierarchies", "plan", "remove_quietly"]
+__all__ = [
+    "CgroupError",
+    "Hierarchy",
+    "Plan",
+    "SystemdPathError",
+    "hierarchies",
+    "plan",
+    "remove_quietly",
+]
 
 # How long delete waits for a cgroup to empty before it gives up on it.
 _REMOVE_SECONDS = 5.0
@@ -49,6 +58,11 @@ _REMOVE_SECONDS = 5.0
 
 class CgroupError(Exception):
     """CgroupError: the container's cgroup cannot be made or joined."""
+
+
+class SystemdPathError(CgroupError):
+    """SystemdPathError: the cgroup is named in systemd's form, which this
+    runtime cannot apply (a warning, not a failure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,16 +396,17 @@ def plan(
         own: runsc's cgroups (default: /proc/self/cgroup).
 
     Raises:
-        CgroupError: the path is unusable.
+        CgroupError: the path is unusable (SystemdPathError: it is in
+            systemd's form).
     """
     path = linux.get("cgroupsPath") or ""
     if not path:
         return None
     if ":" in path:
         # TODO(#7): systemd's "slice:prefix:name" needs its D-Bus API.
-        raise CgroupError(
-            f"cgroup: {path!r} is systemd's form, which needs systemd "
-            "(use the cgroupfs manager)"
+        raise SystemdPathError(
+            f"cgroup: {path!r} is systemd's form, which needs systemd: "
+            "linux.cgroupsPath and linux.resources are not applied"
         )
     hs = list(hierarchies() if found is None else found)
     own = own_cgroups() if own is None else own

@@ -57,7 +57,7 @@ def test_paths_absolute_and_relative(hs: list[cgroup.Hierarchy], tmp_path: Path)
     assert dirs[1] == str(tmp_path / "memory" / "mine" / "ctr")
     assert dirs[4] == str(tmp_path / "unified" / "u" / "ctr")
     assert cgroup.plan({}, hs, {}) is None
-    with pytest.raises(cgroup.CgroupError, match="systemd"):
+    with pytest.raises(cgroup.SystemdPathError, match="systemd"):
         cgroup.plan({"cgroupsPath": "machine.slice:libpod:x"}, hs, {})
 
 
