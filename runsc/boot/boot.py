@@ -120,6 +120,14 @@ def _network_mode(config: Config, spec: specutils.Spec) -> str:
     return "none"
 
 
+def _pids_limit(spec: dict) -> int:
+    """Returns linux.resources.pids.limit, 0 if none: the sentry enforces
+    it on its tasks (runsc/sandbox/cgroup.py explains why not the host)."""
+    res = (spec.get("linux") or {}).get("resources") or {}
+    limit = (res.get("pids") or {}).get("limit")
+    return int(limit) if isinstance(limit, int) and limit > 0 else 0
+
+
 def _init_spec(spec: specutils.Spec, args: BootArgs) -> ProcessSpec:
     settings = specutils.process_settings(spec["process"])
     creds = pb.Credentials(
@@ -192,6 +200,7 @@ def boot(config: Config, args: BootArgs) -> int:
             masked_paths=(spec.get("linux") or {}).get("maskedPaths") or [],
             readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
             init_cwd=spec["process"].get("cwd") or "/",
+            pids_limit=_pids_limit(spec),
         )
         init_spec = _init_spec(spec, args)
         try:

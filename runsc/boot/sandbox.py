@@ -25,6 +25,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
 from pkg.sentry.fsimpl.devpts.host_relay import HostRelay
@@ -34,7 +35,12 @@ from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
-from pkg.sentry.kernel.seccomp import SeccompFilter, compile_filter
+from pkg.sentry.kernel.seccomp import (
+    SeccompFilter,
+    compile_filter,
+    evaluate,
+    make_data,
+)
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
@@ -52,6 +58,20 @@ from runsc.specutils.seccomp import Program
 from runsc.specutils.spec import env_path
 
 log = logging.getLogger(__name__)
+
+
+class ExecveRefused(SyscallError):
+    """ExecveRefused: the container's seccomp profile refuses the execve
+    that would start a process (runc checks that execve against it)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, errno: int, why: str) -> None:
+        super().__init__(errno)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: linux.seccomp refuses execve ({self.why})"
 
 
 @dataclass(slots=True)
@@ -113,6 +133,8 @@ class Sandbox:
         seccomp: the spec's linux.seccomp, compiled: the filter every
             process of the container starts with.
         init_cwd: the init's working directory, made if missing.
+        pids_limit: the spec's linux.resources.pids.limit: the most tasks
+            the sandbox holds at once (0 or less: no limit).
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -131,6 +153,7 @@ class Sandbox:
         readonly_paths: Sequence[str] = (),
         seccomp: Program | None = None,
         init_cwd: str = "",
+        pids_limit: int = 0,
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -159,6 +182,7 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    pids_limit=max(pids_limit, 0),
                     host_network=config.network == "host",
                     host_links=host_links,
                     host_addrs=host_addrs,
@@ -206,12 +230,41 @@ class Sandbox:
         except SyscallError as e:
             raise MountError(f"mkdir {path} (the working directory): {e}") from None
 
+    def _check_execve_allowed(self) -> None:
+        """Fails as the execve of a new process would under runc, which
+        installs the profile just before that execve: a profile that
+        refuses execve stops the process from starting.
+
+        The call is judged with zero arguments (runc's are pointers into
+        its own memory, which a profile cannot usefully compare).
+
+        Raises:
+            ExecveRefused: the profile refuses execve.
+        """
+        if self.seccomp is None:
+            return
+        ret, _ = evaluate(self.seccomp, make_data(N.SYS_execve, 0, (0,) * 6))
+        action = ret & SC.SECCOMP_RET_ACTION_FULL
+        if action in (SC.SECCOMP_RET_ALLOW, SC.SECCOMP_RET_LOG):
+            return
+        if action == SC.SECCOMP_RET_ERRNO:
+            raise ExecveRefused(
+                min(ret & SC.SECCOMP_RET_DATA, 4095), "the profile's errno"
+            )
+        if action in (SC.SECCOMP_RET_TRACE, SC.SECCOMP_RET_USER_NOTIF):
+            # No tracer or listener: the call fails (kernel/seccomp.c).
+            raise ExecveRefused(errno.ENOSYS, "no tracer for the profile's action")
+        # KILL and TRAP: under runc the process dies of SIGSYS before it
+        # runs (and runc run waits for good); an error says why instead.
+        raise ExecveRefused(errno.EPERM, "its action kills the process")
+
     def create_process(self, spec: ProcessSpec) -> Task:
         """Loads a process; start_process runs it. The first process created
         is the container's init.
 
         Raises:
-            SyscallError: the executable cannot be opened or loaded.
+            SyscallError: the executable cannot be opened or loaded, or
+                the seccomp profile refuses execve (ExecveRefused).
         """
         kernel = self.kernel
         creds = spec.creds or root_credentials()
@@ -229,6 +282,7 @@ class Sandbox:
         executable = spec.executable
         if "/" not in executable:
             executable = self._search_path(executable, spec.env, open_exec)
+        self._check_execve_allowed()
         fds = FDTable()
         con = self._open_console(spec, creds) if spec.terminal else None
         if con is not None:
@@ -270,10 +324,9 @@ class Sandbox:
                 self._relays[t.tg.tgid] = relay
             relay.on_done(lambda: self._forget_relay(t.tg.tgid, relay))
         if self.seccomp is not None:
-            # runc installs it just before the execve of the process; the
-            # sentry loads the executable itself, so the filter applies from
-            # the first instruction (an execve the profile forbids is not
-            # checked). The task runs no code yet: no lock is needed.
+            # The sentry loads the executable itself: the filter applies
+            # from the first instruction (the execve was checked above). The
+            # task runs no code yet: no lock is needed.
             t.seccomp_filter = self.seccomp
             t.seccomp_mode = SC.SECCOMP_MODE_FILTER
         if con is None and spec.stdio and os.isatty(spec.stdio[0]):

@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import shutil
+from typing import Any
 
 from pkg.abi.linux import capability as C
 from runsc.cmd.run import run_attached
@@ -58,6 +59,32 @@ def _resolve(command: str, env: dict[str, str]) -> str | None:
     return shutil.which(command, path=env.get("PATH", os.defpath))
 
 
+def _mounts(root: str) -> list[dict[str, Any]]:
+    # As on the host, not the 64 MiB of a container's default /dev/shm; the
+    # other mounts are the defaults (runsc/boot/mounts.py).
+    out: list[dict[str, Any]] = [
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "nodev", "mode=1777"],
+        }
+    ]
+    if root == "/":
+        # The host's /tmp is not empty, so the default /tmp would leave it
+        # showing; the sandbox's own keeps the host's temporary files out.
+        # Another root keeps its /tmp if it has files there, as an image.
+        out.append(
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777"],
+            }
+        )
+    return out
+
+
 def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec:
     """Returns the spec of a `do` container whose root is the host directory
     root."""
@@ -78,16 +105,7 @@ def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec
         # the host with --overlay2=none.
         "root": {"path": root, "readonly": False},
         "hostname": hostname,
-        # As on the host, not the 64 MiB of a container's default /dev/shm;
-        # the other mounts are the defaults (runsc/boot/mounts.py).
-        "mounts": [
-            {
-                "destination": "/dev/shm",
-                "type": "tmpfs",
-                "source": "shm",
-                "options": ["nosuid", "nodev", "mode=1777"],
-            }
-        ],
+        "mounts": _mounts(root),
     }
 
 

@@ -48,7 +48,7 @@ from runsc.container.state import (
     process_start_time,
     write_atomic,
 )
-from runsc.sandbox import sandbox
+from runsc.sandbox import cgroup, sandbox
 from runsc.sandbox.errors import SandboxError
 from runsc.specutils import spec as specutils
 
@@ -218,6 +218,17 @@ class Container:
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None
 
+        try:
+            cg = cgroup.plan(spec.get("linux") or {})
+            if cg is not None:
+                for w in cg.make():
+                    log.warning("spec: %s", w)
+        except cgroup.SystemdPathError as e:
+            log.warning("spec: %s", e)
+            cg = None
+        except cgroup.CgroupError as e:
+            raise ContainerError(str(e)) from None
+
         opened: list[int] = []
         try:
             use_console = settings.terminal and bool(args.console_socket)
@@ -261,6 +272,7 @@ class Container:
                         exit_fd=exit_fd,
                         console=use_console,
                         attached=args.attached,
+                        cgroup=cg,
                     ),
                     on_started=self._record_sandbox,
                 )
@@ -399,6 +411,7 @@ class Container:
                 )
             except hooks.HookError as e:
                 log.warning("container: %s", e)
+            self._remove_cgroups()
             self.sd.remove()
 
     def _kill_sandbox(self) -> None:
@@ -427,10 +440,21 @@ class Container:
             os.close(pidfd)
 
     def _destroy(self) -> None:
-        """Undoes a failed create: the sandbox and the state directory."""
+        """Undoes a failed create: the sandbox, its cgroups and the state
+        directory."""
         with contextlib.suppress(Exception):
             self._kill_sandbox()
+        self._remove_cgroups()
         self.sd.remove()
+
+    def _remove_cgroups(self) -> None:
+        """Removes the container's host cgroups (as runc's delete does),
+        once the sandbox is gone."""
+        try:
+            cg = cgroup.plan(self.spec().get("linux") or {})
+        except (OSError, ValueError, cgroup.CgroupError):
+            return
+        cgroup.remove_quietly(cg)
 
     # wait.
 

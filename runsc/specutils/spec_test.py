@@ -180,3 +180,12 @@ def test_invalid_ids(cid: str) -> None:
 def test_valid_ids() -> None:
     for cid in ("a", "abc-123_x.y+z", "0" * 64):
         specutils.validate_id(cid)
+
+
+def test_bind_mount_sources_must_exist(bundle: str) -> None:
+    (Path(bundle) / "data").mkdir()
+    ok = {"destination": "/d", "type": "bind", "source": "data"}
+    assert specutils.check(_spec(mounts=[ok]), bundle) == []
+    missing = {"destination": "/m", "source": "/no/such/src", "options": ["rbind"]}
+    with pytest.raises(specutils.SpecError, match=r"/m: bind source /no/such/src: No"):
+        specutils.check(_spec(mounts=[ok, missing]), bundle)

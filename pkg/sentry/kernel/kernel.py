@@ -73,6 +73,10 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # The most tasks (threads) the kernel holds at once, as the pids cgroup
+    # controller's pids.max bounds a container (unlike it, zombies are not
+    # counted); 0: no limit. clone fails with EAGAIN at the limit.
+    pids_limit: int = 0
     # AF_INET and AF_INET6 sockets are host sockets (--network=host,
     # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
     host_network: bool = False

@@ -433,17 +433,16 @@ def evaluate(chain: SeccompFilter, data: tuple[int, ...]) -> tuple[int, SeccompF
 def seccomp_data(t: Task, sysno: int) -> tuple[int, ...]:
     """Returns struct seccomp_data for the call t stopped at, as 16 words."""
     regs = t.state.regs
-    raw = _DATA.pack(
+    return make_data(
         sysno,
-        SC.AUDIT_ARCH_X86_64,
         regs[P.RIP],
-        regs[P.RDI],
-        regs[P.RSI],
-        regs[P.RDX],
-        regs[P.R10],
-        regs[P.R8],
-        regs[P.R9],
+        (regs[P.RDI], regs[P.RSI], regs[P.RDX], regs[P.R10], regs[P.R8], regs[P.R9]),
     )
+
+
+def make_data(sysno: int, ip: int, args: tuple[int, ...]) -> tuple[int, ...]:
+    """Returns struct seccomp_data for an x86-64 call, as 16 words."""
+    raw = _DATA.pack(sysno, SC.AUDIT_ARCH_X86_64, ip, *args)
     return struct.unpack("<16I", raw)
 
 

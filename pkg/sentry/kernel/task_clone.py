@@ -26,7 +26,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import sched as SC
 from pkg.abi.linux import signal as S
-from pkg.errors.syscall_error import SyscallError
+from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.platform import platform as P
 from pkg.sentry.kernel.credentials import (
     CAP_SYS_ADMIN,
@@ -239,7 +239,12 @@ def clone(t: Task, opts: CloneOptions) -> int:
     kernel = t.kernel
     parent_tg = t.tg
     # What the child gets that is not shared.
-    mm: MemoryManager = t.mm if flags & SC.CLONE_VM else t.mm.fork()
+    try:
+        mm: MemoryManager = t.mm if flags & SC.CLONE_VM else t.mm.fork()
+    except OSError as e:
+        # The platform could not make the child's address space on the host
+        # (EAGAIN: a host pid limit; ENOMEM): the fork fails as Linux's.
+        raise from_os_error(e) from None
     fd_table: FDTable = t.fd_table if flags & SC.CLONE_FILES else t.fd_table.fork()
     if flags & SC.CLONE_NEWNS:
         fs: FSContext = t.fs.fork_new_mount_ns(kernel.vfs)
@@ -374,6 +379,10 @@ def _commit(t: Task, child: Task, tg: ThreadGroup, flags: int) -> None:
             # The caller is dying (a group exit or another thread's execve):
             # it never returns to the application, so the error is moot.
             raise SyscallError(errno.ERESTARTNOINTR)
+        limit = kernel.config.pids_limit
+        if limit and len(kernel.tasks.tasks) >= limit:
+            # As the pids controller refuses a fork past pids.max.
+            raise SyscallError(errno.EAGAIN)
         kernel.tasks.tasks[child.tid] = child
         tg.tasks.append(child)
         if flags & SC.CLONE_THREAD:
