@@ -179,6 +179,7 @@ def boot(config: Config, args: BootArgs) -> int:
             masked_paths=(spec.get("linux") or {}).get("maskedPaths") or [],
             readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
             init_cwd=spec["process"].get("cwd") or "/",
+            total_memory=specutils.memory_limit(spec),
         )
         init_spec = _init_spec(spec, args)
         try:

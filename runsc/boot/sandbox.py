@@ -102,6 +102,8 @@ class Sandbox:
         seccomp: the spec's linux.seccomp, compiled: the filter every
             process of the container starts with.
         init_cwd: the init's working directory, made if missing.
+        total_memory: the container's memory limit in bytes, what the
+            sandbox shows as its total memory; 0 for the host's.
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -120,6 +122,7 @@ class Sandbox:
         readonly_paths: Sequence[str] = (),
         seccomp: Program | None = None,
         init_cwd: str = "",
+        total_memory: int = 0,
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -142,6 +145,7 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    total_memory=total_memory,
                 ),
                 build_table(),
             )

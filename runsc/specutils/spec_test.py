@@ -180,3 +180,14 @@ def test_invalid_ids(cid: str) -> None:
 def test_valid_ids() -> None:
     for cid in ("a", "abc-123_x.y+z", "0" * 64):
         specutils.validate_id(cid)
+
+
+def test_memory_limit() -> None:
+    def spec(memory: object) -> dict:
+        return {"linux": {"resources": {"memory": memory}}}
+
+    assert specutils.memory_limit({}) == 0
+    assert specutils.memory_limit(spec({"limit": 1 << 30})) == 1 << 30
+    assert specutils.memory_limit(spec({"limit": -1})) == 0
+    assert specutils.memory_limit(spec({"limit": True})) == 0
+    assert specutils.memory_limit(spec({})) == 0

@@ -27,6 +27,7 @@ from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import KernelStats
 from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
@@ -72,6 +73,9 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # The sandbox's total memory in bytes (the container's memory limit),
+    # what /proc/meminfo and sysinfo(2) show; 0 for the host's memory.
+    total_memory: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -106,6 +110,8 @@ class Kernel:
         self.mf = mf
         self.config = config
         self.tasks = TaskSet()
+        # Load averages, fork and context switch counts (/proc).
+        self.stats = KernelStats()
         self.futexes = FutexManager()
         # The virtual filesystem; runsc/boot/vfs.py mounts the root.
         self.vfs = VirtualFilesystem()
@@ -123,6 +129,12 @@ class Kernel:
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).
         self.num_cpus = config.num_cpus or len(os.sched_getaffinity(0))
+        # The sandbox's memory in bytes: the host's, or the container's
+        # limit when it is less (as gVisor's --total-memory).
+        host_mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        self.total_memory = host_mem
+        if 0 < config.total_memory < host_mem:
+            self.total_memory = config.total_memory
         # The vDSO and the clock in its vvar page, shared by all processes.
         self.vdso: VDSO | None = None
         self.vdso_clock: VdsoClock | None = None
@@ -208,6 +220,7 @@ class Kernel:
         with self.tasks.mu:
             self.tasks.tasks[tid] = t
             self.tasks.thread_groups[tid] = tg
+            self.stats.forks += 1
             new_session_locked(self.tasks, tg)
             if self.init_tg is None:
                 self.init_tg = tg
@@ -223,6 +236,7 @@ class Kernel:
         concerned.
         """
         self.tasks.empty.clear()
+        self.stats.start_sampling(self)
         _thread.start_new_thread(run, (t,))
 
     def reap(self, tg: ThreadGroup) -> None:
@@ -281,6 +295,7 @@ class Kernel:
 
     def _finish(self) -> None:
         self.tasks.empty.wait()
+        self.stats.stop()
         self.timer_queue.close()
         self.done.set()
 
@@ -306,6 +321,11 @@ class Kernel:
         if not self.done.wait(timeout):
             return None
         return self.exit_status
+
+    def free_memory(self) -> int:
+        """Returns the bytes of total_memory that the MemoryFile does not
+        hold (MemFree)."""
+        return max(0, self.total_memory - self.mf.committed)
 
     def uptime_ns(self) -> int:
         """Nanoseconds since the kernel started (CLOCK_BOOTTIME's origin)."""

@@ -14,6 +14,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import KernelStats
 from pkg.sentry.kernel.sessions import join_process_group_locked, new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
@@ -99,6 +100,7 @@ class FakeKernel:
         self.sigpending = SigpendingAccount()
         self.timer_queue = TimerQueue()
         self.cpu_timers = CPUTimerTicker(self.timer_queue)
+        self.stats = KernelStats()
         self.init_tg: ThreadGroup | None = None
 
     def new_process(

@@ -260,6 +260,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
                 if wanted_tid
                 else kernel.tasks.allocate_id()
             )
+            kernel.stats.forks += 1
     except BaseException:
         undo_copies()
         raise

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import TaskIO
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
 from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.timers import ThreadGroupTimers
@@ -39,6 +40,7 @@ class ThreadGroup:
         "exit_signal",
         "exit_status",
         "exited_cputime",
+        "exited_ioac",
         "exiting",
         "group_stop_count",
         "has_subreaper_ancestor",
@@ -118,6 +120,8 @@ class ThreadGroup:
         self.stop_signo = 0
         # (user, system) nanoseconds of the threads that have exited.
         self.exited_cputime = (0, 0)
+        # The I/O counters of the threads that have exited (/proc/pid/io).
+        self.exited_ioac = TaskIO()
         # Interval timers and POSIX timers (timers.py).
         self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False

@@ -153,7 +153,7 @@ class ProcType(FilesystemType):
             b"diskstats": StaticData(b""),
             b"filesystems": StaticData(lambda t: system.filesystems(k)),
             b"loadavg": StaticData(lambda t: system.loadavg(k)),
-            b"meminfo": StaticData(lambda t: system.meminfo(k, facts)),
+            b"meminfo": StaticData(lambda t: system.meminfo(k)),
             b"modules": StaticData(b""),
             b"mounts": StaticSymlink(b"self/mounts"),
             b"net": net_dir(k),
@@ -165,7 +165,7 @@ class ProcType(FilesystemType):
             b"thread-self": StaticSymlink(_thread_self),
             b"uptime": StaticData(lambda t: system.uptime(k)),
             b"version": StaticData(lambda t: system.version()),
-            b"vmstat": StaticData(lambda t: system.vmstat(k, facts)),
+            b"vmstat": StaticData(lambda t: system.vmstat(k)),
         }
         root = ProcRoot(k, dict(sorted(fixed.items())))
         fs = KernfsFilesystem(
