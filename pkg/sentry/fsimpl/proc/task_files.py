@@ -747,7 +747,14 @@ def _sched(ref: TaskRef, t: Task | None) -> bytes:
 class MemFile(TaskInode, DataInode):
     """MemFile is /proc/pid/mem: the process's memory at file offsets equal
     to addresses (mem_rw). Owner-only, and only for a task that may
-    inspect it."""
+    inspect it. Reads and writes go through the protection as ptrace's do
+    (FOLL_FORCE): a debugger may patch read-only code, the write landing in
+    a private copy of the page; shared mappings without write permission
+    stay refused.
+
+    Unlike Linux, which checks access when the file is opened and keeps
+    that address space, the check and the address space are the task's at
+    each read or write."""
 
     __slots__ = ("ref",)
 
@@ -759,18 +766,32 @@ class MemFile(TaskInode, DataInode):
         if not may_access(t.creds, self.ref):
             raise SyscallError(errno.EACCES)
         mm = self.ref.thread().mm
+        if mm is None:
+            return b""
         length = min(length, 1 << 20)
         try:
-            return mm.copy_in_partial(offset, length)
+            data = mm.copy_in_partial(offset, length, force=True)
         except SyscallError:
-            raise SyscallError(errno.EIO) from None
+            data = b""
+        if not data and length:
+            raise SyscallError(errno.EIO)
+        return data
 
     def write(self, t: Task, data: bytes, offset: int) -> int:
         if not may_access(t.creds, self.ref):
             raise SyscallError(errno.EACCES)
-        # TODO(#5): writes through /proc/pid/mem (FOLL_FORCE into read-only
-        # mappings).
-        raise SyscallError(errno.EIO)
+        mm = self.ref.thread().mm
+        if mm is None:
+            return 0
+        # A partial write reports what was written; nothing at all is EIO
+        # (mem_rw).
+        try:
+            n = mm.copy_out_partial(offset, data, force=True)
+        except SyscallError:
+            n = 0
+        if n == 0 and data:
+            raise SyscallError(errno.EIO)
+        return n
 
     def seekable_end(self) -> bool:
         return False
