@@ -77,7 +77,8 @@ TEST(ProcMem, PatchesCode) {
   ASSERT_EQ(fn(), 1);
   int fd = open("/proc/self/mem", O_RDWR);
   ASSERT_GE(fd, 0);
-  ASSERT_THAT(pwrite(fd, answer, sizeof(answer), reinterpret_cast<uintptr_t>(p)),
+  uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  ASSERT_THAT(pwrite(fd, answer, sizeof(answer), addr),
               SyscallSucceedsWithValue(sizeof(answer)));
   EXPECT_EQ(fn(), 42);
   close(fd);
