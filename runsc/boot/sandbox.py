@@ -276,7 +276,7 @@ class Sandbox:
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
-        log.info("boot: starting pid %d: %s", t.tid, t.name)
+        log.info("boot: starting pid %d: %r", t.tid, t.name)
         self.kernel.start_task(t)
 
     def signal_foreground(self, signo: int) -> bool:

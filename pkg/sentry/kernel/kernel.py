@@ -213,7 +213,7 @@ class Kernel:
         tg = ThreadGroup(self, tid, SignalHandlers(), limits, parent=None)
         state = self.platform.new_state()
         state.init_user(result.entry, result.stack_pointer)
-        name = filename.rsplit(b"/", 1)[-1].decode(errors="replace")
+        name = filename.rsplit(b"/", 1)[-1]
         t = Task(self, tid, tg, mm, fd_table, FSContext(root, cwd), creds, state, name)
         tg.leader = t
         tg.tasks.append(t)

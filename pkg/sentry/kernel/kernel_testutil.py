@@ -124,7 +124,7 @@ class FakeKernel:
         for i in range(threads):
             with self.tasks.mu:
                 tid = tgid if i == 0 else self.tasks.allocate_id()
-            t = Task(self, tid, tg, mm, None, None, root_credentials(), None, "t")
+            t = Task(self, tid, tg, mm, None, None, root_credentials(), None, b"t")
             tg.tasks.append(t)
             if i == 0:
                 tg.leader = t

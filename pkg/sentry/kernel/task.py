@@ -109,7 +109,7 @@ class Task:
         fs: FSContext,
         creds: Credentials,
         state: State,
-        name: str,
+        name: bytes,
     ) -> None:
         self.kernel = kernel
         self.tid = tid
@@ -119,7 +119,8 @@ class Task:
         self.fs = fs
         self.creds = creds
         self.state = state
-        # comm, at most 15 bytes as Linux's TASK_COMM_LEN.
+        # comm: at most 15 bytes (TASK_COMM_LEN), any but NUL, as the
+        # application set them (PR_SET_NAME, /proc/pid/comm).
         self.name = name[:15]
         self.context: Context | None = None
         # Signals sent to this thread, and the ones it blocks (signal lock).

@@ -326,7 +326,7 @@ class NsLink(TaskInode, SymlinkInode):
 
 
 def _comm(ref: TaskRef, t: Task | None) -> bytes:
-    return ref.thread().name.encode() + b"\n"
+    return ref.thread().name + b"\n"
 
 
 def _write_comm(ref: TaskRef, t: Task, data: bytes) -> int:
@@ -334,8 +334,8 @@ def _write_comm(ref: TaskRef, t: Task, data: bytes) -> int:
     # Only a thread of the same process may rename (comm_write).
     if target.tg is not t.tg:
         raise SyscallError(errno.EINVAL)
-    name = data.split(b"\n", 1)[0][:15]
-    target.name = name.decode(errors="replace")
+    # Bytes as written, up to a newline or NUL (set_task_comm keeps any).
+    target.name = data.split(b"\n", 1)[0].split(b"\0", 1)[0][:15]
     return len(data)
 
 
@@ -419,7 +419,7 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
     tty_nr, tpgid = _terminal(task)
     fields = [
         task.tid if ref.task is not None else tg.tgid,
-        f"({task.name})",
+        b"(" + task.name + b")",
         state,
         ppid,
         tg.pgid,
@@ -471,7 +471,10 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
         mm.env_end if mm is not None else 0,
         tg.exit_status if tg.zombie else 0,
     ]
-    return (" ".join(str(f) for f in fields) + "\n").encode()
+    return (
+        b" ".join(f if isinstance(f, bytes) else str(f).encode() for f in fields)
+        + b"\n"
+    )
 
 
 def _terminal(task: Task) -> tuple[int, int]:
@@ -543,7 +546,7 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
     while fds and fd_size <= max(fds):
         fd_size *= 2
     lines = [
-        f"Name:\t{task.name}",
+        "Name:\t" + _escape_comm(task.name),
         f"Umask:\t{task.fs.umask:04o}",
         f"State:\t{state} ({state_name})",
         f"Tgid:\t{tg.tgid}",
@@ -591,7 +594,15 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
         f"voluntary_ctxt_switches:\t{task.cpu.nvcsw}",
         f"nonvoluntary_ctxt_switches:\t{task.cpu.nivcsw}",
     ]
-    return ("\n".join(lines) + "\n").encode()
+    return ("\n".join(lines) + "\n").encode(errors="surrogateescape")
+
+
+def _escape_comm(name: bytes) -> str:
+    """Returns a name as status shows it: newlines and backslashes escaped
+    (proc_task_name), other bytes as they are (the str carries bytes that
+    are not UTF-8 as surrogates, encoded back by the caller)."""
+    text = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+    return text.decode(errors="surrogateescape")
 
 
 def _filters(task: Task) -> int:
@@ -731,7 +742,8 @@ def _timerslack(ref: TaskRef, t: Task | None) -> bytes:
 def _sched(ref: TaskRef, t: Task | None) -> bytes:
     task = ref.thread()
     user, system = task_cputime(task)
-    head = f"{task.name} ({task.tid}, #threads: {len(ref.tg.tasks)})"
+    name = task.name.decode(errors="surrogateescape")
+    head = f"{name} ({task.tid}, #threads: {len(ref.tg.tasks)})"
     rows = [
         ("se.sum_exec_runtime", f"{(user + system) / 1e6:.6f}"),
         ("nr_switches", str(task.cpu.nvcsw + task.cpu.nivcsw)),
@@ -741,7 +753,7 @@ def _sched(ref: TaskRef, t: Task | None) -> bytes:
         ("prio", str(120 + task.sched.nice)),
     ]
     body = "".join(f"{k:<45}:{v:>21}\n" for k, v in rows)
-    return (head + "\n" + "-" * 65 + "\n" + body).encode()
+    return (head + "\n" + "-" * 65 + "\n" + body).encode(errors="surrogateescape")
 
 
 class MemFile(TaskInode, DataInode):
