@@ -153,6 +153,12 @@ class Kernel:
         self.orphan_exit_callback: Callable[[ThreadGroup], None] | None = None
         # Set while the sandbox is paused: tasks wait in their run loop.
         self.paused = False
+        # /proc/sys/dev/tty/legacy_tiocsti: TIOCSTI without CAP_SYS_ADMIN
+        # is allowed (on the terminal one controls), as Linux built with
+        # CONFIG_LEGACY_TIOCSTI, the hosts this project targets.
+        self.tty_legacy_tiocsti = True
+        # The terminal the console is redirected to (TIOCCONS), weakly.
+        self.console_tty: Callable[[], object | None] | None = None
 
     # Processes.
 

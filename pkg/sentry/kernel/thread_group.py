@@ -32,6 +32,7 @@ class ThreadGroup:
         "child_subreaper",
         "child_usage",
         "children",
+        "ctty_detached",
         "dumpable",
         "exec_id",
         "exec_task",
@@ -120,6 +121,9 @@ class ThreadGroup:
         self.stop_signo = 0
         # (user, system) nanoseconds of the threads that have exited.
         self.exited_cputime = (0, 0)
+        # The process gave its session's controlling terminal up
+        # (TIOCNOTTY by a non-leader); inherited by fork, cleared by setsid.
+        self.ctty_detached = False
         # The I/O counters of the threads that have exited (/proc/pid/io).
         self.exited_ioac = TaskIO()
         # Interval timers and POSIX timers (timers.py).

@@ -212,6 +212,16 @@ def _set_domainname(t: Task, text: str) -> None:
         uts.domainname = text
 
 
+def _set_legacy_tiocsti(kernel: Kernel, text: str) -> None:
+    """Sets dev.tty.legacy_tiocsti, a boolean (proc_dobool: any integer,
+    non-zero is true)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SyscallError(errno.EINVAL) from None
+    kernel.tty_legacy_tiocsti = value != 0
+
+
 def _hostname(t: Task | None, kernel: Kernel) -> str:
     return (uts_of(t) if t is not None else kernel.root_uts).hostname
 
@@ -272,6 +282,13 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     add(
         "vm/mmap_min_addr",
         const(str(kernel.platform.min_user_address)),
+    )
+    add(
+        "dev/tty/legacy_tiocsti",
+        SysctlFile(
+            lambda t: str(int(kernel.tty_legacy_tiocsti)),
+            lambda t, text: _set_legacy_tiocsti(kernel, text),
+        ),
     )
     # TODO(#5): the sentry dumps no core; core_pattern (and core_uses_pid)
     # are only kept for the programs that read them back.

@@ -38,6 +38,7 @@ from pkg.sentry.kernel.credentials import (
 )
 from pkg.sentry.kernel.limits import INFINITY
 from pkg.sentry.kernel.sched_stats import TaskIO
+from pkg.sentry.kernel.sessions import controlling_tty_locked
 from pkg.sentry.kernel.task_sched import ALL_CPUS
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.file_description import FileDescription
@@ -484,7 +485,7 @@ def _terminal(task: Task) -> tuple[int, int]:
     with task.kernel.tasks.mu:
         pg = task.tg.process_group
         session = pg.session if pg is not None else None
-        if session is None or session.tty is None:
+        if session is None or controlling_tty_locked(task.tg) is None:
             return 0, -1
         fg = session.foreground
         rdev = getattr(session.tty, "rdev", None)
