@@ -42,6 +42,7 @@ class ThreadGroup:
         "exit_status",
         "exited_cputime",
         "exited_ioac",
+        "exited_switches",
         "exiting",
         "group_stop_count",
         "has_subreaper_ancestor",
@@ -126,6 +127,8 @@ class ThreadGroup:
         self.ctty_detached = False
         # The I/O counters of the threads that have exited (/proc/pid/io).
         self.exited_ioac = TaskIO()
+        # (voluntary, involuntary) context switches of exited threads.
+        self.exited_switches = (0, 0)
         # Interval timers and POSIX timers (timers.py).
         self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -121,6 +122,49 @@ TEST(ProcStatus, VoluntarySwitchesCountWaits) {
   std::string self_task =
       ReadAll("/proc/self/task/" + std::to_string(gettid()) + "/status");
   EXPECT_GE(Field(self_task, "voluntary_ctxt_switches"), vol + 5);
+}
+
+// getrusage(2) reports the same context switches.
+TEST(Rusage, ContextSwitches) {
+  struct rusage self_before, thread_before, children_before;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &self_before), 0);
+  ASSERT_EQ(getrusage(RUSAGE_THREAD, &thread_before), 0);
+  ASSERT_EQ(getrusage(RUSAGE_CHILDREN, &children_before), 0);
+  for (int i = 0; i < 3; i++) {
+    struct timespec ts = {0, 1000000};
+    ASSERT_EQ(nanosleep(&ts, nullptr), 0);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int i = 0; i < 3; i++) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, nullptr);
+    }
+    _exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  struct rusage self_after, thread_after, children_after;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &self_after), 0);
+  ASSERT_EQ(getrusage(RUSAGE_THREAD, &thread_after), 0);
+  ASSERT_EQ(getrusage(RUSAGE_CHILDREN, &children_after), 0);
+  EXPECT_GE(self_after.ru_nvcsw, self_before.ru_nvcsw + 3);
+  EXPECT_GE(thread_after.ru_nvcsw, thread_before.ru_nvcsw + 3);
+  EXPECT_GE(children_after.ru_nvcsw, children_before.ru_nvcsw + 3);
+  EXPECT_GE(self_after.ru_nivcsw, self_before.ru_nivcsw);
+  // A thread's switches stay the process's after it exits.
+  struct rusage before_thread;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &before_thread), 0);
+  std::thread([] {
+    for (int i = 0; i < 3; i++) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, nullptr);
+    }
+  }).join();
+  struct rusage after_thread;
+  ASSERT_EQ(getrusage(RUSAGE_SELF, &after_thread), 0);
+  EXPECT_GE(after_thread.ru_nvcsw, before_thread.ru_nvcsw + 3);
 }
 
 TEST(ProcStat, ProcessesCountsForks) {

@@ -134,8 +134,8 @@ ENTRIES = [
         "getrusage",
         sys_getrusage,
         "user time is wall time running application code, system time the "
-        "sentry's CPU time for the task; maxrss is sampled, not tracked; no "
-        "fault or context-switch counts",
+        "sentry's CPU time for the task; maxrss is sampled, not tracked; "
+        "context switches are waits and preemptions; no fault counts",
     ),
     full(N.SYS_times, "times", sys_times),
     partial(
