@@ -295,7 +295,12 @@ class Kernel:
         """Holds t, on its own thread between run states, while the sandbox
         is paused and t is not exiting."""
         while self.paused and not (t.exiting or t.tg.exiting):
-            select.select([t.wake_fd], [], [])
+            # Not runnable meanwhile (the load average).
+            t.cpu.waiting = True
+            try:
+                select.select([t.wake_fd], [], [])
+            finally:
+                t.cpu.waiting = False
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(t.wake_fd)
 

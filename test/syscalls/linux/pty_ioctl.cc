@@ -71,6 +71,9 @@ TEST(PtyPacketTest, StatusBytes) {
   ASSERT_THAT(ioctl(m.get(), TIOCPKT, &on), SyscallSucceeds());
   ASSERT_THAT(ioctl(m.get(), TIOCGPKT, &got), SyscallSucceeds());
   EXPECT_EQ(got, 1);
+  // Only the master has a packet mode.
+  EXPECT_THAT(ioctl(r.get(), TIOCPKT, &on), SyscallFailsWithErrno(ENOTTY));
+  EXPECT_THAT(ioctl(r.get(), TIOCGPKT, &got), SyscallFailsWithErrno(ENOTTY));
 
   // Output comes after a TIOCPKT_DATA byte.
   ASSERT_THAT(write(r.get(), "hi", 2), SyscallSucceedsWithValue(2));

@@ -111,9 +111,6 @@ class Terminal(JobControlTTY):
         self._mu = threading.Lock()
         self.masters = 0
         self.replicas = 0
-        # TIOCPKT through the replica: kept for TIOCGPKT, without effect
-        # (n_tty only looks at a master's).
-        self.replica_packet = False
 
     # Opening and closing ends.
 
@@ -385,12 +382,9 @@ class ReplicaFD(FileDescription):
         if cmd == I.TIOCGPTN:
             # Only the master answers it.
             raise SyscallError(errno.ENOTTY)
-        if cmd == I.TIOCPKT:
-            self.term.replica_packet = t.mm.read_i32(arg) != 0
-            return 0
-        if cmd == I.TIOCGPKT:
-            t.mm.write_i32(arg, int(self.term.replica_packet))
-            return 0
+        if cmd in (I.TIOCPKT, I.TIOCGPKT):
+            # A master's requests (ptm_unix98_ops).
+            raise SyscallError(errno.ENOTTY)
         if cmd == I.TIOCCONS:
             self.term.set_console(t, self.writable)
             return 0
