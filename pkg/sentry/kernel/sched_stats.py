@@ -19,15 +19,12 @@ the TaskSet lock.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.task import Task
-
-log = logging.getLogger(__name__)
 
 # The load average's fixed point (FSHIFT, FIXED_1) and the per-sample decay
 # factors of the 1, 5 and 15 minute averages, 2048/exp(5s/1min) and so on,

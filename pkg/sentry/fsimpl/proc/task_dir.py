@@ -18,7 +18,6 @@ from pkg.sentry.fsimpl.proc.task_files import (
     LINKS,
     PROCESS_DATA_FILES,
     THREAD_DATA_FILES,
-    MemFile,
     TaskData,
     TaskDir,
     TaskInode,
@@ -26,6 +25,7 @@ from pkg.sentry.fsimpl.proc.task_files import (
     TaskRef,
     ns_dir,
 )
+from pkg.sentry.fsimpl.proc.task_mem import MemFile
 from pkg.sentry.kernel.task import current_task
 
 if TYPE_CHECKING:

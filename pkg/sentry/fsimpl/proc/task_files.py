@@ -30,10 +30,21 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     SymlinkInode,
 )
 from pkg.sentry.fsimpl.proc.mounts import render_mounts
+from pkg.sentry.fsimpl.proc.task_limits import (
+    limits as _limits,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    oom_adj as _oom_adj,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    oom_score_adj as _oom_score_adj,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    write_oom_score_adj as _write_oom_score_adj,
+)
 from pkg.sentry.kernel.cputime import task_cputime, thread_group_cputime
 from pkg.sentry.kernel.credentials import (
     CAP_SYS_PTRACE,
-    CAP_SYS_RESOURCE,
     SUID_DUMP_USER,
 )
 from pkg.sentry.kernel.limits import INFINITY
@@ -69,30 +80,8 @@ NS_INOS = {
     "user": 4026531837,
     "uts": 4026531838,
 }
-# /proc/pid/limits rows: (title, resource, unit).
-_LIMITS = (
-    ("Max cpu time", L.RLIMIT_CPU, "seconds"),
-    ("Max file size", L.RLIMIT_FSIZE, "bytes"),
-    ("Max data size", L.RLIMIT_DATA, "bytes"),
-    ("Max stack size", L.RLIMIT_STACK, "bytes"),
-    ("Max core file size", L.RLIMIT_CORE, "bytes"),
-    ("Max resident set", L.RLIMIT_RSS, "bytes"),
-    ("Max processes", L.RLIMIT_NPROC, "processes"),
-    ("Max open files", L.RLIMIT_NOFILE, "files"),
-    ("Max locked memory", L.RLIMIT_MEMLOCK, "bytes"),
-    ("Max address space", L.RLIMIT_AS, "bytes"),
-    ("Max file locks", L.RLIMIT_LOCKS, "locks"),
-    ("Max pending signals", L.RLIMIT_SIGPENDING, "signals"),
-    ("Max msgqueue size", L.RLIMIT_MSGQUEUE, "bytes"),
-    ("Max nice priority", L.RLIMIT_NICE, ""),
-    ("Max realtime priority", L.RLIMIT_RTPRIO, ""),
-    ("Max realtime timeout", L.RLIMIT_RTTIME, "us"),
-)
 # The anonymous device minor of nsfs, as Linux's first is.
 _NSFS_MINOR = 4
-# oom_score_adj bounds (OOM_SCORE_ADJ_MIN/MAX).
-OOM_SCORE_ADJ_MIN = -1000
-OOM_SCORE_ADJ_MAX = 1000
 
 
 def ticks(ns: int) -> int:
@@ -615,46 +604,6 @@ def _filters(task: Task) -> int:
     return n
 
 
-def _limits(ref: TaskRef, t: Task | None) -> bytes:
-    limits = ref.tg.limits
-    out = [f"{'Limit':<25} {'Soft Limit':<20} {'Hard Limit':<20} {'Units':<10}"]
-    for title, resource, unit in _LIMITS:
-        soft, hard = limits.get(resource)
-        s = "unlimited" if soft == INFINITY else str(soft)
-        h = "unlimited" if hard == INFINITY else str(hard)
-        out.append(f"{title:<25} {s:<20} {h:<20} {unit:<10}".rstrip(" ") + " ")
-    return ("\n".join(out) + "\n").encode()
-
-
-def _oom_score_adj(ref: TaskRef, t: Task | None) -> bytes:
-    return b"%d\n" % ref.tg.oom_score_adj
-
-
-def _write_oom_score_adj(ref: TaskRef, t: Task, data: bytes) -> int:
-    try:
-        value = int(data.strip() or b"x")
-    except ValueError:
-        raise SyscallError(errno.EINVAL) from None
-    if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
-        raise SyscallError(errno.EINVAL)
-    # Lowering it below the lowest value set without privilege needs
-    # CAP_SYS_RESOURCE (__set_oom_adj).
-    tg = ref.tg
-    if value < tg.oom_score_adj_min and not t.creds.has_capability(CAP_SYS_RESOURCE):
-        raise SyscallError(errno.EACCES)
-    tg.oom_score_adj = value
-    if not t.creds.has_capability(CAP_SYS_RESOURCE):
-        tg.oom_score_adj_min = value
-    return len(data)
-
-
-def _oom_adj(ref: TaskRef, t: Task | None) -> bytes:
-    adj = ref.tg.oom_score_adj
-    # OOM_ADJUST_MAX scaling of the old interface.
-    old = -17 if adj == OOM_SCORE_ADJ_MIN else adj * 15 // OOM_SCORE_ADJ_MAX
-    return b"%d\n" % old
-
-
 def _io(ref: TaskRef, t: Task | None) -> bytes:
     """/proc/pid/io: a thread's counters, or a process's summed over its
     threads, exited ones included (do_io_accounting). Needs the right to
@@ -755,59 +704,6 @@ def _sched(ref: TaskRef, t: Task | None) -> bytes:
     ]
     body = "".join(f"{k:<45}:{v:>21}\n" for k, v in rows)
     return (head + "\n" + "-" * 65 + "\n" + body).encode(errors="surrogateescape")
-
-
-class MemFile(TaskInode, DataInode):
-    """MemFile is /proc/pid/mem: the process's memory at file offsets equal
-    to addresses (mem_rw). Owner-only, and only for a task that may
-    inspect it. Reads and writes go through the protection as ptrace's do
-    (FOLL_FORCE): a debugger may patch read-only code, the write landing in
-    a private copy of the page; shared mappings without write permission
-    stay refused.
-
-    Unlike Linux, which checks access when the file is opened and keeps
-    that address space, the check and the address space are the task's at
-    each read or write."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: TaskRef) -> None:
-        DataInode.__init__(self, 0o600)
-        self.ref = ref
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes | None:
-        if not may_access(t.creds, self.ref):
-            raise SyscallError(errno.EACCES)
-        mm = self.ref.thread().mm
-        if mm is None:
-            return b""
-        length = min(length, 1 << 20)
-        try:
-            data = mm.copy_in_partial(offset, length, force=True)
-        except SyscallError:
-            data = b""
-        if not data and length:
-            raise SyscallError(errno.EIO)
-        return data
-
-    def write(self, t: Task, data: bytes, offset: int) -> int:
-        if not may_access(t.creds, self.ref):
-            raise SyscallError(errno.EACCES)
-        mm = self.ref.thread().mm
-        if mm is None:
-            return 0
-        # A partial write reports what was written; nothing at all is EIO
-        # (mem_rw).
-        try:
-            n = mm.copy_out_partial(offset, data, force=True)
-        except SyscallError:
-            n = 0
-        if n == 0 and data:
-            raise SyscallError(errno.EIO)
-        return n
-
-    def seekable_end(self) -> bool:
-        return False
 
 
 def _cwd(task: Task) -> VirtualDentry | None:
