@@ -72,6 +72,14 @@ def account_write(t: Task, n: int) -> None:
         io.wchar += n
 
 
+def account_copy(t: Task, n: int) -> None:
+    """Counts a transfer between two files (sendfile, copy_file_range) as
+    one read and one write of n bytes each, as Linux's do_sendfile and
+    vfs_copy_file_range do."""
+    account_read(t, n)
+    account_write(t, n)
+
+
 class LoadAverage:
     """LoadAverage is the exponentially decayed number of runnable tasks
     over 1, 5 and 15 minutes, in FSHIFT fixed point (calc_load)."""

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -215,6 +216,27 @@ TEST(ProcIO, CountsReadsAndWrites) {
   EXPECT_GE(after.syscr - before.syscr, 2);
   close(fds[0]);
   close(fds[1]);
+}
+
+// sendfile(2) counts as a read and a write of what it moved.
+TEST(ProcIO, CountsSendfile) {
+  int mfd = memfd_create("io", 0);
+  ASSERT_GE(mfd, 0);
+  char buf[300] = {};
+  ASSERT_EQ(write(mfd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  IO before = ReadIO("/proc/self/io");
+  off_t off = 0;
+  ASSERT_EQ(sendfile(fds[1], mfd, &off, 300), 300);
+  IO after = ReadIO("/proc/self/io");
+  // Reading /proc/self/io itself adds to rchar and syscr.
+  EXPECT_GE(after.rchar - before.rchar, 300);
+  EXPECT_GE(after.wchar - before.wchar, 300);
+  EXPECT_GE(after.syscw - before.syscw, 1);
+  close(fds[0]);
+  close(fds[1]);
+  close(mfd);
 }
 
 // A process's counters include its threads', even after they exit; a

@@ -619,7 +619,7 @@ def _io(ref: TaskRef, t: Task | None) -> bytes:
         for task in list(ref.tg.tasks):
             io.add(task.ioac)
     # TODO(#5): the storage-layer counters (read_bytes, write_bytes,
-    # cancelled_write_bytes) and sendfile/splice's share of rchar and wchar.
+    # cancelled_write_bytes).
     rows = (
         ("rchar", io.rchar),
         ("wchar", io.wchar),
