@@ -23,9 +23,9 @@ from pkg.sentry.fsimpl.proc.task_files import (
     TaskInode,
     TaskLink,
     TaskRef,
-    ns_dir,
 )
 from pkg.sentry.fsimpl.proc.task_mem import MemFile
+from pkg.sentry.fsimpl.proc.task_ns import ns_dir
 from pkg.sentry.kernel.task import current_task
 
 if TYPE_CHECKING:
