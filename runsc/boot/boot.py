@@ -201,6 +201,7 @@ def boot(config: Config, args: BootArgs) -> int:
             readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
             init_cwd=spec["process"].get("cwd") or "/",
             pids_limit=_pids_limit(spec),
+            total_memory=specutils.memory_limit(spec),
         )
         init_spec = _init_spec(spec, args)
         try:

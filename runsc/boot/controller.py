@@ -313,7 +313,7 @@ class Controller:
                         ppid=tg.parent.tgid if tg.parent is not None else 0,
                         uid=leader.creds.ruid,
                         start_time_ns=boot_ns,
-                        comm=leader.name,
+                        comm=leader.name.decode(errors="replace"),
                         threads=len(tg.tasks),
                     )
                 )

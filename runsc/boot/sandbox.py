@@ -135,6 +135,8 @@ class Sandbox:
         init_cwd: the init's working directory, made if missing.
         pids_limit: the spec's linux.resources.pids.limit: the most tasks
             the sandbox holds at once (0 or less: no limit).
+        total_memory: the container's memory limit in bytes, what the
+            sandbox shows as its total memory; 0 for the host's.
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -154,6 +156,7 @@ class Sandbox:
         seccomp: Program | None = None,
         init_cwd: str = "",
         pids_limit: int = 0,
+        total_memory: int = 0,
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -187,6 +190,7 @@ class Sandbox:
                     host_links=host_links,
                     host_addrs=host_addrs,
                     host_routes=host_routes,
+                    total_memory=total_memory,
                 ),
                 build_table(),
             )
@@ -405,7 +409,7 @@ class Sandbox:
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
-        log.info("boot: starting pid %d: %s", t.tid, t.name)
+        log.info("boot: starting pid %d: %r", t.tid, t.name)
         relay = self.relay_of(t.tg.tgid)
         if relay is not None:
             # A size the client set since the process was created (conmon

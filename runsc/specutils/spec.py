@@ -376,6 +376,19 @@ def uts_names(spec: Spec) -> tuple[str, str]:
     return hostname, domainname
 
 
+def memory_limit(spec: Spec) -> int:
+    """Returns the container's memory limit in bytes
+    (linux.resources.memory.limit), or 0 without one. The sandbox shows it
+    as its total memory (/proc/meminfo's MemTotal), as gVisor's
+    --total-memory does; cgroups themselves are not applied."""
+    resources = (spec.get("linux") or {}).get("resources") or {}
+    limit = (resources.get("memory") or {}).get("limit")
+    # -1 (and anything not positive) means unlimited.
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return 0
+
+
 @dataclass(slots=True)
 class ProcessSettings:
     """ProcessSettings are the parts of a process object the sentry uses."""

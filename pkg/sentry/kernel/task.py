@@ -20,6 +20,7 @@ from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.cputime import TaskCPU
 from pkg.sentry.kernel.credentials import Credentials
+from pkg.sentry.kernel.sched_stats import TaskIO
 from pkg.sentry.kernel.signals import PendingSignals
 from pkg.sentry.kernel.task_sched import ALL_CPUS, SchedParams
 
@@ -71,6 +72,7 @@ class Task:
         "fd_table",
         "fs",
         "interrupted",
+        "ioac",
         "kernel",
         "last_syscall",
         "mempolicy",
@@ -109,7 +111,7 @@ class Task:
         fs: FSContext,
         creds: Credentials,
         state: State,
-        name: str,
+        name: bytes,
     ) -> None:
         self.kernel = kernel
         self.tid = tid
@@ -119,7 +121,8 @@ class Task:
         self.fs = fs
         self.creds = creds
         self.state = state
-        # comm, at most 15 bytes as Linux's TASK_COMM_LEN.
+        # comm: at most 15 bytes (TASK_COMM_LEN), any but NUL, as the
+        # application set them (PR_SET_NAME, /proc/pid/comm).
         self.name = name[:15]
         self.context: Context | None = None
         # Signals sent to this thread, and the ones it blocks (signal lock).
@@ -151,6 +154,8 @@ class Task:
         self.restart_block: Callable[[Task], int] | None = None
         # Application CPU time accounting (cputime.py).
         self.cpu = TaskCPU()
+        # /proc/pid/io's counters (sched_stats.py).
+        self.ioac = TaskIO()
         # seccomp(2): the mode and the newest filter of the chain
         # (seccomp.py). Inherited by clone, kept across execve.
         self.seccomp_mode = 0
@@ -227,17 +232,24 @@ class Task:
         p.register(self.wake_fd, _POLLIN)
         for fd, events in host_fds:
             p.register(fd, events)
-        while True:
-            if deadline is None:
-                timeout = None
-            else:
-                # poll(2) takes an int of milliseconds: a farther deadline
-                # is waited for in steps.
-                remaining = max(0.0, deadline - time.monotonic()) * 1000
-                timeout = min(remaining, _MAX_POLL_MS)
-            ready = p.poll(timeout)
-            if ready or timeout is None or timeout < _MAX_POLL_MS:
-                break
+        # A wait is a voluntary context switch (sched_stats.py).
+        cpu = self.cpu
+        cpu.nvcsw += 1
+        cpu.waiting = True
+        try:
+            while True:
+                if deadline is None:
+                    timeout = None
+                else:
+                    # poll(2) takes an int of milliseconds: a farther
+                    # deadline is waited for in steps.
+                    remaining = max(0.0, deadline - time.monotonic()) * 1000
+                    timeout = min(remaining, _MAX_POLL_MS)
+                ready = p.poll(timeout)
+                if ready or timeout is None or timeout < _MAX_POLL_MS:
+                    break
+        finally:
+            cpu.waiting = False
         host_ready = []
         for fd, revents in ready:
             if fd == self.wake_fd:

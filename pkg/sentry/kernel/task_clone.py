@@ -273,6 +273,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
                 if wanted_tid
                 else kernel.tasks.allocate_id()
             )
+            kernel.stats.forks += 1
     except BaseException:
         undo_copies()
         raise
@@ -310,6 +311,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
             tg.exit_signal = opts.exit_signal
             tg.parent_exec_id = parent_tg.exec_id
         tg.dumpable = parent_tg.dumpable
+        tg.ctty_detached = parent_tg.ctty_detached
         tg.oom_score_adj = parent_tg.oom_score_adj
         tg.oom_score_adj_min = parent_tg.oom_score_adj_min
         if mm is not t.mm:

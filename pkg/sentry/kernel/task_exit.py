@@ -91,6 +91,10 @@ def exit_task(t: Task) -> None:
         # Signals left pending die with the task (and their charges).
         t.pending.discard(S.FULL_MASK)
         account_exit(t)
+        kernel.stats.exited_switches += t.cpu.nvcsw + t.cpu.nivcsw
+        nv, niv = tg.exited_switches
+        tg.exited_switches = (nv + t.cpu.nvcsw, niv + t.cpu.nivcsw)
+        tg.exited_ioac.add(t.ioac)
         tg.tasks.remove(t)
         last = not tg.tasks
         if tg.leader is not t:

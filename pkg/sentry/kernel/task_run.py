@@ -67,6 +67,8 @@ class RunApp(TaskRunState):
             elif event == P.EVENT_FAULT:
                 _handle_fault(t)
             elif event == P.EVENT_INTERRUPT:
+                # The sentry preempted the application (sched_stats.py).
+                cpu.nivcsw += 1
                 break
             elif event == P.EVENT_SIGNAL:
                 force_signal(t, SignalInfo.from_host(state.siginfo_bytes()))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import TaskIO
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
 from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.timers import ThreadGroupTimers
@@ -31,6 +32,7 @@ class ThreadGroup:
         "child_subreaper",
         "child_usage",
         "children",
+        "ctty_detached",
         "dumpable",
         "exec_id",
         "exec_task",
@@ -39,6 +41,8 @@ class ThreadGroup:
         "exit_signal",
         "exit_status",
         "exited_cputime",
+        "exited_ioac",
+        "exited_switches",
         "exiting",
         "group_stop_count",
         "has_subreaper_ancestor",
@@ -118,6 +122,13 @@ class ThreadGroup:
         self.stop_signo = 0
         # (user, system) nanoseconds of the threads that have exited.
         self.exited_cputime = (0, 0)
+        # The process gave its session's controlling terminal up
+        # (TIOCNOTTY by a non-leader); inherited by fork, cleared by setsid.
+        self.ctty_detached = False
+        # The I/O counters of the threads that have exited (/proc/pid/io).
+        self.exited_ioac = TaskIO()
+        # (voluntary, involuntary) context switches of exited threads.
+        self.exited_switches = (0, 0)
         # Interval timers and POSIX timers (timers.py).
         self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False

@@ -50,7 +50,6 @@ _TUNABLES = (
     ("fs/protected_regular", "2"),
     ("fs/protected_symlinks", "1"),
     ("fs/suid_dumpable", "0"),
-    ("kernel/core_pattern", "core"),
     ("kernel/core_uses_pid", "0"),
     ("kernel/dmesg_restrict", "1"),
     ("kernel/keys/maxkeys", "200"),
@@ -127,7 +126,7 @@ class SysctlFile(DataInode):
             return len(data)
         if len(data) > _MAX_WRITE:
             raise SyscallError(errno.EINVAL)
-        self._set(t, data.decode(errors="replace").split("\n", 1)[0])
+        self._set(t, data.decode(errors="surrogateescape").split("\n", 1)[0])
         return len(data)
 
 
@@ -159,6 +158,31 @@ class Tunable:
             self.value = text
 
 
+class StringTunable:
+    """StringTunable is a stored text sysctl (proc_dostring): the written
+    text up to a newline, cut to maxlen - 1 bytes, kept as it is (spaces and
+    an empty string included)."""
+
+    __slots__ = ("_mu", "maxlen", "value")
+
+    def __init__(self, value: str, maxlen: int) -> None:
+        self._mu = threading.Lock()
+        self.value = value
+        self.maxlen = maxlen
+
+    def get(self, t: Task | None) -> str:
+        return self.value
+
+    def set(self, t: Task, text: str) -> None:
+        raw = text.encode(errors="surrogateescape").split(b"\0", 1)[0]
+        with self._mu:
+            self.value = raw[: self.maxlen - 1].decode(errors="surrogateescape")
+
+
+# CORENAME_MAX_SIZE: the longest core_pattern, its NUL included.
+CORENAME_MAX_SIZE = 128
+
+
 def random_uuid() -> str:
     """Returns a random (version 4, RFC 4122) UUID in its text form.
 
@@ -173,7 +197,7 @@ def random_uuid() -> str:
 
 
 def _set_hostname(t: Task, text: str) -> None:
-    if len(text.encode()) > 64:
+    if len(text.encode(errors="surrogateescape")) > 64:
         raise SyscallError(errno.EINVAL)
     uts = uts_of(t)
     with uts.mu:
@@ -181,11 +205,21 @@ def _set_hostname(t: Task, text: str) -> None:
 
 
 def _set_domainname(t: Task, text: str) -> None:
-    if len(text.encode()) > 64:
+    if len(text.encode(errors="surrogateescape")) > 64:
         raise SyscallError(errno.EINVAL)
     uts = uts_of(t)
     with uts.mu:
         uts.domainname = text
+
+
+def _set_legacy_tiocsti(kernel: Kernel, text: str) -> None:
+    """Sets dev.tty.legacy_tiocsti, a boolean (proc_dobool: any integer,
+    non-zero is true)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SyscallError(errno.EINVAL) from None
+    kernel.tty_legacy_tiocsti = value != 0
 
 
 def _hostname(t: Task | None, kernel: Kernel) -> str:
@@ -249,6 +283,17 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
         "vm/mmap_min_addr",
         const(str(kernel.platform.min_user_address)),
     )
+    add(
+        "dev/tty/legacy_tiocsti",
+        SysctlFile(
+            lambda t: str(int(kernel.tty_legacy_tiocsti)),
+            lambda t, text: _set_legacy_tiocsti(kernel, text),
+        ),
+    )
+    # TODO(#5): the sentry dumps no core; core_pattern (and core_uses_pid)
+    # are only kept for the programs that read them back.
+    core_pattern = StringTunable("core", CORENAME_MAX_SIZE)
+    add("kernel/core_pattern", SysctlFile(core_pattern.get, core_pattern.set))
     for path, value in _TUNABLES:
         tunable = Tunable(value)
         add(path, SysctlFile(tunable.get, tunable.set))

@@ -112,7 +112,7 @@ def _set_timing(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
 
 
 def _get_name(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
-    name = t.name.encode()[: _TASK_COMM_LEN - 1]
+    name = t.name[: _TASK_COMM_LEN - 1]
     t.copy_out(arg2, name + bytes(_TASK_COMM_LEN - len(name)))
     return 0
 
@@ -122,7 +122,7 @@ def _set_name(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     if not raw:
         raise SyscallError(errno.EFAULT)
     name = raw.split(b"\0", 1)[0][: _TASK_COMM_LEN - 1]
-    t.name = name.decode(errors="replace")
+    t.name = bytes(name)
     return 0
 
 

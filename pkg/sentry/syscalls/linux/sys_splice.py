@@ -17,6 +17,7 @@ from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
+from pkg.sentry.kernel.sched_stats import account_copy
 from pkg.sentry.syscalls.linux.sys_read_write import gather, read_iovecs, scatter
 from pkg.sentry.syscalls.syscall import Args, full, s32, s64, u32
 from pkg.sentry.vfs.task_path import get_file
@@ -117,12 +118,17 @@ def sys_sendfile(t: Task, args: Args) -> int:
     off = _read_offset(t, off_addr)
     if off is not None and not _seekable(t, src):
         raise SyscallError(errno.ESPIPE)
-    if count == 0:
-        return 0
-    if isinstance(src, PipeFD):
-        total = _splice_from_pipe(t, src, dst, None, count, src.nonblocking)
-    else:
-        total, off, _ = _copy_from_file(t, src, off, dst, None, count)
+    total = 0
+    try:
+        if count == 0:
+            return 0
+        if isinstance(src, PipeFD):
+            total = _splice_from_pipe(t, src, dst, None, count, src.nonblocking)
+        else:
+            total, off, _ = _copy_from_file(t, src, off, dst, None, count)
+    finally:
+        # Failed or not, as do_sendfile counts (/proc/pid/io).
+        account_copy(t, total)
     if off_addr:
         t.mm.write_i64(off_addr, off if off is not None else 0)
     return total
@@ -306,7 +312,11 @@ def sys_copy_file_range(t: Task, args: Args) -> int:
         raise SyscallError(errno.EXDEV)
     if length == 0:
         return 0
-    total, _, _ = _copy_from_file(t, src, start_in, dst, start_out, length)
+    total = 0
+    try:
+        total, _, _ = _copy_from_file(t, src, start_in, dst, start_out, length)
+    finally:
+        account_copy(t, total)
     if off_in is None:
         src.seek(t, start_in + total, F.SEEK_SET)
     else:

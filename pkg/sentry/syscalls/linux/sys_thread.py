@@ -312,6 +312,8 @@ def write_rusage(t: Task, addr: int, usage: Usage) -> None:
     us, ss = usage.utime_ns // 1000, usage.stime_ns // 1000
     fields = [0] * 14
     fields[0] = usage.max_rss_kb
+    fields[12] = usage.nvcsw
+    fields[13] = usage.nivcsw
     t.copy_out(
         addr,
         _RUSAGE.pack(
