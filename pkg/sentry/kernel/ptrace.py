@@ -357,14 +357,27 @@ def group_stop(t: Task, signo: int) -> None:
 
 
 def event_stop(t: Task, event: int, msg: int, while_exiting: bool = False) -> None:
-    """Reports a PTRACE_EVENT_* stop (ptrace_event)."""
+    """Reports a PTRACE_EVENT_* stop (ptrace_event).
+
+    After PTRACE_LISTEN in a PTRACE_EVENT_STOP outside a group stop, t
+    stays stopped until a signal arrives for it, then traps again.
+    """
     ps = t.ptrace
     if ps is None:
         return
     ps.event_msg = msg
-    ptrace_stop(
-        t, stop_status(S.SIGTRAP, event), _trap_info(), while_exiting=while_exiting
-    )
+    while True:
+        got = ptrace_stop(
+            t, stop_status(S.SIGTRAP, event), _trap_info(), while_exiting=while_exiting
+        )
+        if got is None or not got.listening:
+            return
+        got.listening = False
+        _block_until(
+            t, lambda: t.interrupted or t.exiting or t.tg.exiting or t.ptrace is not got
+        )
+        if t.ptrace is not got or t.exiting or t.tg.exiting:
+            return
 
 
 def take_interrupt(t: Task) -> bool:

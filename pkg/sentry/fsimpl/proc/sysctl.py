@@ -70,7 +70,8 @@ _TUNABLES = (
     ("kernel/shmmni", "4096"),
     ("kernel/threads-max", str(PID_MAX)),
     ("kernel/unprivileged_bpf_disabled", "2"),
-    ("kernel/yama/ptrace_scope", "1"),
+    # ptrace attaches as without Yama (kernel/ptrace.py): scope 0.
+    ("kernel/yama/ptrace_scope", "0"),
     ("net/core/rmem_default", "212992"),
     ("net/core/rmem_max", "212992"),
     ("net/core/somaxconn", "4096"),

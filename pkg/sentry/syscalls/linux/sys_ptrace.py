@@ -130,7 +130,7 @@ def _listen(target: Task, ps: TraceeState) -> int:
         raise SyscallError(errno.EIO)
     with target.tg.signal_handlers.mu:
         stop = ps.stop
-        if stop is None or not stop.group:
+        if stop is None or stop.status >> 16 != PT.PTRACE_EVENT_STOP:
             raise SyscallError(errno.EIO)
         ps.listening = True
         ps.resume = ptrace.RESUME_CONT

@@ -1,0 +1,486 @@
+// ptrace(2): attaching (TRACEME, ATTACH, SEIZE), the stops a tracer sees
+// with wait, signal injection, memory and register access, syscall stops,
+// fork events, single-stepping, and what a tracer's exit does.
+
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/util/test_util.h"
+
+namespace pyvisor {
+namespace testing {
+namespace {
+
+// The raw system call, so that PEEK requests have the kernel's ABI (the
+// word is stored at data) rather than glibc's.
+long Ptrace(long req, pid_t pid, uintptr_t addr, uintptr_t data) {
+  return syscall(SYS_ptrace, req, pid, addr, data);
+}
+
+// Forks a child that runs fn and exits with its result.
+pid_t Fork(const std::function<int()>& fn) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(fn());
+  return pid;
+}
+
+// A child that asks to be traced and stops itself with SIGSTOP, then runs
+// fn.
+pid_t ForkTraced(const std::function<int()>& fn) {
+  return Fork([fn] {
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) return 100;
+    raise(SIGSTOP);
+    return fn();
+  });
+}
+
+int WaitStatus(pid_t pid) {
+  int status = 0;
+  const pid_t got = waitpid(pid, &status, __WALL);
+  EXPECT_EQ(got, pid) << strerror(errno);
+  return status;
+}
+
+void ExpectStopped(pid_t pid, int signo) {
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(WSTOPSIG(status), signo);
+}
+
+void ExpectExit(pid_t pid, int code) {
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFEXITED(status)) << std::hex << status;
+  EXPECT_EQ(WEXITSTATUS(status), code);
+}
+
+std::string ProcStatusField(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + ":", 0) == 0) {
+      std::string v = line.substr(name.size() + 1);
+      return v.substr(v.find_first_not_of(" \t"));
+    }
+  }
+  return "";
+}
+
+TEST(PtraceTest, TracemeReportsSignalAndContSuppressesIt) {
+  const pid_t pid = ForkTraced([] {
+    raise(SIGUSR1);
+    return 7;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGUSR1);
+  siginfo_t info = {};
+  ASSERT_EQ(Ptrace(PTRACE_GETSIGINFO, pid, 0, reinterpret_cast<uintptr_t>(&info)),
+            0);
+  EXPECT_EQ(info.si_signo, SIGUSR1);
+  EXPECT_EQ(info.si_pid, pid);
+  // Resumed without the signal: SIGUSR1's default action never runs.
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 7);
+}
+
+TEST(PtraceTest, ContWithSignalInjectsIt) {
+  const pid_t pid = ForkTraced([] { return 7; });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, SIGTERM), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << std::hex << status;
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+}
+
+TEST(PtraceTest, RequestsNeedAStoppedTracee) {
+  const pid_t pid = Fork([] {
+    pause();
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  // Not traced by us.
+  EXPECT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  // Not ourselves.
+  EXPECT_EQ(Ptrace(PTRACE_ATTACH, getpid(), 0, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  // Seized but running: register access fails with ESRCH.
+  ASSERT_EQ(Ptrace(PTRACE_SEIZE, pid, 0, 0), 0);
+  struct user_regs_struct regs;
+  EXPECT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            -1);
+  EXPECT_EQ(errno, ESRCH);
+  // A second tracer is refused.
+  EXPECT_EQ(Ptrace(PTRACE_ATTACH, pid, 0, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  kill(pid, SIGKILL);
+  WaitStatus(pid);
+}
+
+TEST(PtraceTest, AttachStopsTheTraceeAndDetachLetsItGo) {
+  const pid_t pid = Fork([] {
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Ptrace(PTRACE_ATTACH, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGSTOP);
+  EXPECT_EQ(ProcStatusField(pid, "TracerPid"), std::to_string(getpid()));
+  EXPECT_EQ(ProcStatusField(pid, "State").substr(0, 1), "t");
+  ASSERT_EQ(Ptrace(PTRACE_DETACH, pid, 0, 0), 0);
+  EXPECT_EQ(ProcStatusField(pid, "TracerPid"), "0");
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+}
+
+TEST(PtraceTest, SeizeInterruptReportsEventStop) {
+  const pid_t pid = Fork([] {
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD), 0);
+  ASSERT_EQ(Ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 16, PTRACE_EVENT_STOP);
+  EXPECT_EQ(WSTOPSIG(status), SIGTRAP);
+  // LISTEN is refused outside of an event stop, accepted in one.
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  EXPECT_EQ(Ptrace(PTRACE_LISTEN, pid, 0, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  ASSERT_EQ(Ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGTRAP);
+  EXPECT_EQ(Ptrace(PTRACE_LISTEN, pid, 0, 0), 0);
+  kill(pid, SIGKILL);
+  const int last = WaitStatus(pid);
+  EXPECT_TRUE(WIFSIGNALED(last)) << std::hex << last;
+}
+
+TEST(PtraceTest, SeizedGroupStopAndListen) {
+  const pid_t pid = Fork([] {
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Ptrace(PTRACE_SEIZE, pid, 0, 0), 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  // The signal-delivery-stop, then the group-stop once SIGSTOP is let in.
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, SIGSTOP), 0);
+  int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 16, PTRACE_EVENT_STOP);
+  EXPECT_EQ(WSTOPSIG(status), SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_LISTEN, pid, 0, 0), 0);
+  // SIGCONT ends the group stop; the listening tracee traps again.
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 16, PTRACE_EVENT_STOP);
+  kill(pid, SIGKILL);
+  for (;;) {
+    status = WaitStatus(pid);
+    if (!WIFSTOPPED(status)) break;
+  }
+  EXPECT_TRUE(WIFSIGNALED(status)) << std::hex << status;
+}
+
+long g_word = 0x1122334455667788;
+
+TEST(PtraceTest, PeekAndPokeData) {
+  // A read-only private page: POKEDATA writes it anyway, as a debugger
+  // writes breakpoints into text.
+  void* ro = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(ro, MAP_FAILED);
+  volatile long* ro_word = static_cast<volatile long*>(ro);
+  const pid_t pid = ForkTraced([ro_word] {
+    if (g_word != 0x0102030405060708) return 1;
+    if (*ro_word != 0x55) return 2;
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  long word = 0;
+  ASSERT_EQ(Ptrace(PTRACE_PEEKDATA, pid, reinterpret_cast<uintptr_t>(&g_word),
+                   reinterpret_cast<uintptr_t>(&word)),
+            0);
+  EXPECT_EQ(word, 0x1122334455667788);
+  ASSERT_EQ(Ptrace(PTRACE_POKEDATA, pid, reinterpret_cast<uintptr_t>(&g_word),
+                   0x0102030405060708),
+            0);
+  ASSERT_EQ(
+      Ptrace(PTRACE_POKETEXT, pid, reinterpret_cast<uintptr_t>(ro), 0x55), 0);
+  // Our own copy is untouched.
+  EXPECT_EQ(g_word, 0x1122334455667788);
+  EXPECT_EQ(*ro_word, 0);
+  // An unmapped address fails with EIO.
+  EXPECT_EQ(Ptrace(PTRACE_PEEKDATA, pid, 8, reinterpret_cast<uintptr_t>(&word)),
+            -1);
+  EXPECT_EQ(errno, EIO);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+  munmap(ro, 4096);
+}
+
+TEST(PtraceTest, Registers) {
+  const pid_t pid = ForkTraced([] { return 0; });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  struct user_regs_struct regs;
+  ASSERT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+  EXPECT_NE(regs.rip, 0u);
+  EXPECT_EQ(regs.cs, 0x33u);
+  // The stop follows raise's tgkill.
+  EXPECT_EQ(regs.orig_rax, static_cast<unsigned long>(SYS_tgkill));
+  long rip = 0;
+  ASSERT_EQ(Ptrace(PTRACE_PEEKUSER, pid, offsetof(struct user, regs.rip),
+                   reinterpret_cast<uintptr_t>(&rip)),
+            0);
+  EXPECT_EQ(static_cast<unsigned long>(rip), regs.rip);
+  long dr7 = -1;
+  ASSERT_EQ(Ptrace(PTRACE_PEEKUSER, pid, offsetof(struct user, u_debugreg[7]),
+                   reinterpret_cast<uintptr_t>(&dr7)),
+            0);
+  EXPECT_EQ(dr7, 0);
+  EXPECT_EQ(Ptrace(PTRACE_PEEKUSER, pid, 3, reinterpret_cast<uintptr_t>(&dr7)),
+            -1);
+  EXPECT_EQ(errno, EIO);
+
+  // POKEUSER and SETREGS change the tracee's registers.
+  ASSERT_EQ(Ptrace(PTRACE_POKEUSER, pid, offsetof(struct user, regs.r12),
+                   0xabcdef),
+            0);
+  struct user_regs_struct again;
+  ASSERT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&again)),
+            0);
+  EXPECT_EQ(again.r12, 0xabcdefu);
+  again.r13 = 0x1234;
+  ASSERT_EQ(Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&again)),
+            0);
+  ASSERT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+  EXPECT_EQ(regs.r13, 0x1234u);
+  // A kernel code segment is refused.
+  again.cs = 0x10;
+  EXPECT_EQ(Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&again)),
+            -1);
+  EXPECT_EQ(errno, EIO);
+
+  // Regsets: the general registers and the FPU.
+  struct user_regs_struct set_regs;
+  struct iovec iov = {&set_regs, sizeof(set_regs)};
+  ASSERT_EQ(Ptrace(PTRACE_GETREGSET, pid, NT_PRSTATUS,
+                   reinterpret_cast<uintptr_t>(&iov)),
+            0);
+  EXPECT_EQ(iov.iov_len, sizeof(set_regs));
+  EXPECT_EQ(set_regs.rip, regs.rip);
+  struct user_fpregs_struct fp;
+  ASSERT_EQ(Ptrace(PTRACE_GETFPREGS, pid, 0, reinterpret_cast<uintptr_t>(&fp)),
+            0);
+  EXPECT_EQ(fp.mxcsr & 0xffc0, 0x1f80u);
+  fp.xmm_space[0] = 0x7777;
+  ASSERT_EQ(Ptrace(PTRACE_SETFPREGS, pid, 0, reinterpret_cast<uintptr_t>(&fp)),
+            0);
+  struct user_fpregs_struct fp2;
+  iov = {&fp2, sizeof(fp2)};
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETREGSET, pid, NT_PRFPREG, reinterpret_cast<uintptr_t>(&iov)),
+      0);
+  EXPECT_EQ(iov.iov_len, sizeof(fp2));
+  EXPECT_EQ(fp2.xmm_space[0], 0x7777u);
+  alignas(64) char xstate[8192];
+  iov = {xstate, sizeof(xstate)};
+  ASSERT_EQ(Ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE,
+                   reinterpret_cast<uintptr_t>(&iov)),
+            0);
+  EXPECT_GE(iov.iov_len, 576u);
+  uint64_t xcr0 = 0;
+  memcpy(&xcr0, xstate + 464, sizeof(xcr0));
+  EXPECT_EQ(xcr0 & 3, 3u);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+TEST(PtraceTest, SyscallStopsSkipAndReturnValue) {
+  const pid_t pid = ForkTraced([] {
+    const long r = syscall(SYS_getppid);
+    return r == 4242 ? 0 : 1;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD), 0);
+  bool entry = true;
+  for (int i = 0; i < 100; i++) {
+    ASSERT_EQ(Ptrace(PTRACE_SYSCALL, pid, 0, 0), 0);
+    ExpectStopped(pid, SIGTRAP | 0x80);
+    struct user_regs_struct regs;
+    ASSERT_EQ(
+        Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)), 0);
+    if (entry) {
+      EXPECT_EQ(regs.rax, static_cast<unsigned long>(-ENOSYS));
+      if (regs.orig_rax == SYS_getppid) {
+        // Skip the call, and give it a result at its exit stop.
+        regs.orig_rax = -1;
+        ASSERT_EQ(
+            Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+        ASSERT_EQ(Ptrace(PTRACE_SYSCALL, pid, 0, 0), 0);
+        ExpectStopped(pid, SIGTRAP | 0x80);
+        ASSERT_EQ(
+            Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+        regs.rax = 4242;
+        ASSERT_EQ(
+            Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+        break;
+      }
+    }
+    entry = !entry;
+  }
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+TEST(PtraceTest, ForkEventAutoAttachesTheChild) {
+  const pid_t pid = ForkTraced([] {
+    const pid_t child = fork();
+    if (child == 0) _exit(7);
+    int status = 0;
+    if (waitpid(child, &status, 0) != child) return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 7 ? 0 : 2;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_FORK << 8));
+  unsigned long msg = 0;
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETEVENTMSG, pid, 0, reinterpret_cast<uintptr_t>(&msg)), 0);
+  const pid_t grandchild = static_cast<pid_t>(msg);
+  ASSERT_GT(grandchild, 0);
+  // The new child starts traced, in a SIGSTOP signal-delivery-stop.
+  ExpectStopped(grandchild, SIGSTOP);
+  EXPECT_EQ(ProcStatusField(grandchild, "TracerPid"), std::to_string(getpid()));
+  ASSERT_EQ(Ptrace(PTRACE_CONT, grandchild, 0, 0), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  // Its tracer sees its exit although it is not its parent.
+  ExpectExit(grandchild, 7);
+  // The parent stops for the SIGCHLD it gets, then exits.
+  int status2 = WaitStatus(pid);
+  while (WIFSTOPPED(status2)) {
+    ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(status2)), 0);
+    status2 = WaitStatus(pid);
+  }
+  ASSERT_TRUE(WIFEXITED(status2)) << std::hex << status2;
+  EXPECT_EQ(WEXITSTATUS(status2), 0);
+}
+
+TEST(PtraceTest, ExecWithoutOptionSendsSigtrap) {
+  const pid_t pid = ForkTraced([] {
+    char arg0[] = "true";
+    char* argv[] = {arg0, nullptr};
+    execv("/bin/true", argv);
+    return 99;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGTRAP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_EXIT << 8));
+  unsigned long msg = 1;
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETEVENTMSG, pid, 0, reinterpret_cast<uintptr_t>(&msg)), 0);
+  EXPECT_EQ(msg, 0u);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+TEST(PtraceTest, SingleStepTraps) {
+  const pid_t pid = ForkTraced([] { return 0; });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  struct user_regs_struct before, after;
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&before)), 0);
+  ASSERT_EQ(Ptrace(PTRACE_SINGLESTEP, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGTRAP);
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&after)), 0);
+  EXPECT_NE(before.rip, after.rip);
+  EXPECT_EQ(after.eflags & 0x100, 0u);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+// A tracer that exits with PTRACE_O_EXITKILL kills its tracee; without it,
+// the tracee is detached and runs on.
+void TracerExits(bool exitkill) {
+  const pid_t target = Fork([] {
+    for (;;) pause();
+    return 0;
+  });
+  ASSERT_GT(target, 0);
+  const pid_t tracer = Fork([target, exitkill] {
+    const long opts = exitkill ? PTRACE_O_EXITKILL : 0;
+    if (Ptrace(PTRACE_SEIZE, target, 0, opts) != 0) return 1;
+    return 0;
+  });
+  ASSERT_GT(tracer, 0);
+  ExpectExit(tracer, 0);
+  if (!exitkill) {
+    // Detached: it can be traced again, and signalled as usual.
+    ASSERT_EQ(Ptrace(PTRACE_SEIZE, target, 0, 0), 0);
+    ASSERT_EQ(Ptrace(PTRACE_DETACH, target, 0, 0), -1);
+    EXPECT_EQ(errno, ESRCH);
+    kill(target, SIGKILL);
+  }
+  int status = 0;
+  for (;;) {
+    status = WaitStatus(target);
+    if (!WIFSTOPPED(status)) break;
+    Ptrace(PTRACE_CONT, target, 0, 0);
+  }
+  ASSERT_TRUE(WIFSIGNALED(status)) << std::hex << status;
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
+TEST(PtraceTest, TracerExitWithExitkillKillsTracee) { TracerExits(true); }
+
+TEST(PtraceTest, TracerExitDetaches) { TracerExits(false); }
+
+}  // namespace
+}  // namespace testing
+}  // namespace pyvisor
