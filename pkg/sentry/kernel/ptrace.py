@@ -282,8 +282,9 @@ def ptrace_stop(
         if t.ptrace is ps and ps.stop is stop:
             ps.stop = None
         task_signals.recalc_interrupted_locked(t)
-        if not stop.done or t.ptrace is not ps:
+        if not stop.done:
             return None
+    # Resumed, or detached (detach_locked leaves the signal to deliver).
     return ps
 
 
@@ -347,7 +348,7 @@ def group_stop(t: Task, signo: int) -> None:
     with t.tg.signal_handlers.mu:
         listening = ps2.listening
         ps2.listening = False
-        if not listening:
+        if not listening and t.ptrace is ps2:
             # The tracer resumed t: it runs despite the group stop.
             t.stopped = False
     if listening:

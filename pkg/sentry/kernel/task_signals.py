@@ -259,12 +259,14 @@ def _complete_signal_locked(tg: ThreadGroup, target: Task | None, signo: int) ->
             chosen = next((t for t in candidates if not t.interrupted), candidates[0])
 
     # A fatal signal that nobody handles kills every thread now rather than
-    # when the chosen one gets to it, unless it dumps core (complete_signal).
+    # when the chosen one gets to it, unless it dumps core or a tracer must
+    # see it first (complete_signal).
     action = tg.signal_handlers.actions[signo]
     if (
         action.handler == S.SIG_DFL
         and S.default_action(signo) == S.ACTION_TERM
         and not chosen.real_blocked & bit
+        and chosen.ptrace is None
     ):
         _start_group_exit_locked(tg, signo)
         return
