@@ -374,11 +374,17 @@ def event_stop(t: Task, event: int, msg: int, while_exiting: bool = False) -> No
         if got is None or not got.listening:
             return
         got.listening = False
-        _block_until(
-            t, lambda: t.interrupted or t.exiting or t.tg.exiting or t.ptrace is not got
-        )
-        if t.ptrace is not got or t.exiting or t.tg.exiting:
+        if not _listen_for_signal(t, got):
             return
+
+
+def _listen_for_signal(t: Task, ps: TraceeState) -> bool:
+    """Sleeps a listening tracee until a signal arrives for it; False if it
+    was detached or killed meanwhile."""
+    _block_until(
+        t, lambda: t.interrupted or t.exiting or t.tg.exiting or t.ptrace is not ps
+    )
+    return t.ptrace is ps and not t.exiting and not t.tg.exiting
 
 
 def take_interrupt(t: Task) -> bool:

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -326,6 +329,17 @@ TEST(PtraceTest, Registers) {
   ExpectExit(pid, 0);
 }
 
+// struct ptrace_syscall_info up to its entry member.
+struct SyscallInfo {
+  uint8_t op;
+  uint8_t pad[3];
+  uint32_t arch;
+  uint64_t instruction_pointer;
+  uint64_t stack_pointer;
+  uint64_t nr;
+  uint64_t args[6];
+};
+
 TEST(PtraceTest, SyscallStopsSkipAndReturnValue) {
   const pid_t pid = ForkTraced([] {
     const long r = syscall(SYS_getppid);
@@ -344,6 +358,13 @@ TEST(PtraceTest, SyscallStopsSkipAndReturnValue) {
     if (entry) {
       EXPECT_EQ(regs.rax, static_cast<unsigned long>(-ENOSYS));
       if (regs.orig_rax == SYS_getppid) {
+        SyscallInfo info = {};
+        ASSERT_EQ(Ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof(info),
+                         reinterpret_cast<uintptr_t>(&info)),
+                  80);
+        EXPECT_EQ(info.op, PTRACE_SYSCALL_INFO_ENTRY);
+        EXPECT_EQ(info.arch, 0xC000003Eu);
+        EXPECT_EQ(info.nr, static_cast<uint64_t>(SYS_getppid));
         // Skip the call, and give it a result at its exit stop.
         regs.orig_rax = -1;
         ASSERT_EQ(
@@ -363,6 +384,45 @@ TEST(PtraceTest, SyscallStopsSkipAndReturnValue) {
     }
     entry = !entry;
   }
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+TEST(PtraceTest, SeccompTraceStopsForTheTracer) {
+  const pid_t pid = ForkTraced([] {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE | 0x42),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof(filter) / sizeof(filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 10;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+      return 11;
+    }
+    return syscall(SYS_getppid) == 777 ? 0 : 1;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESECCOMP), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_SECCOMP << 8));
+  unsigned long msg = 0;
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETEVENTMSG, pid, 0, reinterpret_cast<uintptr_t>(&msg)), 0);
+  EXPECT_EQ(msg, 0x42u);
+  struct user_regs_struct regs;
+  ASSERT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+  EXPECT_EQ(regs.orig_rax, static_cast<unsigned long>(SYS_getppid));
+  // Skip the call with a result of our choosing.
+  regs.orig_rax = -1;
+  regs.rax = 777;
+  ASSERT_EQ(Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
   ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
   ExpectExit(pid, 0);
 }
