@@ -640,7 +640,11 @@ echo "asan=${PIPESTATUS[0]}"
         r"""
 echo 'int main(void) { return 0; }' >a.c
 gcc -fsanitize=address -o a a.c && ./a; echo "lsan=$?"
-printf '#include <stdlib.h>\nvoid *g;\nint main(void) { g = malloc(7); g = 0; return 0; }\n' >l.c
+cat >l.c <<'EOF'
+#include <stdlib.h>
+void *g;
+int main(void) { g = malloc(7); g = 0; return 0; }
+EOF
 gcc -fsanitize=address -o l l.c
 ./l 2>&1 | grep -o 'Direct leak of 7 byte(s)'; echo "leak=${PIPESTATUS[0]}"
 """,
