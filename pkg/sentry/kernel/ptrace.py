@@ -401,9 +401,10 @@ def take_interrupt(t: Task) -> bool:
 # Events of clone, execve, vfork and exit.
 
 
-def clone_event(parent: Task, child: Task, event: int) -> bool:
+def clone_event(parent: Task, child: Task, event: int, force: bool) -> bool:
     """Auto-attaches child to parent's tracer if the tracer asked for this
-    kind of child (ptrace_init_task), before child first runs.
+    kind of child, or with force (CLONE_PTRACE), before child first runs
+    (ptrace_init_task).
 
     Returns:
         True if the parent must report `event` once the child runs.
@@ -416,7 +417,8 @@ def clone_event(parent: Task, child: Task, event: int) -> bool:
         PT.PTRACE_EVENT_VFORK: PT.PTRACE_O_TRACEVFORK,
         PT.PTRACE_EVENT_CLONE: PT.PTRACE_O_TRACECLONE,
     }[event]
-    if not ps.options & want:
+    report = bool(ps.options & want)
+    if not report and not force:
         return False
     with parent.kernel.tasks.mu:
         link_locked(ps.tracer, child, ps.seized, ps.options)
@@ -427,7 +429,7 @@ def clone_event(parent: Task, child: Task, event: int) -> bool:
         else:
             child.pending.enqueue(SignalInfo(signo=S.SIGSTOP, code=S.SI_USER))
         child.interrupted = True
-    return True
+    return report
 
 
 def exec_event(t: Task, old_tid: int) -> None:

@@ -350,6 +350,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
         child.vfork_done = vd
     # A tracer that asked for this kind of child traces it from its start
     # (copy_process and ptrace_init_task); CLONE_UNTRACED opts out.
+    # CLONE_PTRACE attaches the child without reporting an event.
     event = 0
     if t.ptrace is not None and not flags & SC.CLONE_UNTRACED:
         if flags & SC.CLONE_VFORK:
@@ -358,7 +359,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
             event = PT.PTRACE_EVENT_CLONE
         else:
             event = PT.PTRACE_EVENT_FORK
-        if not ptrace.clone_event(t, child, event):
+        if not ptrace.clone_event(t, child, event, bool(flags & SC.CLONE_PTRACE)):
             event = 0
     log.debug("clone: tid=%d created tid=%d flags=%#x", t.tid, tid, flags)
     kernel.start_task(child)
