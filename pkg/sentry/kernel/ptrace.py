@@ -299,8 +299,10 @@ def _block_until(t: Task, done: Callable[[], bool]) -> None:
             os.eventfd_read(t.wake_fd)
 
 
-def _trap_info() -> SignalInfo:
-    return SignalInfo(signo=S.SIGTRAP, code=S.SI_USER)
+def _trap_info(t: Task, code: int) -> SignalInfo:
+    """The siginfo of a syscall or event stop: si_code is the stop's
+    SIGTRAP | event << 8 (or | 0x80), from t itself (ptrace_do_notify)."""
+    return SignalInfo(signo=S.SIGTRAP, code=code, pid=t.tid, uid=t.creds.ruid)
 
 
 def stop_status(signo: int, event: int = 0) -> int:
@@ -369,7 +371,10 @@ def event_stop(t: Task, event: int, msg: int, while_exiting: bool = False) -> No
     ps.event_msg = msg
     while True:
         got = ptrace_stop(
-            t, stop_status(S.SIGTRAP, event), _trap_info(), while_exiting=while_exiting
+            t,
+            stop_status(S.SIGTRAP, event),
+            _trap_info(t, S.SIGTRAP | event << 8),
+            while_exiting=while_exiting,
         )
         if got is None or not got.listening:
             return
@@ -494,7 +499,7 @@ def syscall_stops(t: Task, dispatch: Callable[[Task], None]) -> None:
 def _syscall_stop(t: Task, sig: int) -> None:
     """One syscall-stop; a signal the tracer resumes with is sent to t
     (ptrace_report_syscall)."""
-    got = ptrace_stop(t, stop_status(sig), _trap_info())
+    got = ptrace_stop(t, stop_status(sig), _trap_info(t, sig))
     if got is None:
         return
     got.syscall_op = PT.PTRACE_SYSCALL_INFO_NONE

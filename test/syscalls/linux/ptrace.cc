@@ -488,6 +488,33 @@ TEST(PtraceTest, ExecWithoutOptionSendsSigtrap) {
   ExpectExit(pid, 0);
 }
 
+TEST(PtraceTest, ExecEvent) {
+  const pid_t pid = ForkTraced([] {
+    char arg0[] = "true";
+    char* argv[] = {arg0, nullptr};
+    execv("/bin/true", argv);
+    return 99;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXEC), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  const int status = WaitStatus(pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << std::hex << status;
+  EXPECT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_EXEC << 8));
+  unsigned long msg = 0;
+  ASSERT_EQ(
+      Ptrace(PTRACE_GETEVENTMSG, pid, 0, reinterpret_cast<uintptr_t>(&msg)), 0);
+  EXPECT_EQ(msg, static_cast<unsigned long>(pid));
+  siginfo_t info = {};
+  ASSERT_EQ(Ptrace(PTRACE_GETSIGINFO, pid, 0, reinterpret_cast<uintptr_t>(&info)),
+            0);
+  EXPECT_EQ(info.si_signo, SIGTRAP);
+  EXPECT_EQ(info.si_code, SIGTRAP | (PTRACE_EVENT_EXEC << 8));
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
 TEST(PtraceTest, SingleStepTraps) {
   const pid_t pid = ForkTraced([] { return 0; });
   ASSERT_GT(pid, 0);
