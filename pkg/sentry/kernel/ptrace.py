@@ -64,6 +64,10 @@ _MASK64 = (1 << 64) - 1
 RESUME_CONT = 0
 RESUME_SYSCALL = 1
 RESUME_STEP = 2
+# PTRACE_SYSEMU: stop at the next system call's entry and skip it, for a
+# tracer that emulates system calls; with single-stepping too.
+RESUME_SYSEMU = 3
+RESUME_SYSEMU_STEP = 4
 
 
 @dataclass(slots=True)
@@ -473,17 +477,22 @@ def syscall_stops(t: Task, dispatch: Callable[[Task], None]) -> None:
     tracer set it. At the exit stop it may change the result.
     """
     ps = t.ptrace
-    if ps is None or ps.resume != RESUME_SYSCALL:
+    mode = ps.resume if ps is not None else RESUME_CONT
+    if mode not in (RESUME_SYSCALL, RESUME_SYSEMU, RESUME_SYSEMU_STEP):
         dispatch(t)
-        if ps is not None and ps.resume == RESUME_STEP:
+        if mode == RESUME_STEP:
             # The step ends after the system call instruction.
             step_trap(t)
         return
+    assert ps is not None
     regs = t.state.regs
     regs[P.RAX] = -ENOSYS & _MASK64
     sig = S.SIGTRAP | (0x80 if ps.options & PT.PTRACE_O_TRACESYSGOOD else 0)
     ps.syscall_op = PT.PTRACE_SYSCALL_INFO_ENTRY
     _syscall_stop(t, sig)
+    if mode != RESUME_SYSCALL:
+        # The tracer emulated the call: rax is its result.
+        return
     if t.exiting or t.tg.exiting:
         t.interrupted = True
         return
@@ -531,4 +540,4 @@ def step_trap(t: Task) -> None:
 def wants_step(t: Task) -> bool:
     """Reports whether t runs one instruction at a time."""
     ps = t.ptrace
-    return ps is not None and ps.resume == RESUME_STEP
+    return ps is not None and ps.resume in (RESUME_STEP, RESUME_SYSEMU_STEP)

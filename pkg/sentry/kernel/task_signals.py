@@ -547,10 +547,10 @@ def handle_interrupt(t: Task, restart_errno: int) -> bool:
             continue
         if why:
             notify_parent_cldstop(tg, why)
-        if t.stopped:
+        while t.stopped and not (t.exiting or tg.exiting):
             if t.ptrace is not None:
                 ptrace.group_stop(t, tg.stop_signo or S.SIGSTOP)
-            if t.stopped:
+            else:
                 task_stop.wait_while_stopped(t)
 
 

@@ -515,6 +515,65 @@ TEST(PtraceTest, ExecEvent) {
   ExpectExit(pid, 0);
 }
 
+TEST(PtraceTest, SysemuSkipsTheCall) {
+  const pid_t pid = ForkTraced([] {
+    return syscall(SYS_getppid) == 555 ? 0 : 1;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  for (int i = 0; i < 10; i++) {
+    ASSERT_EQ(Ptrace(PTRACE_SYSEMU, pid, 0, 0), 0);
+    ExpectStopped(pid, SIGTRAP);
+    struct user_regs_struct regs;
+    ASSERT_EQ(
+        Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)), 0);
+    // Emulated: raise's rt_sigprocmask "succeeds", getppid returns 555.
+    const bool done = regs.orig_rax == SYS_getppid;
+    regs.rax = done ? 555 : 0;
+    ASSERT_EQ(
+        Ptrace(PTRACE_SETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)), 0);
+    if (done) break;
+  }
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
+TEST(PtraceTest, AttachToAStoppedProcessReportsTheStop) {
+  const pid_t pid = Fork([] {
+    raise(SIGSTOP);
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, WUNTRACED), pid);
+  ASSERT_TRUE(WIFSTOPPED(status));
+  ASSERT_EQ(Ptrace(PTRACE_ATTACH, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGSTOP);
+  kill(pid, SIGKILL);
+  for (;;) {
+    status = WaitStatus(pid);
+    if (!WIFSTOPPED(status)) break;
+  }
+  EXPECT_TRUE(WIFSIGNALED(status)) << std::hex << status;
+}
+
+TEST(PtraceTest, ArchPrctlReadsTheFsBase) {
+  const pid_t pid = ForkTraced([] { return 0; });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  struct user_regs_struct regs;
+  ASSERT_EQ(Ptrace(PTRACE_GETREGS, pid, 0, reinterpret_cast<uintptr_t>(&regs)),
+            0);
+  unsigned long fs = 0;
+  ASSERT_EQ(Ptrace(PTRACE_ARCH_PRCTL, pid, reinterpret_cast<uintptr_t>(&fs),
+                   0x1003 /* ARCH_GET_FS */),
+            0);
+  EXPECT_EQ(fs, regs.fs_base);
+  EXPECT_NE(fs, 0u);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectExit(pid, 0);
+}
+
 TEST(PtraceTest, SingleStepTraps) {
   const pid_t pid = ForkTraced([] { return 0; });
   ASSERT_GT(pid, 0);

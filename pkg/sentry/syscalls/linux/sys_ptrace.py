@@ -14,6 +14,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import prctl as PR
 from pkg.abi.linux import ptrace as PT
 from pkg.abi.linux import signal as S
 from pkg.abi.linux import sysno as N
@@ -98,12 +99,13 @@ def _attach(t: Task, target: Task, seize: bool, addr: int, data: int) -> int:
             raise SyscallError(errno.EPERM)
         ptrace.link_locked(t, target, seize, data if seize else 0)
     if not seize:
-        # TODO(#5): a tracee already in a group stop should re-trap at once
-        # (JOBCTL_TRAP_STOP); it reports its stop once SIGCONT ends it.
         send_to_task(
             target,
             SignalInfo(signo=S.SIGSTOP, code=S.SI_USER, pid=t.pid, uid=t.creds.ruid),
         )
+    # A tracee already in a group stop reports it to its new tracer
+    # (JOBCTL_TRAP_STOP): wake it in task_stop.wait_while_stopped.
+    target.interrupt()
     return 0
 
 
@@ -352,6 +354,21 @@ def _syscall_info(t: Task, target: Task, ps: TraceeState, size: int, addr: int) 
     return len(out)
 
 
+def _arch_prctl(t: Task, target: Task, code: int, addr: int) -> int:
+    """arch_prctl(2) on the tracee's behalf: the fs and gs bases."""
+    regs = target.state.regs
+    if code in (PR.ARCH_SET_FS, PR.ARCH_SET_GS):
+        if addr >= _TASK_SIZE_MAX:
+            raise SyscallError(errno.EPERM)
+        regs[P.FS_BASE if code == PR.ARCH_SET_FS else P.GS_BASE] = addr
+        return 0
+    if code in (PR.ARCH_GET_FS, PR.ARCH_GET_GS):
+        base = regs[P.FS_BASE if code == PR.ARCH_GET_FS else P.GS_BASE]
+        t.copy_out(addr, _U64.pack(base))
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
 # The system call.
 
 
@@ -389,6 +406,12 @@ def sys_ptrace(t: Task, args: Args) -> int:
         return _resume(target, ps, ptrace.RESUME_SYSCALL, data)
     if req == PT.PTRACE_SINGLESTEP:
         return _resume(target, ps, ptrace.RESUME_STEP, data)
+    if req == PT.PTRACE_SYSEMU:
+        return _resume(target, ps, ptrace.RESUME_SYSEMU, data)
+    if req == PT.PTRACE_SYSEMU_SINGLESTEP:
+        return _resume(target, ps, ptrace.RESUME_SYSEMU_STEP, data)
+    if req == PT.PTRACE_ARCH_PRCTL:
+        return _arch_prctl(t, target, s32(data), addr)
     if req in (PT.PTRACE_PEEKTEXT, PT.PTRACE_PEEKDATA):
         return _peek(t, target, addr, data)
     if req in (PT.PTRACE_POKETEXT, PT.PTRACE_POKEDATA):
@@ -440,9 +463,9 @@ def sys_ptrace(t: Task, args: Args) -> int:
         return 0
     if req == PT.PTRACE_GET_SYSCALL_INFO:
         return _syscall_info(t, target, ps, addr, data)
-    # TODO(#5): PTRACE_SYSEMU*, PTRACE_SINGLEBLOCK, PTRACE_ARCH_PRCTL,
-    # PTRACE_GET/SET_THREAD_AREA, PTRACE_PEEKSIGINFO and the seccomp
-    # requests are not implemented.
+    # TODO(#5): PTRACE_SINGLEBLOCK, PTRACE_GET/SET_THREAD_AREA (32-bit
+    # only), PTRACE_PEEKSIGINFO and the seccomp requests are not
+    # implemented.
     raise SyscallError(errno.EIO)
 
 
@@ -451,8 +474,8 @@ ENTRIES = [
         N.SYS_ptrace,
         "ptrace",
         sys_ptrace,
-        "between sandboxed tasks; no PTRACE_SYSEMU, PTRACE_SINGLEBLOCK, "
-        "PTRACE_ARCH_PRCTL, PTRACE_PEEKSIGINFO, seccomp requests or hardware "
-        "debug registers; without Yama (ptrace_scope 0)",
+        "between sandboxed tasks; no PTRACE_SINGLEBLOCK, PTRACE_PEEKSIGINFO, "
+        "seccomp requests or hardware debug registers; without Yama "
+        "(ptrace_scope 0)",
     ),
 ]
