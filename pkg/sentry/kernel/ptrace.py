@@ -24,9 +24,13 @@ wait(2) of any thread of the tracer's process sees the tracees' stops
 (without WUNTRACED) and their exits (task_wait). A tracer that exits
 detaches its tracees, or kills them with PTRACE_O_EXITKILL.
 
-Unlike Linux, the sandbox does not apply Yama: any task may attach to a
-task it could signal and whose memory it could read (same real and saved
-ids, dumpable) or with CAP_SYS_PTRACE, as with kernel.yama.ptrace_scope=0.
+Attaching needs what Linux's ptrace_may_access asks (same real and saved
+ids and a dumpable target, or CAP_SYS_PTRACE) and, as gVisor does by
+default, what the Yama module asks at kernel.yama.ptrace_scope (yama_*
+below): at 1, the default, only an ancestor of the target, a process it
+named with PR_SET_PTRACER, or a holder of CAP_SYS_PTRACE may attach; 2
+needs CAP_SYS_PTRACE; 3 forbids attaching. Unlike Linux, Yama is applied
+to ptrace itself only, not to process_vm_* and /proc/pid/mem.
 
 Lock order: Kernel.tasks.mu guards the links (Task.ptrace, Task.tracees,
 Task.ptrace_exits); the tracee's signal lock guards its stop.
@@ -46,6 +50,7 @@ from pkg.abi.linux import signal as S
 from pkg.abi.linux.errno import ENOSYS
 from pkg.platform import platform as P
 from pkg.sentry.kernel import task_signals
+from pkg.sentry.kernel.credentials import CAP_SYS_PTRACE
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.waiter import EVENT_IN
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pkg.sentry.kernel.task import Task
+    from pkg.sentry.kernel.thread_group import ThreadGroup
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,55 @@ class PtraceExit:
     uid: int
     status: int
     usage: Usage = field(default_factory=Usage)
+
+
+# Yama's ptrace_scope values.
+YAMA_SCOPE_DISABLED = 0
+YAMA_SCOPE_RELATIONAL = 1
+YAMA_SCOPE_CAPABILITY = 2
+YAMA_SCOPE_NO_ATTACH = 3
+
+
+def _is_descendant_locked(ancestor: ThreadGroup, tg: ThreadGroup | None) -> bool:
+    """Reports whether tg is ancestor or one of its descendants
+    (task_is_descendant). Preconditions: Kernel.tasks.mu is held."""
+    while tg is not None:
+        if tg is ancestor:
+            return True
+        tg = tg.parent
+    return False
+
+
+def yama_may_attach_locked(tracer: Task, target: ThreadGroup) -> bool:
+    """Reports whether Yama lets tracer attach to target
+    (yama_ptrace_access_check). Preconditions: Kernel.tasks.mu is held."""
+    scope = tracer.kernel.yama_ptrace_scope
+    if scope == YAMA_SCOPE_DISABLED:
+        return True
+    if scope == YAMA_SCOPE_NO_ATTACH:
+        return False
+    privileged = tracer.creds.has_capability(CAP_SYS_PTRACE)
+    if scope == YAMA_SCOPE_CAPABILITY or privileged:
+        return privileged
+    if _is_descendant_locked(tracer.tg, target) or target.ptracer_any:
+        return True
+    declared = target.ptracer_exception
+    return (
+        declared is not None
+        and not declared.reaped
+        and _is_descendant_locked(declared, tracer.tg)
+    )
+
+
+def yama_may_traceme(tracer: Task) -> bool:
+    """Reports whether Yama lets a task be traced by its parent thread
+    tracer through PTRACE_TRACEME (yama_ptrace_traceme)."""
+    scope = tracer.kernel.yama_ptrace_scope
+    if scope == YAMA_SCOPE_NO_ATTACH:
+        return False
+    if scope == YAMA_SCOPE_CAPABILITY:
+        return tracer.creds.has_capability(CAP_SYS_PTRACE)
+    return True
 
 
 # Attaching and detaching.

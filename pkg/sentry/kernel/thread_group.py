@@ -52,6 +52,8 @@ class ThreadGroup:
         "parent_exec_id",
         "pending",
         "process_group",
+        "ptracer_any",
+        "ptracer_exception",
         "real_parent",
         "reaped",
         "signal_handlers",
@@ -149,6 +151,10 @@ class ThreadGroup:
         # writer may set again (signal_struct's oom_score_adj_min).
         self.oom_score_adj = 0
         self.oom_score_adj_min = 0
+        # PR_SET_PTRACER (Yama, Kernel.tasks.mu): the process allowed to
+        # attach to this one besides its ancestors (and theirs), or any.
+        self.ptracer_exception: ThreadGroup | None = None
+        self.ptracer_any = False
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"

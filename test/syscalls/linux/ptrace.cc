@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
@@ -591,13 +592,83 @@ TEST(PtraceTest, SingleStepTraps) {
   ExpectExit(pid, 0);
 }
 
-// A tracer that exits with PTRACE_O_EXITKILL kills its tracee; without it,
-// the tracee is detached and runs on.
-void TracerExits(bool exitkill) {
-  const pid_t target = Fork([] {
+#ifndef PR_SET_PTRACER
+#define PR_SET_PTRACER 0x59616d61
+#endif
+#ifndef PR_SET_PTRACER_ANY
+#define PR_SET_PTRACER_ANY ((unsigned long)-1)
+#endif
+
+// Forks a child that allows any tracer (PR_SET_PTRACER, for Yama's
+// ptrace_scope 1; EINVAL without Yama) and pauses; returns once it has.
+pid_t ForkAttachable(bool allow) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  const pid_t pid = Fork([ready, allow] {
+    close(ready[0]);
+    if (allow) prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1) return 1;
     for (;;) pause();
     return 0;
   });
+  close(ready[1]);
+  char c;
+  if (read(ready[0], &c, 1) != 1) return -1;
+  close(ready[0]);
+  return pid;
+}
+
+// Drops every capability of the calling process.
+bool DropCapabilities() {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+TEST(PtraceTest, YamaRelationalScope) {
+  if (ReadFirstLine("/proc/sys/kernel/yama/ptrace_scope") != "1") {
+    GTEST_SKIP() << "kernel.yama.ptrace_scope is not 1";
+  }
+  const pid_t closed = ForkAttachable(false);
+  const pid_t open = ForkAttachable(true);
+  ASSERT_GT(closed, 0);
+  ASSERT_GT(open, 0);
+  const pid_t attacker = Fork([closed, open] {
+    if (!DropCapabilities()) return 10;
+    // Neither an ancestor nor named by PR_SET_PTRACER.
+    if (Ptrace(PTRACE_SEIZE, closed, 0, 0) == 0 || errno != EPERM) return 1;
+    if (Ptrace(PTRACE_SEIZE, open, 0, 0) != 0) return 2;
+    // A descendant.
+    const pid_t kid = fork();
+    if (kid == 0) {
+      for (;;) pause();
+    }
+    const bool ok = Ptrace(PTRACE_SEIZE, kid, 0, 0) == 0;
+    kill(kid, SIGKILL);
+    int status;
+    waitpid(kid, &status, __WALL);
+    return ok ? 0 : 3;
+  });
+  ASSERT_GT(attacker, 0);
+  ExpectExit(attacker, 0);
+  for (pid_t pid : {closed, open}) {
+    kill(pid, SIGKILL);
+    WaitStatus(pid);
+  }
+}
+
+// A tracer that exits with PTRACE_O_EXITKILL kills its tracee; without it,
+// the tracee is detached and runs on.
+void TracerExits(bool exitkill) {
+  const pid_t target = ForkAttachable(true);
   ASSERT_GT(target, 0);
   const pid_t tracer = Fork([target, exitkill] {
     const long opts = exitkill ? PTRACE_O_EXITKILL : 0;

@@ -83,6 +83,8 @@ def _traceme(t: Task) -> int:
         tracer = t.tg.real_parent
         if t.ptrace is not None or tracer is None or tracer.exiting:
             raise SyscallError(errno.EPERM)
+        if not ptrace.yama_may_traceme(tracer):
+            raise SyscallError(errno.EPERM)
         ptrace.link_locked(tracer, t, seized=False)
     return 0
 
@@ -96,6 +98,8 @@ def _attach(t: Task, target: Task, seize: bool, addr: int, data: int) -> int:
     ts = t.kernel.tasks
     with ts.mu:
         if target.ptrace is not None or target.exiting or target.tg.exiting:
+            raise SyscallError(errno.EPERM)
+        if not ptrace.yama_may_attach_locked(t, target.tg):
             raise SyscallError(errno.EPERM)
         ptrace.link_locked(t, target, seize, data if seize else 0)
     if not seize:
@@ -475,7 +479,7 @@ ENTRIES = [
         "ptrace",
         sys_ptrace,
         "between sandboxed tasks; no PTRACE_SINGLEBLOCK, PTRACE_PEEKSIGINFO, "
-        "seccomp requests or hardware debug registers; without Yama "
-        "(ptrace_scope 0)",
+        "seccomp requests or hardware debug registers; Yama's ptrace_scope "
+        "(1 by default) applies to ptrace only",
     ),
 ]
