@@ -665,6 +665,28 @@ TEST(PtraceTest, YamaRelationalScope) {
   }
 }
 
+TEST(PtraceTest, YamaScopeSysctl) {
+  const std::string path = "/proc/sys/kernel/yama/ptrace_scope";
+  const std::string before = ReadFirstLine(path);
+  if (before.empty()) GTEST_SKIP() << "no Yama";
+  // Only CAP_SYS_PTRACE may change it, to 0..3.
+  const pid_t pid = Fork([path] {
+    if (!DropCapabilities()) return 10;
+    std::ofstream out(path);
+    out << "0\n";
+    out.flush();
+    return out.fail() ? 0 : 1;
+  });
+  ExpectExit(pid, 0);
+  {
+    std::ofstream out(path);
+    out << "4\n";
+    out.flush();
+    EXPECT_TRUE(out.fail());
+  }
+  EXPECT_EQ(ReadFirstLine(path), before);
+}
+
 // A tracer that exits with PTRACE_O_EXITKILL kills its tracee; without it,
 // the tracee is detached and runs on.
 void TracerExits(bool exitkill) {
