@@ -231,25 +231,39 @@ def detach_tracees(tracer: Task) -> None:
 
 
 def tracee_exits(t: Task) -> None:
-    """Unlinks an exiting tracee and queues its exit for the tracer unless
-    its parent's wait reports it anyway (the tracer is the parent of the
-    process whose last thread this is).
+    """Unlinks an exiting tracee and queues its exit for the tracer.
+
+    A thread's exit is the thread's. The leader's is the process's, once
+    its last thread is gone (delay_group_leader), and its parent's wait
+    reports it anyway if the tracer is the parent.
 
     Called by task_exit on t's thread, after t has left its process.
     """
     ts = t.kernel.tasks
     with ts.mu:
-        ps = t.ptrace
-        if ps is None:
-            return
-        tracer = ps.tracer
-        detach_locked(t)
         tg = t.tg
         last = not tg.tasks
-        if last and tg.parent is tracer.tg:
-            return
+        ps = t.ptrace
+        if ps is None:
+            if not last or tg.leader_tracer is None:
+                return
+            # The leader went first: report the process now.
+            tracer = tg.leader_tracer
+            tg.leader_tracer = None
+            if ts.tasks.get(tracer.tid) is not tracer:
+                return
+            pid = tg.tgid
+        else:
+            tracer = ps.tracer
+            detach_locked(t)
+            if t is tg.leader and tg.parent is tracer.tg:
+                return
+            if t is tg.leader and not last:
+                tg.leader_tracer = tracer
+                return
+            pid = t.tid
         status = tg.exit_status if tg.exiting or last else t.exit_status
-        tracer.ptrace_exits.append(PtraceExit(t.tid, t.creds.ruid, status))
+        tracer.ptrace_exits.append(PtraceExit(pid, t.creds.ruid, status))
     if status & 0x7F:
         code, st = S.CLD_KILLED, status & 0x7F
     else:
@@ -258,7 +272,7 @@ def tracee_exits(t: Task) -> None:
         task_signals.send_to_thread_group(
             tracer.tg,
             SignalInfo(
-                signo=S.SIGCHLD, code=code, pid=t.tid, uid=t.creds.ruid, status=st
+                signo=S.SIGCHLD, code=code, pid=pid, uid=t.creds.ruid, status=st
             ),
         )
     tracer.tg.wait_queue.notify(EVENT_IN)

@@ -110,7 +110,7 @@ def exit_task(t: Task) -> None:
 
     if stop_completed:
         notify_parent_cldstop(tg, S.CLD_STOPPED)
-    if t.ptrace is not None:
+    if t.ptrace is not None or tg.leader_tracer is not None:
         ptrace.tracee_exits(t)
     if t.tracees or t.ptrace_exits:
         ptrace.detach_tracees(t)

@@ -44,6 +44,7 @@ class ThreadGroup:
         "has_subreaper_ancestor",
         "kernel",
         "leader",
+        "leader_tracer",
         "limits",
         "max_rss_kb",
         "oom_score_adj",
@@ -155,6 +156,9 @@ class ThreadGroup:
         # attach to this one besides its ancestors (and theirs), or any.
         self.ptracer_exception: ThreadGroup | None = None
         self.ptracer_any = False
+        # The tracer of a leader that exited before its threads, told of the
+        # process's exit when the last one goes (ptrace.tracee_exits).
+        self.leader_tracer: Task | None = None
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"

@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -463,6 +465,55 @@ TEST(PtraceTest, ForkEventAutoAttachesTheChild) {
   }
   ASSERT_TRUE(WIFEXITED(status2)) << std::hex << status2;
   EXPECT_EQ(WEXITSTATUS(status2), 0);
+}
+
+// Every traced thread's exit is reported once, the process's with its pid
+// by the parent's wait, even when the main thread exits first.
+TEST(PtraceTest, ThreadExitsReportedOnce) {
+  const pid_t pid = ForkTraced([] {
+    pthread_t thread;
+    pthread_create(
+        &thread, nullptr,
+        [](void*) -> void* {
+          // Outlive the main thread, then end the process.
+          for (int i = 0; i < 1000; i++) syscall(SYS_sched_yield);
+          syscall(SYS_exit_group, 5);
+          return nullptr;
+        },
+        nullptr);
+    syscall(SYS_exit, 0);
+    return 0;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE), 0);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  int exits_of_pid = 0;
+  int thread_exits = 0;
+  for (;;) {
+    int status = 0;
+    const pid_t got = waitpid(-1, &status, __WALL);
+    if (got < 0) {
+      EXPECT_EQ(errno, ECHILD);
+      break;
+    }
+    if (WIFSTOPPED(status)) {
+      // Event stops and the new thread's SIGSTOP are let go silently.
+      const int sig = WSTOPSIG(status);
+      const int inject = status >> 16 || sig == SIGSTOP ? 0 : sig;
+      ASSERT_EQ(Ptrace(PTRACE_CONT, got, 0, inject), 0);
+      continue;
+    }
+    if (got == pid) {
+      exits_of_pid++;
+      EXPECT_TRUE(WIFEXITED(status)) << std::hex << status;
+      EXPECT_EQ(WEXITSTATUS(status), 5);
+    } else {
+      thread_exits++;
+    }
+  }
+  EXPECT_EQ(exits_of_pid, 1);
+  EXPECT_EQ(thread_exits, 1);
 }
 
 TEST(PtraceTest, ExecWithoutOptionSendsSigtrap) {
