@@ -457,11 +457,14 @@ def event_stop(t: Task, event: int, msg: int, while_exiting: bool = False) -> No
 
 
 def _listen_for_signal(t: Task, ps: TraceeState) -> bool:
-    """Sleeps a listening tracee until a signal arrives for it; False if it
-    was detached or killed meanwhile."""
-    _block_until(
-        t, lambda: t.interrupted or t.exiting or t.tg.exiting or t.ptrace is not ps
-    )
+    """Sleeps a listening tracee until a signal it does not block is
+    pending; False if it was detached or killed meanwhile."""
+
+    def done() -> bool:
+        ready = task_signals.pending_mask_locked(t) & ~t.signal_mask
+        return bool(ready) or t.exiting or t.tg.exiting or t.ptrace is not ps
+
+    _block_until(t, done)
     return t.ptrace is ps and not t.exiting and not t.tg.exiting
 
 

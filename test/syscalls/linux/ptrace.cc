@@ -490,6 +490,7 @@ TEST(PtraceTest, ThreadExitsReportedOnce) {
   ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
   int exits_of_pid = 0;
   int thread_exits = 0;
+  pid_t thread = -1;
   for (;;) {
     int status = 0;
     const pid_t got = waitpid(-1, &status, __WALL);
@@ -501,6 +502,13 @@ TEST(PtraceTest, ThreadExitsReportedOnce) {
       // Event stops and the new thread's SIGSTOP are let go silently.
       const int sig = WSTOPSIG(status);
       const int inject = status >> 16 || sig == SIGSTOP ? 0 : sig;
+      if (status >> 16 == PTRACE_EVENT_CLONE) {
+        unsigned long msg = 0;
+        ASSERT_EQ(Ptrace(PTRACE_GETEVENTMSG, got, 0,
+                         reinterpret_cast<uintptr_t>(&msg)),
+                  0);
+        thread = static_cast<pid_t>(msg);
+      }
       ASSERT_EQ(Ptrace(PTRACE_CONT, got, 0, inject), 0);
       continue;
     }
@@ -508,7 +516,7 @@ TEST(PtraceTest, ThreadExitsReportedOnce) {
       exits_of_pid++;
       EXPECT_TRUE(WIFEXITED(status)) << std::hex << status;
       EXPECT_EQ(WEXITSTATUS(status), 5);
-    } else {
+    } else if (got == thread) {
       thread_exits++;
     }
   }
