@@ -49,6 +49,7 @@ from pkg.sentry.strace.strace import Strace
 from pkg.sentry.syscalls.syscall import Syscall
 from pkg.sentry.time.vdso_clock import VdsoClock
 from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.nsfs import INIT_UTS_NS_INO
 from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,9 @@ class Kernel:
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
         # The initial UTS namespace; tasks see theirs (Task.uts_ns).
-        self.root_uts = UTSNamespace(config.hostname, config.domainname)
+        self.root_uts = UTSNamespace(
+            config.hostname, config.domainname, INIT_UTS_NS_INO
+        )
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).

@@ -35,6 +35,7 @@ _FAMILY_NAMES = (
     "sys_misc",
     "sys_mmap",
     "sys_mount",
+    "sys_namespace",
     "sys_path",
     "sys_pipe",
     "sys_poll",
