@@ -57,6 +57,18 @@ def _find(t: Task, pid: int) -> Task:
     return target
 
 
+def _check_options(options: int) -> None:
+    """Rejects unknown PTRACE_O_* bits, and PTRACE_O_SUSPEND_SECCOMP as a
+    kernel without CONFIG_CHECKPOINT_RESTORE does.
+
+    Raises:
+        SyscallError: EINVAL.
+    """
+    # TODO(#5): PTRACE_O_SUSPEND_SECCOMP (checkpoint/restore) is not offered.
+    if options & ~PT.PTRACE_O_MASK or options & PT.PTRACE_O_SUSPEND_SECCOMP:
+        raise SyscallError(errno.EINVAL)
+
+
 def _traced_by(t: Task, target: Task, any_state: bool) -> TraceeState:
     """Returns target's tracee state if t traces it and, unless any_state,
     it is in a ptrace-stop (ptrace_check_attach).
@@ -91,8 +103,9 @@ def _traceme(t: Task) -> int:
 
 def _attach(t: Task, target: Task, seize: bool, addr: int, data: int) -> int:
     if seize:
-        if addr != 0 or data & ~PT.PTRACE_O_MASK:
-            raise SyscallError(errno.EIO if addr else errno.EINVAL)
+        if addr != 0:
+            raise SyscallError(errno.EIO)
+        _check_options(data)
     if target.tg is t.tg or not may_access(t, target.tg):
         raise SyscallError(errno.EPERM)
     ts = t.kernel.tasks
@@ -439,8 +452,7 @@ def sys_ptrace(t: Task, args: Args) -> int:
     if req in (PT.PTRACE_GETREGSET, PT.PTRACE_SETREGSET):
         return _regset(t, target, addr, data, req == PT.PTRACE_SETREGSET)
     if req == PT.PTRACE_SETOPTIONS:
-        if data & ~PT.PTRACE_O_MASK:
-            raise SyscallError(errno.EINVAL)
+        _check_options(data)
         ps.options = data
         return 0
     if req == PT.PTRACE_GETEVENTMSG:
