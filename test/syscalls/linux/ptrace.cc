@@ -119,6 +119,42 @@ TEST(PtraceTest, ContWithSignalInjectsIt) {
   EXPECT_EQ(WTERMSIG(status), SIGTERM);
 }
 
+int g_si_errno = 0;
+
+TEST(PtraceTest, SetSiginfoChangesTheDeliveredSignal) {
+  const pid_t pid = ForkTraced([] {
+    struct sigaction sa = {};
+    sa.sa_sigaction = [](int, siginfo_t* info, void*) {
+      g_si_errno = info->si_errno;
+    };
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, nullptr);
+    raise(SIGUSR1);
+    return g_si_errno == 42 ? 0 : 1;
+  });
+  ASSERT_GT(pid, 0);
+  ExpectStopped(pid, SIGSTOP);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, 0), 0);
+  ExpectStopped(pid, SIGUSR1);
+  siginfo_t info = {};
+  ASSERT_EQ(Ptrace(PTRACE_GETSIGINFO, pid, 0, reinterpret_cast<uintptr_t>(&info)),
+            0);
+  info.si_errno = 42;
+  ASSERT_EQ(Ptrace(PTRACE_SETSIGINFO, pid, 0, reinterpret_cast<uintptr_t>(&info)),
+            0);
+  uint64_t mask = 0;
+  ASSERT_EQ(Ptrace(PTRACE_GETSIGMASK, pid, sizeof(mask),
+                   reinterpret_cast<uintptr_t>(&mask)),
+            0);
+  // The signal arrives once raise has restored the (empty) mask.
+  EXPECT_EQ(mask, 0u);
+  EXPECT_EQ(Ptrace(PTRACE_GETSIGMASK, pid, 4, reinterpret_cast<uintptr_t>(&mask)),
+            -1);
+  EXPECT_EQ(errno, EINVAL);
+  ASSERT_EQ(Ptrace(PTRACE_CONT, pid, 0, SIGUSR1), 0);
+  ExpectExit(pid, 0);
+}
+
 TEST(PtraceTest, RequestsNeedAStoppedTracee) {
   const pid_t pid = Fork([] {
     pause();
