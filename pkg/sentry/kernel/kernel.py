@@ -73,6 +73,15 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # AF_INET and AF_INET6 sockets are host sockets (--network=host,
+    # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
+    host_network: bool = False
+    # With host_network, the host's interfaces, addresses and routes as
+    # RTM_NEWLINK, RTM_NEWADDR and RTM_NEWROUTE payloads
+    # (pkg/sentry/socket/hostifaces.py), for the sandbox's netlink sockets.
+    host_links: tuple[bytes, ...] = ()
+    host_addrs: tuple[bytes, ...] = ()
+    host_routes: tuple[bytes, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
