@@ -159,6 +159,9 @@ class Kernel:
             self.vdso_clock = VdsoClock(mf, self.vdso.vvar_offset, self.num_cpus)
             self.vdso_clock.start()
         self.init_tg: ThreadGroup | None = None
+        # kernel.yama.ptrace_scope (ptrace.py): 1, attach to descendants
+        # only, by default as in gVisor and many distributions.
+        self.yama_ptrace_scope = 1
         # Set once the init process has exited and every task is gone.
         self.done = threading.Event()
         self.exit_status: int | None = None

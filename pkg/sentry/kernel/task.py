@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.fd_table import FDTable
     from pkg.sentry.kernel.fs_context import FSContext
     from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.ptrace import PtraceExit, TraceeState
     from pkg.sentry.kernel.seccomp import SeccompFilter
     from pkg.sentry.kernel.thread_group import ThreadGroup
     from pkg.sentry.kernel.uts_namespace import UTSNamespace
@@ -81,6 +82,8 @@ class Task:
         "pdeath_signal",
         "pending",
         "personality",
+        "ptrace",
+        "ptrace_exits",
         "real_blocked",
         "restart_block",
         "robust_list",
@@ -96,6 +99,7 @@ class Task:
         "syscall_restart",
         "tg",
         "tid",
+        "tracees",
         "uts_ns",
         "vfork_done",
         "wake_fd",
@@ -181,6 +185,11 @@ class Task:
         # Host and domain name: None for the kernel's initial namespace
         # (uts_namespace.uts_of); CLONE_NEWUTS gives a task its own.
         self.uts_ns: UTSNamespace | None = None
+        # ptrace (ptrace.py, Kernel.tasks.mu): this task's tracer link or
+        # None; the tasks it traces; exits of tracees it has to wait for.
+        self.ptrace: TraceeState | None = None
+        self.tracees: list[Task] = []
+        self.ptrace_exits: list[PtraceExit] = []
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
+from pkg.abi.linux import ptrace as PT
 from pkg.abi.linux import sched as SC
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.platform import platform as P
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.credentials import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
@@ -362,13 +364,31 @@ def clone(t: Task, opts: CloneOptions) -> int:
     if flags & SC.CLONE_VFORK:
         vd = VforkDone(t)
         child.vfork_done = vd
+    # A tracer that asked for this kind of child traces it from its start
+    # (copy_process and ptrace_init_task); CLONE_UNTRACED opts out.
+    # CLONE_PTRACE attaches the child without reporting an event.
+    event = 0
+    if t.ptrace is not None and not flags & SC.CLONE_UNTRACED:
+        if flags & SC.CLONE_VFORK:
+            event = PT.PTRACE_EVENT_VFORK
+        elif opts.exit_signal != S.SIGCHLD:
+            event = PT.PTRACE_EVENT_CLONE
+        else:
+            event = PT.PTRACE_EVENT_FORK
+        if not ptrace.clone_event(t, child, event, bool(flags & SC.CLONE_PTRACE)):
+            event = 0
     log.debug("clone: tid=%d created tid=%d flags=%#x", t.tid, tid, flags)
     kernel.start_task(child)
+    if event:
+        ptrace.event_stop(t, event, tid)
 
     if flags & SC.CLONE_VFORK:
         # Killable only, as in Linux: other signals wait until the child
         # has let go of the parent's memory.
         block_killable(t, lambda: vd.done)
+        ps = t.ptrace
+        if ps is not None and ps.options & PT.PTRACE_O_TRACEVFORKDONE:
+            ptrace.event_stop(t, PT.PTRACE_EVENT_VFORK_DONE, tid)
     return tid
 
 

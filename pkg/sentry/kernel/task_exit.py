@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel import task_stop
+from pkg.sentry.kernel import ptrace, task_stop
 from pkg.sentry.kernel.cputime import account_exit, thread_group_cputime
 from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.sessions import (
@@ -114,6 +114,10 @@ def exit_task(t: Task) -> None:
 
     if stop_completed:
         notify_parent_cldstop(tg, S.CLD_STOPPED)
+    if t.ptrace is not None or tg.leader_tracer is not None:
+        ptrace.tracee_exits(t)
+    if t.tracees or t.ptrace_exits:
+        ptrace.detach_tracees(t)
     _forget_original_parent(t)
     _release_shared(t)
 

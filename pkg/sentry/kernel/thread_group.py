@@ -48,6 +48,7 @@ class ThreadGroup:
         "has_subreaper_ancestor",
         "kernel",
         "leader",
+        "leader_tracer",
         "limits",
         "max_rss_kb",
         "oom_score_adj",
@@ -56,6 +57,8 @@ class ThreadGroup:
         "parent_exec_id",
         "pending",
         "process_group",
+        "ptracer_any",
+        "ptracer_exception",
         "real_parent",
         "reaped",
         "signal_handlers",
@@ -160,6 +163,13 @@ class ThreadGroup:
         # writer may set again (signal_struct's oom_score_adj_min).
         self.oom_score_adj = 0
         self.oom_score_adj_min = 0
+        # PR_SET_PTRACER (Yama, Kernel.tasks.mu): the process allowed to
+        # attach to this one besides its ancestors (and theirs), or any.
+        self.ptracer_exception: ThreadGroup | None = None
+        self.ptracer_any = False
+        # The tracer of a leader that exited before its threads, told of the
+        # process's exit when the last one goes (ptrace.tracee_exits).
+        self.leader_tracer: Task | None = None
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"

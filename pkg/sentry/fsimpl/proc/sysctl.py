@@ -3,7 +3,7 @@ each subsystem).
 
 Values that describe the sentry (pid_max, nr_open, pipe-max-size) come
 from the constants the sentry enforces. Settings the sentry has no use for
-yet (overcommit_memory, yama/ptrace_scope, somaxconn...) keep what root
+yet (overcommit_memory, somaxconn...) keep what root
 writes so that it reads back, as a tunable does, without changing
 behaviour: each such file is marked in _TUNABLES.
 """
@@ -21,7 +21,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
 from pkg.sentry.fsimpl.proc.task_files import CAP_LAST_CAP
 from pkg.sentry.kernel import version as V
-from pkg.sentry.kernel.credentials import NGROUPS_MAX
+from pkg.sentry.kernel.credentials import CAP_SYS_PTRACE, NGROUPS_MAX
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.uts_namespace import uts_of
@@ -69,7 +69,6 @@ _TUNABLES = (
     ("kernel/shmmni", "4096"),
     ("kernel/threads-max", str(PID_MAX)),
     ("kernel/unprivileged_bpf_disabled", "2"),
-    ("kernel/yama/ptrace_scope", "1"),
     ("net/core/rmem_default", "212992"),
     ("net/core/rmem_max", "212992"),
     ("net/core/somaxconn", "4096"),
@@ -222,6 +221,20 @@ def _set_legacy_tiocsti(kernel: Kernel, text: str) -> None:
     kernel.tty_legacy_tiocsti = value != 0
 
 
+def _set_ptrace_scope(kernel: Kernel, t: Task, text: str) -> None:
+    """Sets kernel.yama.ptrace_scope: 0 to 3, by a holder of CAP_SYS_PTRACE;
+    3 is final (yama_dointvec_minmax)."""
+    if not t.creds.has_capability(CAP_SYS_PTRACE):
+        raise SyscallError(errno.EPERM)
+    text = text.strip()
+    if not text.isdigit() or int(text) > 3:
+        raise SyscallError(errno.EINVAL)
+    value = int(text)
+    if kernel.yama_ptrace_scope == 3 and value != 3:
+        raise SyscallError(errno.EINVAL)
+    kernel.yama_ptrace_scope = value
+
+
 def _hostname(t: Task | None, kernel: Kernel) -> str:
     return (uts_of(t) if t is not None else kernel.root_uts).hostname
 
@@ -294,6 +307,13 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     # are only kept for the programs that read them back.
     core_pattern = StringTunable("core", CORENAME_MAX_SIZE)
     add("kernel/core_pattern", SysctlFile(core_pattern.get, core_pattern.set))
+    add(
+        "kernel/yama/ptrace_scope",
+        SysctlFile(
+            lambda t: str(kernel.yama_ptrace_scope),
+            lambda t, text: _set_ptrace_scope(kernel, t, text),
+        ),
+    )
     for path, value in _TUNABLES:
         tunable = Tunable(value)
         add(path, SysctlFile(tunable.get, tunable.set))

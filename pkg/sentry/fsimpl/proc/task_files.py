@@ -76,7 +76,10 @@ def task_state(t: Task, reader: Task | None) -> tuple[str, str]:
     tg = t.tg
     if tg.zombie:
         return "Z", "zombie"
-    if t.stopped or tg.stopped:
+    ps = t.ptrace
+    if ps is not None and ps.stop is not None and not ps.stop.group:
+        return "t", "tracing stop"
+    if t.stopped or tg.stopped or (ps is not None and ps.stop is not None):
         return "T", "stopped"
     if t is reader or t.cpu.run[1]:
         return "R", "running"
@@ -454,6 +457,8 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
     c = task.creds
     state, state_name = task_state(task, t)
     ppid = tg.parent.tgid if tg.parent is not None else 0
+    tps = task.ptrace
+    tracer_pid = tps.tracer.pid if tps is not None else 0
     pid = task.tid if ref.task is not None else tg.tgid
     mask = task.sched.cpu_mask & kernel.all_cpus_mask()
     if task.sched.cpu_mask == ALL_CPUS:
@@ -471,7 +476,7 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
         "Ngid:\t0",
         f"Pid:\t{pid}",
         f"PPid:\t{ppid}",
-        "TracerPid:\t0",
+        f"TracerPid:\t{tracer_pid}",
         f"Uid:\t{c.ruid}\t{c.euid}\t{c.suid}\t{c.fsuid}",
         f"Gid:\t{c.rgid}\t{c.egid}\t{c.sgid}\t{c.fsgid}",
         f"FDSize:\t{fd_size}",

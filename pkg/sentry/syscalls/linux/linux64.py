@@ -45,6 +45,7 @@ _FAMILY_NAMES = (
     "sys_poll",
     "sys_prctl",
     "sys_process_vm",
+    "sys_ptrace",
     "sys_random",
     "sys_read_write",
     "sys_rlimit",

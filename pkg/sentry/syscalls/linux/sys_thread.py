@@ -16,6 +16,7 @@ from pkg.abi.linux import sysno as N
 from pkg.abi.linux import wait as W
 from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE, SUID_DUMP_USER
 from pkg.sentry.kernel.limits import nofile_limit
 from pkg.sentry.kernel.pidfd import PIDFD_NONBLOCK, PIDFD_THREAD, PidFD
@@ -272,7 +273,10 @@ def _execve(
     path = t.copy_in_string(path_addr)
     argv_list = copy_strings(t, argv)
     envv = copy_strings(t, envp)
+    old_tid = t.tid
     execve(t, dirfd, path, argv_list, envv, flags)
+    if t.ptrace is not None:
+        ptrace.exec_event(t, old_tid)
     return 0
 
 
@@ -610,8 +614,8 @@ ENTRIES = [
         "clone",
         sys_clone,
         "UTS namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
-        "without CAP_SYS_ADMIN); CLONE_PTRACE, CLONE_UNTRACED, CLONE_SYSVSEM "
-        "and CLONE_IO are accepted without effect (#4)",
+        "without CAP_SYS_ADMIN); CLONE_SYSVSEM and CLONE_IO are accepted "
+        "without effect (#4)",
     ),
     partial(
         N.SYS_clone3,
