@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 # The sandbox's exit status when the sentry itself fails.
 PANIC_EXIT_STATUS = 128 + S.SIGABRT
+# How long a panic waits for the killed tasks to go before the sandbox
+# stops anyway: a task stuck in the host (or the one that panicked, if its
+# thread cannot unwind) must not keep a broken sandbox alive.
+_PANIC_GRACE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -323,8 +327,13 @@ class Kernel:
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(t.wake_fd)
 
-    def _finish(self) -> None:
-        self.tasks.empty.wait()
+    def _finish(self, grace: float | None = None) -> None:
+        if not self.tasks.empty.wait(grace):
+            log.error(
+                "kernel: %d task(s) left %.0f s after the panic; stopping anyway",
+                len(self.tasks.live_tasks()),
+                grace,
+            )
         self.stats.stop()
         self.timer_queue.close()
         self.done.set()
@@ -344,7 +353,17 @@ class Kernel:
             if self.exit_status is None:
                 self.exit_status = PANIC_EXIT_STATUS << 8
         self.kill_all()
-        threading.Thread(target=self._finish, name="kernel-finish", daemon=True).start()
+        try:
+            threading.Thread(
+                target=self._finish,
+                args=(_PANIC_GRACE_S,),
+                name="kernel-finish",
+                daemon=True,
+            ).start()
+        except RuntimeError:
+            # The host has no thread to give (which may be what went
+            # wrong): finish on this one.
+            self._finish(_PANIC_GRACE_S)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Waits for the sandbox to finish; returns init's wait status."""
