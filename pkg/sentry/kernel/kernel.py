@@ -26,6 +26,7 @@ from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
@@ -119,6 +120,8 @@ class Kernel:
         self.dispatch = dispatch_traced if config.strace else dispatch
         # The initial UTS namespace; tasks see theirs (Task.uts_ns).
         self.root_uts = UTSNamespace(config.hostname, config.domainname)
+        # System V IPC and POSIX message queues (one namespace per sandbox).
+        self.ipc = IPCNamespace(mf)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).

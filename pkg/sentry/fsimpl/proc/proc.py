@@ -162,6 +162,13 @@ class ProcType(FilesystemType):
             b"stat": StaticData(lambda t: system.stat(k, t)),
             b"swaps": StaticData(lambda t: system.swaps()),
             b"sys": self._sys_tree(),
+            b"sysvipc": StaticDir(
+                {
+                    b"shm": StaticData(
+                        lambda t: "".join(k.ipc.shm.proc_lines()).encode()
+                    ),
+                }
+            ),
             b"thread-self": StaticSymlink(_thread_self),
             b"uptime": StaticData(lambda t: system.uptime(k)),
             b"version": StaticData(lambda t: system.version()),

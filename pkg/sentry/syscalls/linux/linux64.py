@@ -47,6 +47,7 @@ _FAMILY_NAMES = (
     "sys_seccomp",
     "sys_session",
     "sys_signal",
+    "sys_shm",
     "sys_signalfd",
     "sys_socket",
     "sys_splice",
