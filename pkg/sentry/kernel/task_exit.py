@@ -115,6 +115,8 @@ def exit_task(t: Task) -> None:
 
     if last:
         tg.timers.on_exit()
+        # exit_sem: before the parent can see the exit.
+        kernel.ipc.sem.exit_undo(t)
         _exit_notify(tg)
     else:
         # Thread pidfds become readable.

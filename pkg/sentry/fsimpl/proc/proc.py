@@ -164,6 +164,9 @@ class ProcType(FilesystemType):
             b"sys": self._sys_tree(),
             b"sysvipc": StaticDir(
                 {
+                    b"sem": StaticData(
+                        lambda t: "".join(k.ipc.sem.proc_lines()).encode()
+                    ),
                     b"shm": StaticData(
                         lambda t: "".join(k.ipc.shm.proc_lines()).encode()
                     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pkg.sentry.kernel.ipc.sem import SemManager
 from pkg.sentry.kernel.ipc.shm import ShmManager
 
 if TYPE_CHECKING:
@@ -19,7 +20,9 @@ class IPCNamespace:
 
     Attributes:
         shm: shared memory segments.
+        sem: semaphore sets.
     """
 
     def __init__(self, mf: MemoryFile) -> None:
         self.shm = ShmManager(mf)
+        self.sem = SemManager()

@@ -45,6 +45,7 @@ _FAMILY_NAMES = (
     "sys_rlimit",
     "sys_sched",
     "sys_seccomp",
+    "sys_sem",
     "sys_session",
     "sys_signal",
     "sys_shm",

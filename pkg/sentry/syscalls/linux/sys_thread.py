@@ -253,7 +253,7 @@ def sys_unshare(t: Task, args: Args) -> int:
             t.fd_table = new_fdt
     if flags & SC.CLONE_NEWUTS:
         t.uts_ns = uts_of(t).clone()
-    # CLONE_SYSVSEM: there are no System V semaphore undo lists to detach.
+    # CLONE_SYSVSEM: SEM_UNDO lists are per process already (ipc/sem.py).
     return 0
 
 
