@@ -164,6 +164,9 @@ class ProcType(FilesystemType):
             b"sys": self._sys_tree(),
             b"sysvipc": StaticDir(
                 {
+                    b"msg": StaticData(
+                        lambda t: "".join(k.ipc.msg.proc_lines()).encode()
+                    ),
                     b"sem": StaticData(
                         lambda t: "".join(k.ipc.sem.proc_lines()).encode()
                     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pkg.sentry.kernel.ipc.msg import MsgManager
 from pkg.sentry.kernel.ipc.sem import SemManager
 from pkg.sentry.kernel.ipc.shm import ShmManager
 
@@ -21,8 +22,10 @@ class IPCNamespace:
     Attributes:
         shm: shared memory segments.
         sem: semaphore sets.
+        msg: message queues.
     """
 
     def __init__(self, mf: MemoryFile) -> None:
         self.shm = ShmManager(mf)
         self.sem = SemManager()
+        self.msg = MsgManager()

@@ -33,6 +33,7 @@ _FAMILY_NAMES = (
     "sys_membarrier",
     "sys_memfd",
     "sys_misc",
+    "sys_msgqueue",
     "sys_mmap",
     "sys_mount",
     "sys_path",
