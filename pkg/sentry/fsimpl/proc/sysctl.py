@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import ipc as I
 from pkg.abi.linux.fs import PIPE_MAX_SIZE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
@@ -42,9 +43,6 @@ _TUNABLES = (
     ("fs/inotify/max_queued_events", "16384"),
     ("fs/inotify/max_user_instances", "128"),
     ("fs/inotify/max_user_watches", "8192"),
-    ("fs/mqueue/msg_max", "10"),
-    ("fs/mqueue/msgsize_max", "8192"),
-    ("fs/mqueue/queues_max", "256"),
     ("fs/protected_fifos", "1"),
     ("fs/protected_hardlinks", "1"),
     ("fs/protected_regular", "2"),
@@ -55,8 +53,6 @@ _TUNABLES = (
     ("kernel/dmesg_restrict", "1"),
     ("kernel/keys/maxkeys", "200"),
     ("kernel/kptr_restrict", "1"),
-    ("kernel/msgmax", "8192"),
-    ("kernel/msgmnb", "16384"),
     ("kernel/msgmni", "32000"),
     ("kernel/perf_event_paranoid", "2"),
     ("kernel/panic", "0"),
@@ -65,9 +61,6 @@ _TUNABLES = (
     ("kernel/sched_child_runs_first", "0"),
     ("kernel/sem", "32000\t1024000000\t500\t32000"),
     ("kernel/shm_rmid_forced", "0"),
-    ("kernel/shmall", "18446744073692774399"),
-    ("kernel/shmmax", "18446744073692774399"),
-    ("kernel/shmmni", "4096"),
     ("kernel/threads-max", str(PID_MAX)),
     ("kernel/unprivileged_bpf_disabled", "2"),
     ("kernel/yama/ptrace_scope", "1"),
@@ -249,10 +242,64 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
         "vm/mmap_min_addr",
         const(str(kernel.platform.min_user_address)),
     )
+    _add_ipc(add, kernel)
     for path, value in _TUNABLES:
         tunable = Tunable(value)
         add(path, SysctlFile(tunable.get, tunable.set))
     return root
+
+
+# System V and POSIX IPC limits backed by the namespace: (path, object
+# getter, attribute, lowest, highest) as ipc/ipc_sysctl.c and
+# ipc/mq_sysctl.c bound them.
+_IPC_LIMITS = (
+    ("fs/mqueue/queues_max", "mq", "queues_max", 0, (1 << 31) - 1),
+    ("fs/mqueue/msg_max", "mq", "msg_max", I.MIN_MSGMAX, I.HARD_MSGMAX),
+    ("fs/mqueue/msg_default", "mq", "msg_default", I.MIN_MSGMAX, I.HARD_MSGMAX),
+    (
+        "fs/mqueue/msgsize_max",
+        "mq",
+        "msgsize_max",
+        I.MIN_MSGSIZEMAX,
+        I.HARD_MSGSIZEMAX,
+    ),
+    (
+        "fs/mqueue/msgsize_default",
+        "mq",
+        "msgsize_default",
+        I.MIN_MSGSIZEMAX,
+        I.HARD_MSGSIZEMAX,
+    ),
+    ("kernel/msgmax", "msg", "msgmax", 0, (1 << 31) - 1),
+    ("kernel/msgmnb", "msg", "msgmnb", 0, (1 << 31) - 1),
+    ("kernel/shmmax", "shm", "shmmax", 0, (1 << 64) - 1),
+    ("kernel/shmall", "shm", "shmall", 0, (1 << 64) - 1),
+    ("kernel/shmmni", "shm", "shmmni", 0, I.IPCMNI),
+)
+
+
+def _add_ipc(add: Callable[[str, Inode], None], kernel: Kernel) -> None:
+    ipc = kernel.ipc
+    objs = {"mq": ipc.mq_limits, "msg": ipc.msg, "shm": ipc.shm}
+    for path, which, attr, lo, hi in _IPC_LIMITS:
+        obj = objs[which]
+
+        def get(t: Task | None, obj: object = obj, attr: str = attr) -> str:
+            return str(getattr(obj, attr))
+
+        def set_(
+            t: Task, text: str, obj: object = obj, attr: str = attr, lo: int = lo,
+            hi: int = hi,
+        ) -> None:  # fmt: skip
+            try:
+                value = int(text.strip())
+            except ValueError:
+                raise SyscallError(errno.EINVAL) from None
+            if not lo <= value <= hi:
+                raise SyscallError(errno.EINVAL)
+            setattr(obj, attr, value)
+
+        add(path, SysctlFile(get, set_))
 
 
 def _open_files(kernel: Kernel) -> int:

@@ -35,6 +35,7 @@ _FAMILY_NAMES = (
     "sys_misc",
     "sys_msgqueue",
     "sys_mmap",
+    "sys_mq",
     "sys_mount",
     "sys_path",
     "sys_pipe",
