@@ -67,13 +67,23 @@ def describe(pid: int) -> str:
         return f"{pid} (gone)"
 
 
-def leftovers(namespaces: set[str], grace: float = 10.0) -> list[str]:
+def leftovers(namespaces: set[str] | dict[str, int], grace: float = 10.0) -> list[str]:
     """Returns descriptions of processes still alive in any of the PID
     namespaces after waiting up to grace seconds for them to go (a daemon
-    may finish tearing a sandbox down after its client returned)."""
+    may finish tearing a sandbox down after its client returned).
+
+    namespaces may map each namespace to the pid of its init (the sandbox
+    process): the kernel reuses a freed namespace's inode number, so once
+    that init is gone (which kills everything in its namespace) processes
+    under the same name belong to somebody else's sandbox."""
+
+    def ours(ns: str) -> bool:
+        if not isinstance(namespaces, dict):
+            return True
+        return alive(namespaces[ns]) and pid_namespace(namespaces[ns]) == ns
 
     def alive_in() -> list[int]:
-        return [pid for ns in namespaces for pid in processes_in(ns)]
+        return [pid for ns in namespaces if ours(ns) for pid in processes_in(ns)]
 
     wait_until(lambda: not alive_in(), grace)
     return [describe(pid) for pid in alive_in()]

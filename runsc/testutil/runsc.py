@@ -140,14 +140,16 @@ def write_wrapper(path: str, record: str, flags: Sequence[str] = ()) -> str:
     return path
 
 
-def recorded_namespaces(record: str) -> set[str]:
-    """Returns the sandbox PID namespaces a wrapper recorded."""
+def recorded_namespaces(record: str) -> dict[str, int]:
+    """Returns the sandbox PID namespaces a wrapper recorded, each with the
+    pid of the sandbox that is its init."""
     try:
         with open(record) as f:
             lines = f.read().split("\n")
     except FileNotFoundError:
-        return set()
-    return {ln.split()[1] for ln in lines if len(ln.split()) == 2}
+        return {}
+    fields = [ln.split() for ln in lines]
+    return {f[1]: int(f[0]) for f in fields if len(f) == 2}
 
 
 def recorded_calls(record: str) -> list[str]:
