@@ -121,6 +121,7 @@ touch /rofs/x 2>/dev/null && echo rofs-writable || echo rofs-ro
 echo "null=$(stat -c %F /dev/null)"
 echo "mqueue=$(stat -c %a /dev/mqueue)"
 grep -q ' /dev/mqueue mqueue ' /proc/mounts && echo mqueue-mounted
+echo "msg_max=$(cat /proc/sys/fs/mqueue/msg_max)"
 mkdir /tmp/blocked 2>/dev/null && echo mkdir-allowed || echo mkdir-denied
 kill -0 $$ && echo kill0-allowed
 kill -USR2 $$ 2>/dev/null || echo usr2-denied
@@ -157,7 +158,7 @@ def test_config_reaches_the_container(tmp: str) -> None:
     spec["linux"].update(
         maskedPaths=["/etc/secret", "/secretdir", "/no/such/path"],
         readonlyPaths=["/data", "/no/such/dir"],
-        sysctl={"kernel.hostname": "from-sysctl"},
+        sysctl={"kernel.hostname": "from-sysctl", "fs.mqueue.msg_max": "42"},
         seccomp={
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
@@ -193,6 +194,7 @@ def test_config_reaches_the_container(tmp: str) -> None:
         "null=character special file",
         "mqueue=1777",
         "mqueue-mounted",
+        "msg_max=42",
         "mkdir-denied",
         "kill0-allowed",
         "usr2-denied",

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
-from pkg.abi.linux import ipc as I
 from pkg.abi.linux.fs import PIPE_MAX_SIZE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
 from pkg.sentry.fsimpl.proc.task_files import CAP_LAST_CAP
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.credentials import NGROUPS_MAX
+from pkg.sentry.kernel.ipc.namespace import IPC_SYSCTLS
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.uts_namespace import uts_of
@@ -53,7 +53,6 @@ _TUNABLES = (
     ("kernel/dmesg_restrict", "1"),
     ("kernel/keys/maxkeys", "200"),
     ("kernel/kptr_restrict", "1"),
-    ("kernel/msgmni", "32000"),
     ("kernel/perf_event_paranoid", "2"),
     ("kernel/panic", "0"),
     ("kernel/printk", "4\t4\t1\t7"),
@@ -249,57 +248,16 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     return root
 
 
-# System V and POSIX IPC limits backed by the namespace: (path, object
-# getter, attribute, lowest, highest) as ipc/ipc_sysctl.c and
-# ipc/mq_sysctl.c bound them.
-_IPC_LIMITS = (
-    ("fs/mqueue/queues_max", "mq", "queues_max", 0, (1 << 31) - 1),
-    ("fs/mqueue/msg_max", "mq", "msg_max", I.MIN_MSGMAX, I.HARD_MSGMAX),
-    ("fs/mqueue/msg_default", "mq", "msg_default", I.MIN_MSGMAX, I.HARD_MSGMAX),
-    (
-        "fs/mqueue/msgsize_max",
-        "mq",
-        "msgsize_max",
-        I.MIN_MSGSIZEMAX,
-        I.HARD_MSGSIZEMAX,
-    ),
-    (
-        "fs/mqueue/msgsize_default",
-        "mq",
-        "msgsize_default",
-        I.MIN_MSGSIZEMAX,
-        I.HARD_MSGSIZEMAX,
-    ),
-    ("kernel/msgmax", "msg", "msgmax", 0, (1 << 31) - 1),
-    ("kernel/msgmnb", "msg", "msgmnb", 0, (1 << 31) - 1),
-    ("kernel/shmmax", "shm", "shmmax", 0, (1 << 64) - 1),
-    ("kernel/shmall", "shm", "shmall", 0, (1 << 64) - 1),
-    ("kernel/shmmni", "shm", "shmmni", 0, I.IPCMNI),
-)
-
-
 def _add_ipc(add: Callable[[str, Inode], None], kernel: Kernel) -> None:
     ipc = kernel.ipc
-    objs = {"mq": ipc.mq_limits, "msg": ipc.msg, "shm": ipc.shm}
-    for path, which, attr, lo, hi in _IPC_LIMITS:
-        obj = objs[which]
-
-        def get(t: Task | None, obj: object = obj, attr: str = attr) -> str:
-            return str(getattr(obj, attr))
-
-        def set_(
-            t: Task, text: str, obj: object = obj, attr: str = attr, lo: int = lo,
-            hi: int = hi,
-        ) -> None:  # fmt: skip
-            try:
-                value = int(text.strip())
-            except ValueError:
-                raise SyscallError(errno.EINVAL) from None
-            if not lo <= value <= hi:
-                raise SyscallError(errno.EINVAL)
-            setattr(obj, attr, value)
-
-        add(path, SysctlFile(get, set_))
+    for path in IPC_SYSCTLS:
+        add(
+            path,
+            SysctlFile(
+                lambda t, path=path: ipc.sysctl_get(path),
+                lambda t, text, path=path: ipc.sysctl_set(path, text),
+            ),
+        )
 
 
 def _open_files(kernel: Kernel) -> int:

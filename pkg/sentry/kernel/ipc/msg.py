@@ -171,6 +171,7 @@ class MsgManager:
         self.ids: Registry[MsgQueue] = Registry(I.MSGMNI)
         self.msgmax = I.MSGMAX
         self.msgmnb = I.MSGMNB
+        self.msgmni = I.MSGMNI
         # Messages and bytes queued in all queues (MSG_INFO).
         self.total_msgs = 0
         self.total_bytes = 0
@@ -178,6 +179,7 @@ class MsgManager:
     def get(self, creds: Credentials, key: int, flags: int) -> int:
         """msgget(2): returns the id of the queue for key."""
         with self.ids.mu:
+            self.ids.limit = self.msgmni
             q = self.ids.get_locked(
                 creds, key, flags, lambda perm: MsgQueue(perm, self.msgmnb)
             )
@@ -289,7 +291,7 @@ class MsgManager:
                 else:
                     pool, mmap, tql = I.MSGPOOL, I.MSGMAP, I.MSGTQL
                 info = I.MSGINFO.pack(
-                    pool, mmap, self.msgmax, self.msgmnb, I.MSGMNI, I.MSGSSZ,
+                    pool, mmap, self.msgmax, self.msgmnb, self.msgmni, I.MSGSSZ,
                     tql, I.MSGSEG,
                 )  # fmt: skip
                 ret = max(self.ids.max_index_locked(), 0)

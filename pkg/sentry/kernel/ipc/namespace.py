@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pkg.abi.linux import errno
 from pkg.abi.linux import ipc as I
+from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.ipc.msg import MsgManager
 from pkg.sentry.kernel.ipc.sem import SemManager
 from pkg.sentry.kernel.ipc.shm import ShmManager
@@ -27,6 +29,29 @@ class MqLimits:
     msgsize_max: int = I.DFLT_MSGSIZEMAX
     msg_default: int = I.DFLT_MSGMAX
     msgsize_default: int = I.DFLT_MSGSIZEMAX
+
+
+# The limits under /proc/sys that the namespace keeps: path -> (which
+# object, attribute, lowest, highest), bounded as ipc/ipc_sysctl.c and
+# ipc/mq_sysctl.c bound them. TODO(#5): kernel/sem and
+# kernel/shm_rmid_forced are stored-only tunables.
+IPC_SYSCTLS: dict[str, tuple[str, str, int, int]] = {
+    "fs/mqueue/queues_max": ("mq", "queues_max", 0, (1 << 31) - 1),
+    "fs/mqueue/msg_max": ("mq", "msg_max", I.MIN_MSGMAX, I.HARD_MSGMAX),
+    "fs/mqueue/msg_default": ("mq", "msg_default", I.MIN_MSGMAX, I.HARD_MSGMAX),
+    "fs/mqueue/msgsize_max": (
+        "mq", "msgsize_max", I.MIN_MSGSIZEMAX, I.HARD_MSGSIZEMAX,
+    ),
+    "fs/mqueue/msgsize_default": (
+        "mq", "msgsize_default", I.MIN_MSGSIZEMAX, I.HARD_MSGSIZEMAX,
+    ),
+    "kernel/msgmax": ("msg", "msgmax", 0, (1 << 31) - 1),
+    "kernel/msgmnb": ("msg", "msgmnb", 0, (1 << 31) - 1),
+    "kernel/msgmni": ("msg", "msgmni", 0, I.IPCMNI),
+    "kernel/shmmax": ("shm", "shmmax", 0, (1 << 64) - 1),
+    "kernel/shmall": ("shm", "shmall", 0, (1 << 64) - 1),
+    "kernel/shmmni": ("shm", "shmmni", 0, I.IPCMNI),
+}  # fmt: skip
 
 
 class IPCNamespace:
@@ -47,3 +72,29 @@ class IPCNamespace:
         self.msg = MsgManager()
         self.mq_limits = MqLimits()
         self.mq_fs: object | None = None
+
+    def _limit(self, path: str) -> tuple[object, str, int, int]:
+        which, attr, lo, hi = IPC_SYSCTLS[path]
+        obj = {"mq": self.mq_limits, "msg": self.msg, "shm": self.shm}[which]
+        return obj, attr, lo, hi
+
+    def sysctl_get(self, path: str) -> str:
+        """Returns the value of the limit at path (a key of IPC_SYSCTLS)."""
+        obj, attr, _, _ = self._limit(path)
+        return str(getattr(obj, attr))
+
+    def sysctl_set(self, path: str, text: str) -> None:
+        """Sets the limit at path from its text.
+
+        Raises:
+            SyscallError: EINVAL for a value that is no number or out of
+                range.
+        """
+        obj, attr, lo, hi = self._limit(path)
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise SyscallError(errno.EINVAL) from None
+        if not lo <= value <= hi:
+            raise SyscallError(errno.EINVAL)
+        setattr(obj, attr, value)
