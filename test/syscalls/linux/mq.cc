@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -436,6 +437,31 @@ TEST(MqTest, Filesystem) {
   int status = InMountNamespace(CheckFilesystem);
   SKIP_IF(status == -1);
   EXPECT_EQ(status, 0);
+}
+
+TEST(MqTest, RlimitMsgqueue) {
+  // In a child: the limit is the process's. A queue of 10 messages of 1024
+  // bytes is charged 10 * (1024 + 48) + 10 * 48 bytes; other queues of the
+  // user count too, so only a limit below that is sure to fail.
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct rlimit rl = {11199, 11199};
+    if (setrlimit(RLIMIT_MSGQUEUE, &rl) != 0) _exit(1);
+    struct mq_attr attr = {};
+    attr.mq_maxmsg = 10;
+    attr.mq_msgsize = 1024;
+    std::string name = UniqueName("rlimit");
+    mqd_t q = mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+    if (q >= 0) {
+      mq_unlink(name.c_str());
+      _exit(2);
+    }
+    _exit(errno == EMFILE ? 0 : 3);
+  }
+  ASSERT_THAT(pid, SyscallSucceeds());
+  int status;
+  ASSERT_THAT(waitpid(pid, &status, 0), SyscallSucceedsWithValue(pid));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST(MqTest, ProcLimits) {

@@ -9,8 +9,13 @@ links: EPERM). A queue file opened with open(2), or made by open(O_CREAT),
 is a queue descriptor like mq_open's; reading it gives the
 "QSIZE:... NOTIFY:... SIGNO:... NOTIFY_PID:..." line.
 
-TODO(#5): one instance for the sandbox (no CLONE_NEWIPC); the mount options
-(none) and RLIMIT_MSGQUEUE are not applied; timestamps are the boot time.
+A queue's memory is charged to its creator's real user until it is
+unlinked and closed, and creating one fails with EMFILE past the creating
+process's RLIMIT_MSGQUEUE, with Linux's accounting (the message area and
+one kernel message header and tree node per message slot).
+
+TODO(#5): one instance for the sandbox (no CLONE_NEWIPC); timestamps are
+the boot time.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pkg.abi.linux import fs as FS
 from pkg.abi.linux import ipc as I
 from pkg.abi.linux import stat as S
 from pkg.abi.linux.capability import CAP_SYS_RESOURCE
+from pkg.abi.linux.limits import RLIMIT_MSGQUEUE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import (
     DeviceInode,
@@ -59,6 +65,10 @@ if TYPE_CHECKING:
 
 # st_size of a queue file (FILENT_SIZE).
 _FILENT_SIZE = 80
+# What Linux charges per message slot besides the message: sizeof(struct
+# msg_msg) and sizeof(struct posix_msg_tree_node) on x86-64.
+_MSG_MSG_SIZE = 48
+_TREE_NODE_SIZE = 48
 # Guards making a namespace's instance.
 _instance_mu = threading.Lock()
 
@@ -66,11 +76,13 @@ _instance_mu = threading.Lock()
 class QueueInode(DeviceInode):
     """QueueInode is the file of one queue."""
 
-    __slots__ = ("fs", "gid", "linked", "mq", "opens", "uid")
+    __slots__ = ("charge", "fs", "gid", "linked", "mq", "opens", "uid")
 
     def __init__(
         self, fs: MqueueFilesystem, mq: MessageQueue, mode: int, uid: int, gid: int
     ) -> None:
+        # (real uid, bytes) charged for RLIMIT_MSGQUEUE.
+        self.charge = (0, 0)
         super().__init__(0)
         self.mode = S.S_IFREG | (mode & S.S_IALLUGO)
         self.fs = fs
@@ -113,7 +125,7 @@ class QueueInode(DeviceInode):
         with self.fs.mu:
             self.opens -= 1
             if not self.linked and self.opens == 0:
-                self.fs.count -= 1
+                self.fs.evict_locked(self)
 
 
 class MqueueRoot(DirInode):
@@ -148,6 +160,8 @@ class MqueueFilesystem(KernfsFilesystem):
         super().__init__(vfs, fs_type, self.top, I.MQUEUE_MAGIC)
         self.limits = limits
         self.count = 0
+        # Bytes charged per real uid (user_struct's mq_bytes).
+        self.user_bytes: dict[int, int] = {}
         self.internal = vfs.new_disconnected_mount(self, self.root)
 
     def release(self) -> None:
@@ -156,10 +170,19 @@ class MqueueFilesystem(KernfsFilesystem):
 
     # Queues by name (mq_open(3), mq_unlink(3)).
 
+    def evict_locked(self, inode: QueueInode) -> None:
+        """Forgets a queue that is unlinked and closed."""
+        self.count -= 1
+        uid, charged = inode.charge
+        left = self.user_bytes.get(uid, 0) - charged
+        if left > 0:
+            self.user_bytes[uid] = left
+        else:
+            self.user_bytes.pop(uid, None)
+
     def _new_queue_locked(
         self,
         creds: Credentials,
-        mode: int,
         maxmsg: int | None,
         msgsize: int | None,
     ) -> MessageQueue:
@@ -180,15 +203,24 @@ class MqueueFilesystem(KernfsFilesystem):
 
     def _create_locked(
         self,
+        t: Task | None,
         creds: Credentials,
         name: bytes,
         mode: int,
         attr: tuple[int, int] | None,
     ) -> QueueInode:
         mq = self._new_queue_locked(
-            creds, mode, *(attr if attr is not None else (None, None))
+            creds, *(attr if attr is not None else (None, None))
         )
+        charged = mq.maxmsg * (mq.msgsize + _MSG_MSG_SIZE) + min(
+            mq.maxmsg, I.MQ_PRIO_MAX
+        ) * (_TREE_NODE_SIZE)
+        used = self.user_bytes.get(creds.ruid, 0)
+        if t is not None and used + charged > t.tg.limits.soft(RLIMIT_MSGQUEUE):
+            raise SyscallError(errno.EMFILE)
         inode = QueueInode(self, mq, mode, creds.fsuid, creds.fsgid)
+        inode.charge = (creds.ruid, charged)
+        self.user_bytes[creds.ruid] = used + charged
         self.top.queues[name] = inode
         self.count += 1
         return inode
@@ -223,7 +255,7 @@ class MqueueFilesystem(KernfsFilesystem):
                     raise SyscallError(errno.ENOENT)
                 self.internal.check_begin_write()
                 self.top.check_permissions(creds, MAY_WRITE | MAY_EXEC)
-                inode = self._create_locked(creds, name, mode, attr)
+                inode = self._create_locked(t, creds, name, mode, attr)
             else:
                 if flags & (F.O_CREAT | F.O_EXCL) == F.O_CREAT | F.O_EXCL:
                     raise SyscallError(errno.EEXIST)
@@ -255,7 +287,7 @@ class MqueueFilesystem(KernfsFilesystem):
         inode.linked = False
         self.root.children.pop(name, None)
         if inode.opens == 0:
-            self.count -= 1
+            self.evict_locked(inode)
 
     # Path operations that differ from kernfs's: creating by open(2) and
     # unlink(2).
@@ -275,7 +307,7 @@ class MqueueFilesystem(KernfsFilesystem):
             if inode is None:
                 rp.mount.check_begin_write()
                 self.top.check_permissions(rp.creds, MAY_WRITE | MAY_EXEC)
-                inode = self._create_locked(rp.creds, name, opts.mode, None)
+                inode = self._create_locked(rp.task, rp.creds, name, opts.mode, None)
             else:
                 if flags & F.O_EXCL:
                     raise SyscallError(errno.EEXIST)

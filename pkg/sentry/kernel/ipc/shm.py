@@ -296,7 +296,7 @@ class ShmManager:
                 p = s.perm
                 out.append(
                     f"{p.key:10d} {p.id:10d}  {p.mode & 0o7777:4o} {s.size:21d} "
-                    f"{s.cpid:5d} {s.lpid:5d} {s.nattch:5d} {p.uid:5d} {p.gid:5d} "
+                    f"{s.cpid:5d} {s.lpid:5d}  {s.nattch:5d} {p.uid:5d} {p.gid:5d} "
                     f"{p.cuid:5d} {p.cgid:5d} {s.atime:10d} {s.dtime:10d} "
                     f"{s.ctime:10d} {s.cache.cached_bytes:21d} {0:21d}\n"
                 )
