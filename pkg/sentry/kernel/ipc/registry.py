@@ -130,6 +130,7 @@ class Registry(Generic[Obj]):
         self._by_index: dict[int, Obj] = {}
         self._by_key: dict[int, Obj] = {}
         self._seq = 0
+        self._last_idx = -1
 
     def __len__(self) -> int:
         return len(self._by_index)
@@ -183,10 +184,15 @@ class Registry(Generic[Obj]):
         return obj
 
     def _add_locked(self, obj: Obj) -> None:
-        idx = 0
+        # Slots are taken cyclically after the last one, and the sequence
+        # number moves on each time the search wraps around, as
+        # ipc_idr_alloc does: a removed object's id stays invalid for long.
+        idx = (self._last_idx + 1) % I.IPCMNI
         while idx in self._by_index:
-            idx += 1
-        self._seq = (self._seq + 1) % (I.SEQ_MAX // 2)
+            idx = (idx + 1) % I.IPCMNI
+        if idx <= self._last_idx:
+            self._seq = (self._seq + 1) % I.SEQ_MAX
+        self._last_idx = idx
         perm = obj.perm
         perm.seq = self._seq
         perm.id = idx + (perm.seq << I.IPCMNI_SHIFT)
