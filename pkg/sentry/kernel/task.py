@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pkg.platform.platform import Context, State
     from pkg.sentry.kernel.fd_table import FDTable
     from pkg.sentry.kernel.fs_context import FSContext
+    from pkg.sentry.kernel.ipc.namespace import IPCNamespace
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.seccomp import SeccompFilter
     from pkg.sentry.kernel.thread_group import ThreadGroup
@@ -70,6 +71,7 @@ class Task:
         "fd_table",
         "fs",
         "interrupted",
+        "ipc_ns",
         "kernel",
         "last_syscall",
         "mm",
@@ -171,6 +173,10 @@ class Task:
         # Host and domain name: None for the kernel's initial namespace
         # (uts_namespace.uts_of); CLONE_NEWUTS gives a task its own.
         self.uts_ns: UTSNamespace | None = None
+        # System V IPC and POSIX message queues: None for the kernel's
+        # initial namespace (ipc/namespace.py ipc_of); CLONE_NEWIPC gives a
+        # task its own.
+        self.ipc_ns: IPCNamespace | None = None
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

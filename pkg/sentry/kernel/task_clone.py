@@ -9,9 +9,9 @@ shared is copied; the address space copy is the memory manager's
 copy-on-write fork.
 
 The flag combinations Linux refuses are refused here with the same errno,
-checked in the same order. Of the namespaces only UTS namespaces
-(CLONE_NEWUTS) exist: another CLONE_NEW* flag fails with EPERM without
-CAP_SYS_ADMIN and EINVAL with it, as on a kernel built without that
+checked in the same order. Of the namespaces only UTS and IPC namespaces
+(CLONE_NEWUTS, CLONE_NEWIPC) exist: another CLONE_NEW* flag fails with EPERM
+without CAP_SYS_ADMIN and EINVAL with it, as on a kernel built without that
 namespace type.
 """
 
@@ -32,6 +32,7 @@ from pkg.sentry.kernel.credentials import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
 )
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace
 from pkg.sentry.kernel.limits import INFINITY, nofile_limit
 from pkg.sentry.kernel.pidfd import PidFD
 from pkg.sentry.kernel.sessions import join_process_group_locked
@@ -156,10 +157,9 @@ def check_namespaces(t: Task, flags: int) -> None:
         return
     if namespaces & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
-    if namespaces & ~SC.CLONE_NEWUTS:
-        # TODO(#4): mount, IPC, network, PID, user, cgroup and time
-        # namespaces; until then the sandbox behaves as a kernel built
-        # without them.
+    if namespaces & ~(SC.CLONE_NEWUTS | SC.CLONE_NEWIPC):
+        # TODO(#4): mount, network, PID, user, cgroup and time namespaces;
+        # until then the sandbox behaves as a kernel built without them.
         raise SyscallError(errno.EINVAL)
 
 
@@ -228,6 +228,12 @@ def clone(t: Task, opts: CloneOptions) -> int:
         raise SyscallError(errno.ERESTARTNOINTR)
     check_nproc(t)
     check_namespaces(t, flags)
+    if flags & (SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM) == (
+        SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM
+    ):
+        # The semaphore undo list cannot be shared into a namespace where
+        # its sets do not exist (copy_namespaces).
+        raise SyscallError(errno.EINVAL)
     if flags & SC.CLONE_INTO_CGROUP:
         # TODO(#4): no cgroup file system; no descriptor names a cgroup.
         raise SyscallError(errno.EBADF)
@@ -308,6 +314,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     child.personality = t.personality
     child.sched = t.sched.fork()
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
+    child.ipc_ns = IPCNamespace(kernel.mf) if flags & SC.CLONE_NEWIPC else t.ipc_ns
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
     if flags & SC.CLONE_CHILD_SETTID:

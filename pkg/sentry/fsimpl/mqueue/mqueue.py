@@ -14,8 +14,9 @@ unlinked and closed, and creating one fails with EMFILE past the creating
 process's RLIMIT_MSGQUEUE, with Linux's accounting (the message area and
 one kernel message header and tree node per message slot).
 
-TODO(#5): one instance for the sandbox (no CLONE_NEWIPC); timestamps are
-the boot time.
+Each IPC namespace has its own instance; mount(2) gets the mounting task's.
+
+TODO(#5): timestamps are the boot time.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     KernfsFilesystem,
 )
 from pkg.sentry.fsimpl.mqueue.queue import MessageQueue
+from pkg.sentry.kernel.ipc.namespace import ipc_of
+from pkg.sentry.kernel.task import current_task
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.file_description import FileDescription
 from pkg.sentry.vfs.filesystem import FilesystemType
@@ -54,7 +57,7 @@ from pkg.sentry.vfs.permissions import (
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
-    from pkg.sentry.kernel.ipc.namespace import MqLimits
+    from pkg.sentry.kernel.ipc.namespace import IPCNamespace, MqLimits
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.waiter import Entry
@@ -417,9 +420,8 @@ class MqueueType(FilesystemType):
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
 
-    def instance(self, vfs: VirtualFilesystem) -> MqueueFilesystem:
-        """Returns the namespace's instance, made on first use."""
-        ipc = self.kernel.ipc
+    def instance(self, vfs: VirtualFilesystem, ipc: IPCNamespace) -> MqueueFilesystem:
+        """Returns ipc's instance, made on first use."""
         with _instance_mu:
             fs = ipc.mq_fs
             if fs is None:
@@ -433,14 +435,18 @@ class MqueueType(FilesystemType):
     ) -> tuple[Filesystem, KernfsDentry]:
         # mqueue takes no options Linux would not ignore here; the data
         # string is not parsed.
-        fs = self.instance(vfs)
+        # The mounting task's namespace, as mq_get_tree takes current's; the
+        # initial one for the sentry's own mounts.
+        t = current_task()
+        fs = self.instance(vfs, ipc_of(t) if t is not None else self.kernel.ipc)
         return fs, fs.root
 
 
-def mqueue_filesystem(kernel: Kernel) -> MqueueFilesystem:
-    """Returns the IPC namespace's mqueue instance (for mq_open)."""
-    fs = kernel.ipc.mq_fs
+def mqueue_filesystem(t: Task) -> MqueueFilesystem:
+    """Returns the mqueue instance of t's IPC namespace (for mq_open)."""
+    ipc = ipc_of(t)
+    fs = ipc.mq_fs
     if fs is None:
-        fs = MqueueType(kernel).instance(kernel.vfs)
+        fs = MqueueType(t.kernel).instance(t.kernel.vfs, ipc)
     assert isinstance(fs, MqueueFilesystem)
     return fs

@@ -22,7 +22,7 @@ from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
 from pkg.sentry.fsimpl.proc.task_files import CAP_LAST_CAP
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.credentials import NGROUPS_MAX
-from pkg.sentry.kernel.ipc.namespace import IPC_SYSCTLS
+from pkg.sentry.kernel.ipc.namespace import IPC_SYSCTLS, ipc_of
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.uts_namespace import uts_of
@@ -249,13 +249,15 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
 
 
 def _add_ipc(add: Callable[[str, Inode], None], kernel: Kernel) -> None:
-    ipc = kernel.ipc
+    # The reading or writing task's namespace's.
     for path in IPC_SYSCTLS:
         add(
             path,
             SysctlFile(
-                lambda t, path=path: ipc.sysctl_get(path),
-                lambda t, text, path=path: ipc.sysctl_set(path, text),
+                lambda t, path=path: (
+                    ipc_of(t) if t is not None else kernel.ipc
+                ).sysctl_get(path),
+                lambda t, text, path=path: ipc_of(t).sysctl_set(path, text),
             ),
         )
 

@@ -1,7 +1,13 @@
 """IPCNamespace: the System V IPC objects and POSIX message queues that a
-set of tasks can name.
+set of tasks can name (ipc/namespace.c).
 
-TODO(#5): one namespace per sandbox; CLONE_NEWIPC still fails with EINVAL.
+The kernel has an initial namespace; clone(2) and unshare(2) with
+CLONE_NEWIPC give a task an empty one of its own, with the default limits.
+
+TODO(#5): a namespace is not destroyed with its last task (Linux frees its
+segments, sets and queues then): its objects live until the sandbox ends.
+setns(2) into an IPC namespace is not supported, and /proc/pid/ns/ipc shows
+the initial namespace's inode number for every namespace.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pkg.sentry.kernel.ipc.sem import SemManager
 from pkg.sentry.kernel.ipc.shm import ShmManager
 
 if TYPE_CHECKING:
+    from pkg.sentry.kernel.task import Task
     from pkg.sentry.pgalloc.memory_file import MemoryFile
 
 
@@ -98,3 +105,9 @@ class IPCNamespace:
         if not lo <= value <= hi:
             raise SyscallError(errno.EINVAL)
         setattr(obj, attr, value)
+
+
+def ipc_of(t: Task) -> IPCNamespace:
+    """Returns the IPC namespace t is in."""
+    ns = t.ipc_ns
+    return ns if ns is not None else t.kernel.ipc

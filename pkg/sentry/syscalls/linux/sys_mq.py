@@ -60,7 +60,7 @@ def sys_mq_open(t: Task, args: Args) -> int:
     if attr_addr:
         _, maxmsg, msgsize, _ = I.MQ_ATTR.unpack(t.copy_in(attr_addr, I.MQ_ATTR.size))
         attr = (maxmsg, msgsize)
-    fs = mqueue_filesystem(t.kernel)
+    fs = mqueue_filesystem(t)
     f = fs.mq_open(
         t,
         name,
@@ -78,7 +78,7 @@ def sys_mq_open(t: Task, args: Args) -> int:
 def sys_mq_unlink(t: Task, args: Args) -> int:
     """mq_unlink(2)."""
     name = t.copy_in_string(args[0], _PATH_MAX)
-    mqueue_filesystem(t.kernel).mq_unlink(t, name)
+    mqueue_filesystem(t).mq_unlink(t, name)
     return 0
 
 
@@ -221,7 +221,7 @@ ENTRIES = [
         N.SYS_mq_open,
         "mq_open",
         sys_mq_open,
-        "RLIMIT_MSGQUEUE is not enforced; one IPC namespace per sandbox",
+        "no mount options; SIGEV_THREAD only through NETLINK_ROUTE sockets",
     ),
     full(N.SYS_mq_unlink, "mq_unlink", sys_mq_unlink),
     full(N.SYS_mq_timedsend, "mq_timedsend", sys_mq_timedsend),

@@ -8,6 +8,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import ipc as I
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.syscalls.syscall import Args, full, s32, s64
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 def sys_msgget(t: Task, args: Args) -> int:
     """msgget(2)."""
-    return t.kernel.ipc.msg.get(t.creds, s32(args[0]), s32(args[1]))
+    return ipc_of(t).msg.get(t.creds, s32(args[0]), s32(args[1]))
 
 
 def sys_msgsnd(t: Task, args: Args) -> int:
@@ -24,7 +25,7 @@ def sys_msgsnd(t: Task, args: Args) -> int:
     ident, msgp, size, flags = s32(args[0]), args[1], s64(args[2]), s32(args[3])
     # The checks in ksys_msgsnd and do_msgsnd's order.
     mtype = s64(t.mm.read_u64(msgp))
-    msg = t.kernel.ipc.msg
+    msg = ipc_of(t).msg
     if size > msg.msgmax or size < 0 or ident < 0:
         raise SyscallError(errno.EINVAL)
     if mtype < 1:
@@ -41,8 +42,8 @@ def sys_msgrcv(t: Task, args: Args) -> int:
     if ident < 0 or size < 0:
         raise SyscallError(errno.EINVAL)
     if flags & I.MSG_COPY:
-        size = min(size, t.kernel.ipc.msg.msgmax)
-    mtype, text = t.kernel.ipc.msg.receive(t, ident, size, want, flags)
+        size = min(size, ipc_of(t).msg.msgmax)
+    mtype, text = ipc_of(t).msg.receive(t, ident, size, want, flags)
     # A message that cannot be copied out is lost, as in Linux.
     t.mm.write_u64(msgp, mtype & (1 << 64) - 1)
     if text:
@@ -52,7 +53,7 @@ def sys_msgrcv(t: Task, args: Args) -> int:
 
 def sys_msgctl(t: Task, args: Args) -> int:
     """msgctl(2)."""
-    return t.kernel.ipc.msg.ctl(t, s32(args[0]), s32(args[1]), args[2])
+    return ipc_of(t).msg.ctl(t, s32(args[0]), s32(args[1]), args[2])
 
 
 ENTRIES = [

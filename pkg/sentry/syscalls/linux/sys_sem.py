@@ -9,6 +9,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import ipc as I
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.syscalls.linux.sys_time import read_timespec
 from pkg.sentry.syscalls.syscall import Args, full, s32
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 def sys_semget(t: Task, args: Args) -> int:
     """semget(2)."""
-    return t.kernel.ipc.sem.get(t.creds, s32(args[0]), s32(args[1]), s32(args[2]))
+    return ipc_of(t).sem.get(t.creds, s32(args[0]), s32(args[1]), s32(args[2]))
 
 
 def _semtimedop(t: Task, ident: int, sops: int, nsops: int, timeout: int) -> int:
@@ -32,7 +33,7 @@ def _semtimedop(t: Task, ident: int, sops: int, nsops: int, timeout: int) -> int
     deadline = None
     if timeout:
         deadline = time.monotonic() + read_timespec(t, timeout) / 1e9
-    t.kernel.ipc.sem.semop(t, ident, ops, deadline)
+    ipc_of(t).sem.semop(t, ident, ops, deadline)
     return 0
 
 
@@ -48,7 +49,7 @@ def sys_semtimedop(t: Task, args: Args) -> int:
 
 def sys_semctl(t: Task, args: Args) -> int:
     """semctl(2)."""
-    return t.kernel.ipc.sem.ctl(t, s32(args[0]), s32(args[1]), s32(args[2]), args[3])
+    return ipc_of(t).sem.ctl(t, s32(args[0]), s32(args[1]), s32(args[2]), args[3])
 
 
 ENTRIES = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import sysno as N
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.syscalls.syscall import Args, full, s32
 
 if TYPE_CHECKING:
@@ -13,23 +14,23 @@ if TYPE_CHECKING:
 
 def sys_shmget(t: Task, args: Args) -> int:
     """shmget(2)."""
-    return t.kernel.ipc.shm.get(t.creds, t.pid, s32(args[0]), args[1], s32(args[2]))
+    return ipc_of(t).shm.get(t.creds, t.pid, s32(args[0]), args[1], s32(args[2]))
 
 
 def sys_shmat(t: Task, args: Args) -> int:
     """shmat(2)."""
-    return t.kernel.ipc.shm.attach(t, s32(args[0]), args[1], s32(args[2]))
+    return ipc_of(t).shm.attach(t, s32(args[0]), args[1], s32(args[2]))
 
 
 def sys_shmdt(t: Task, args: Args) -> int:
     """shmdt(2)."""
-    t.kernel.ipc.shm.detach(t, args[0])
+    ipc_of(t).shm.detach(t, args[0])
     return 0
 
 
 def sys_shmctl(t: Task, args: Args) -> int:
     """shmctl(2)."""
-    return t.kernel.ipc.shm.ctl(t, s32(args[0]), s32(args[1]), args[2])
+    return ipc_of(t).shm.ctl(t, s32(args[0]), s32(args[1]), args[2])
 
 
 ENTRIES = [

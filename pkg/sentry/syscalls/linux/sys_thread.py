@@ -17,6 +17,7 @@ from pkg.abi.linux import wait as W
 from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE, SUID_DUMP_USER
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace, ipc_of
 from pkg.sentry.kernel.limits import nofile_limit
 from pkg.sentry.kernel.pidfd import PIDFD_NONBLOCK, PIDFD_THREAD, PidFD
 from pkg.sentry.kernel.sessions import process_group_members
@@ -253,6 +254,13 @@ def sys_unshare(t: Task, args: Args) -> int:
             t.fd_table = new_fdt
     if flags & SC.CLONE_NEWUTS:
         t.uts_ns = uts_of(t).clone()
+    if flags & SC.CLONE_NEWIPC:
+        # The old namespace's semaphores become unreachable: the undo list
+        # is applied first, as exit_sem does (only a lone thread's: other
+        # threads share the list and stay in the old namespace).
+        if len(t.tg.tasks) == 1:
+            ipc_of(t).sem.exit_undo(t)
+        t.ipc_ns = IPCNamespace(t.kernel.mf)
     # CLONE_SYSVSEM: SEM_UNDO lists are per process already (ipc/sem.py).
     return 0
 
@@ -601,7 +609,7 @@ ENTRIES = [
         N.SYS_clone,
         "clone",
         sys_clone,
-        "UTS namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
+        "UTS and IPC namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
         "without CAP_SYS_ADMIN); CLONE_PTRACE, CLONE_UNTRACED, CLONE_SYSVSEM "
         "and CLONE_IO are accepted without effect (#4)",
     ),
@@ -641,8 +649,8 @@ ENTRIES = [
         N.SYS_unshare,
         "unshare",
         sys_unshare,
-        "descriptor tables, fs contexts and UTS namespaces; other namespaces "
-        "fail as in clone (#4)",
+        "descriptor tables, fs contexts, UTS and IPC namespaces; other "
+        "namespaces fail as in clone (#4)",
     ),
     full(N.SYS_pidfd_open, "pidfd_open", sys_pidfd_open),
     full(N.SYS_pidfd_send_signal, "pidfd_send_signal", sys_pidfd_send_signal),
