@@ -158,7 +158,7 @@ class MqueueFilesystem(KernfsFilesystem):
 
     def __init__(
         self, vfs: VirtualFilesystem, fs_type: FilesystemType, limits: MqLimits
-    ):
+    ) -> None:
         self.top = MqueueRoot()
         super().__init__(vfs, fs_type, self.top, I.MQUEUE_MAGIC)
         self.limits = limits

@@ -52,7 +52,7 @@ class _Receiver:
 
     __slots__ = ("flags", "mode", "result", "size", "task", "want")
 
-    def __init__(self, task: Task, mode: int, want: int, size: int, flags: int):
+    def __init__(self, task: Task, mode: int, want: int, size: int, flags: int) -> None:
         self.task = task
         self.mode = mode
         self.want = want
@@ -185,7 +185,9 @@ class MsgManager:
             )
             return q.perm.id
 
-    def _wait(self, t: Task, done: Callable[[], bool], cancel: Callable[[], None]):
+    def _wait(
+        self, t: Task, done: Callable[[], bool], cancel: Callable[[], None]
+    ) -> None:
         # Sleeps until done(); on a signal, cancels under the lock unless
         # the wait completed meanwhile.
         try:

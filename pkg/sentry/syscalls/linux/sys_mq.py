@@ -9,6 +9,7 @@ the call.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -118,7 +119,7 @@ def sys_mq_timedreceive(t: Task, args: Args) -> int:
     return len(data)
 
 
-def _signal_notifier(t: Task, signo: int, value: int):
+def _signal_notifier(t: Task, signo: int, value: int) -> Callable[[int, int], None]:
     tg = t.tg
 
     def deliver(pid: int, uid: int) -> None:
