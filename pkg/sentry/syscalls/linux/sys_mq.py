@@ -218,15 +218,16 @@ def sys_mq_getsetattr(t: Task, args: Args) -> int:
 
 
 ENTRIES = [
-    partial(
-        N.SYS_mq_open,
-        "mq_open",
-        sys_mq_open,
-        "no mount options; SIGEV_THREAD only through NETLINK_ROUTE sockets",
-    ),
+    full(N.SYS_mq_open, "mq_open", sys_mq_open),
     full(N.SYS_mq_unlink, "mq_unlink", sys_mq_unlink),
     full(N.SYS_mq_timedsend, "mq_timedsend", sys_mq_timedsend),
     full(N.SYS_mq_timedreceive, "mq_timedreceive", sys_mq_timedreceive),
-    full(N.SYS_mq_notify, "mq_notify", sys_mq_notify),
+    partial(
+        N.SYS_mq_notify,
+        "mq_notify",
+        sys_mq_notify,
+        "SIGEV_THREAD's socket must be a NETLINK_ROUTE socket (what libc "
+        "makes), the only netlink protocol there is (#5)",
+    ),
     full(N.SYS_mq_getsetattr, "mq_getsetattr", sys_mq_getsetattr),
 ]

@@ -11,7 +11,7 @@ from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.syscalls.linux.sys_time import read_timespec
-from pkg.sentry.syscalls.syscall import Args, full, s32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -54,7 +54,14 @@ def sys_semctl(t: Task, args: Args) -> int:
 
 ENTRIES = [
     full(N.SYS_semget, "semget", sys_semget),
-    full(N.SYS_semop, "semop", sys_semop),
-    full(N.SYS_semtimedop, "semtimedop", sys_semtimedop),
+    partial(
+        N.SYS_semop,
+        "semop",
+        sys_semop,
+        "SEM_UNDO lists are per process: CLONE_SYSVSEM does not share one "
+        "between processes, nor does its absence split one between threads "
+        "(#5)",
+    ),
+    partial(N.SYS_semtimedop, "semtimedop", sys_semtimedop, "as semop (#5)"),
     full(N.SYS_semctl, "semctl", sys_semctl),
 ]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import sysno as N
 from pkg.sentry.kernel.ipc.namespace import ipc_of
-from pkg.sentry.syscalls.syscall import Args, full, s32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -34,7 +34,12 @@ def sys_shmctl(t: Task, args: Args) -> int:
 
 
 ENTRIES = [
-    full(N.SYS_shmget, "shmget", sys_shmget),
+    partial(
+        N.SYS_shmget,
+        "shmget",
+        sys_shmget,
+        "SHM_HUGETLB fails with ENOMEM: there are no huge pages (#3)",
+    ),
     full(N.SYS_shmat, "shmat", sys_shmat),
     full(N.SYS_shmdt, "shmdt", sys_shmdt),
     full(N.SYS_shmctl, "shmctl", sys_shmctl),
