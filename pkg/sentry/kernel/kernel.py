@@ -121,7 +121,7 @@ class Kernel:
         # The initial UTS namespace; tasks see theirs (Task.uts_ns).
         self.root_uts = UTSNamespace(config.hostname, config.domainname)
         # System V IPC and POSIX message queues (one namespace per sandbox).
-        self.ipc = IPCNamespace(mf)
+        self.ipc = IPCNamespace(mf, initial=True)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).

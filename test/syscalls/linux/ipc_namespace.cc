@@ -63,7 +63,13 @@ TEST(IpcNamespaceTest, UnshareGivesEmptyNamespace) {
   mqd_t mq = mq_open(mq_name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600, nullptr);
   ASSERT_THAT(mq, SyscallSucceeds());
 
+  char parent_ns[64] = {};
+  ASSERT_THAT(readlink("/proc/self/ns/ipc", parent_ns, sizeof(parent_ns) - 1),
+              SyscallSucceeds());
   int status = InNewNamespace([&] {
+    char ns[64] = {};
+    if (readlink("/proc/self/ns/ipc", ns, sizeof(ns) - 1) <= 0) return 9;
+    if (strncmp(ns, "ipc:[", 5) != 0 || strcmp(ns, parent_ns) == 0) return 10;
     struct shmid_ds ds;
     if (shmget(key, 0, 0) != -1 || errno != ENOENT) return 1;
     if (shmctl(shm, IPC_STAT, &ds) != -1 || errno != EINVAL) return 2;

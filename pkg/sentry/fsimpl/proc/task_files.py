@@ -36,6 +36,7 @@ from pkg.sentry.kernel.credentials import (
     CAP_SYS_RESOURCE,
     SUID_DUMP_USER,
 )
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.kernel.limits import INFINITY
 from pkg.sentry.kernel.task_sched import ALL_CPUS
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -310,11 +311,16 @@ class NsLink(TaskInode, SymlinkInode):
 
     def readlink(self, t: Task | None) -> bytes:
         kind = self.kind.removesuffix("_for_children")
-        return f"{kind}:[{NS_INOS[self.kind]}]".encode()
+        return f"{kind}:[{self._ino()}]".encode()
 
     def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
         self.ref.thread()
-        return NsFile(NS_INOS[self.kind])
+        return NsFile(self._ino())
+
+    def _ino(self) -> int:
+        if self.kind == "ipc":
+            return ipc_of(self.ref.thread()).ino
+        return NS_INOS[self.kind]
 
     def check_follow(self, creds: Credentials) -> None:
         if not may_access(creds, self.ref):

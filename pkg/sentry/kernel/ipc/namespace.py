@@ -6,12 +6,12 @@ CLONE_NEWIPC give a task an empty one of its own, with the default limits.
 
 TODO(#5): a namespace is not destroyed with its last task (Linux frees its
 segments, sets and queues then): its objects live until the sandbox ends.
-setns(2) into an IPC namespace is not supported, and /proc/pid/ns/ipc shows
-the initial namespace's inode number for every namespace.
+setns(2) into an IPC namespace is not supported.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,11 @@ IPC_SYSCTLS: dict[str, tuple[str, str, int, int]] = {
 }  # fmt: skip
 
 
+# Inode numbers of IPC namespaces (proc_alloc_inum).
+_INITIAL_INO = 4026531839
+_inos = itertools.count(4026532500)
+
+
 class IPCNamespace:
     """IPCNamespace holds one registry per kind of IPC object.
 
@@ -73,7 +78,10 @@ class IPCNamespace:
             queues, made on first use (pkg/sentry/fsimpl/mqueue).
     """
 
-    def __init__(self, mf: MemoryFile) -> None:
+    def __init__(self, mf: MemoryFile, initial: bool = False) -> None:
+        # What /proc/pid/ns/ipc shows: the initial namespace's number as
+        # Linux's, fresh ones for the others.
+        self.ino = _INITIAL_INO if initial else next(_inos)
         self.shm = ShmManager(mf)
         self.sem = SemManager()
         self.msg = MsgManager()
