@@ -315,6 +315,8 @@ def clone(t: Task, opts: CloneOptions) -> int:
     child.sched = t.sched.fork()
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     child.ipc_ns = IPCNamespace(kernel.mf) if flags & SC.CLONE_NEWIPC else t.ipc_ns
+    if child.ipc_ns is not None:
+        child.ipc_ns.inc_users()
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
     if flags & SC.CLONE_CHILD_SETTID:
@@ -344,6 +346,8 @@ def clone(t: Task, opts: CloneOptions) -> int:
             kernel.tasks.release_id(tid)
         child.close()
         undo_copies()
+        if child.ipc_ns is not None:
+            child.ipc_ns.dec_users()
         raise
 
     if flags & SC.CLONE_PARENT_SETTID:

@@ -122,6 +122,8 @@ def exit_task(t: Task) -> None:
     else:
         # Thread pidfds become readable.
         tg.exit_queue.notify(EVENT_IN)
+    if t.ipc_ns is not None:
+        t.ipc_ns.dec_users()
     t.close()
     if not kernel.tasks.tasks:
         kernel.tasks.empty.set()

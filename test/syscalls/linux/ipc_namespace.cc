@@ -77,12 +77,14 @@ TEST(IpcNamespaceTest, UnshareGivesEmptyNamespace) {
     if (msgctl(msg, IPC_STAT, nullptr) != -1 || errno != EINVAL) return 4;
     if (mq_open(mq_name.c_str(), O_RDWR) != -1 || errno != ENOENT) return 5;
     // The same key and name are free here.
+    // What is left here goes with the namespace when this child exits.
     int mine = shmget(key, 8192, IPC_CREAT | IPC_EXCL | 0600);
     if (mine < 0) return 6;
-    shmctl(mine, IPC_RMID, nullptr);
+    if (shmat(mine, nullptr, 0) == reinterpret_cast<void*>(-1)) return 11;
+    if (semget(IPC_PRIVATE, 2, IPC_CREAT | 0600) < 0) return 12;
+    if (msgget(IPC_PRIVATE, IPC_CREAT | 0600) < 0) return 13;
     mqd_t q = mq_open(mq_name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600, nullptr);
     if (q < 0) return 7;
-    mq_unlink(mq_name.c_str());
     // The descriptor opened before unsharing still works.
     if (mq_send(mq, "x", 1, 0) != 0) return 8;
     return 0;

@@ -292,6 +292,17 @@ class MqueueFilesystem(KernfsFilesystem):
         if inode.opens == 0:
             self.evict_locked(inode)
 
+    def unlink_all(self) -> None:
+        """Removes every name (the namespace is going); open queues stay
+        usable."""
+        with self.mu:
+            for name, inode in list(self.top.queues.items()):
+                del self.top.queues[name]
+                inode.linked = False
+                self.root.children.pop(name, None)
+                if inode.opens == 0:
+                    self.evict_locked(inode)
+
     # Path operations that differ from kernfs's: creating by open(2) and
     # unlink(2).
 

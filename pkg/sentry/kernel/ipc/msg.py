@@ -176,6 +176,18 @@ class MsgManager:
         self.total_msgs = 0
         self.total_bytes = 0
 
+    def remove_all(self) -> None:
+        """Removes every queue (the namespace is going)."""
+        with self.ids.mu:
+            for q in list(self.ids.objects_locked()):
+                self._remove_locked(q)
+
+    def _remove_locked(self, q: MsgQueue) -> None:
+        self.ids.remove_locked(q)
+        self.total_msgs -= len(q.messages)
+        self.total_bytes -= q.cbytes
+        q.destroy()
+
     def get(self, creds: Credentials, key: int, flags: int) -> int:
         """msgget(2): returns the id of the queue for key."""
         with self.ids.mu:
@@ -333,10 +345,7 @@ class MsgManager:
             with self.ids.mu:
                 q = self.ids.find_locked(ident)
                 q.perm.check_owner(t.creds)
-                self.ids.remove_locked(q)
-                self.total_msgs -= len(q.messages)
-                self.total_bytes -= q.cbytes
-                q.destroy()
+                self._remove_locked(q)
             return 0
         raise SyscallError(errno.EINVAL)
 

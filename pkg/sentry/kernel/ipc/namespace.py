@@ -4,14 +4,17 @@ set of tasks can name (ipc/namespace.c).
 The kernel has an initial namespace; clone(2) and unshare(2) with
 CLONE_NEWIPC give a task an empty one of its own, with the default limits.
 
-TODO(#5): a namespace is not destroyed with its last task (Linux frees its
-segments, sets and queues then): its objects live until the sandbox ends.
-setns(2) into an IPC namespace is not supported.
+When the last task of a namespace other than the initial one exits, its
+objects go as in Linux's free_ipc_ns: sets and message queues at once,
+segments once detached, queue names at once (open queues live on).
+
+TODO(#5): setns(2) into an IPC namespace is not supported.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +90,28 @@ class IPCNamespace:
         self.msg = MsgManager()
         self.mq_limits = MqLimits()
         self.mq_fs: object | None = None
+        # Tasks in the namespace (not counted for the initial one).
+        self._users = 0
+        self._users_mu = threading.Lock()
+
+    def inc_users(self) -> None:
+        """Counts a task entering the namespace (clone, unshare)."""
+        with self._users_mu:
+            self._users += 1
+
+    def dec_users(self) -> None:
+        """Counts a task leaving it (exit, unshare); the last one frees
+        every object."""
+        with self._users_mu:
+            self._users -= 1
+            if self._users:
+                return
+        self.shm.remove_all()
+        self.sem.remove_all()
+        self.msg.remove_all()
+        fs = self.mq_fs
+        if fs is not None:
+            fs.unlink_all()  # type: ignore[attr-defined]
 
     def _limit(self, path: str) -> tuple[object, str, int, int]:
         which, attr, lo, hi = IPC_SYSCTLS[path]

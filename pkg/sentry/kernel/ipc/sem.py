@@ -178,6 +178,12 @@ class SemManager:
         with self.ids.mu:
             return self.ids.get_locked(creds, key, flags, create, more_checks).perm.id
 
+    def remove_all(self) -> None:
+        """Removes every set (the namespace is going)."""
+        with self.ids.mu:
+            for s in list(self.ids.objects_locked()):
+                self._remove_locked(s)
+
     def _remove_locked(self, s: SemSet) -> None:
         self.ids.remove_locked(s)
         self.total -= s.nsems

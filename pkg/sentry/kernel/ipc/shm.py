@@ -118,6 +118,21 @@ class ShmManager:
         self.ids.remove_locked(seg)
         self.total_pages -= seg.pages
 
+    def remove_all(self) -> None:
+        """Removes every segment as IPC_RMID does (the namespace is
+        going)."""
+        freed = []
+        with self.ids.mu:
+            for seg in list(self.ids.objects_locked()):
+                if seg.nattch:
+                    seg.perm.mode |= I.SHM_DEST
+                    self.ids.unlink_key_locked(seg)
+                else:
+                    self.destroy_locked(seg)
+                    freed.append(seg)
+        for seg in freed:
+            seg.cache.dec_ref()
+
     def get(self, creds: Credentials, pid: int, key: int, size: int, flags: int) -> int:
         """shmget(2): returns the id of the segment for key."""
 

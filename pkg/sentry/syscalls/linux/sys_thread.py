@@ -260,7 +260,11 @@ def sys_unshare(t: Task, args: Args) -> int:
         # threads share the list and stay in the old namespace).
         if len(t.tg.tasks) == 1:
             ipc_of(t).sem.exit_undo(t)
+        old = t.ipc_ns
         t.ipc_ns = IPCNamespace(t.kernel.mf)
+        t.ipc_ns.inc_users()
+        if old is not None:
+            old.dec_users()
     # CLONE_SYSVSEM: SEM_UNDO lists are per process already (ipc/sem.py).
     return 0
 
