@@ -18,6 +18,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/util/multiprocess_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -191,6 +192,34 @@ TEST(ShmTest, ForkSharesAndExitDetaches) {
   ASSERT_THAT(shmctl(seg.get(), IPC_STAT, &ds), SyscallSucceeds());
   EXPECT_EQ(ds.shm_nattch, 1u);
   ASSERT_THAT(shmdt(const_cast<int*>(p)), SyscallSucceeds());
+}
+
+TEST(ShmTest, ExecDetaches) {
+  Segment seg(shmget(IPC_PRIVATE, kPage, IPC_CREAT | 0600));
+  ASSERT_THAT(seg.get(), SyscallSucceeds());
+  const std::string helper = HelperPath();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (shmat(seg.get(), nullptr, 0) == reinterpret_cast<void*>(-1)) _exit(1);
+    char* const argv[] = {const_cast<char*>(helper.c_str()), nullptr};
+    char* const envp[] = {const_cast<char*>("PV_ACTION=pause"), nullptr};
+    execve(helper.c_str(), argv, envp);
+    _exit(2);
+  }
+  ASSERT_THAT(pid, SyscallSucceeds());
+  // The child attached, then lost the attachment with its old address
+  // space while it lives on in the new program.
+  bool detached = false;
+  for (int i = 0; i < 20000 && !detached; i++) {
+    struct shmid_ds ds = {};
+    ASSERT_THAT(shmctl(seg.get(), IPC_STAT, &ds), SyscallSucceeds());
+    detached = ds.shm_lpid == pid && ds.shm_nattch == 0 && ds.shm_atime != 0;
+    if (!detached) usleep(1000);
+  }
+  EXPECT_THAT(waitpid(pid, nullptr, WNOHANG), SyscallSucceedsWithValue(0));
+  EXPECT_TRUE(detached);
+  kill(pid, SIGKILL);
+  ASSERT_THAT(waitpid(pid, nullptr, 0), SyscallSucceedsWithValue(pid));
 }
 
 TEST(ShmTest, ReadOnlyAttach) {
