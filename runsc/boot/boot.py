@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from pkg.abi.linux import capability as C
 from pkg.abi.linux import errno
 from pkg.abi.linux import ioctl as I
 from pkg.errors.syscall_error import SyscallError
@@ -159,7 +160,11 @@ def boot(config: Config, args: BootArgs) -> int:
             confine.pivot_to_new_root(None)
         else:
             confine.pivot_to_new_root(specutils.root_path(spec, args.bundle))
-        confine.drop_capabilities()
+        keep = confine.SENTRY_CAPS
+        if config.network == "host":
+            # hostinet binds ports below 1024 for applications that may.
+            keep |= 1 << C.CAP_NET_BIND_SERVICE
+        confine.drop_capabilities(keep)
 
         hostname, domainname = specutils.uts_names(spec)
         app_seccomp = (spec.get("linux") or {}).get("seccomp")
@@ -214,7 +219,9 @@ def boot(config: Config, args: BootArgs) -> int:
         if config.testonly_forbid_host_open:
             # Before the sandbox's own filter, which refuses seccomp(2).
             host_path_guard.install()
-        seccomp_config.install(config.sentry_seccomp)
+        seccomp_config.install(
+            config.sentry_seccomp, host_network=config.network == "host"
+        )
     except Exception as e:
         # Still on the pipe that create reads: tell it why.
         log.debug("boot: creating the sandbox failed", exc_info=True)

@@ -36,6 +36,7 @@ from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
 from pkg.sentry.pgalloc.memory_file import MemoryFile
+from pkg.sentry.socket import hostifaces
 from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
@@ -129,6 +130,12 @@ class Sandbox:
                 None,
                 bool(seccomp.flags & SC.SECCOMP_FILTER_FLAG_LOG),
             )
+        host_links: tuple[bytes, ...] = ()
+        host_addrs: tuple[bytes, ...] = ()
+        host_routes: tuple[bytes, ...] = ()
+        if config.network == "host":
+            # Before the seccomp filter, which refuses netlink sockets.
+            host_links, host_addrs, host_routes = hostifaces.snapshot()
         self.mf = MemoryFile()
         self.platform = new_platform(config, self.mf)
         try:
@@ -142,6 +149,10 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    host_network=config.network == "host",
+                    host_links=host_links,
+                    host_addrs=host_addrs,
+                    host_routes=host_routes,
                 ),
                 build_table(),
             )

@@ -37,7 +37,8 @@ def syscall_test(
         shard_count = None,
         tags = [],
         runsc_skip = False,
-        on_root = False):
+        on_root = False,
+        host_network = False):
     """A system-call test program and its native and runsc test targets.
 
     Defines:
@@ -67,6 +68,9 @@ def syscall_test(
       on_root: also run in the sandbox with the files the test makes
         (TempDirRoot) on the container's root filesystem, for file system
         tests.
+      host_network: also run in a sandbox with `--network=host` (hostinet),
+        as <name>_runsc_<platform>_hostnet, tagged "hostnet"; the program
+        can tell with IsRunningWithHostNetwork(). For socket tests.
     """
     cc_binary(
         name = name,
@@ -107,6 +111,21 @@ def syscall_test(
             tags = tags + ["runsc", platform] +
                    (["manual"] if runsc_skip else []),
         )
+        if host_network:
+            _runner_test(
+                name = "%s_runsc_%s_hostnet" % (name, platform),
+                binary = binary,
+                args = [
+                    "--platform=" + platform,
+                    "--runsc=$(rootpath %s)" % _RUNSC,
+                    "--network=host",
+                ],
+                data = [_RUNSC],
+                size = size,
+                shard_count = shard_count,
+                tags = tags + ["runsc", platform, "hostnet"] +
+                       (["manual"] if runsc_skip else []),
+            )
         if on_root:
             _runner_test(
                 name = "%s_runsc_%s_on_root" % (name, platform),

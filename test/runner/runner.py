@@ -58,6 +58,9 @@ import xml.etree.ElementTree as ET
 # PLATFORM_ENV is the variable through which a test learns that it runs in the
 # sandbox, and on which platform (test/util/test_util.h).
 PLATFORM_ENV = "RUNSC_TEST_PLATFORM"
+# The sandbox's --network, told to the test program (test_util.h) when the
+# runner was asked for one.
+NETWORK_ENV = "RUNSC_TEST_NETWORK"
 
 # Variables that make googletest write files itself. Under runsc the runner
 # does that work instead (see the module docstring).
@@ -541,6 +544,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "path, or 'tmpdir' for a directory under TEST_TMPDIR, which in the "
         "sandbox is on the container's root filesystem",
     )
+    p.add_argument(
+        "--network",
+        default="",
+        help="runsc's --network for the sandbox (none, host, sandbox); the "
+        "program learns it from RUNSC_TEST_NETWORK",
+    )
     p.add_argument("binary", help="test binary (runfiles path)")
     p.add_argument("gtest_args", nargs=argparse.REMAINDER)
     return p.parse_args(argv)
@@ -628,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     env = test_env(dict(os.environ), args.platform)
     if args.fs_root:
         env["FS_TEST_ROOT"] = fs_root(args.fs_root, dict(os.environ))
+    env.pop(NETWORK_ENV, None)
+    if args.network and not native:
+        env[NETWORK_ENV] = args.network
     timeout = args.timeout if args.timeout else default_timeout(dict(os.environ))
     xml_path = os.environ.get("XML_OUTPUT_FILE", "")
     xml_mode = args.xml
@@ -667,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
             "--debug",
             f"--debug-log={log_dir}/",
         ]
+        if args.network:
+            base_cmd.append(f"--network={args.network}")
         if args.strace:
             base_cmd.append("--strace")
         base_cmd += [*args.runsc_arg, "do"]

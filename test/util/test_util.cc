@@ -17,6 +17,11 @@ std::string SandboxPlatform() {
 
 bool IsRunningOnSandbox() { return !SandboxPlatform().empty(); }
 
+bool IsRunningWithHostNetwork() {
+  const char* n = getenv(kNetworkEnvVar);
+  return IsRunningOnSandbox() && n != nullptr && strcmp(n, "host") == 0;
+}
+
 std::string ErrnoName(int e) {
   const char* name = strerrorname_np(e);
   return name != nullptr ? name : std::to_string(e);

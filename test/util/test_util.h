@@ -29,6 +29,14 @@ bool IsRunningOnSandbox();
 // test runs natively.
 std::string SandboxPlatform();
 
+// kNetworkEnvVar names the environment variable that the test runner sets to
+// the sandbox's --network when a test variant asks for one.
+inline constexpr char kNetworkEnvVar[] = "RUNSC_TEST_NETWORK";
+
+// IsRunningWithHostNetwork reports whether the test runs in a sandbox with
+// --network=host (hostinet: AF_INET sockets are host sockets).
+bool IsRunningWithHostNetwork();
+
 }  // namespace testing
 }  // namespace pyvisor
 

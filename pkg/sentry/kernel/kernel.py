@@ -50,6 +50,7 @@ from pkg.sentry.strace.strace import Strace
 from pkg.sentry.syscalls.syscall import Syscall
 from pkg.sentry.time.vdso_clock import VdsoClock
 from pkg.sentry.vfs.dentry import VirtualDentry
+from pkg.sentry.vfs.nsfs import INIT_UTS_NS_INO
 from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # AF_INET and AF_INET6 sockets are host sockets (--network=host,
+    # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
+    host_network: bool = False
+    # With host_network, the host's interfaces, addresses and routes as
+    # RTM_NEWLINK, RTM_NEWADDR and RTM_NEWROUTE payloads
+    # (pkg/sentry/socket/hostifaces.py), for the sandbox's netlink sockets.
+    host_links: tuple[bytes, ...] = ()
+    host_addrs: tuple[bytes, ...] = ()
+    host_routes: tuple[bytes, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -119,8 +129,11 @@ class Kernel:
         self.strace = Strace(config.strace_syscalls, config.strace_log_size)
         self.dispatch = dispatch_traced if config.strace else dispatch
         # The initial UTS namespace; tasks see theirs (Task.uts_ns).
-        self.root_uts = UTSNamespace(config.hostname, config.domainname)
-        # System V IPC and POSIX message queues (one namespace per sandbox).
+        self.root_uts = UTSNamespace(
+            config.hostname, config.domainname, INIT_UTS_NS_INO
+        )
+        # System V IPC and POSIX message queues of the initial IPC
+        # namespace; tasks see theirs (Task.ipc_ns).
         self.ipc = IPCNamespace(mf, initial=True)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()

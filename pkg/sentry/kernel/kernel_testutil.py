@@ -13,6 +13,7 @@ from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.futex import FutexManager
+from pkg.sentry.kernel.kernel import KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.sessions import join_process_group_locked, new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
@@ -100,6 +101,8 @@ class FakeKernel:
         self.timer_queue = TimerQueue()
         self.cpu_timers = CPUTimerTicker(self.timer_queue)
         self.init_tg: ThreadGroup | None = None
+        # The defaults of a sandbox's configuration (no host networking).
+        self.config = KernelConfig()
 
     def new_process(
         self,

@@ -9,10 +9,10 @@ shared is copied; the address space copy is the memory manager's
 copy-on-write fork.
 
 The flag combinations Linux refuses are refused here with the same errno,
-checked in the same order. Of the namespaces only UTS and IPC namespaces
-(CLONE_NEWUTS, CLONE_NEWIPC) exist: another CLONE_NEW* flag fails with EPERM
-without CAP_SYS_ADMIN and EINVAL with it, as on a kernel built without that
-namespace type.
+checked in the same order. Of the namespaces only mount (CLONE_NEWNS), UTS
+(CLONE_NEWUTS) and IPC (CLONE_NEWIPC) namespaces exist: another CLONE_NEW*
+flag fails with EPERM without CAP_SYS_ADMIN and EINVAL with it, as on a
+kernel built without that namespace type.
 """
 
 from __future__ import annotations
@@ -157,9 +157,9 @@ def check_namespaces(t: Task, flags: int) -> None:
         return
     if namespaces & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
-    if namespaces & ~(SC.CLONE_NEWUTS | SC.CLONE_NEWIPC):
-        # TODO(#4): mount, network, PID, user, cgroup and time namespaces;
-        # until then the sandbox behaves as a kernel built without them.
+    if namespaces & ~(SC.CLONE_NEWUTS | SC.CLONE_NEWNS | SC.CLONE_NEWIPC):
+        # TODO(#4): network, PID, user, cgroup and time namespaces; until
+        # then the sandbox behaves as a kernel built without them.
         raise SyscallError(errno.EINVAL)
 
 
@@ -244,7 +244,12 @@ def clone(t: Task, opts: CloneOptions) -> int:
     # What the child gets that is not shared.
     mm: MemoryManager = t.mm if flags & SC.CLONE_VM else t.mm.fork()
     fd_table: FDTable = t.fd_table if flags & SC.CLONE_FILES else t.fd_table.fork()
-    fs: FSContext = t.fs if flags & SC.CLONE_FS else t.fs.fork()
+    if flags & SC.CLONE_NEWNS:
+        fs: FSContext = t.fs.fork_new_mount_ns(kernel.vfs)
+    elif flags & SC.CLONE_FS:
+        fs = t.fs
+    else:
+        fs = t.fs.fork()
     sh: SignalHandlers = parent_tg.signal_handlers
     if not flags & SC.CLONE_SIGHAND:
         sh = sh.copy()

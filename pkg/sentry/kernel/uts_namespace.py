@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from pkg.sentry.vfs.nsfs import alloc_ns_ino
+
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
 
@@ -16,14 +18,17 @@ class UTSNamespace:
 
     Attributes:
         mu: guards the names, which are replaced whole.
+        ino: the inode number /proc/pid/ns/uts shows.
     """
 
-    __slots__ = ("domainname", "hostname", "mu")
+    __slots__ = ("domainname", "hostname", "ino", "mu")
 
-    def __init__(self, hostname: str, domainname: str) -> None:
+    def __init__(self, hostname: str, domainname: str, ino: int = 0) -> None:
+        """Makes a namespace; ino 0 allocates a fresh inode number."""
         self.mu = threading.Lock()
         self.hostname = hostname
         self.domainname = domainname
+        self.ino = ino or alloc_ns_ino()
 
     def clone(self) -> UTSNamespace:
         """Returns a new namespace starting with the same names."""

@@ -26,9 +26,9 @@ Unlike Linux:
 - TCP sockets start with the SO_SNDBUF/SO_RCVBUF of net.core (212992), not
   tcp_wmem/tcp_rmem's, and the send buffer bounds the bytes the peer has
   not read;
-- there is one stack per sandbox (CLONE_NEWNET fails, TODO(#4)), and
-  `--network=host` or `sandbox` get this loopback-only stack too: no
-  hostinet yet (TODO(#5));
+- there is one stack per sandbox (CLONE_NEWNET fails, TODO(#4));
+  `--network=none` and `sandbox` get this loopback-only stack, and
+  `--network=host` gets host sockets instead (hostinet.py);
 - SO_RCVLOWAT, and control messages other than SO_TIMESTAMP, IP_PKTINFO
   and IPV6_PKTINFO (IP_TOS, IP_TTL...), are accepted and ignored
   (TODO(#5)).
@@ -55,6 +55,7 @@ from pkg.sentry.kernel.waiter import (
     EVENT_WRNORM,
 )
 from pkg.sentry.socket import ifaces
+from pkg.sentry.socket.hostinet import new_host_socket
 from pkg.sentry.socket.icmp import new_icmp_socket
 from pkg.sentry.socket.socket import (
     NO_PEERCRED,
@@ -934,6 +935,8 @@ def new_inet_socket(
             for ICMP datagram sockets, as outside net.ipv4.ping_group_range
             by default.
     """
+    if t.kernel.config.host_network:
+        return new_host_socket(t, family, stype, protocol, flags)
     if stype == SK.SOCK_STREAM:
         if protocol not in (0, SK.IPPROTO_TCP):
             raise SyscallError(errno.EPROTONOSUPPORT)

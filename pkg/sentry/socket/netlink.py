@@ -4,8 +4,11 @@ net/core/rtnetlink.c).
 
 The sandbox's network is only the loopback interface, so the kernel side
 is a table: an RTM_GETLINK dump describes "lo", an RTM_GETADDR dump its
-127.0.0.1/8 and ::1/128. A request is answered as it is sent: the replies
-are queued on the socket as one datagram per request, which recvmsg hands
+127.0.0.1/8 and ::1/128. With host networking the table is instead the
+host's interfaces and addresses as they were when the sandbox started
+(hostifaces.py), routes included. A request is
+answered as it is sent: the replies are queued on the socket as datagrams
+of at most a page each (as netlink_dump sizes them), which recvmsg hands
 out like any datagram (MSG_PEEK, MSG_TRUNC).
 
 Not modelled (each answered as a kernel without the feature would be):
@@ -147,6 +150,72 @@ def _link_matches(req: bytes) -> bool:
             return name == ifaces.LOOPBACK_NAME
         pos += _align(alen)
     return False
+
+
+# The most bytes of messages one reply datagram carries: a dump goes out
+# in datagrams no larger than netlink_dump's NLMSG_GOODSIZE (a page less
+# the skb overhead), which is what receivers such as glibc's, with a
+# 4096-byte buffer, rely on (they fail on MSG_TRUNC).
+_DUMP_CHUNK = 3776
+
+
+def _datagrams(reply: bytes) -> list[bytes]:
+    """Splits a reply into datagrams of whole messages, each at most
+    _DUMP_CHUNK bytes unless one message alone is longer."""
+    out: list[bytes] = []
+    start = pos = 0
+    while pos + SK.NLMSGHDR.size <= len(reply):
+        length = _align(SK.NLMSGHDR.unpack_from(reply, pos)[0])
+        if length < SK.NLMSGHDR.size:
+            break
+        if pos > start and pos + length - start > _DUMP_CHUNK:
+            out.append(reply[start:pos])
+            start = pos
+        pos += length
+    if pos > start:
+        out.append(reply[start:pos])
+    return out
+
+
+def _link_bodies(t: Task) -> list[bytes]:
+    """Returns the RTM_NEWLINK payloads of the sandbox's interfaces: the
+    host's (hostifaces.py) with host networking, else lo's."""
+    host = t.kernel.config.host_links
+    return list(host) if host else [_link_body()]
+
+
+def _addr_bodies_of(t: Task, family: int) -> list[bytes]:
+    """Returns the RTM_NEWADDR payloads of family (AF_UNSPEC: all)."""
+    host = t.kernel.config.host_addrs
+    if not host:
+        return _addr_bodies(family)
+    return [b for b in host if family == SK.AF_UNSPEC or (b and b[0] == family)]
+
+
+def _find_link(req: bytes, bodies: list[bytes]) -> bytes | None:
+    """Returns the payload of the interface an RTM_GETLINK request names,
+    by index or by IFLA_IFNAME, or None."""
+    if len(req) < SK.IFINFOMSG.size:
+        return None
+    index = SK.IFINFOMSG.unpack_from(req)[2]
+    name = None
+    if not index:
+        for kind, data in _attrs(req, SK.IFINFOMSG.size):
+            if kind == SK.IFLA_IFNAME:
+                name = data.split(b"\0", 1)[0]
+        if name is None:
+            return None
+    for body in bodies:
+        if len(body) < SK.IFINFOMSG.size:
+            continue
+        if index:
+            if SK.IFINFOMSG.unpack_from(body)[2] == index:
+                return body
+            continue
+        for kind, data in _attrs(body, SK.IFINFOMSG.size):
+            if kind == SK.IFLA_IFNAME and data.split(b"\0", 1)[0] == name:
+                return body
+    return None
 
 
 def _attrs(payload: bytes, fixed: int) -> list[tuple[int, bytes]]:
@@ -308,8 +377,7 @@ class NetlinkSocket(SocketFD):
             if length < SK.NLMSGHDR.size or length > len(data) - pos:
                 break
             reply = self._handle(t, kind, nflags, seq, portid, data[pos : pos + length])
-            if reply:
-                replies.append(reply)
+            replies.extend(_datagrams(reply))
             pos += _align(length)
         if replies:
             with mu:
@@ -331,13 +399,14 @@ class NetlinkSocket(SocketFD):
         if kind < SK.NLMSG_MIN_TYPE:
             pass
         elif kind == SK.RTM_GETLINK:
+            bodies = _link_bodies(t)
             if flags & SK.NLM_F_DUMP == SK.NLM_F_DUMP:
-                out = _message(
-                    SK.RTM_NEWLINK, SK.NLM_F_MULTI, seq, portid, _link_body()
-                )
+                for body in bodies:
+                    out += _message(SK.RTM_NEWLINK, SK.NLM_F_MULTI, seq, portid, body)
                 return out + self._done(seq, portid)
-            if _link_matches(payload):
-                out = _message(SK.RTM_NEWLINK, 0, seq, portid, _link_body())
+            found = _find_link(payload, bodies)
+            if found is not None:
+                out = _message(SK.RTM_NEWLINK, 0, seq, portid, found)
             else:
                 err = errno.ENODEV
         elif kind == SK.RTM_GETADDR:
@@ -345,9 +414,19 @@ class NetlinkSocket(SocketFD):
                 err = errno.EOPNOTSUPP
             else:
                 family = payload[0] if payload else SK.AF_UNSPEC
-                for body in _addr_bodies(family):
+                for body in _addr_bodies_of(t, family):
                     out += _message(SK.RTM_NEWADDR, SK.NLM_F_MULTI, seq, portid, body)
                 return out + self._done(seq, portid)
+        elif (
+            kind == SK.RTM_GETROUTE
+            and flags & SK.NLM_F_DUMP == SK.NLM_F_DUMP
+            and t.kernel.config.host_routes
+        ):
+            family = payload[0] if payload else SK.AF_UNSPEC
+            for body in t.kernel.config.host_routes:
+                if family in (SK.AF_UNSPEC, body[0]):
+                    out += _message(SK.RTM_NEWROUTE, SK.NLM_F_MULTI, seq, portid, body)
+            return out + self._done(seq, portid)
         elif kind % 4 == 2 and flags & SK.NLM_F_DUMP == SK.NLM_F_DUMP:
             # Every RTM_GET* type is 2 modulo 4. Routes, neighbours, rules,
             # queueing disciplines...: nothing to list.

@@ -6,6 +6,10 @@ ss and ifconfig parse.
 procfs calls these to fill its files; they only read socket state. Timers,
 retransmissions and congestion figures, which a loopback without packets
 does not have, are zero.
+
+With host networking (hostinet.py) the TCP and UDP sockets are the host's;
+the tables list them from what the host reports of each, and
+/proc/net/dev names the host's interfaces.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import socket as SK
 from pkg.sentry.socket import ifaces
+from pkg.sentry.socket.hostifaces import host_link_name
+from pkg.sentry.socket.hostinet import proc_net_rows
 from pkg.sentry.socket.inet import InetSocket, is_mapped, sockets_of
 from pkg.sentry.socket.socket import mu
 from pkg.sentry.socket.transport import CONNECTED, LISTENING
@@ -37,17 +43,22 @@ _SS_CONNECTED = 3
 
 
 def net_dev(k: Kernel) -> bytes:
-    """Renders /proc/net/dev: lo, with no traffic counted."""
-    del k
+    """Renders /proc/net/dev: lo, or with host networking the host's
+    interfaces as the sandbox found them at start (hostifaces.py), with no
+    traffic counted (TODO(#7): the host's counters)."""
+    names = [ifaces.LOOPBACK_NAME]
+    if k.config.host_links:
+        names = [host_link_name(body) for body in k.config.host_links]
     lines = [
         "Inter-|   Receive                                                |  Transmit",
         " face |bytes    packets errs drop fifo frame compressed multicast|bytes    "
         "packets errs drop fifo colls carrier compressed",
-        f"{ifaces.LOOPBACK_NAME.decode():>6}: "
-        + " ".join(
-            f"{0:>{w}}" for w in (7, 7, 4, 4, 4, 5, 10, 9, 8, 7, 4, 4, 4, 5, 7, 10)
-        ),
     ]
+    zeros = " ".join(
+        f"{0:>{w}}" for w in (7, 7, 4, 4, 4, 5, 10, 9, 8, 7, 4, 4, 4, 5, 7, 10)
+    )
+    for name in names:
+        lines.append(f"{name.decode(errors='replace'):>6}: {zeros}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -121,6 +132,17 @@ def _inet_table(k: Kernel, stype: int, family: int) -> bytes:
             else:
                 line += " 0"
             out.append(line if v6 else line.ljust(width))
+    # With host networking, the inet sockets are host sockets.
+    for i, row in enumerate(proc_net_rows(k, stype, family), start=len(out) - 1):
+        line = (
+            f"{i:4d}: {_hex_addr(row.local[0], v6)}:{row.local[1]:04X} "
+            f"{_hex_addr(row.remote[0], v6)}:{row.remote[1]:04X} "
+            f"{row.state:02X} {row.tx_queue:08X}:{row.rx_queue:08X} "
+            f"00:00000000 00000000 {row.uid:5d} {0:8d} {row.ino} 2 "
+            "0000000000000000"
+        )
+        line += " 20 4 0 10 -1" if tcp else " 0"
+        out.append(line if v6 else line.ljust(width))
     return ("\n".join(out) + "\n").encode()
 
 

@@ -37,7 +37,7 @@ from pkg.sentry.fsimpl.sockfs.sockfs import new_socket_dentry
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import send_to_task
 from pkg.sentry.kernel.waiter import Entry, Queue
-from pkg.sentry.socket import ifaces
+from pkg.sentry.socket import hostifaces, ifaces
 from pkg.sentry.vfs.file_description import FileDescription
 
 if TYPE_CHECKING:
@@ -62,10 +62,13 @@ class ControlMessages:
     Attributes:
         rights: SCM_RIGHTS files; the holder owns one reference on each.
         creds: SCM_CREDENTIALS (pid, uid, gid).
+        host: other messages, as (level, type, data), for a host socket
+            to send (hostinet's IP_TOS, IP_PKTINFO...).
     """
 
     rights: list[FileDescription] | None = None
     creds: tuple[int, int, int] | None = None
+    host: list[tuple[int, int, bytes]] | None = None
 
     def release(self) -> None:
         """Drops the references on rights (a message that is never
@@ -144,15 +147,19 @@ def deadline_of(timeo: float) -> float | None:
     return time.monotonic() + timeo if timeo else None
 
 
-def block(t: Task, deadline: float | None) -> None:
-    """Sleeps in t.block until woken, mapping its errors as sockets do.
+def block(
+    t: Task, deadline: float | None, host_fds: tuple[tuple[int, int], ...] = ()
+) -> None:
+    """Sleeps in t.block until woken (or, with host_fds, until a host
+    descriptor has the poll events asked for), mapping its errors as
+    sockets do.
 
     Raises:
         SyscallError: ERESTARTSYS when interrupted without a timeout, EINTR
             with one; EAGAIN when the deadline passes.
     """
     try:
-        t.block(deadline)
+        t.block(deadline, host_fds)
     except SyscallError as e:
         if e.errno == errno.ETIMEDOUT:
             raise SyscallError(errno.EAGAIN) from None
@@ -417,6 +424,8 @@ class SocketFD(FileDescription):
 
     def ioctl(self, t: Task, cmd: int, arg: int) -> int:
         if ifaces.is_interface_ioctl(cmd):
+            if t.kernel.config.host_network:
+                return hostifaces.interface_ioctl(t, cmd, arg)
             return ifaces.interface_ioctl(t, cmd, arg)
         return self.socket_ioctl(t, cmd, arg)
 

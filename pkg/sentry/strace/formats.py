@@ -298,6 +298,7 @@ SYSCALL_FORMATS: dict[str, tuple[str, ...]] = {
     "clone3": (PTR, UINT),
     "waitid": (INT, INT, PTR, HEX, PTR),
     "unshare": (CLONE_FLAGS,),
+    "setns": (FD, CLONE_FLAGS),
     "pidfd_open": (INT, HEX),
     "pidfd_send_signal": (FD, SIGNAL, PTR, HEX),
     "pidfd_getfd": (FD, FD, HEX),

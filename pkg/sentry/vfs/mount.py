@@ -21,6 +21,7 @@ from pkg.errors.syscall_error import SyscallError
 if TYPE_CHECKING:
     from pkg.sentry.vfs.dentry import Dentry
     from pkg.sentry.vfs.filesystem import Filesystem
+    from pkg.sentry.vfs.propagation import PeerGroup
     from pkg.sentry.vfs.vfs import VirtualFilesystem
 
 # Per-mount flags (the MNT_* flags of Linux, kept as their MS_* values).
@@ -61,14 +62,16 @@ class Mount:
         "children",
         "flags",
         "fs",
+        "group",
         "id",
+        "master",
         "ns",
         "parent",
         "point",
         "root",
-        "shared",
         "source",
         "umounted",
+        "unbindable",
         "vfs",
     )
 
@@ -90,9 +93,12 @@ class Mount:
         self.point: Dentry | None = None
         self.ns: MountNamespace | None = None
         self.children: list[Mount] = []
-        # Propagation: only private mounts are implemented; the flag is what
-        # mountinfo shows. TODO(#5): shared and slave propagation.
-        self.shared = False
+        # Propagation (propagation.py): the peer group of a shared mount,
+        # the group a slave receives from, and MS_UNBINDABLE. A new mount
+        # is private.
+        self.group: PeerGroup | None = None
+        self.master: PeerGroup | None = None
+        self.unbindable = False
         # Set once the mount has left its namespace (umount, MNT_DETACH).
         self.umounted = False
         # References held by open files and task roots/working directories.
@@ -138,6 +144,11 @@ class Mount:
         if self.flags & MS.MS_RDONLY or self.fs.read_only:
             raise SyscallError(errno.EROFS)
 
+    @property
+    def shared(self) -> bool:
+        """Reports whether the mount is shared (in a peer group)."""
+        return self.group is not None
+
     def is_under(self, ancestor: Mount) -> bool:
         """Reports whether this mount is ancestor or mounted below it."""
         m: Mount | None = self
@@ -151,19 +162,54 @@ class Mount:
 class MountNamespace:
     """MountNamespace is a tree of mounts (struct mnt_namespace).
 
+    A namespace is referenced by the fs contexts of the tasks in it
+    (FSContext keeps it) and by open /proc/pid/ns/mnt files; when the last
+    reference goes its mounts are unmounted, as put_mnt_ns does.
+
     Attributes:
         root: the mount at the top of the tree.
+        ino: the inode number /proc/pid/ns/mnt shows for it.
+        mounts: how many mounts are in it, for the mount limit.
     """
 
-    __slots__ = ("__weakref__", "id", "mounts", "root", "users")
+    __slots__ = ("__weakref__", "_refs", "_refs_mu", "ino", "mounts", "root")
 
-    _ids = itertools.count(1)
+    def __init__(self, root: Mount, refs: int = 1) -> None:
+        """Makes root the root of a new namespace.
 
-    def __init__(self, root: Mount) -> None:
+        Args:
+            root: the root mount, attached nowhere.
+            refs: the references the creator holds; the sandbox's own
+                namespace keeps one forever.
+        """
         self.root = root
-        self.id = next(self._ids)
+        self.ino = root.vfs.new_mount_namespace_ino()
         root.ns = self
-        # How many mounts are in the namespace, for the mount limit.
         self.mounts = 1
-        # Tasks using this namespace.
-        self.users = 1
+        self._refs = refs
+        self._refs_mu = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MountNamespace(ino={self.ino})"
+
+    def inc_ref(self) -> None:
+        """Takes a reference (an fs context, an ns file)."""
+        with self._refs_mu:
+            self._refs += 1
+
+    def try_inc_ref(self) -> bool:
+        """Takes a reference unless the namespace is already released."""
+        with self._refs_mu:
+            if self._refs <= 0:
+                return False
+            self._refs += 1
+            return True
+
+    def dec_ref(self) -> None:
+        """Drops a reference; the last one unmounts every mount of the
+        namespace."""
+        with self._refs_mu:
+            self._refs -= 1
+            last = self._refs == 0
+        if last:
+            self.root.vfs.release_mount_namespace(self)

@@ -10,6 +10,11 @@ Objects (one concept per module):
   registry of filesystem types and of devices, and every path operation.
 - `Mount`, `MountNamespace` (mount.py): a filesystem subtree attached at a
   mount point; a tree of mounts. A task's namespace is `t.fs.mount_ns`.
+  The mount operations (mount_at, bind_at, move_mount, umount_at,
+  pivot_root, change_propagation, copy_mount_namespace) are MountTable's
+  (mount_table.py), a base class of VirtualFilesystem; shared and slave
+  mounts are propagation.py's; nsfs.py has namespace inode numbers and
+  the files of /proc/pid/ns.
 - `Dentry` (dentry.py): base class of every filesystem's dentries
   (parent_dentry, dentry_name, is_dir, inc_ref/dec_ref, the inotify hook
   inotify_with_parent); `VirtualDentry(mount, dentry)` names a file
@@ -71,7 +76,6 @@ from pkg.abi.linux import inotify as IN
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux.stat import STATX_MNT_ID, Statx
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
 from pkg.sentry.vfs.dentry import Dentry, VirtualDentry
 from pkg.sentry.vfs.device import Device, RegisterDeviceOptions
 from pkg.sentry.vfs.filesystem import (
@@ -80,7 +84,8 @@ from pkg.sentry.vfs.filesystem import (
     GetFilesystemOptions,
     RegisterFilesystemTypeOptions,
 )
-from pkg.sentry.vfs.mount import MOUNT_FLAGS_MASK, Mount, MountNamespace
+from pkg.sentry.vfs.mount import Mount
+from pkg.sentry.vfs.mount_table import MountTable
 from pkg.sentry.vfs.options import (
     GetDentryOptions,
     MkdirOptions,
@@ -100,13 +105,11 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.vfs.file_description import FileDescription
+    from pkg.sentry.vfs.mount import MountNamespace
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-# Linux's default limit on mounts per namespace (fs.mount-max).
-MOUNT_MAX = 100000
 
 
 _STATFS_FLAGS_BY_MOUNT = (
@@ -138,8 +141,9 @@ def with_mount_flags(st: FS.Statfs, mount: Mount) -> FS.Statfs:
     return dataclasses.replace(st, flags=flags)
 
 
-class VirtualFilesystem:
-    """VirtualFilesystem is the sandbox's filesystem state.
+class VirtualFilesystem(MountTable):
+    """VirtualFilesystem is the sandbox's filesystem state. Its mount
+    operations are MountTable's (mount_table.py).
 
     Attributes:
         mu: guards the mount table and every Mount's tree fields.
@@ -147,8 +151,6 @@ class VirtualFilesystem:
 
     def __init__(self) -> None:
         self.mu = threading.RLock()
-        # (parent mount, mount point dentry) -> the mount on it.
-        self._mounts_at: dict[tuple[Mount, Dentry], Mount] = {}
         self._fs_types: dict[
             str, tuple[FilesystemType, RegisterFilesystemTypeOptions]
         ] = {}
@@ -161,6 +163,7 @@ class VirtualFilesystem:
         # anon_inodefs) by name, created by those filesystems on first use.
         self.internal_mounts: dict[str, Mount] = {}
         self._inotify_cookies = itertools.count(1)
+        MountTable.__init__(self)
 
     # Filesystem types and devices.
 
@@ -237,8 +240,6 @@ class VirtualFilesystem:
             raise SyscallError(errno.ENXIO)
         return entry[0].open(t, vd, opts)
 
-    # Mounts.
-
     def new_filesystem(
         self, creds: Credentials, fs_type_name: str, opts: GetFilesystemOptions
     ) -> tuple[Filesystem, Dentry]:
@@ -251,334 +252,6 @@ class VirtualFilesystem:
         if entry is None:
             raise SyscallError(errno.ENODEV)
         return entry[0].get_filesystem(self, creds, opts)
-
-    def new_mount_namespace(
-        self, creds: Credentials, fs_type_name: str, opts: GetFilesystemOptions
-    ) -> MountNamespace:
-        """Creates a mount namespace whose root is a new filesystem."""
-        fs, root = self.new_filesystem(creds, fs_type_name, opts)
-        mnt = Mount(self, fs, root, opts.flags, opts.source)
-        return MountNamespace(mnt)
-
-    def new_disconnected_mount(
-        self, fs: Filesystem, root: Dentry, flags: int = 0
-    ) -> Mount:
-        """Returns a mount of fs attached nowhere, for files that have no
-        path (pipes, sockets, anonymous inodes)."""
-        return Mount(self, fs, root, flags)
-
-    def get_mount_at(self, mount: Mount, d: Dentry) -> Mount | None:
-        """Returns the mount sitting on d in mount, if any."""
-        with self.mu:
-            return self._mounts_at.get((mount, d))
-
-    def _connect_locked(self, mnt: Mount, vd: VirtualDentry) -> None:
-        ns = vd.mount.ns
-        if ns is not None and ns.mounts >= MOUNT_MAX:
-            raise SyscallError(errno.ENOSPC)
-        key = (vd.mount, vd.dentry)
-        # Stack on whatever is already mounted there.
-        while key in self._mounts_at:
-            top = self._mounts_at[key]
-            key = (top, top.root)
-        parent, point = key
-        mnt.parent = parent
-        mnt.point = point
-        mnt.ns = ns
-        point._mounts += 1
-        self._mounts_at[key] = mnt
-        parent.children.append(mnt)
-        if ns is not None:
-            ns.mounts += 1
-
-    def _disconnect_locked(self, mnt: Mount) -> None:
-        parent, point = mnt.parent, mnt.point
-        if parent is None or point is None:
-            return
-        del self._mounts_at[(parent, point)]
-        point._mounts -= 1
-        parent.children.remove(mnt)
-        if mnt.ns is not None:
-            mnt.ns.mounts -= 1
-        mnt.parent = None
-        mnt.point = None
-
-    def connect_mount(self, mnt: Mount, vd: VirtualDentry) -> None:
-        """Attaches mnt at vd (on top of any mount already there)."""
-        with self.mu:
-            if vd.dentry.is_dead():
-                raise SyscallError(errno.ENOENT)
-            self._connect_locked(mnt, vd)
-
-    def mount_at(
-        self,
-        t: Task | None,
-        creds: Credentials,
-        target: PathOperation,
-        fs_type_name: str,
-        opts: GetFilesystemOptions,
-    ) -> Mount:
-        """Mounts a new filesystem of a registered type at target
-        (mount(2) without MS_BIND, MS_MOVE or MS_REMOUNT).
-
-        Raises:
-            SyscallError: EPERM without CAP_SYS_ADMIN or for a type
-                applications may not mount, ENODEV for an unknown type,
-                ENOTDIR for a non-directory target, path errors.
-        """
-        if not creds.has_capability(CAP_SYS_ADMIN):
-            raise SyscallError(errno.EPERM)
-        entry = self._fs_types.get(fs_type_name)
-        if entry is None:
-            raise SyscallError(errno.ENODEV)
-        if t is not None and not entry[1].allow_user_mount:
-            raise SyscallError(errno.EPERM)
-        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
-        if not vd.dentry.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        fs, root = self.new_filesystem(creds, fs_type_name, opts)
-        mnt = Mount(self, fs, root, opts.flags, opts.source)
-        try:
-            self.connect_mount(mnt, vd)
-        except SyscallError:
-            fs.dec_ref()
-            raise
-        return mnt
-
-    def bind_at(
-        self,
-        t: Task | None,
-        creds: Credentials,
-        source: VirtualDentry,
-        target: PathOperation,
-        recursive: bool,
-        flags: int = 0,
-    ) -> Mount:
-        """Bind-mounts source at target (MS_BIND, with MS_REC if
-        recursive).
-
-        Raises:
-            SyscallError: EPERM without CAP_SYS_ADMIN, ENOTDIR when one of
-                source and target is a directory and the other is not,
-                EINVAL for a source outside the caller's namespace.
-        """
-        if not creds.has_capability(CAP_SYS_ADMIN):
-            raise SyscallError(errno.EPERM)
-        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
-        if vd.dentry.is_dir() != source.dentry.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        if source.mount.umounted:
-            raise SyscallError(errno.EINVAL)
-        src = source.mount
-        mnt = Mount(self, src.fs, source.dentry, (src.flags | flags), src.source)
-        with self.mu:
-            if vd.dentry.is_dead() or source.dentry.is_dead():
-                mnt.fs.dec_ref()
-                raise SyscallError(errno.ENOENT)
-            copies: list[tuple[Mount, Mount]] = []
-            if recursive:
-                # Copy the mounts below source, before connecting the new
-                # one (which may sit below source itself).
-                copies = self._copy_submounts_locked(src, source.dentry, mnt)
-            self._connect_locked(mnt, vd)
-            for copy, parent_copy in copies:
-                assert copy.point is not None
-                self._connect_locked(copy, VirtualDentry(parent_copy, copy.point))
-        return mnt
-
-    def _copy_submounts_locked(
-        self, src: Mount, under: Dentry, dst: Mount
-    ) -> list[tuple[Mount, Mount]]:
-        """Returns copies of src's submounts whose mount point is below
-        under, each with the copy of its parent, parents first."""
-        out: list[tuple[Mount, Mount]] = []
-        work = [(src, dst)]
-        while work:
-            orig, copy_parent = work.pop()
-            for child in list(orig.children):
-                point = child.point
-                assert point is not None
-                if orig is src and not src.fs.is_descendant(under, point):
-                    continue
-                copy = Mount(self, child.fs, child.root, child.flags, child.source)
-                # The copy's mount point is recorded for connection later.
-                copy.point = point
-                out.append((copy, copy_parent))
-                work.append((child, copy))
-        return out
-
-    def remount(self, vd: VirtualDentry, flags: int, bind: bool) -> None:
-        """Changes a mount's flags (MS_REMOUNT; with MS_BIND only the
-        per-mount flags).
-
-        Raises:
-            SyscallError: EINVAL if vd is not the root of a mount.
-        """
-        if vd.dentry is not vd.mount.root:
-            raise SyscallError(errno.EINVAL)
-        # TODO(#5): without MS_BIND, a remount also changes the filesystem's
-        # own options (tmpfs size=...); only the mount flags change here.
-        del bind
-        with self.mu:
-            vd.mount.flags = flags & MOUNT_FLAGS_MASK
-
-    def move_mount(
-        self,
-        source: VirtualDentry,
-        target: PathOperation,
-        t: Task | None,
-        creds: Credentials,
-    ) -> None:
-        """Moves the mount whose root is source to target (MS_MOVE).
-
-        Raises:
-            SyscallError: EINVAL if source is not a mount's root or target
-                is under it, ENOTDIR for a type mismatch.
-        """
-        mnt = source.mount
-        if source.dentry is not mnt.root or mnt.parent is None:
-            raise SyscallError(errno.EINVAL)
-        vd = self.get_dentry_at(t, creds, target, GetDentryOptions())
-        if vd.dentry.is_dir() != mnt.root.is_dir():
-            raise SyscallError(errno.ENOTDIR)
-        with self.mu:
-            if vd.mount.is_under(mnt):
-                raise SyscallError(errno.EINVAL)
-            if vd.dentry.is_dead():
-                raise SyscallError(errno.ENOENT)
-            self._disconnect_locked(mnt)
-            self._connect_locked(mnt, vd)
-
-    def umount_at(
-        self,
-        t: Task | None,
-        creds: Credentials,
-        pop: PathOperation,
-        flags: int,
-        ns: MountNamespace | None,
-        root: VirtualDentry | None = None,
-    ) -> None:
-        """Unmounts the mount whose root pop names (umount2(2)).
-
-        Raises:
-            SyscallError: EPERM without CAP_SYS_ADMIN; EINVAL for bad flags,
-                for a path that is not a mount's root or a mount of another
-                namespace; EBUSY for a mount in use (not with MNT_DETACH).
-        """
-        if flags & ~(MS.MNT_FORCE | MS.MNT_DETACH | MS.MNT_EXPIRE | MS.UMOUNT_NOFOLLOW):
-            raise SyscallError(errno.EINVAL)
-        if flags & MS.MNT_EXPIRE and flags & (MS.MNT_FORCE | MS.MNT_DETACH):
-            raise SyscallError(errno.EINVAL)
-        if not creds.has_capability(CAP_SYS_ADMIN):
-            raise SyscallError(errno.EPERM)
-        vd = self.get_dentry_at(t, creds, pop, GetDentryOptions())
-        # Like LOOKUP_MOUNTPOINT: what is mounted on the final dentry (on
-        # "." say) is the target.
-        while (top := self.get_mount_at(vd.mount, vd.dentry)) is not None:
-            vd = VirtualDentry(top, top.root)
-        mnt = vd.mount
-        if vd.dentry is not mnt.root or (ns is not None and mnt.ns is not ns):
-            raise SyscallError(errno.EINVAL)
-        if flags & MS.MNT_EXPIRE:
-            # TODO(#5): expiry marks; a mount in use is EBUSY, an unused
-            # one is only marked the first time (EAGAIN).
-            raise SyscallError(errno.EAGAIN if not mnt.refs() else errno.EBUSY)
-        with self.mu:
-            if mnt.parent is None:
-                # The namespace root: busy, as the caller's root is on it.
-                raise SyscallError(errno.EINVAL if mnt.ns is None else errno.EBUSY)
-            if root is not None and root.mount is mnt and not flags & MS.MNT_DETACH:
-                raise SyscallError(errno.EBUSY)
-            if not flags & MS.MNT_DETACH and (mnt.refs() or mnt.children):
-                raise SyscallError(errno.EBUSY)
-            doomed = [mnt]
-            i = 0
-            while i < len(doomed):
-                doomed.extend(doomed[i].children)
-                i += 1
-            for m in reversed(doomed):
-                self._disconnect_locked(m)
-                m.umounted = True
-                m.ns = None
-        for m in doomed:
-            if m.refs() == 0:
-                m.fs.dec_ref()
-
-    def pivot_root(
-        self,
-        t: Task | None,
-        creds: Credentials,
-        new_root_pop: PathOperation,
-        put_old_pop: PathOperation,
-        root: VirtualDentry,
-    ) -> tuple[VirtualDentry, VirtualDentry]:
-        """Makes the mount at new_root the namespace's root and moves the
-        old root mount to put_old (pivot_root(2)).
-
-        Args:
-            root: the caller's root, which must be the root of a mount.
-
-        Returns:
-            (old root, new root) as VirtualDentries, for the caller to move
-            every task whose root or working directory is the old root.
-
-        Raises:
-            SyscallError: EPERM, ENOTDIR, EINVAL, EBUSY as pivot_root(2)
-                lists.
-        """
-        if not creds.has_capability(CAP_SYS_ADMIN):
-            raise SyscallError(errno.EPERM)
-        new_root = self.get_dentry_at(
-            t, creds, new_root_pop, GetDentryOptions(check_search_dir=True)
-        )
-        put_old = self.get_dentry_at(
-            t, creds, put_old_pop, GetDentryOptions(check_search_dir=True)
-        )
-        with self.mu:
-            new_mnt = new_root.mount
-            root_mnt = root.mount
-            if new_root.dentry.is_dead() or put_old.dentry.is_dead():
-                raise SyscallError(errno.ENOENT)
-            if new_mnt is root_mnt or put_old.mount is root_mnt:
-                raise SyscallError(errno.EBUSY)
-            if root.dentry is not root_mnt.root:
-                raise SyscallError(errno.EINVAL)
-            if new_root.dentry is not new_mnt.root or new_mnt.parent is None:
-                raise SyscallError(errno.EINVAL)
-            ns = root_mnt.ns
-            if ns is None or new_mnt.ns is not ns:
-                raise SyscallError(errno.EINVAL)
-            # put_old must be reachable from new_root...
-            if not put_old.mount.is_under(new_mnt) or (
-                put_old.mount is new_mnt
-                and not new_mnt.fs.is_descendant(new_mnt.root, put_old.dentry)
-            ):
-                raise SyscallError(errno.EINVAL)
-            # ...and new_root from the current root.
-            if not new_mnt.is_under(root_mnt):
-                raise SyscallError(errno.EINVAL)
-            # Unlike Linux, the namespace's root mount need not sit on
-            # another mount: the sandbox's root has nothing below it.
-            self._disconnect_locked(new_mnt)
-            if root_mnt.parent is not None:
-                self._disconnect_locked(root_mnt)
-            ns.root = new_mnt
-            new_mnt.ns = ns
-            self._connect_locked(root_mnt, put_old)
-        return VirtualDentry(root_mnt, root_mnt.root), VirtualDentry(
-            new_mnt, new_mnt.root
-        )
-
-    def mounts_of(self, ns: MountNamespace) -> list[Mount]:
-        """Returns the mounts of ns, parents before children (for
-        /proc/pid/mounts)."""
-        with self.mu:
-            out = [ns.root]
-            i = 0
-            while i < len(out):
-                out.extend(out[i].children)
-                i += 1
-            return out
 
     # Deletion and renaming: filesystems call these, under their own
     # locks, right before they remove or replace a name.

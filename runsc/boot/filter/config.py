@@ -18,6 +18,10 @@ as that allows:
   a filter can see (clone3 passes them in memory).
 - ioctl only with the terminal requests that host files forward.
 - prctl only with the options the runtime uses on itself.
+- No sockets of its own, except with host networking (--network=host):
+  then TCP and UDP sockets, and the calls and options hostinet makes on
+  them (pkg/sentry/socket/hostinet_allow.py); nothing else of the host's
+  network (no netlink, raw or unix sockets).
 
 What happens to any other call: see `DEFAULT_ACTION`.
 """
@@ -30,7 +34,9 @@ from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import prctl as PR
 from pkg.abi.linux import sched as SCH
 from pkg.abi.linux import seccomp as SC
+from pkg.abi.linux import socket as SK
 from pkg.abi.linux import sysno as N
+from pkg.sentry.socket import hostinet_allow
 from runsc.boot.filter import seccomp
 from runsc.boot.filter.seccomp import Arg, Rule
 
@@ -197,15 +203,47 @@ _ANY_ARGS = (
 )
 
 
-def rules() -> dict[int, Rule]:
-    """Returns the allowlist: system call number to argument rule."""
+def _hostinet_rules() -> dict[int, Rule]:
+    """Returns what host networking adds (pkg/sentry/socket/hostinet.py):
+    TCP and UDP sockets made non-blocking and close-on-exec, the calls on
+    them that the base list lacks, and setsockopt with the options
+    hostinet passes on. (accept4, getsockname, getsockopt, the send and
+    receive calls and shutdown are in the base list for the control
+    socket.)"""
+    out: dict[int, Rule] = dict.fromkeys(
+        (N.SYS_bind, N.SYS_connect, N.SYS_listen, N.SYS_getpeername)
+    )
+    out[N.SYS_socket] = tuple(
+        (
+            Arg(0, family),
+            Arg(1, stype | SK.SOCK_NONBLOCK | SK.SOCK_CLOEXEC),
+            Arg(2, 0),
+        )
+        for family in (SK.AF_INET, SK.AF_INET6)
+        for stype in (SK.SOCK_STREAM, SK.SOCK_DGRAM)
+    )
+    out[N.SYS_setsockopt] = tuple(
+        (Arg(1, level), Arg(2, name)) for level, name in sorted(hostinet_allow.OPTIONS)
+    )
+    return out
+
+
+def rules(host_network: bool = False) -> dict[int, Rule]:
+    """Returns the allowlist: system call number to argument rule.
+
+    Args:
+        host_network: add the calls of host networking (--network=host).
+    """
     out: dict[int, Rule] = dict.fromkeys(_ANY_ARGS)
     out[N.SYS_clone] = ((Arg(0, THREAD_CLONE_FLAGS),),)
     out[N.SYS_fcntl] = _any_of(
         1,
         (F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_SETFL, F.F_DUPFD_CLOEXEC),
     )
-    out[N.SYS_ioctl] = _any_of(1, _TTY_IOCTLS)
+    ioctls = set(_TTY_IOCTLS)
+    if host_network:
+        ioctls |= hostinet_allow.HOST_IOCTLS
+    out[N.SYS_ioctl] = _any_of(1, tuple(sorted(ioctls)))
     out[N.SYS_newfstatat] = _any_of(
         3,
         (
@@ -216,12 +254,14 @@ def rules() -> dict[int, Rule]:
     )
     out[N.SYS_openat] = ((Arg(2, F.O_NOFOLLOW, mask=F.O_NOFOLLOW),),)
     out[N.SYS_prctl] = _any_of(0, _PRCTL_OPTIONS)
+    if host_network:
+        out.update(_hostinet_rules())
     return out
 
 
-def program(default_action: int = DEFAULT_ACTION) -> bytes:
+def program(default_action: int = DEFAULT_ACTION, host_network: bool = False) -> bytes:
     """Returns the sentry's filter program."""
-    allowed = rules()
+    allowed = rules(host_network)
     # clone3 is refused by quiet_program; here it must not be refused too,
     # or this filter's logged refusal would win (same action, and the data
     # of the filter installed last decides; see seccomp(2)).
@@ -246,13 +286,14 @@ def quiet_program() -> bytes:
     )
 
 
-def install(mode: str) -> None:
+def install(mode: str, host_network: bool = False) -> None:
     """Installs the sentry's filters on every thread of the process.
 
     Args:
         mode: "enforce" (refuse calls outside the list, and log refusals),
             "log" (allow them and log them, for finding what the list
             lacks), or "off".
+        host_network: allow the calls of host networking.
 
     Preconditions: no_new_privs is set.
     """
@@ -263,6 +304,6 @@ def install(mode: str) -> None:
     # First: the main filter refuses seccomp(2) itself.
     seccomp.install(quiet_program())
     if mode == "log":
-        seccomp.install(program(SC.SECCOMP_RET_LOG), log=True)
+        seccomp.install(program(SC.SECCOMP_RET_LOG, host_network), log=True)
     else:
-        seccomp.install(program(), log=True)
+        seccomp.install(program(host_network=host_network), log=True)

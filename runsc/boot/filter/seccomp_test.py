@@ -161,6 +161,54 @@ def test_sentry_filter_allows_threads_and_refuses_processes() -> None:
     }
 
 
+def test_host_network_program_is_well_formed() -> None:
+    prog = config.program(host_network=True)
+    assert 0 < len(prog) // 8 <= SC.BPF_MAXINSNS
+    assert len(prog) > len(config.program())
+
+
+def test_host_network_allows_hostinet_calls_only() -> None:
+    def body() -> dict[str, int]:
+        import socket  # noqa: PLC0415
+
+        syscalls.prctl(PR.PR_SET_NO_NEW_PRIVS, 1)
+        config.install("enforce", host_network=True)
+        nb = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM | nb, 0)
+        udp6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM | nb, 0)
+        out = {
+            "bind": _errno_of(lambda: tcp.bind(("127.0.0.1", 0))),
+            "listen": _errno_of(lambda: tcp.listen(1)),
+            "udp6-connect": _errno_of(lambda: udp6.connect(("::1", 9))),
+            "getpeername": _errno_of(udp6.getpeername),
+            "nodelay": _errno_of(
+                lambda: tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ),
+            # Not on hostinet's list: loads code into the host kernel.
+            "ulp": _errno_of(lambda: tcp.setsockopt(socket.IPPROTO_TCP, 31, b"tls")),
+            "blocking": _errno_of(lambda: socket.socket(socket.AF_INET)),
+            "unix": _errno_of(lambda: socket.socket(socket.AF_UNIX, nb)),
+            "raw": _errno_of(
+                lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW | nb, 1)
+            ),
+        }
+        tcp.close()
+        udp6.close()
+        return out
+
+    assert in_child(body) == {
+        "bind": 0,
+        "listen": 0,
+        "udp6-connect": 0,
+        "getpeername": 0,
+        "nodelay": 0,
+        "ulp": errno.EPERM,
+        "blocking": errno.EPERM,
+        "unix": errno.EPERM,
+        "raw": errno.EPERM,
+    }
+
+
 def test_unknown_mode() -> None:
     with pytest.raises(ValueError):
         config.install("sometimes")

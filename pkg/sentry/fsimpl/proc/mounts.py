@@ -57,6 +57,22 @@ def mount_options(m: Mount) -> str:
     return ",".join(opts)
 
 
+def _optional_fields(m: Mount) -> str:
+    """Returns mountinfo's optional fields, each followed by a space
+    (show_mountinfo): the peer group of a shared mount, the master group of
+    a slave, "unbindable"."""
+    out = ""
+    if m.group is not None:
+        out += f"shared:{m.group.id} "
+    if m.master is not None:
+        out += f"master:{m.master.id} "
+        # TODO(#5): propagate_from:N, the nearest dominating peer group
+        # visible from the reader's root, when the master is not.
+    if m.unbindable:
+        out += "unbindable "
+    return out
+
+
 def render_mounts(t: Task, info: bool) -> bytes:
     """Returns /proc/pid/mounts (info False) or mountinfo of t's mount
     namespace, as seen from t's root."""
@@ -82,7 +98,7 @@ def render_mounts(t: Task, info: bool) -> bytes:
             super_opts = "ro" if m.fs.read_only else "rw"
             if fs_opts:
                 super_opts += "," + fs_opts
-            optional = f"shared:{m.id} " if m.shared else ""
+            optional = _optional_fields(m)
             lines.append(
                 f"{m.id} {parent_id} {m.fs.dev_major}:{m.fs.dev_minor} "
                 f"{_escape(_fs_path(m, m.root))} {_escape(point)} "

@@ -23,8 +23,8 @@ from pkg.sentry.fsimpl.proc.task_files import (
     TaskInode,
     TaskLink,
     TaskRef,
-    ns_dir,
 )
+from pkg.sentry.fsimpl.proc.task_ns import ns_dir
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task

@@ -17,11 +17,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
-from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import signal as SIG
 from pkg.abi.linux import stat as S
-from pkg.abi.linux.stat import Statx
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import (
     DataInode,
@@ -36,7 +34,6 @@ from pkg.sentry.kernel.credentials import (
     CAP_SYS_RESOURCE,
     SUID_DUMP_USER,
 )
-from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.kernel.limits import INFINITY
 from pkg.sentry.kernel.task_sched import ALL_CPUS
 from pkg.sentry.vfs.dentry import VirtualDentry
@@ -54,20 +51,6 @@ _NS_PER_TICK = 1_000_000_000 // CLK_TCK
 # Linux's CAP_LAST_CAP (CAP_CHECKPOINT_RESTORE).
 CAP_LAST_CAP = 40
 _CAP_MASK = (1 << (CAP_LAST_CAP + 1)) - 1
-# Inode numbers of the namespaces (proc_ns_operations), as Linux's initial
-# namespaces are numbered.
-NS_INOS = {
-    "cgroup": 4026531835,
-    "ipc": 4026531839,
-    "mnt": 4026531841,
-    "net": 4026531840,
-    "pid": 4026531836,
-    "pid_for_children": 4026531836,
-    "time": 4026531834,
-    "time_for_children": 4026531834,
-    "user": 4026531837,
-    "uts": 4026531838,
-}
 # /proc/pid/limits rows: (title, resource, unit).
 _LIMITS = (
     ("Max cpu time", L.RLIMIT_CPU, "seconds"),
@@ -87,8 +70,6 @@ _LIMITS = (
     ("Max realtime priority", L.RLIMIT_RTPRIO, ""),
     ("Max realtime timeout", L.RLIMIT_RTTIME, "us"),
 )
-# The anonymous device minor of nsfs, as Linux's first is.
-_NSFS_MINOR = 4
 # oom_score_adj bounds (OOM_SCORE_ADJ_MIN/MAX).
 OOM_SCORE_ADJ_MIN = -1000
 OOM_SCORE_ADJ_MAX = 1000
@@ -262,65 +243,6 @@ class TaskLink(TaskInode, SymlinkInode):
 
     def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
         return self._target()
-
-    def check_follow(self, creds: Credentials) -> None:
-        if not may_access(creds, self.ref):
-            raise SyscallError(errno.EACCES)
-
-
-class NsFile(FileDescription):
-    """NsFile is a namespace file, what following /proc/pid/ns/<kind>
-    leads to (nsfs): stat shows the namespace's inode; opening it gives a
-    handle. TODO(#5): setns(2) on such a handle."""
-
-    __slots__ = ("ino",)
-
-    def __init__(self, ino: int, flags: int = F.O_RDONLY) -> None:
-        super().__init__(flags & F.O_ACCMODE | F.O_LARGEFILE)
-        self.ino = ino
-
-    def stat(self, t: Task, mask: int) -> Statx:
-        return Statx(
-            mask=S.STATX_BASIC_STATS,
-            blksize=4096,
-            nlink=1,
-            mode=S.S_IFREG | 0o444,
-            ino=self.ino,
-            dev_minor=_NSFS_MINOR,
-        )
-
-    def reopen(self, t: Task | None, flags: int) -> FileDescription:
-        if flags & F.O_ACCMODE != F.O_RDONLY:
-            raise SyscallError(errno.EACCES)
-        return NsFile(self.ino, flags)
-
-    def display_name(self) -> str:
-        return f"nsfs:[{self.ino}]"
-
-
-class NsLink(TaskInode, SymlinkInode):
-    """NsLink is /proc/pid/ns/<kind>: "kind:[inode]", leading to an
-    NsFile."""
-
-    __slots__ = ("kind", "ref")
-
-    def __init__(self, ref: TaskRef, kind: str) -> None:
-        SymlinkInode.__init__(self)
-        self.ref = ref
-        self.kind = kind
-
-    def readlink(self, t: Task | None) -> bytes:
-        kind = self.kind.removesuffix("_for_children")
-        return f"{kind}:[{self._ino()}]".encode()
-
-    def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
-        self.ref.thread()
-        return NsFile(self._ino())
-
-    def _ino(self) -> int:
-        if self.kind == "ipc":
-            return ipc_of(self.ref.thread()).ino
-        return NS_INOS[self.kind]
 
     def check_follow(self, creds: Credentials) -> None:
         if not may_access(creds, self.ref):
@@ -835,8 +757,3 @@ PROCESS_DATA_FILES = ((b"timerslack_ns", _timerslack, 0o666, None),)
 THREAD_DATA_FILES = ((b"children", _children, 0o444, None),)
 # The magic links: (name, function of the thread returning the target).
 LINKS = ((b"cwd", _cwd), (b"exe", _exe), (b"root", _root))
-
-
-def ns_dir(ref: TaskRef) -> TaskDir:
-    """Returns /proc/pid/ns."""
-    return TaskDir(ref, {k.encode(): NsLink(ref, k) for k in sorted(NS_INOS)}, 0o511)

@@ -8,12 +8,11 @@ When the last task of a namespace other than the initial one exits, its
 objects go as in Linux's free_ipc_ns: sets and message queues at once,
 segments once detached, queue names at once (open queues live on).
 
-TODO(#5): setns(2) into an IPC namespace is not supported.
+setns(2) joins one through its /proc/pid/ns/ipc file or a pidfd.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.ipc.msg import MsgManager
 from pkg.sentry.kernel.ipc.sem import SemManager
 from pkg.sentry.kernel.ipc.shm import ShmManager
+from pkg.sentry.vfs.nsfs import INIT_IPC_NS_INO, alloc_ns_ino
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
@@ -64,11 +64,6 @@ IPC_SYSCTLS: dict[str, tuple[str, str, int, int]] = {
 }  # fmt: skip
 
 
-# Inode numbers of IPC namespaces (proc_alloc_inum).
-_INITIAL_INO = 4026531839
-_inos = itertools.count(4026532500)
-
-
 class IPCNamespace:
     """IPCNamespace holds one registry per kind of IPC object.
 
@@ -84,28 +79,47 @@ class IPCNamespace:
     def __init__(self, mf: MemoryFile, initial: bool = False) -> None:
         # What /proc/pid/ns/ipc shows: the initial namespace's number as
         # Linux's, fresh ones for the others.
-        self.ino = _INITIAL_INO if initial else next(_inos)
+        self.initial = initial
+        self.ino = INIT_IPC_NS_INO if initial else alloc_ns_ino()
         self.shm = ShmManager(mf)
         self.sem = SemManager()
         self.msg = MsgManager()
         self.mq_limits = MqLimits()
         self.mq_fs: object | None = None
-        # Tasks in the namespace (not counted for the initial one).
+        # Tasks in the namespace and open nsfs files of it (not counted for
+        # the initial one, which never goes); once 0, it is gone for good.
         self._users = 0
+        self._gone = False
         self._users_mu = threading.Lock()
 
     def inc_users(self) -> None:
-        """Counts a task entering the namespace (clone, unshare)."""
+        """Counts a task entering the namespace (clone, unshare, setns)."""
+        if not self.try_inc_ref():
+            raise AssertionError("ipc: entering a namespace that is gone")
+
+    def try_inc_ref(self) -> bool:
+        """Takes a reference unless the namespace is gone (for an nsfs
+        file, as ns_get_path does)."""
         with self._users_mu:
+            if self._gone:
+                return False
             self._users += 1
+            return True
+
+    def dec_ref(self) -> None:
+        """Drops what try_inc_ref took."""
+        self.dec_users()
 
     def dec_users(self) -> None:
-        """Counts a task leaving it (exit, unshare); the last one frees
-        every object."""
+        """Counts a task (or file) leaving; the last one frees every
+        object."""
+        if self.initial:
+            return
         with self._users_mu:
             self._users -= 1
             if self._users:
                 return
+            self._gone = True
         self.shm.remove_all()
         self.sem.remove_all()
         self.msg.remove_all()

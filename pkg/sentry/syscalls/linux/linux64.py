@@ -37,6 +37,7 @@ _FAMILY_NAMES = (
     "sys_mmap",
     "sys_mq",
     "sys_mount",
+    "sys_namespace",
     "sys_path",
     "sys_pipe",
     "sys_poll",

@@ -10,7 +10,7 @@ from pkg.abi.linux import mount as MS
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
-from pkg.sentry.syscalls.syscall import Args, partial, s32, u32
+from pkg.sentry.syscalls.syscall import Args, full, partial, s32, u32
 from pkg.sentry.vfs.filesystem import GetFilesystemOptions
 from pkg.sentry.vfs.mount import MOUNT_FLAGS_MASK
 from pkg.sentry.vfs.options import GetDentryOptions
@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
 
 _PAGE_SIZE = 4096
+# The flags path_mount clears before it looks at the operation.
+_IGNORED_FOR_TYPE = (
+    MS.MS_NOSUID
+    | MS.MS_NOEXEC
+    | MS.MS_NODEV
+    | MS.MS_NOATIME
+    | MS.MS_NODIRATIME
+    | MS.MS_RELATIME
+    | MS.MS_STRICTATIME
+    | MS.MS_NOSYMFOLLOW
+)
 
 
 def _copy_in_data(t: Task, addr: int) -> str:
@@ -36,7 +47,8 @@ def _copy_in_data(t: Task, addr: int) -> str:
 def sys_mount(t: Task, args: Args) -> int:
     """mount(2): new tmpfs (and other registered types), bind mounts
     (MS_BIND, MS_REC), MS_REMOUNT of mount flags, MS_MOVE, and propagation
-    changes, which are recorded but not acted on."""
+    types (MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE), which new
+    mounts, bind mounts and unmounts follow (propagation.py)."""
     source_addr, target_addr, type_addr, flags, data_addr = args[:5]
     flags = u32(flags)
     if flags & MS.MS_MGC_MSK == MS.MS_MGC_VAL:
@@ -59,10 +71,12 @@ def sys_mount(t: Task, args: Args) -> int:
         return 0
     if flags & MS.MS_PROPAGATION:
         vd = vfs.get_dentry_at(t, t.creds, target, GetDentryOptions())
-        if vd.dentry is not vd.mount.root:
+        # Exactly one type, with MS_REC or MS_SILENT and any of the
+        # per-mount flags path_mount drops first (flags_to_propagation_type).
+        kind = flags & ~(MS.MS_REC | MS.MS_SILENT | _IGNORED_FOR_TYPE)
+        if kind & (kind - 1):
             raise SyscallError(errno.EINVAL)
-        # TODO(#5): mount propagation; the shared flag is only recorded.
-        vd.mount.shared = bool(flags & MS.MS_SHARED)
+        vfs.change_propagation(t, vd, flags & (MS.MS_PROPAGATION | MS.MS_REC))
         return 0
     if flags & MS.MS_MOVE:
         src_pop = path_operation(
@@ -113,18 +127,12 @@ def sys_pivot_root(t: Task, args: Args) -> int:
 
 
 ENTRIES = [
-    partial(
-        N.SYS_pivot_root,
-        "pivot_root",
-        sys_pivot_root,
-        "mount propagation is not modelled",
-    ),
+    full(N.SYS_pivot_root, "pivot_root", sys_pivot_root),
     partial(
         N.SYS_mount,
         "mount",
         sys_mount,
-        "tmpfs and bind mounts; proc, sysfs and devpts come later (#5); "
-        "propagation flags are recorded, not acted on",
+        "tmpfs and bind mounts; proc, sysfs and devpts come later (#5)",
     ),
     partial(
         N.SYS_umount2,

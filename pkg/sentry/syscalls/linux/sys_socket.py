@@ -15,6 +15,8 @@ from pkg.abi.linux import socket as SK
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN
+from pkg.sentry.socket import hostinet_allow
+from pkg.sentry.socket.hostinet import HostSocket
 from pkg.sentry.socket.inet import new_inet_socket
 from pkg.sentry.socket.netlink import new_netlink_socket
 from pkg.sentry.socket.socket import ControlMessages, RecvResult, SocketFD
@@ -275,10 +277,16 @@ def _parse_control(t: Task, s: SocketFD, addr: int, length: int) -> ControlMessa
     take SCM_RIGHTS and SCM_CREDENTIALS; other families' control messages
     (IP_TOS, IP_PKTINFO...) are ignored.
 
-    TODO(#5): inet control messages are ignored rather than applied.
+    TODO(#5): inet control messages are ignored rather than applied on
+    the sentry's own inet sockets; hostinet's sockets pass theirs to the
+    host (_parse_host_control).
     """
     out = ControlMessages()
-    if length < SK.CMSGHDR.size or not isinstance(s, UnixSocket):
+    if length < SK.CMSGHDR.size:
+        return out
+    if isinstance(s, HostSocket):
+        return _parse_host_control(t, addr, length)
+    if not isinstance(s, UnixSocket):
         return out
     if length > 0x7FFFFFFF:
         raise SyscallError(errno.ENOBUFS)
@@ -306,6 +314,30 @@ def _parse_control(t: Task, s: SocketFD, addr: int, length: int) -> ControlMessa
         out.release()
         raise
     return out
+
+
+def _parse_host_control(t: Task, addr: int, length: int) -> ControlMessages:
+    """Decodes the control messages of a send on a hostinet socket: those
+    hostinet passes to the host (hostinet_allow.SEND_CMSGS) are kept; any
+    other of levels SOL_SOCKET, SOL_IP and SOL_IPV6 is EINVAL, as
+    __sock_cmsg_send and ip_cmsg_send refuse unknown types, and those of
+    other levels are ignored, as Linux's inet sendmsg ignores them."""
+    if length > 0x7FFFFFFF:
+        raise SyscallError(errno.ENOBUFS)
+    raw = t.copy_in(addr, length)
+    out: list[tuple[int, int, bytes]] = []
+    pos = 0
+    while pos + SK.CMSGHDR.size <= length:
+        cmsg_len, level, ctype = SK.CMSGHDR.unpack_from(raw, pos)
+        if cmsg_len < SK.CMSGHDR.size or cmsg_len > length - pos:
+            raise SyscallError(errno.EINVAL)
+        body = raw[pos + SK.CMSGHDR.size : pos + cmsg_len]
+        if (level, ctype) in hostinet_allow.SEND_CMSGS:
+            out.append((level, ctype, body))
+        elif level in (SK.SOL_SOCKET, SK.SOL_IP, SK.SOL_IPV6):
+            raise SyscallError(errno.EINVAL)
+        pos += (cmsg_len + SK.CMSG_ALIGN - 1) & ~(SK.CMSG_ALIGN - 1)
+    return ControlMessages(host=out or None)
 
 
 def _add_rights(t: Task, out: ControlMessages, body: bytes) -> None:
@@ -538,8 +570,9 @@ ENTRIES = [
         N.SYS_socket,
         "socket",
         sys_socket,
-        "AF_UNIX, AF_INET/AF_INET6 on loopback only, AF_NETLINK "
-        "NETLINK_ROUTE; other families fail with EAFNOSUPPORT",
+        "AF_UNIX, AF_INET/AF_INET6 (loopback only, or host TCP and UDP "
+        "sockets with --network=host), AF_NETLINK NETLINK_ROUTE; other "
+        "families fail with EAFNOSUPPORT",
     ),
     full(N.SYS_socketpair, "socketpair", sys_socketpair),
     full(N.SYS_bind, "bind", sys_bind),

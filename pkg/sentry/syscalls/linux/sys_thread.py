@@ -243,7 +243,13 @@ def sys_unshare(t: Task, args: Args) -> int:
         # TODO(#4): user namespaces; as a kernel built without them.
         raise SyscallError(errno.EINVAL)
 
-    if flags & SC.CLONE_FS and t.fs.users > 1:
+    if flags & SC.CLONE_NEWNS:
+        # A new namespace comes with a context of its own (unshare_fs and
+        # copy_mnt_ns); the old one stays with whoever else used it.
+        old_fs = t.fs
+        t.fs = old_fs.fork_new_mount_ns(t.kernel.vfs)
+        old_fs.dec_users()
+    elif flags & SC.CLONE_FS and t.fs.users > 1:
         old_fs = t.fs
         t.fs = old_fs.fork()
         old_fs.dec_users()
@@ -653,7 +659,7 @@ ENTRIES = [
         N.SYS_unshare,
         "unshare",
         sys_unshare,
-        "descriptor tables, fs contexts, UTS and IPC namespaces; other "
+        "descriptor tables, fs contexts, mount, UTS and IPC namespaces; other "
         "namespaces fail as in clone (#4)",
     ),
     full(N.SYS_pidfd_open, "pidfd_open", sys_pidfd_open),
