@@ -139,6 +139,51 @@ TEST(IpcNamespaceTest, UnshareAppliesSemUndo) {
   EXPECT_EQ(n, 1) << status;
 }
 
+TEST(IpcNamespaceTest, SetnsJoinsAnotherProcesssNamespace) {
+  key_t key = FreeKey();
+  int pipefd[2];
+  ASSERT_THAT(pipe(pipefd), SyscallSucceeds());
+  pid_t owner = fork();
+  if (owner == 0) {
+    close(pipefd[0]);
+    if (unshare(CLONE_NEWIPC) != 0) _exit(errno == EPERM ? 99 : 1);
+    if (shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600) < 0) _exit(2);
+    if (write(pipefd[1], "r", 1) != 1) _exit(3);
+    pause();
+    _exit(0);
+  }
+  ASSERT_THAT(owner, SyscallSucceeds());
+  close(pipefd[1]);
+  char c;
+  ssize_t n = read(pipefd[0], &c, 1);
+  close(pipefd[0]);
+  int status = 0;
+  if (n != 1) {
+    ASSERT_THAT(waitpid(owner, &status, 0), SyscallSucceedsWithValue(owner));
+    SKIP_IF(WIFEXITED(status) && WEXITSTATUS(status) == 99);
+    FAIL() << "owner status " << status;
+  }
+  // Not in our namespace; joined through the owner's ns file, it is there.
+  EXPECT_THAT(shmget(key, 0, 0), SyscallFailsWithErrno(ENOENT));
+  pid_t joiner = fork();
+  if (joiner == 0) {
+    std::string path = "/proc/" + std::to_string(owner) + "/ns/ipc";
+    int fd = open(path.c_str(), O_RDONLY);
+    if (fd < 0) _exit(1);
+    if (setns(fd, CLONE_NEWUTS) != -1 || errno != EINVAL) _exit(2);
+    if (setns(fd, CLONE_NEWIPC) != 0) _exit(3);
+    int id = shmget(key, 0, 0);
+    if (id < 0) _exit(4);
+    shmctl(id, IPC_RMID, nullptr);
+    _exit(0);
+  }
+  ASSERT_THAT(joiner, SyscallSucceeds());
+  ASSERT_THAT(waitpid(joiner, &status, 0), SyscallSucceedsWithValue(joiner));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  kill(owner, SIGKILL);
+  ASSERT_THAT(waitpid(owner, &status, 0), SyscallSucceedsWithValue(owner));
+}
+
 TEST(IpcNamespaceTest, CloneRefusesNewIpcWithSysvsem) {
   EXPECT_THAT(syscall(SYS_clone, CLONE_NEWIPC | CLONE_SYSVSEM | SIGCHLD, 0, 0,
                       0, 0),
