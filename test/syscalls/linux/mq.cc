@@ -350,13 +350,9 @@ int InMountNamespace(int (*fn)(const char* dir)) {
   if (!mkdtemp(dir)) return 100;
   pid_t pid = fork();
   if (pid == 0) {
-    // The sandbox has no mount namespaces yet, but nothing it mounts
-    // reaches the host either.
-    if (!IsRunningOnSandbox()) {
-      if (unshare(CLONE_NEWNS) != 0) _exit(errno == EPERM ? 99 : 101);
-      if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        _exit(102);
-    }
+    if (unshare(CLONE_NEWNS) != 0) _exit(errno == EPERM ? 99 : 101);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      _exit(102);
     if (mount("none", dir, "mqueue", 0, nullptr) != 0)
       _exit(errno == EPERM ? 99 : 103);
     _exit(fn(dir));
