@@ -126,6 +126,14 @@ def _syscall_names(value: str) -> str:
     return value
 
 
+def _state_root(value: str) -> str:
+    # An empty root would put state under the working directory (runc makes
+    # it relative, then fails with a bare ENOENT or lists whatever is there).
+    if not value:
+        raise argparse.ArgumentTypeError("empty: it must name the state directory")
+    return value
+
+
 def add_global_flags(p: argparse.ArgumentParser) -> None:
     """Adds the global flags to a parser."""
     default_root = (
@@ -133,7 +141,9 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
         if os.environ.get("XDG_RUNTIME_DIR")
         else "/var/run/runsc"
     )
-    p.add_argument("--root", default=default_root, help="state directory")
+    p.add_argument(
+        "--root", type=_state_root, default=default_root, help="state directory"
+    )
     p.add_argument("--debug", action="store_true", help="debug logging")
     p.add_argument("--debug-log", default="", help="debug log file, or directory/")
     p.add_argument("--log", default="", help="log file for errors")

@@ -12,6 +12,7 @@ debian_packages=(
   debootstrap
   file
   g++
+  gdb
   googletest
   libatomic1
   libgmock-dev

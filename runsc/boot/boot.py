@@ -41,7 +41,12 @@ from pkg.sentry.control import control_pb2 as pb
 from pkg.sentry.control.server import Server
 from runsc import log as runsc_log
 from runsc.boot import confine, host_path_guard
-from runsc.boot.controller import Controller, credentials_from, limits_from
+from runsc.boot.controller import (
+    TERMINAL_DRAIN_SECONDS,
+    Controller,
+    credentials_from,
+    limits_from,
+)
 from runsc.boot.filter import config as seccomp_config
 from runsc.boot.sandbox import ProcessSpec, Sandbox
 from runsc.boot.signals import FORWARDED_SIGNALS
@@ -115,6 +120,14 @@ def _network_mode(config: Config, spec: specutils.Spec) -> str:
     return "none"
 
 
+def _pids_limit(spec: dict) -> int:
+    """Returns linux.resources.pids.limit, 0 if none: the sentry enforces
+    it on its tasks (runsc/sandbox/cgroup.py explains why not the host)."""
+    res = (spec.get("linux") or {}).get("resources") or {}
+    limit = (res.get("pids") or {}).get("limit")
+    return int(limit) if isinstance(limit, int) and limit > 0 else 0
+
+
 def _init_spec(spec: specutils.Spec, args: BootArgs) -> ProcessSpec:
     settings = specutils.process_settings(spec["process"])
     creds = pb.Credentials(
@@ -138,6 +151,8 @@ def _init_spec(spec: specutils.Spec, args: BootArgs) -> ProcessSpec:
         creds=credentials_from(creds),
         limits=limits_from(rlimits),
         umask=settings.umask,
+        terminal=settings.terminal,
+        console=args.console,
     )
 
 
@@ -149,9 +164,10 @@ def boot(config: Config, args: BootArgs) -> int:
         spec = json.loads(_read_all(args.spec_fd))
         if args.console:
             # The terminal runsc made for the container becomes the
-            # sandbox's controlling terminal, so that its signals (^C,
-            # window changes) reach the sandbox, which forwards them. runsc
-            # started the sandbox in a session of its own.
+            # sandbox's controlling terminal, so that the host tells the
+            # sandbox of its size changes (SIGWINCH), which the container's
+            # terminal then follows (runsc/boot/console.py). runsc started
+            # the sandbox in a session of its own.
             fcntl.ioctl(args.stdio_fds[0], I.TIOCSCTTY, 0)
 
         _warm_up()
@@ -184,6 +200,8 @@ def boot(config: Config, args: BootArgs) -> int:
             masked_paths=(spec.get("linux") or {}).get("maskedPaths") or [],
             readonly_paths=(spec.get("linux") or {}).get("readonlyPaths") or [],
             init_cwd=spec["process"].get("cwd") or "/",
+            pids_limit=_pids_limit(spec),
+            total_memory=specutils.memory_limit(spec),
         )
         for path, value in specutils.ipc_sysctls(spec).items():
             try:
@@ -208,7 +226,7 @@ def boot(config: Config, args: BootArgs) -> int:
             os.dup2(args.stdio_fds[2], devnull, inheritable=False)
         for fd in set(args.stdio_fds):
             os.close(fd)
-        controller = Controller(sandbox, init)
+        controller = Controller(sandbox, init, console=args.console)
         server = Server(socket.socket(fileno=args.control_fd), controller)
         server.start()
 
@@ -239,6 +257,10 @@ def boot(config: Config, args: BootArgs) -> int:
     status = controller.exit_status
     assert status is not None
     code = wait_status_to_exit_code(status)
+    # The terminals' last output reaches the host before the client learns
+    # of the exit (from this process's).
+    if not sandbox.wait_relays(None, TERMINAL_DRAIN_SECONDS):
+        log.warning("boot: a terminal's output did not drain; dropped")
     try:
         os.write(args.exit_fd, json.dumps({"status": status}).encode())
     except OSError as e:

@@ -17,7 +17,10 @@ then calls in order:
    descriptors. (Without a gofer, for tests of the sentry alone, the
    container's root is bound read-only at ROOTFS_DIR, without its
    submounts, for the sentry's hostfs.) Nothing else of the host can be
-   named.
+   named. TODO(#7): `podman top` lists the processes it finds in /proc of
+   this root (the sandbox process's mount namespace), so it lists none here,
+   as with gVisor; runc's shows the container's. Showing them would take the
+   sentry's /proc served to the host (FUSE).
 3. `drop_capabilities`: every capability goes from every set, including the
    bounding set, except CAP_SYS_PTRACE, which the ptrace platform's tracer
    threads need; no_new_privs is set, which seccomp needs. Capabilities

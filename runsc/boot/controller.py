@@ -49,6 +49,11 @@ STOPPED = "stopped"
 # How many exit statuses of exec'd processes are kept for a later wait.
 _MAX_EXITED = 1024
 
+# How long a wait for a process with a terminal waits, after the exit, for
+# the terminal's last output to reach the host (runc's exec also copies it
+# all before it returns); a client that reads nothing must not hold it.
+TERMINAL_DRAIN_SECONDS = 5.0
+
 
 def credentials_from(c: pb.Credentials) -> Credentials:
     """Returns the sentry credentials a control message describes."""
@@ -90,6 +95,8 @@ def process_spec(p: pb.Process, stdio: list[int]) -> ProcessSpec:
         creds=credentials_from(p.credentials),
         limits=limits_from(list(p.rlimits)),
         umask=p.umask,
+        terminal=p.terminal,
+        console=p.console,
     )
 
 
@@ -107,10 +114,15 @@ class Controller:
     Args:
         sandbox: the sandbox.
         init: the container's first process, created but not started.
+        console: the sandbox process's controlling terminal is the pty
+            runsc made for init's terminal (the client holds its master).
     """
 
-    def __init__(self, sandbox: Sandbox, init: Task) -> None:
+    def __init__(self, sandbox: Sandbox, init: Task, console: bool = False) -> None:
         self.sandbox = sandbox
+        # The client's closing the terminal reaches init through the relay
+        # (not when init got the host pty itself, runsc/boot/console.py).
+        self._hang_up_by_relay = console and sandbox.relay_of(init.tg.tgid) is not None
         self.kernel = sandbox.kernel
         self.init = init
         self.status = CREATED
@@ -155,6 +167,16 @@ class Controller:
         """Handles a signal sent to the sandbox process on the host."""
         with self._mu:
             status = self.status
+        if signo == S.SIGHUP and self._hang_up_by_relay:
+            # The client closed the terminal: the relay hangs init's
+            # terminal up, which signals its session as Linux would; a
+            # second SIGHUP from here would be one more than under runc.
+            return
+        if signo == S.SIGWINCH and status == CREATED:
+            # The client sized the terminal before the start: init's
+            # terminal follows (it is no one's foreground yet).
+            self.sandbox.signal_foreground(signo)
+            return
         if status in (RUNNING, PAUSED):
             # What a terminal generates goes to its foreground group, as the
             # host terminal would have sent it there.
@@ -224,6 +246,13 @@ class Controller:
                 return pb.SignalResponse()
             raise ControlError(f"no process {req.pid}", errno.ESRCH)
 
+        relay = self.sandbox.relay_of(req.pid) if req.mode == req.PROCESS else None
+        if signo == S.SIGWINCH and relay is not None:
+            # From `runsc exec` on a terminal that changed size (runc's
+            # exec resizes the process's terminal then): the sentry terminal
+            # follows the host's and signals its foreground group.
+            relay.sync_winsize()
+            return pb.SignalResponse()
         info = SignalInfo(signo=signo, code=S.SI_USER)
         tgs = self._targets(req)
         if not tgs:
@@ -262,6 +291,7 @@ class Controller:
         if status is None:
             # The container stopped first and took the process with it.
             status = wait_status_signaled(S.SIGKILL)
+        self.sandbox.wait_relays([req.pid], TERMINAL_DRAIN_SECONDS)
         return pb.WaitResponse(status=status)
 
     def ps(self, req: pb.PsRequest, fds: list[int]) -> pb.PsResponse:
@@ -283,7 +313,7 @@ class Controller:
                         ppid=tg.parent.tgid if tg.parent is not None else 0,
                         uid=leader.creds.ruid,
                         start_time_ns=boot_ns,
-                        comm=leader.name,
+                        comm=leader.name.decode(errors="replace"),
                         threads=len(tg.tasks),
                     )
                 )

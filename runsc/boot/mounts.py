@@ -13,7 +13,9 @@ The sandbox adds the mounts every container expects (/proc, /sys, /dev,
 /dev/pts, /dev/shm, /tmp) where the spec has none for that destination and
 the directory exists in the root, as gVisor does; each goes right after the
 last spec mount above it, so that a spec's /dev does not hide the default
-/dev/pts. A tmpfs on /dev is given the device nodes and links runc makes;
+/dev/pts. The default /tmp, which runc does not make, is mounted only on an
+empty directory, as gVisor's: an image's files in /tmp stay visible, as
+under runc. A tmpfs on /dev is given the device nodes and links runc makes;
 a tmpfs with the tmpcopyup option (runc's and crun's extension, which
 podman uses) starts with a copy of the directory it covers.
 
@@ -115,6 +117,11 @@ _IGNORED_OPTIONS = frozenset(
 # runc's /sys/fs/cgroup mounts are skipped with a warning.
 _SEALED_TYPES = frozenset({"proc", "sysfs"})
 
+# The key of a compiled mount that is made only if its mount point is an
+# empty directory when its turn comes (not a spec key: the OCI spec has none
+# with this prefix).
+IF_EMPTY = "runsc.ifEmpty"
+
 # The mounts every container gets when its spec has none at the
 # destination (and the destination is a directory of the root).
 DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
@@ -157,14 +164,14 @@ DEFAULT_MOUNTS: tuple[dict[str, Any], ...] = (
     },
     {
         # Not one of runc's: the sandbox's /tmp is its own memory, as
-        # gVisor's (runsc do, whose root is the host's, relies on it).
-        # TODO(#7): it hides what an image has in /tmp, which runc shows;
-        # copying it in (tmpcopyup) would copy the host's /tmp for runsc
-        # do: only an image's /tmp should be kept.
+        # gVisor's, but only where it hides nothing (a non-empty /tmp is
+        # the root's, as under runc). runsc do, whose root is the host's,
+        # asks for its own /tmp in its spec.
         "destination": "/tmp",
         "type": "tmpfs",
         "source": "tmpfs",
         "options": ["nosuid", "nodev", "mode=1777"],
+        IF_EMPTY: True,
     },
 )
 
@@ -290,6 +297,27 @@ class SpecMounter:
         vd = self._lookup(path)
         return vd is not None and vd.dentry.is_dir()
 
+    def _is_empty_dir(self, path: str) -> bool:
+        """Reports whether path is a directory with nothing in it."""
+        if not self.is_dir(path):
+            return False
+        d = self.vfs.open_at(
+            None, self.creds, self._pop(path), OpenOptions(F.O_RDONLY | F.O_DIRECTORY)
+        )
+        found: list[bytes] = []
+
+        def add(e: Dirent) -> bool:
+            if e.name in (b".", b".."):
+                return True
+            found.append(e.name)
+            return False
+
+        try:
+            d.iterate_dirents(None, add)  # type: ignore[arg-type]
+        finally:
+            d.dec_ref()
+        return not found
+
     def _warn(self, msg: str) -> None:
         log.warning("boot: %s", msg)
         self.warnings.append(msg)
@@ -315,6 +343,9 @@ class SpecMounter:
             dest = m["destination"]
             opts = parse_options(m.get("options") or [])
             try:
+                if m.get(IF_EMPTY) and not self._is_empty_dir(dest):
+                    log.info("boot: %s is not empty: no tmpfs over it", dest)
+                    continue
                 if is_gofer_mount(m):
                     if not conns:
                         raise MountError(f"mount {dest}: no gofer connection for it")

@@ -234,3 +234,31 @@ def test_tmpcopyup(env):
     # The copy is in the tmpfs: the covered directory kept its file.
     env.vfs.umount_at(None, env.creds, env.pop(b"/run"), 0, env.ns)
     assert env.read(b"/run/lock/f") == b"data"
+
+
+def _tmp_mounts(env) -> list:
+    out = mounts.compile_mounts([], env.mounter.is_dir)
+    return [m for m in out if m["destination"] == "/tmp"]
+
+
+def test_default_tmp_over_an_empty_directory(env):
+    env.mkdir(b"/tmp")
+    env.mounter.apply(_tmp_mounts(env), [], False)
+    # The sandbox's tmpfs, sticky and writable.
+    assert S.S_IMODE(env.stat(b"/tmp").mode) == 0o1777
+    env.write(b"/tmp/x", b"x")
+    env.vfs.umount_at(None, env.creds, env.pop(b"/tmp"), 0, env.ns)
+    with pytest.raises(SyscallError) as e:
+        env.read(b"/tmp/x")
+    assert e.value.errno == errno.ENOENT
+
+
+def test_default_tmp_keeps_an_images_files(env):
+    # As under runc, which mounts nothing on /tmp: the image's files show.
+    env.mkdir(b"/tmp")
+    env.write(b"/tmp/from-image", b"image")
+    env.mounter.apply(_tmp_mounts(env), [], False)
+    assert env.read(b"/tmp/from-image") == b"image"
+    with pytest.raises(SyscallError) as e:
+        env.vfs.umount_at(None, env.creds, env.pop(b"/tmp"), 0, env.ns)
+    assert e.value.errno == errno.EINVAL

@@ -15,6 +15,8 @@ import logging
 import os
 import posixpath
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +25,22 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import mount as MS
 from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
+from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform.ptrace.ptrace import PtracePlatform
+from pkg.sentry.fsimpl.devpts.host_relay import HostRelay
 from pkg.sentry.fsimpl.host.host_file import HostFile
 from pkg.sentry.fsimpl.host.tty import host_tty
 from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.kernel import Kernel, KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
-from pkg.sentry.kernel.seccomp import SeccompFilter, compile_filter
+from pkg.sentry.kernel.seccomp import (
+    SeccompFilter,
+    compile_filter,
+    evaluate,
+    make_data,
+)
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import Task
 from pkg.sentry.kernel.task_signals import send_to_thread_group
@@ -41,7 +50,7 @@ from pkg.sentry.syscalls.linux.linux64 import build_table
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.resolving_path import PathOperation
 from pkg.sentry.vfs.task_path import ExecutableFile, open_executable_at
-from runsc.boot import rootfs
+from runsc.boot import console, rootfs
 from runsc.boot.mounts import MountError, SpecMounter
 from runsc.boot.vfs import mount_root, register_filesystems, working_directory
 from runsc.config import Config
@@ -49,6 +58,20 @@ from runsc.specutils.seccomp import Program
 from runsc.specutils.spec import env_path
 
 log = logging.getLogger(__name__)
+
+
+class ExecveRefused(SyscallError):
+    """ExecveRefused: the container's seccomp profile refuses the execve
+    that would start a process (runc checks that execve against it)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, errno: int, why: str) -> None:
+        super().__init__(errno)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: linux.seccomp refuses execve ({self.why})"
 
 
 @dataclass(slots=True)
@@ -66,6 +89,13 @@ class ProcessSpec:
     creds: Credentials | None = None
     limits: LimitSet | None = None
     umask: int = 0o022
+    # The OCI process.terminal: the process gets a terminal of the
+    # container's devpts relayed to stdio[0] (input) and stdio[1] (output)
+    # (console.py).
+    terminal: bool = False
+    # With terminal: stdio is a pty runsc made for the process and sent to
+    # a console socket, not runsc's own stdio (runc's foreground mode).
+    console: bool = False
 
 
 def new_platform(config: Config, mf: MemoryFile) -> PtracePlatform:
@@ -103,6 +133,10 @@ class Sandbox:
         seccomp: the spec's linux.seccomp, compiled: the filter every
             process of the container starts with.
         init_cwd: the init's working directory, made if missing.
+        pids_limit: the spec's linux.resources.pids.limit: the most tasks
+            the sandbox holds at once (0 or less: no limit).
+        total_memory: the container's memory limit in bytes, what the
+            sandbox shows as its total memory; 0 for the host's.
 
     Raises:
         MountError: a mount, mask or read-only path cannot be applied.
@@ -121,6 +155,8 @@ class Sandbox:
         readonly_paths: Sequence[str] = (),
         seccomp: Program | None = None,
         init_cwd: str = "",
+        pids_limit: int = 0,
+        total_memory: int = 0,
     ) -> None:
         self.config = config
         self.seccomp: SeccompFilter | None = None
@@ -149,10 +185,12 @@ class Sandbox:
                     strace_syscalls=config.strace_syscalls,
                     strace_log_size=config.strace_log_size,
                     vdso=config.vdso,
+                    pids_limit=max(pids_limit, 0),
                     host_network=config.network == "host",
                     host_links=host_links,
                     host_addrs=host_addrs,
                     host_routes=host_routes,
+                    total_memory=total_memory,
                 ),
                 build_table(),
             )
@@ -180,6 +218,9 @@ class Sandbox:
             self.platform.close()
             raise
         self.root = VirtualDentry(self.mount_ns.root, self.mount_ns.root.root)
+        # The terminal relays of processes that have one, by pid.
+        self._relays: dict[int, HostRelay] = {}
+        self._relays_mu = threading.Lock()
 
     def _make_dir(self, path: str) -> None:
         try:
@@ -193,12 +234,41 @@ class Sandbox:
         except SyscallError as e:
             raise MountError(f"mkdir {path} (the working directory): {e}") from None
 
+    def _check_execve_allowed(self) -> None:
+        """Fails as the execve of a new process would under runc, which
+        installs the profile just before that execve: a profile that
+        refuses execve stops the process from starting.
+
+        The call is judged with zero arguments (runc's are pointers into
+        its own memory, which a profile cannot usefully compare).
+
+        Raises:
+            ExecveRefused: the profile refuses execve.
+        """
+        if self.seccomp is None:
+            return
+        ret, _ = evaluate(self.seccomp, make_data(N.SYS_execve, 0, (0,) * 6))
+        action = ret & SC.SECCOMP_RET_ACTION_FULL
+        if action in (SC.SECCOMP_RET_ALLOW, SC.SECCOMP_RET_LOG):
+            return
+        if action == SC.SECCOMP_RET_ERRNO:
+            raise ExecveRefused(
+                min(ret & SC.SECCOMP_RET_DATA, 4095), "the profile's errno"
+            )
+        if action in (SC.SECCOMP_RET_TRACE, SC.SECCOMP_RET_USER_NOTIF):
+            # No tracer or listener: the call fails (kernel/seccomp.c).
+            raise ExecveRefused(errno.ENOSYS, "no tracer for the profile's action")
+        # KILL and TRAP: under runc the process dies of SIGSYS before it
+        # runs (and runc run waits for good); an error says why instead.
+        raise ExecveRefused(errno.EPERM, "its action kills the process")
+
     def create_process(self, spec: ProcessSpec) -> Task:
         """Loads a process; start_process runs it. The first process created
         is the container's init.
 
         Raises:
-            SyscallError: the executable cannot be opened or loaded.
+            SyscallError: the executable cannot be opened or loaded, or
+                the seccomp profile refuses execve (ExecveRefused).
         """
         kernel = self.kernel
         creds = spec.creds or root_credentials()
@@ -216,9 +286,16 @@ class Sandbox:
         executable = spec.executable
         if "/" not in executable:
             executable = self._search_path(executable, spec.env, open_exec)
+        self._check_execve_allowed()
         fds = FDTable()
-        for i, host_fd in enumerate(spec.stdio):
-            fds.set_fd(i, HostFile(os.dup(host_fd)))
+        con = self._open_console(spec, creds) if spec.terminal else None
+        if con is not None:
+            for i in range(3):
+                con.replica.inc_ref()
+                fds.set_fd(i, con.replica)
+        else:
+            for i, host_fd in enumerate(spec.stdio):
+                fds.set_fd(i, HostFile(os.dup(host_fd)))
         try:
             t = kernel.create_init_process(
                 exec_file=open_exec(os.fsencode(executable)),
@@ -234,19 +311,29 @@ class Sandbox:
             )
         except BaseException:
             fds.close_all()
+            if con is not None:
+                con.close()
             raise
         finally:
             for f in opened:
                 f.close()
         t.fs.umask = spec.umask
+        if con is not None:
+            con.replica.dec_ref()
+            console.attach(con, t)
+            relay = console.start_relay(
+                con, spec.stdio, str(t.tg.tgid), foreground=not spec.console
+            )
+            with self._relays_mu:
+                self._relays[t.tg.tgid] = relay
+            relay.on_done(lambda: self._forget_relay(t.tg.tgid, relay))
         if self.seccomp is not None:
-            # runc installs it just before the execve of the process; the
-            # sentry loads the executable itself, so the filter applies from
-            # the first instruction (an execve the profile forbids is not
-            # checked). The task runs no code yet: no lock is needed.
+            # The sentry loads the executable itself: the filter applies
+            # from the first instruction (the execve was checked above). The
+            # task runs no code yet: no lock is needed.
             t.seccomp_filter = self.seccomp
             t.seccomp_mode = SC.SECCOMP_MODE_FILTER
-        if spec.stdio and os.isatty(spec.stdio[0]):
+        if con is None and spec.stdio and os.isatty(spec.stdio[0]):
             # The terminal the process was started on is its session's
             # controlling terminal (/dev/tty, job control), with the process
             # in the foreground.
@@ -256,6 +343,45 @@ class Sandbox:
                 if pg is not None and pg.session.tty is None and tty.is_free_locked():
                     tty.attach_locked(pg.session, pg)
         return t
+
+    def _open_console(
+        self, spec: ProcessSpec, creds: Credentials
+    ) -> console.Console | None:
+        if not spec.stdio:
+            return None
+        try:
+            return console.open_console(self.kernel.vfs, self.root, creds.ruid)
+        except SyscallError as e:
+            # As before terminals were the sentry's: the host terminal
+            # itself, without a name in the sandbox.
+            log.warning(
+                "boot: no terminal in the container's /dev/pts (%s); "
+                "the process gets the host's descriptors",
+                e,
+            )
+            return None
+
+    def _forget_relay(self, pid: int, relay: HostRelay) -> None:
+        with self._relays_mu:
+            if self._relays.get(pid) is relay:
+                del self._relays[pid]
+
+    def relay_of(self, pid: int) -> HostRelay | None:
+        """Returns the terminal relay of process pid, if it has a live
+        one."""
+        with self._relays_mu:
+            return self._relays.get(pid)
+
+    def wait_relays(self, pids: Sequence[int] | None, timeout: float) -> bool:
+        """Waits until the terminal relays of pids (all if None) have
+        copied the last output and ended; returns False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._relays_mu:
+            if pids is None:
+                relays = list(self._relays.values())
+            else:
+                relays = [r for p in pids if (r := self._relays.get(p)) is not None]
+        return all(r.done.wait(max(0.0, deadline - time.monotonic())) for r in relays)
 
     @staticmethod
     def _search_path(
@@ -283,7 +409,12 @@ class Sandbox:
 
     def start_process(self, t: Task) -> None:
         """Starts running a process made by create_process."""
-        log.info("boot: starting pid %d: %s", t.tid, t.name)
+        log.info("boot: starting pid %d: %r", t.tid, t.name)
+        relay = self.relay_of(t.tg.tgid)
+        if relay is not None:
+            # A size the client set since the process was created (conmon
+            # sets it between create and start) is there when it starts.
+            relay.sync_winsize()
         self.kernel.start_task(t)
 
     def signal_foreground(self, signo: int) -> bool:
@@ -293,6 +424,12 @@ class Sandbox:
         tg = self.kernel.init_tg
         if tg is None:
             return False
+        relay = self.relay_of(tg.tgid)
+        if signo == S.SIGWINCH and relay is not None:
+            # The host terminal changed size: the sentry's follows it, and
+            # signals its foreground group if the size changed.
+            relay.sync_winsize()
+            return True
         with self.kernel.tasks.mu:
             pg = tg.process_group
             tty = pg.session.tty if pg is not None else None

@@ -5,6 +5,11 @@ working directory and standard descriptors; the command's exit status
 becomes runsc's, with death by a signal reported as 128 + the signal
 number, as a shell reports it. A command that cannot be found exits 127.
 
+When standard input, output and error are all terminals, the command gets
+a terminal of its own in the sandbox (/dev/pts/0, relayed to runsc's, as
+`run` of a spec with process.terminal); otherwise it gets runsc's
+descriptors as they are.
+
 `do` is `run` of a container whose spec it makes up: the host root (or the
 directory given with --rootfs) as the container's root, the command as its
 process with every capability, and a state directory under --root that it
@@ -18,10 +23,12 @@ import logging
 import os
 import secrets
 import shutil
+from typing import Any
 
 from pkg.abi.linux import capability as C
 from runsc.cmd.run import run_attached
 from runsc.config import Config
+from runsc.container import console
 from runsc.container.container import Container, CreateArgs
 from runsc.container.rootfs import ExecutableError, find_executable
 from runsc.container.state import ContainerError
@@ -52,6 +59,32 @@ def _resolve(command: str, env: dict[str, str]) -> str | None:
     return shutil.which(command, path=env.get("PATH", os.defpath))
 
 
+def _mounts(root: str) -> list[dict[str, Any]]:
+    # As on the host, not the 64 MiB of a container's default /dev/shm; the
+    # other mounts are the defaults (runsc/boot/mounts.py).
+    out: list[dict[str, Any]] = [
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "nodev", "mode=1777"],
+        }
+    ]
+    if root == "/":
+        # The host's /tmp is not empty, so the default /tmp would leave it
+        # showing; the sandbox's own keeps the host's temporary files out.
+        # Another root keeps its /tmp if it has files there, as an image.
+        out.append(
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777"],
+            }
+        )
+    return out
+
+
 def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec:
     """Returns the spec of a `do` container whose root is the host directory
     root."""
@@ -59,7 +92,7 @@ def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": os.isatty(0),
+            "terminal": all(os.isatty(fd) for fd in (0, 1, 2)),
             "user": {"uid": 0, "gid": 0},
             "args": argv,
             "env": [f"{k}={v}" for k, v in os.environ.items()],
@@ -72,16 +105,7 @@ def make_spec(argv: list[str], cwd: str, hostname: str, root: str = "/") -> Spec
         # the host with --overlay2=none.
         "root": {"path": root, "readonly": False},
         "hostname": hostname,
-        # As on the host, not the 64 MiB of a container's default /dev/shm;
-        # the other mounts are the defaults (runsc/boot/mounts.py).
-        "mounts": [
-            {
-                "destination": "/dev/shm",
-                "type": "tmpfs",
-                "source": "shm",
-                "options": ["nosuid", "nodev", "mode=1777"],
-            }
-        ],
+        "mounts": _mounts(root),
     }
 
 
@@ -115,6 +139,11 @@ def main(config: Config, args: argparse.Namespace) -> int:
             log.error("do: %s: command not found", argv[0])
             return 127
     spec = make_spec(argv, cwd, args.hostname, root)
+    with console.saved_attributes(0):
+        return _run(config, spec)
+
+
+def _run(config: Config, spec: Spec) -> int:
     try:
         c = Container.create(
             config,

@@ -26,6 +26,7 @@ from pkg.abi.linux import capability as C
 from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.cmd.util import flag
 from runsc.config import Config
+from runsc.container import console
 from runsc.container.container import Container
 from runsc.container.state import write_atomic
 from runsc.sandbox.launch import wait_status_to_exit_code
@@ -114,14 +115,16 @@ def main(config: Config, args: argparse.Namespace) -> int:
         raise ValueError("--preserve-fds is not supported")
     c = Container.load(config, args.container_id)
     process = build_process(c, args)
-    pid = c.exec(process, args.console_socket)
     if not args.detach:
         # This runsc waits and exits with the process's status: it is the
         # host process that stands for it.
-        if args.pid_file:
-            write_atomic(os.path.abspath(args.pid_file), str(os.getpid()).encode())
-        _forward_to(c, pid)
-        return wait_status_to_exit_code(c.wait_pid(pid))
+        with console.saved_attributes(0):
+            pid = c.exec(process, args.console_socket)
+            if args.pid_file:
+                write_atomic(os.path.abspath(args.pid_file), str(os.getpid()).encode())
+            _forward_to(c, pid)
+            return wait_status_to_exit_code(c.wait_pid(pid))
+    pid = c.exec(process, args.console_socket, attached=False)
 
     proxy = os.fork()
     if proxy == 0:

@@ -17,6 +17,7 @@ from runsc.boot.signals import FORWARDED_SIGNALS
 from runsc.cmd.create import add_create_flags
 from runsc.cmd.util import flag
 from runsc.config import Config
+from runsc.container import console
 from runsc.container.container import Container, CreateArgs
 from runsc.sandbox.launch import wait_status_to_exit_code
 
@@ -55,6 +56,15 @@ def main(config: Config, args: argparse.Namespace) -> int:
     """Runs `run`."""
     if args.preserve_fds:
         raise ValueError("--preserve-fds is not supported")
+    if args.detach:
+        return _run(config, args)
+    # Attached with a terminal and no console socket, the sandbox relays
+    # runsc's own terminal, in raw mode meanwhile.
+    with console.saved_attributes(0):
+        return _run(config, args)
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
     c = Container.create(
         config,
         CreateArgs(

@@ -11,11 +11,14 @@ the user's terminal to the master and sets its size.
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import os
 import socket
 import struct
 import termios
+import tty
+from collections.abc import Iterator
 
 
 class ConsoleError(Exception):
@@ -23,9 +26,30 @@ class ConsoleError(Exception):
 
 
 def new_pty() -> tuple[int, int]:
-    """Returns a new pty pair (master, replica), both close-on-exec."""
+    """Returns a new pty pair (master, replica), both close-on-exec, in raw
+    mode: the container's own terminal, in the sandbox, does the line
+    discipline (runsc/boot/console.py), so none is done here even for what
+    the client writes before the sandbox relays it."""
     master, replica = os.openpty()
+    tty.setraw(replica)
     return master, replica
+
+
+@contextlib.contextmanager
+def saved_attributes(fd: int) -> Iterator[None]:
+    """Puts back the attributes of terminal fd (if it is one) on leaving:
+    the sandbox puts the terminal runsc runs on in raw mode while it relays
+    it, and could die before it restores them."""
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
 def set_size(fd: int, size: dict[str, int] | None) -> None:

@@ -48,7 +48,7 @@ from runsc.container.state import (
     process_start_time,
     write_atomic,
 )
-from runsc.sandbox import sandbox
+from runsc.sandbox import cgroup, sandbox
 from runsc.sandbox.errors import SandboxError
 from runsc.specutils import spec as specutils
 
@@ -218,15 +218,26 @@ class Container:
         except rootfs.ExecutableError as e:
             raise ContainerError(str(e)) from None
 
+        try:
+            cg = cgroup.plan(spec.get("linux") or {})
+            if cg is not None:
+                for w in cg.make():
+                    log.warning("spec: %s", w)
+        except cgroup.SystemdPathError as e:
+            log.warning("spec: %s", e)
+            cg = None
+        except cgroup.CgroupError as e:
+            raise ContainerError(str(e)) from None
+
         opened: list[int] = []
         try:
             use_console = settings.terminal and bool(args.console_socket)
             if use_console:
-                # TODO(#7): the container gets this host pty itself: it is
-                # its controlling terminal and works as runc's does, but has
-                # no name in the sandbox (`tty` says "not a tty", ps shows no
-                # TT), where runc's is /dev/pts/0. A devpts pair in the
-                # sentry relayed to this pty would give it one.
+                # The client gets this pty's master; the sandbox relays its
+                # replica to the container's own terminal, /dev/pts/0 in
+                # the container, as under runc (runsc/boot/console.py).
+                # Without a console socket (attached), runsc's own stdio
+                # is relayed, as runc relays its stdio in the foreground.
                 master, replica = console.new_pty()
                 opened.append(replica)
                 try:
@@ -261,6 +272,7 @@ class Container:
                         exit_fd=exit_fd,
                         console=use_console,
                         attached=args.attached,
+                        cgroup=cg,
                     ),
                     on_started=self._record_sandbox,
                 )
@@ -399,6 +411,7 @@ class Container:
                 )
             except hooks.HookError as e:
                 log.warning("container: %s", e)
+            self._remove_cgroups()
             self.sd.remove()
 
     def _kill_sandbox(self) -> None:
@@ -427,10 +440,21 @@ class Container:
             os.close(pidfd)
 
     def _destroy(self) -> None:
-        """Undoes a failed create: the sandbox and the state directory."""
+        """Undoes a failed create: the sandbox, its cgroups and the state
+        directory."""
         with contextlib.suppress(Exception):
             self._kill_sandbox()
+        self._remove_cgroups()
         self.sd.remove()
+
+    def _remove_cgroups(self) -> None:
+        """Removes the container's host cgroups (as runc's delete does),
+        once the sandbox is gone."""
+        try:
+            cg = cgroup.plan(self.spec().get("linux") or {})
+        except (OSError, ValueError, cgroup.CgroupError):
+            return
+        cgroup.remove_quietly(cg)
 
     # wait.
 
@@ -466,12 +490,16 @@ class Container:
 
     # exec.
 
-    def exec(self, process: specutils.Spec, console_socket: str = "") -> int:
+    def exec(
+        self, process: specutils.Spec, console_socket: str = "", attached: bool = True
+    ) -> int:
         """Starts a further process in the container.
 
         Args:
             process: an OCI process object.
             console_socket: where to send the terminal, if process.terminal.
+            attached: runsc stays to wait for the process: without a
+                console socket, its terminal is relayed to runsc's stdio.
 
         Returns:
             The process's pid inside the sandbox.
@@ -500,8 +528,9 @@ class Container:
                 raise ContainerError(str(e)) from None
             opened: list[int] = []
             try:
-                if settings.terminal and not console_socket and os.isatty(0):
-                    # Attached to a terminal already: the process shares it.
+                if settings.terminal and not console_socket and attached:
+                    # The process's terminal is relayed to runsc's stdio
+                    # (as runc's exec relays it in the foreground).
                     stdio = [0, 1, 2]
                 elif settings.terminal:
                     if not console_socket:
@@ -520,9 +549,9 @@ class Container:
                     stdio = [replica] * 3
                 else:
                     stdio = [0, 1, 2]
-                req = pb.Request(
-                    exec=pb.ExecRequest(process=_process_msg(settings, filename))
-                )
+                msg = _process_msg(settings, filename)
+                msg.console = bool(settings.terminal and console_socket)
+                req = pb.Request(exec=pb.ExecRequest(process=msg))
                 try:
                     resp = self._call(req, tuple(stdio))
                 except (ControlError, SandboxError) as e:

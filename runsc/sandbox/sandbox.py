@@ -22,6 +22,7 @@ from pkg.sentry.control.errors import ControlError
 from pkg.unet import unet
 from runsc.config import Config
 from runsc.sandbox import gofer, launch
+from runsc.sandbox.cgroup import Plan
 from runsc.sandbox.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class SpawnArgs:
     console: bool = False
     # Die with the calling runsc (`run` without --detach, `do`).
     attached: bool = False
+    # The container's host cgroups, made already: the sandbox and the
+    # gofer join them before they start anything.
+    cgroup: Plan | None = None
 
 
 def spawn(
@@ -75,11 +79,18 @@ def spawn(
     try:
         if on_started is not None:
             on_started(launched.proc)
+        if args.cgroup is not None:
+            # It waits for its configuration: no stub exists yet, and the
+            # ones it makes follow it.
+            args.cgroup.join(launched.proc.pid)
         # The gofer serves the container's files; it exits once the sandbox
         # has closed every connection (or never got them).
         gofer_proc, conns = gofer.start_for_spec(
             config, json.loads(args.spec), args.bundle, attached=args.attached
         )
+        if args.cgroup is not None:
+            # Still importing its modules: it has started nothing.
+            args.cgroup.join(gofer_proc.pid)
         if args.attached:
             _attached_gofers.append(gofer_proc)
         os.write(spec_fd, args.spec)

@@ -134,6 +134,7 @@ def check(spec: Spec, bundle: str) -> list[str]:
     )
 
     warnings += _check_mounts(spec.get("mounts", []))
+    _check_bind_sources(spec.get("mounts", []), bundle)
     warnings += _check_hooks(spec.get("hooks", {}))
     warnings += _check_linux(spec.get("linux", {}))
     return warnings
@@ -227,6 +228,22 @@ def _check_mounts(mounts: object) -> list[str]:
     return warnings
 
 
+def _check_bind_sources(mounts: list[Spec], bundle: str) -> None:
+    """Fails, as runc does, on a bind mount whose source cannot be reached
+    (it is stat'ed, so a dangling symlink fails too), before the gofer would
+    find out in the middle of the sandbox's start."""
+    for m in mounts:
+        if not is_gofer_mount(m):
+            continue
+        src = os.path.join(bundle, m.get("source") or "")
+        try:
+            os.stat(src)
+        except OSError as e:
+            raise SpecError(
+                f"mount {m['destination']}: bind source {src}: {e.strerror}"
+            ) from None
+
+
 def _check_hooks(hooks: object) -> list[str]:
     _expect(isinstance(hooks, dict), "hooks must be an object")
     warnings = []
@@ -294,8 +311,8 @@ def _check_linux(linux: object) -> list[str]:
         except seccomp.SeccompError as e:
             raise SpecError(str(e)) from None
         warnings += prog.warnings
-    if linux.get("resources") or linux.get("cgroupsPath"):
-        warnings.append("cgroups (linux.resources, linux.cgroupsPath) are not applied")
+    # linux.cgroupsPath and linux.resources are applied to the sandbox on
+    # the host (runsc/sandbox/cgroup.py), which warns about what it cannot.
     for key in (
         "devices",
         "intelRdt",
@@ -375,6 +392,19 @@ def uts_names(spec: Spec) -> tuple[str, str]:
     hostname = sysctl.get("kernel.hostname") or spec.get("hostname") or "localhost"
     domainname = sysctl.get("kernel.domainname") or spec.get("domainname") or ""
     return hostname, domainname
+
+
+def memory_limit(spec: Spec) -> int:
+    """Returns the container's memory limit in bytes
+    (linux.resources.memory.limit), or 0 without one. The sandbox shows it
+    as its total memory (/proc/meminfo's MemTotal), as gVisor's
+    --total-memory does; cgroups themselves are not applied."""
+    resources = (spec.get("linux") or {}).get("resources") or {}
+    limit = (resources.get("memory") or {}).get("limit")
+    # -1 (and anything not positive) means unlimited.
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return 0
 
 
 @dataclass(slots=True)

@@ -202,3 +202,23 @@ def test_invalid_ids(cid: str) -> None:
 def test_valid_ids() -> None:
     for cid in ("a", "abc-123_x.y+z", "0" * 64):
         specutils.validate_id(cid)
+
+
+def test_bind_mount_sources_must_exist(bundle: str) -> None:
+    (Path(bundle) / "data").mkdir()
+    ok = {"destination": "/d", "type": "bind", "source": "data"}
+    assert specutils.check(_spec(mounts=[ok]), bundle) == []
+    missing = {"destination": "/m", "source": "/no/such/src", "options": ["rbind"]}
+    with pytest.raises(specutils.SpecError, match=r"/m: bind source /no/such/src: No"):
+        specutils.check(_spec(mounts=[ok, missing]), bundle)
+
+
+def test_memory_limit() -> None:
+    def spec(memory: object) -> dict:
+        return {"linux": {"resources": {"memory": memory}}}
+
+    assert specutils.memory_limit({}) == 0
+    assert specutils.memory_limit(spec({"limit": 1 << 30})) == 1 << 30
+    assert specutils.memory_limit(spec({"limit": -1})) == 0
+    assert specutils.memory_limit(spec({"limit": True})) == 0
+    assert specutils.memory_limit(spec({})) == 0

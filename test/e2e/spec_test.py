@@ -217,3 +217,24 @@ def test_missing_working_directory_is_made(tmp: str) -> None:
     out = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
     assert out.stdout == "/no/such/dir\n", out.stderr
     assert not os.path.exists(os.path.join(root, "no"))
+
+
+def test_memory_limit_is_the_sandbox_memory(tmp: str) -> None:
+    # As gVisor shows a container its memory limit: /proc/meminfo and
+    # sysinfo(2) (free) report it as the total.
+    root = make_busybox_rootfs(os.path.join(tmp, "rootfs"))
+    spec = make_spec(["/bin/sh", "-c", "cat /proc/meminfo; free -k"])
+    spec["root"] = {"path": root, "readonly": True}
+    spec["linux"]["resources"] = {"memory": {"limit": 256 << 20}}
+    bundle = write_bundle(os.path.join(tmp, "bundle"), spec)
+    out = Runsc(os.path.join(tmp, "root")).run("run", "--bundle", bundle, "c")
+    fields = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.split()
+    assert fields["MemTotal"] == ["262144", "kB"], out.stdout
+    free = int(fields["MemFree"][0])
+    assert 0 < free <= 262144
+    assert int(fields["MemAvailable"][0]) == free
+    # busybox free: "Mem: total used free ...", in KiB.
+    assert fields["Mem"][0] == "262144", out.stdout

@@ -1,6 +1,7 @@
-"""An interactive shell under `runsc do` on a terminal has job control: the
-host terminal is its controlling terminal in the sandbox, ^C reaches the
-foreground job only, and background jobs are listed and killed."""
+"""An interactive shell under `runsc do` on a terminal has job control: its
+controlling terminal is /dev/pts/0 of the sandbox, relayed to the host
+terminal, ^C reaches the foreground job only, and background jobs are
+listed and killed."""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def test_job_control_on_the_host_terminal(tmp_path):
     term = Terminal(str(tmp_path))
     banner = term.expect(b"PROMPT> ")
     assert b"no job control" not in banner
+    # Its terminal is the sandbox's, as runc's would be the container's.
+    term.send(b"tty\n")
+    assert b"/dev/pts/0" in term.expect(b"PROMPT> ")
     term.send(b"sleep 100\n")
     time.sleep(1)
     term.send(b"\x03")

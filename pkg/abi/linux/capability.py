@@ -43,6 +43,14 @@ CAP_BPF = 39
 CAP_CHECKPOINT_RESTORE = 40
 CAP_LAST_CAP = CAP_CHECKPOINT_RESTORE
 
+# File capabilities (security.capability, struct vfs_cap_data and
+# vfs_ns_cap_data): the revision in magic_etc, and each revision's size.
+VFS_CAP_REVISION_MASK = 0xFF000000
+VFS_CAP_REVISION_2 = 0x02000000
+VFS_CAP_REVISION_3 = 0x03000000
+XATTR_CAPS_SZ_2 = 20
+XATTR_CAPS_SZ_3 = 24
+
 # capget/capset header versions.
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 

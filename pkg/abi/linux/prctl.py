@@ -35,6 +35,8 @@ PR_SET_THP_DISABLE = 41
 PR_GET_THP_DISABLE = 42
 PR_CAP_AMBIENT = 47
 PR_SET_PTRACER = 0x59616D61
+# PR_SET_PTRACER's "any process may trace me" ((unsigned long)-1).
+PR_SET_PTRACER_ANY = (1 << 64) - 1
 
 # PR_CAP_AMBIENT operations.
 PR_CAP_AMBIENT_IS_SET = 1

@@ -151,6 +151,7 @@ CLD_TRAPPED = 4
 CLD_STOPPED = 5
 CLD_CONTINUED = 6
 TRAP_BRKPT = 1
+TRAP_TRACE = 2
 SYS_SECCOMP = 1
 
 # Default actions (kernel/signal.c sig_kernel_* classes).

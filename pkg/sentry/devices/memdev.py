@@ -131,8 +131,11 @@ class _TtyDevice(Device):
         if t is None:
             raise SyscallError(errno.ENXIO)
         with t.kernel.tasks.mu:
+            # A process that gave the terminal up (TIOCNOTTY) has none.
             pg = t.tg.process_group
             tty = pg.session.tty if pg is not None else None
+            if t.tg.ctty_detached:
+                tty = None
         # The terminal objects (devpts's Terminal, the host's HostFile)
         # know how to open themselves again.
         open_tty = getattr(tty, "open_tty", None)

@@ -43,10 +43,16 @@ class TaskCPU:
     thread never reads a torn pair. Only the task's own thread writes it.
     """
 
-    __slots__ = ("final_sys_ns", "host_tid", "run")
+    __slots__ = ("final_sys_ns", "host_tid", "nivcsw", "nvcsw", "run", "waiting")
 
     def __init__(self) -> None:
         self.run: tuple[int, int] = (0, 0)
+        # Context switches (sched_stats.py): waits, and preempted runs of
+        # application code.
+        self.nvcsw = 0
+        self.nivcsw = 0
+        # The task is asleep in a wait: not runnable for the load average.
+        self.waiting = False
         # The native id of the task's host thread once it runs, for its
         # CPU clock; 0 before and after.
         self.host_tid = 0

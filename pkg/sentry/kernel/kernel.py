@@ -28,6 +28,7 @@ from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.ipc.namespace import IPCNamespace
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import KernelStats
 from pkg.sentry.kernel.sessions import new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
@@ -74,6 +75,10 @@ class KernelConfig:
     # Off by default so that kernels made by unit tests own no pages and run
     # no clock thread.
     vdso: bool = False
+    # The most tasks (threads) the kernel holds at once, as the pids cgroup
+    # controller's pids.max bounds a container (unlike it, zombies are not
+    # counted); 0: no limit. clone fails with EAGAIN at the limit.
+    pids_limit: int = 0
     # AF_INET and AF_INET6 sockets are host sockets (--network=host,
     # pkg/sentry/socket/hostinet.py) instead of the loopback-only stack.
     host_network: bool = False
@@ -83,6 +88,9 @@ class KernelConfig:
     host_links: tuple[bytes, ...] = ()
     host_addrs: tuple[bytes, ...] = ()
     host_routes: tuple[bytes, ...] = ()
+    # The sandbox's total memory in bytes (the container's memory limit),
+    # what /proc/meminfo and sysinfo(2) show; 0 for the host's memory.
+    total_memory: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -117,6 +125,8 @@ class Kernel:
         self.mf = mf
         self.config = config
         self.tasks = TaskSet()
+        # Load averages, fork and context switch counts (/proc).
+        self.stats = KernelStats()
         self.futexes = FutexManager()
         # The virtual filesystem; runsc/boot/vfs.py mounts the root.
         self.vfs = VirtualFilesystem()
@@ -139,6 +149,12 @@ class Kernel:
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).
         self.num_cpus = config.num_cpus or len(os.sched_getaffinity(0))
+        # The sandbox's memory in bytes: the host's, or the container's
+        # limit when it is less (as gVisor's --total-memory).
+        host_mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        self.total_memory = host_mem
+        if 0 < config.total_memory < host_mem:
+            self.total_memory = config.total_memory
         # The vDSO and the clock in its vvar page, shared by all processes.
         self.vdso: VDSO | None = None
         self.vdso_clock: VdsoClock | None = None
@@ -147,6 +163,9 @@ class Kernel:
             self.vdso_clock = VdsoClock(mf, self.vdso.vvar_offset, self.num_cpus)
             self.vdso_clock.start()
         self.init_tg: ThreadGroup | None = None
+        # kernel.yama.ptrace_scope (ptrace.py): 1, attach to descendants
+        # only, by default as in gVisor and many distributions.
+        self.yama_ptrace_scope = 1
         # Set once the init process has exited and every task is gone.
         self.done = threading.Event()
         self.exit_status: int | None = None
@@ -157,6 +176,12 @@ class Kernel:
         self.orphan_exit_callback: Callable[[ThreadGroup], None] | None = None
         # Set while the sandbox is paused: tasks wait in their run loop.
         self.paused = False
+        # /proc/sys/dev/tty/legacy_tiocsti: TIOCSTI without CAP_SYS_ADMIN
+        # is allowed (on the terminal one controls), as Linux built with
+        # CONFIG_LEGACY_TIOCSTI, the hosts this project targets.
+        self.tty_legacy_tiocsti = True
+        # The terminal the console is redirected to (TIOCCONS), weakly.
+        self.console_tty: Callable[[], object | None] | None = None
 
     # Processes.
 
@@ -217,13 +242,14 @@ class Kernel:
         tg = ThreadGroup(self, tid, SignalHandlers(), limits, parent=None)
         state = self.platform.new_state()
         state.init_user(result.entry, result.stack_pointer)
-        name = filename.rsplit(b"/", 1)[-1].decode(errors="replace")
+        name = filename.rsplit(b"/", 1)[-1]
         t = Task(self, tid, tg, mm, fd_table, FSContext(root, cwd), creds, state, name)
         tg.leader = t
         tg.tasks.append(t)
         with self.tasks.mu:
             self.tasks.tasks[tid] = t
             self.tasks.thread_groups[tid] = tg
+            self.stats.forks += 1
             new_session_locked(self.tasks, tg)
             if self.init_tg is None:
                 self.init_tg = tg
@@ -239,6 +265,7 @@ class Kernel:
         concerned.
         """
         self.tasks.empty.clear()
+        self.stats.start_sampling(self)
         _thread.start_new_thread(run, (t,))
 
     def reap(self, tg: ThreadGroup) -> None:
@@ -291,12 +318,18 @@ class Kernel:
         """Holds t, on its own thread between run states, while the sandbox
         is paused and t is not exiting."""
         while self.paused and not (t.exiting or t.tg.exiting):
-            select.select([t.wake_fd], [], [])
+            # Not runnable meanwhile (the load average).
+            t.cpu.waiting = True
+            try:
+                select.select([t.wake_fd], [], [])
+            finally:
+                t.cpu.waiting = False
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(t.wake_fd)
 
     def _finish(self) -> None:
         self.tasks.empty.wait()
+        self.stats.stop()
         self.timer_queue.close()
         self.done.set()
 
@@ -322,6 +355,11 @@ class Kernel:
         if not self.done.wait(timeout):
             return None
         return self.exit_status
+
+    def free_memory(self) -> int:
+        """Returns the bytes of total_memory that the MemoryFile does not
+        hold (MemFree)."""
+        return max(0, self.total_memory - self.mf.committed)
 
     def uptime_ns(self) -> int:
         """Nanoseconds since the kernel started (CLOCK_BOOTTIME's origin)."""

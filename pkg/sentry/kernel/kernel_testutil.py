@@ -15,6 +15,7 @@ from pkg.sentry.kernel.credentials import root_credentials
 from pkg.sentry.kernel.futex import FutexManager
 from pkg.sentry.kernel.kernel import KernelConfig
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import KernelStats
 from pkg.sentry.kernel.sessions import join_process_group_locked, new_session_locked
 from pkg.sentry.kernel.signals import SignalHandlers, SigpendingAccount
 from pkg.sentry.kernel.task import Task
@@ -100,6 +101,7 @@ class FakeKernel:
         self.sigpending = SigpendingAccount()
         self.timer_queue = TimerQueue()
         self.cpu_timers = CPUTimerTicker(self.timer_queue)
+        self.stats = KernelStats()
         self.init_tg: ThreadGroup | None = None
         # The defaults of a sandbox's configuration (no host networking).
         self.config = KernelConfig()
@@ -125,7 +127,7 @@ class FakeKernel:
         for i in range(threads):
             with self.tasks.mu:
                 tid = tgid if i == 0 else self.tasks.allocate_id()
-            t = Task(self, tid, tg, mm, None, None, root_credentials(), None, "t")
+            t = Task(self, tid, tg, mm, None, None, root_credentials(), None, b"t")
             tg.tasks.append(t)
             if i == 0:
                 tg.leader = t

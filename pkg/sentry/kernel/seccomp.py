@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import ptrace as PT
 from pkg.abi.linux import seccomp as SC
 from pkg.abi.linux import signal as S
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task_signals import force_signal, recalc_interrupted_locked
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _MASK32 = 0xFFFFFFFF
 _ERRNO_MAX = 4095
+_MASK64 = (1 << 64) - 1
 
 # System calls allowed in SECCOMP_MODE_STRICT (mode1_syscalls).
 STRICT_ALLOWED = frozenset((N.SYS_read, N.SYS_write, N.SYS_exit, N.SYS_rt_sigreturn))
@@ -433,22 +436,27 @@ def evaluate(chain: SeccompFilter, data: tuple[int, ...]) -> tuple[int, SeccompF
 def seccomp_data(t: Task, sysno: int) -> tuple[int, ...]:
     """Returns struct seccomp_data for the call t stopped at, as 16 words."""
     regs = t.state.regs
-    raw = _DATA.pack(
+    return make_data(
         sysno,
-        SC.AUDIT_ARCH_X86_64,
         regs[P.RIP],
-        regs[P.RDI],
-        regs[P.RSI],
-        regs[P.RDX],
-        regs[P.R10],
-        regs[P.R8],
-        regs[P.R9],
+        (regs[P.RDI], regs[P.RSI], regs[P.RDX], regs[P.R10], regs[P.R8], regs[P.R9]),
     )
+
+
+def make_data(sysno: int, ip: int, args: tuple[int, ...]) -> tuple[int, ...]:
+    """Returns struct seccomp_data for an x86-64 call, as 16 words."""
+    raw = _DATA.pack(sysno, SC.AUDIT_ARCH_X86_64, ip, *args)
     return struct.unpack("<16I", raw)
 
 
-def check_syscall(t: Task, sysno: int) -> int | None:
+def check_syscall(t: Task, sysno: int, recheck: bool = False) -> int | None:
     """Applies t's seccomp mode to the call it stopped at (__secure_computing).
+
+    Args:
+        t: the task, on its own thread.
+        sysno: the call's number.
+        recheck: the filters run again on a call a tracer saw at
+            PTRACE_EVENT_SECCOMP; SECCOMP_RET_TRACE then allows it.
 
     Returns:
         None to run the call; otherwise the value for the return register,
@@ -479,8 +487,10 @@ def check_syscall(t: Task, sysno: int) -> int | None:
         # The call is rolled back: the handler sees rax = the call number.
         force_signal(t, _sigsys(t, sysno, data))
         return sysno
-    if action in (SC.SECCOMP_RET_TRACE, SC.SECCOMP_RET_USER_NOTIF):
-        # No tracer and no listener can exist: the call fails.
+    if action == SC.SECCOMP_RET_TRACE:
+        return _trace(t, data, recheck)
+    if action == SC.SECCOMP_RET_USER_NOTIF:
+        # TODO(#5): no listener can exist: the call fails.
         return -errno.ENOSYS
     # KILL_THREAD, KILL_PROCESS, and any unknown action.
     log.debug("seccomp: tid=%d kill (action %#x) on sysno=%d", t.tid, action, sysno)
@@ -491,6 +501,27 @@ def check_syscall(t: Task, sysno: int) -> int | None:
     else:
         force_signal(t, _sigsys(t, sysno, data), force_default=True)
     return -errno.ENOSYS
+
+
+def _trace(t: Task, data: int, recheck: bool) -> int | None:
+    """SECCOMP_RET_TRACE: a tracer with PTRACE_O_TRACESECCOMP sees the call
+    at a PTRACE_EVENT_SECCOMP stop and may change or skip it (orig_rax -1);
+    without one the call fails with ENOSYS."""
+    if recheck:
+        return None
+    ps = t.ptrace
+    if ps is None or not ps.options & PT.PTRACE_O_TRACESECCOMP:
+        return -errno.ENOSYS
+    regs = t.state.regs
+    regs[P.RAX] = -errno.ENOSYS & _MASK64
+    ptrace.event_stop(t, PT.PTRACE_EVENT_SECCOMP, data)
+    if t.exiting or t.tg.exiting:
+        return regs[P.RAX]
+    sysno = regs[P.ORIG_RAX]
+    if sysno == _MASK64:
+        return regs[P.RAX]
+    # The filters see what the tracer left, as since Linux 4.8.
+    return check_syscall(t, sysno, recheck=True)
 
 
 def _sigsys(t: Task, sysno: int, data: int) -> SignalInfo:

@@ -73,6 +73,19 @@ class ProcessGroup:
         return f"ProcessGroup(pgid={self.pgid})"
 
 
+def controlling_tty_locked(tg: ThreadGroup) -> object | None:
+    """Returns the controlling terminal of a process: its session's, unless
+    the process gave it up with TIOCNOTTY without leading the session
+    (Linux keeps the terminal per process, in signal->tty).
+
+    Preconditions: the TaskSet's mu is held.
+    """
+    pg = tg.process_group
+    if pg is None or tg.ctty_detached:
+        return None
+    return pg.session.tty
+
+
 def new_session_locked(ts: TaskSet, tg: ThreadGroup) -> Session:
     """Makes tg the leader of a new session and of a new process group in
     it, both named after tg (setsid, and the container's first process).
@@ -80,6 +93,8 @@ def new_session_locked(ts: TaskSet, tg: ThreadGroup) -> Session:
     Preconditions: ts.mu is held; no process group or session has tg's id.
     """
     session = Session(tg.tgid, tg)
+    # A new session starts without a terminal to detach from.
+    tg.ctty_detached = False
     ts.ref_id(tg.tgid)
     ts.sessions[tg.tgid] = session
     pg = _new_process_group_locked(ts, tg.tgid, session)

@@ -20,6 +20,7 @@ from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.cputime import TaskCPU
 from pkg.sentry.kernel.credentials import Credentials
+from pkg.sentry.kernel.sched_stats import TaskIO
 from pkg.sentry.kernel.signals import PendingSignals
 from pkg.sentry.kernel.task_sched import ALL_CPUS, SchedParams
 
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
     from pkg.sentry.kernel.fs_context import FSContext
     from pkg.sentry.kernel.ipc.namespace import IPCNamespace
     from pkg.sentry.kernel.kernel import Kernel
+    from pkg.sentry.kernel.ptrace import PtraceExit, TraceeState
     from pkg.sentry.kernel.seccomp import SeccompFilter
     from pkg.sentry.kernel.thread_group import ThreadGroup
     from pkg.sentry.kernel.uts_namespace import UTSNamespace
     from pkg.sentry.mm.memory_manager import MemoryManager
+    from pkg.sentry.mm.mempolicy import MemPolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +74,18 @@ class Task:
         "fd_table",
         "fs",
         "interrupted",
+        "ioac",
         "ipc_ns",
         "kernel",
         "last_syscall",
+        "mempolicy",
         "mm",
         "name",
         "pdeath_signal",
         "pending",
         "personality",
+        "ptrace",
+        "ptrace_exits",
         "real_blocked",
         "restart_block",
         "robust_list",
@@ -94,6 +101,7 @@ class Task:
         "syscall_restart",
         "tg",
         "tid",
+        "tracees",
         "uts_ns",
         "vfork_done",
         "wake_fd",
@@ -109,7 +117,7 @@ class Task:
         fs: FSContext,
         creds: Credentials,
         state: State,
-        name: str,
+        name: bytes,
     ) -> None:
         self.kernel = kernel
         self.tid = tid
@@ -119,7 +127,8 @@ class Task:
         self.fs = fs
         self.creds = creds
         self.state = state
-        # comm, at most 15 bytes as Linux's TASK_COMM_LEN.
+        # comm: at most 15 bytes (TASK_COMM_LEN), any but NUL, as the
+        # application set them (PR_SET_NAME, /proc/pid/comm).
         self.name = name[:15]
         self.context: Context | None = None
         # Signals sent to this thread, and the ones it blocks (signal lock).
@@ -151,6 +160,8 @@ class Task:
         self.restart_block: Callable[[Task], int] | None = None
         # Application CPU time accounting (cputime.py).
         self.cpu = TaskCPU()
+        # /proc/pid/io's counters (sched_stats.py).
+        self.ioac = TaskIO()
         # seccomp(2): the mode and the newest filter of the chain
         # (seccomp.py). Inherited by clone, kept across execve.
         self.seccomp_mode = 0
@@ -166,6 +177,9 @@ class Task:
         self.pdeath_signal = 0
         self.personality = 0
         self.sched = SchedParams(ALL_CPUS)
+        # The NUMA policy set_mempolicy(2) set, None for the default; kept
+        # across fork and execve.
+        self.mempolicy: MemPolicy | None = None
         # CLOCK_MONOTONIC when the task was created, in nanoseconds.
         self.start_ns = time.monotonic_ns()
         # For a vfork child: released when it execs or exits (task_clone).
@@ -173,6 +187,11 @@ class Task:
         # Host and domain name: None for the kernel's initial namespace
         # (uts_namespace.uts_of); CLONE_NEWUTS gives a task its own.
         self.uts_ns: UTSNamespace | None = None
+        # ptrace (ptrace.py, Kernel.tasks.mu): this task's tracer link or
+        # None; the tasks it traces; exits of tracees it has to wait for.
+        self.ptrace: TraceeState | None = None
+        self.tracees: list[Task] = []
+        self.ptrace_exits: list[PtraceExit] = []
         # System V IPC and POSIX message queues: None for the kernel's
         # initial namespace (ipc/namespace.py ipc_of); CLONE_NEWIPC gives a
         # task its own.
@@ -228,17 +247,24 @@ class Task:
         p.register(self.wake_fd, _POLLIN)
         for fd, events in host_fds:
             p.register(fd, events)
-        while True:
-            if deadline is None:
-                timeout = None
-            else:
-                # poll(2) takes an int of milliseconds: a farther deadline
-                # is waited for in steps.
-                remaining = max(0.0, deadline - time.monotonic()) * 1000
-                timeout = min(remaining, _MAX_POLL_MS)
-            ready = p.poll(timeout)
-            if ready or timeout is None or timeout < _MAX_POLL_MS:
-                break
+        # A wait is a voluntary context switch (sched_stats.py).
+        cpu = self.cpu
+        cpu.nvcsw += 1
+        cpu.waiting = True
+        try:
+            while True:
+                if deadline is None:
+                    timeout = None
+                else:
+                    # poll(2) takes an int of milliseconds: a farther
+                    # deadline is waited for in steps.
+                    remaining = max(0.0, deadline - time.monotonic()) * 1000
+                    timeout = min(remaining, _MAX_POLL_MS)
+                ready = p.poll(timeout)
+                if ready or timeout is None or timeout < _MAX_POLL_MS:
+                    break
+        finally:
+            cpu.waiting = False
         host_ready = []
         for fd, revents in ready:
             if fd == self.wake_fd:

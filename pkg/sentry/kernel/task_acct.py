@@ -32,16 +32,25 @@ class Usage:
     stime_ns: int = 0
     # Largest resident set, in KiB (ru_maxrss).
     max_rss_kb: int = 0
+    # Voluntary and involuntary context switches (ru_nvcsw, ru_nivcsw;
+    # sched_stats.py).
+    nvcsw: int = 0
+    nivcsw: int = 0
 
     def add(self, other: Usage) -> None:
-        """Adds other's times (and keeps the larger of the two maxrss)."""
+        """Adds other's times and counts (and keeps the larger of the two
+        maxrss)."""
         self.utime_ns += other.utime_ns
         self.stime_ns += other.stime_ns
         self.max_rss_kb = max(self.max_rss_kb, other.max_rss_kb)
+        self.nvcsw += other.nvcsw
+        self.nivcsw += other.nivcsw
 
     def copy(self) -> Usage:
         """Returns an independent copy."""
-        return Usage(self.utime_ns, self.stime_ns, self.max_rss_kb)
+        return Usage(
+            self.utime_ns, self.stime_ns, self.max_rss_kb, self.nvcsw, self.nivcsw
+        )
 
 
 def ns_to_ticks(ns: int) -> int:
@@ -66,7 +75,7 @@ def sample_max_rss_locked(tg: ThreadGroup) -> int:
 
 def task_usage(t: Task) -> Usage:
     """Returns the usage of one live task (RUSAGE_THREAD), maxrss aside."""
-    return Usage(*task_cputime(t))
+    return Usage(*task_cputime(t), 0, t.cpu.nvcsw, t.cpu.nivcsw)
 
 
 def thread_group_usage_locked(tg: ThreadGroup) -> Usage:
@@ -75,12 +84,16 @@ def thread_group_usage_locked(tg: ThreadGroup) -> Usage:
 
     Preconditions: the TaskSet's mu is held (so no thread exits meanwhile).
     """
-    return Usage(*thread_group_cputime(tg), sample_max_rss_locked(tg))
+    nvcsw, nivcsw = tg.exited_switches
+    for t in tg.tasks:
+        nvcsw += t.cpu.nvcsw
+        nivcsw += t.cpu.nivcsw
+    return Usage(*thread_group_cputime(tg), sample_max_rss_locked(tg), nvcsw, nivcsw)
 
 
 def exited_usage(tg: ThreadGroup) -> Usage:
     """Returns the usage of a process whose threads have all exited, with
     that of its reaped children (what wait4 reports)."""
-    usage = Usage(*tg.exited_cputime, tg.max_rss_kb)
+    usage = Usage(*tg.exited_cputime, tg.max_rss_kb, *tg.exited_switches)
     usage.add(tg.child_usage)
     return usage

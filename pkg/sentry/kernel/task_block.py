@@ -34,7 +34,12 @@ def block_killable(t: Task, done: Callable[[], bool]) -> bool:
             return True
         if t.exiting or t.tg.exiting:
             return False
-        p.poll()
+        t.cpu.nvcsw += 1
+        t.cpu.waiting = True
+        try:
+            p.poll()
+        finally:
+            t.cpu.waiting = False
         # An interrupt for an ordinary signal also lands here; t.interrupted
         # stays set, so the run loop delivers the signal afterwards.
         with contextlib.suppress(BlockingIOError):

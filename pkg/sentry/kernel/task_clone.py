@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
+from pkg.abi.linux import ptrace as PT
 from pkg.abi.linux import sched as SC
 from pkg.abi.linux import signal as S
-from pkg.errors.syscall_error import SyscallError
+from pkg.errors.syscall_error import SyscallError, from_os_error
 from pkg.platform import platform as P
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.credentials import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
@@ -228,6 +230,9 @@ def clone(t: Task, opts: CloneOptions) -> int:
         raise SyscallError(errno.ERESTARTNOINTR)
     check_nproc(t)
     check_namespaces(t, flags)
+    if t.sched.policy == SC.SCHED_DEADLINE and not t.sched.reset_on_fork:
+        # sched_fork: a deadline task's bandwidth cannot be split.
+        raise SyscallError(errno.EAGAIN)
     if flags & (SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM) == (
         SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM
     ):
@@ -242,7 +247,12 @@ def clone(t: Task, opts: CloneOptions) -> int:
     kernel = t.kernel
     parent_tg = t.tg
     # What the child gets that is not shared.
-    mm: MemoryManager = t.mm if flags & SC.CLONE_VM else t.mm.fork()
+    try:
+        mm: MemoryManager = t.mm if flags & SC.CLONE_VM else t.mm.fork()
+    except OSError as e:
+        # The platform could not make the child's address space on the host
+        # (EAGAIN: a host pid limit; ENOMEM): the fork fails as Linux's.
+        raise from_os_error(e) from None
     fd_table: FDTable = t.fd_table if flags & SC.CLONE_FILES else t.fd_table.fork()
     if flags & SC.CLONE_NEWNS:
         fs: FSContext = t.fs.fork_new_mount_ns(kernel.vfs)
@@ -271,6 +281,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
                 if wanted_tid
                 else kernel.tasks.allocate_id()
             )
+            kernel.stats.forks += 1
     except BaseException:
         undo_copies()
         raise
@@ -308,6 +319,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
             tg.exit_signal = opts.exit_signal
             tg.parent_exec_id = parent_tg.exec_id
         tg.dumpable = parent_tg.dumpable
+        tg.ctty_detached = parent_tg.ctty_detached
         tg.oom_score_adj = parent_tg.oom_score_adj
         tg.oom_score_adj_min = parent_tg.oom_score_adj_min
         if mm is not t.mm:
@@ -318,6 +330,7 @@ def clone(t: Task, opts: CloneOptions) -> int:
     inherit_for_clone(t, child, flags)
     child.personality = t.personality
     child.sched = t.sched.fork()
+    child.mempolicy = t.mempolicy
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
     child.ipc_ns = IPCNamespace(kernel.mf) if flags & SC.CLONE_NEWIPC else t.ipc_ns
     if child.ipc_ns is not None:
@@ -362,13 +375,31 @@ def clone(t: Task, opts: CloneOptions) -> int:
     if flags & SC.CLONE_VFORK:
         vd = VforkDone(t)
         child.vfork_done = vd
+    # A tracer that asked for this kind of child traces it from its start
+    # (copy_process and ptrace_init_task); CLONE_UNTRACED opts out.
+    # CLONE_PTRACE attaches the child without reporting an event.
+    event = 0
+    if t.ptrace is not None and not flags & SC.CLONE_UNTRACED:
+        if flags & SC.CLONE_VFORK:
+            event = PT.PTRACE_EVENT_VFORK
+        elif opts.exit_signal != S.SIGCHLD:
+            event = PT.PTRACE_EVENT_CLONE
+        else:
+            event = PT.PTRACE_EVENT_FORK
+        if not ptrace.clone_event(t, child, event, bool(flags & SC.CLONE_PTRACE)):
+            event = 0
     log.debug("clone: tid=%d created tid=%d flags=%#x", t.tid, tid, flags)
     kernel.start_task(child)
+    if event:
+        ptrace.event_stop(t, event, tid)
 
     if flags & SC.CLONE_VFORK:
         # Killable only, as in Linux: other signals wait until the child
         # has let go of the parent's memory.
         block_killable(t, lambda: vd.done)
+        ps = t.ptrace
+        if ps is not None and ps.options & PT.PTRACE_O_TRACEVFORKDONE:
+            ptrace.event_stop(t, PT.PTRACE_EVENT_VFORK_DONE, tid)
     return tid
 
 
@@ -381,6 +412,10 @@ def _commit(t: Task, child: Task, tg: ThreadGroup, flags: int) -> None:
             # The caller is dying (a group exit or another thread's execve):
             # it never returns to the application, so the error is moot.
             raise SyscallError(errno.ERESTARTNOINTR)
+        limit = kernel.config.pids_limit
+        if limit and len(kernel.tasks.tasks) >= limit:
+            # As the pids controller refuses a fork past pids.max.
+            raise SyscallError(errno.EAGAIN)
         kernel.tasks.tasks[child.tid] = child
         tg.tasks.append(child)
         if flags & SC.CLONE_THREAD:

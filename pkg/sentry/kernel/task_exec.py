@@ -475,7 +475,7 @@ def _commit(
     commit_creds(t, creds)
     if gained:
         t.personality &= ~PER_CLEAR_ON_SETID
-    t.name = os.path.basename(filename).decode(errors="replace")[:15]
+    t.name = os.path.basename(filename)[:15]
 
     # A vfork parent resumes once the child is entirely the new program.
     release_vfork_parent(t)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
 from pkg.errors.syscall_error import SyscallError
-from pkg.sentry.kernel import task_stop
+from pkg.sentry.kernel import ptrace, task_stop
 from pkg.sentry.kernel.cputime import account_exit, thread_group_cputime
 from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.ipc.namespace import ipc_of
@@ -92,6 +92,10 @@ def exit_task(t: Task) -> None:
         # Signals left pending die with the task (and their charges).
         t.pending.discard(S.FULL_MASK)
         account_exit(t)
+        kernel.stats.exited_switches += t.cpu.nvcsw + t.cpu.nivcsw
+        nv, niv = tg.exited_switches
+        tg.exited_switches = (nv + t.cpu.nvcsw, niv + t.cpu.nivcsw)
+        tg.exited_ioac.add(t.ioac)
         tg.tasks.remove(t)
         last = not tg.tasks
         if tg.leader is not t:
@@ -111,6 +115,10 @@ def exit_task(t: Task) -> None:
 
     if stop_completed:
         notify_parent_cldstop(tg, S.CLD_STOPPED)
+    if t.ptrace is not None or tg.leader_tracer is not None:
+        ptrace.tracee_exits(t)
+    if t.tracees or t.ptrace_exits:
+        ptrace.detach_tracees(t)
     _forget_original_parent(t)
     _release_shared(t)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pkg.abi.linux import signal as S
 from pkg.platform import platform as P
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.signals import SignalInfo
 from pkg.sentry.kernel.task import set_current_task
 from pkg.sentry.kernel.task_exit import exit_task, wait_status_signaled
@@ -51,6 +52,9 @@ class RunApp(TaskRunState):
             user = cpu.run[0]
             start = monotonic_ns()
             cpu.run = (user, start)
+            stepping = t.ptrace is not None and ptrace.wants_step(t)
+            if stepping:
+                state.regs[P.EFLAGS] |= ptrace.EFLAGS_TF
             try:
                 event = ctx.switch(t.mm.address_space, state)
             except OSError as e:
@@ -61,12 +65,19 @@ class RunApp(TaskRunState):
                 force_signal(t, SignalInfo(signo=S.SIGSEGV, code=S.SI_KERNEL))
                 break
             cpu.run = (user + monotonic_ns() - start, 0)
+            if stepping:
+                state.regs[P.EFLAGS] &= ~ptrace.EFLAGS_TF
             if event == P.EVENT_SYSCALL:
                 t.mm.note_progress()
-                dispatch(t)
+                if t.ptrace is None:
+                    dispatch(t)
+                else:
+                    ptrace.syscall_stops(t, dispatch)
             elif event == P.EVENT_FAULT:
                 _handle_fault(t)
             elif event == P.EVENT_INTERRUPT:
+                # The sentry preempted the application (sched_stats.py).
+                cpu.nivcsw += 1
                 break
             elif event == P.EVENT_SIGNAL:
                 force_signal(t, SignalInfo.from_host(state.siginfo_bytes()))
@@ -111,6 +122,8 @@ class RunExit(TaskRunState):
     __slots__ = ()
 
     def execute(self, t: Task) -> TaskRunState | None:
+        if t.ptrace is not None:
+            ptrace.exit_event(t)
         exit_task(t)
         return None
 

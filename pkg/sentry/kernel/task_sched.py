@@ -31,10 +31,15 @@ class SchedParams:
     __slots__ = (
         "cpu_mask",
         "default_timer_slack_ns",
+        "dl_deadline",
+        "dl_period",
+        "dl_runtime",
+        "ioprio",
         "nice",
         "policy",
         "priority",
         "reset_on_fork",
+        "slice_ns",
         "timer_slack_ns",
     )
 
@@ -48,6 +53,17 @@ class SchedParams:
         self.cpu_mask = cpu_mask
         self.timer_slack_ns = DEFAULT_TIMER_SLACK_NS
         self.default_timer_slack_ns = DEFAULT_TIMER_SLACK_NS
+        # The I/O priority ioprio_set(2) gave (IOPRIO_PRIO_VALUE), 0 for
+        # none: kept and reported, as the sandbox has no block devices
+        # to schedule.
+        self.ioprio = 0
+        # SCHED_DEADLINE's parameters, in nanoseconds (sched_setattr(2)).
+        self.dl_runtime = 0
+        self.dl_deadline = 0
+        self.dl_period = 0
+        # A fair task's time slice sched_setattr(2) asked for; 0 for the
+        # default (Kernel.base_slice_ns).
+        self.slice_ns = 0
 
     def fork(self) -> SchedParams:
         """Returns the child's attributes (sched_fork): inherited, except
@@ -59,8 +75,13 @@ class SchedParams:
         child.nice = self.nice
         child.timer_slack_ns = self.timer_slack_ns
         child.default_timer_slack_ns = self.timer_slack_ns
+        child.ioprio = self.ioprio
+        child.slice_ns = self.slice_ns
+        child.dl_runtime = self.dl_runtime
+        child.dl_deadline = self.dl_deadline
+        child.dl_period = self.dl_period
         if self.reset_on_fork:
-            if self.policy in (SC.SCHED_FIFO, SC.SCHED_RR):
+            if self.policy in (SC.SCHED_FIFO, SC.SCHED_RR, SC.SCHED_DEADLINE):
                 child.policy = SC.SCHED_OTHER
                 child.priority = 0
             child.nice = max(child.nice, 0)

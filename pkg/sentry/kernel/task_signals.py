@@ -31,7 +31,7 @@ from pkg.abi.linux.sched import CLONE_VFORK, CLONE_VM
 from pkg.abi.linux.sysno import SYS_restart_syscall
 from pkg.errors.syscall_error import SyscallError
 from pkg.platform import platform as P
-from pkg.sentry.kernel import task_stop
+from pkg.sentry.kernel import ptrace, task_stop
 from pkg.sentry.kernel.cputime import thread_group_cputime
 from pkg.sentry.kernel.futex import exit_futexes
 from pkg.sentry.kernel.signals import SigAction, SignalInfo
@@ -259,12 +259,14 @@ def _complete_signal_locked(tg: ThreadGroup, target: Task | None, signo: int) ->
             chosen = next((t for t in candidates if not t.interrupted), candidates[0])
 
     # A fatal signal that nobody handles kills every thread now rather than
-    # when the chosen one gets to it, unless it dumps core (complete_signal).
+    # when the chosen one gets to it, unless it dumps core or a tracer must
+    # see it first (complete_signal).
     action = tg.signal_handlers.actions[signo]
     if (
         action.handler == S.SIG_DFL
         and S.default_action(signo) == S.ACTION_TERM
         and not chosen.real_blocked & bit
+        and chosen.ptrace is None
     ):
         _start_group_exit_locked(tg, signo)
         return
@@ -462,13 +464,18 @@ def handle_interrupt(t: Task, restart_errno: int) -> bool:
     """
     tg = t.tg
     sh = tg.signal_handlers
+    # A signal the tracer let through (or chose) at a signal-delivery-stop.
+    injected: SignalInfo | None = None
     while True:
+        if t.ptrace is not None and ptrace.take_interrupt(t):
+            continue
         # Whether the process group is orphaned takes the task set lock,
         # which must not be taken under the signal lock: look first.
         orphaned = False
         if (t.pending.mask | tg.pending.mask) & _TTY_STOP_MASK:
             orphaned = is_pgrp_orphaned(tg)
         why = 0
+        traced: SignalInfo | None = None
         with sh.mu:
             t.interrupted = False
             if t.exiting or tg.exiting:
@@ -478,53 +485,84 @@ def handle_interrupt(t: Task, restart_errno: int) -> bool:
                 if task_stop.participate_locked(t):
                     why = S.CLD_STOPPED
             else:
-                info = dequeue_signal_locked(t, t.signal_mask)
-                if info is None:
-                    _finish_interrupt_locked(t, restart_errno)
-                    return True
-                signo = info.signo
-                action = sh.actions[signo]
-                handler = action.handler
-                if handler == S.SIG_IGN:
-                    continue
-                if handler == S.SIG_DFL:
-                    kind = S.default_action(signo)
-                    if kind in (S.ACTION_IGNORE, S.ACTION_CONTINUE):
+                if injected is not None:
+                    info = injected
+                    injected = None
+                    if t.signal_mask & S.sigmask(info.signo):
+                        # A blocked signal the tracer chose waits its turn.
+                        if t.pending.enqueue(info):
+                            sh.signalfd_queue.notify(EVENT_IN)
                         continue
-                    if (
-                        tg is tg.kernel.init_tg
-                        and signo not in (S.SIGKILL, S.SIGSTOP)
-                        and signo not in _SYNCHRONOUS
-                    ):
-                        # Init ignores what it queued blocked and does not
-                        # handle (SIGNAL_UNKILLABLE).
-                        continue
-                    if kind == S.ACTION_STOP:
-                        if signo != S.SIGSTOP and orphaned:
-                            # Job control stops of an orphaned process
-                            # group are discarded (POSIX).
-                            continue
-                        if task_stop.initiate_stop_locked(t, signo):
-                            why = S.CLD_STOPPED
-                    else:
-                        # Terminate, with or without a core dump. Unlike
-                        # Linux, no core is ever written, so the wait
-                        # status never has WCOREDUMP set.
-                        _start_group_exit_locked(tg, signo)
-                        t.exiting = True
-                        return False
                 else:
-                    if _deliver_handler_locked(t, info, action, restart_errno):
-                        restart_errno = 0
-                        _finish_interrupt_locked(t, 0)
+                    info = dequeue_signal_locked(t, t.signal_mask)
+                    if info is None:
+                        _finish_interrupt_locked(t, restart_errno)
                         return True
-                    # The frame could not be written: SIGSEGV is queued.
-                    restart_errno = 0
-                    continue
+                    if t.ptrace is not None:
+                        traced = info
+                if traced is None:
+                    signo = info.signo
+                    action = sh.actions[signo]
+                    handler = action.handler
+                    if handler == S.SIG_IGN:
+                        continue
+                    if handler == S.SIG_DFL:
+                        kind = S.default_action(signo)
+                        if kind in (S.ACTION_IGNORE, S.ACTION_CONTINUE):
+                            continue
+                        if (
+                            tg is tg.kernel.init_tg
+                            and signo not in (S.SIGKILL, S.SIGSTOP)
+                            and signo not in _SYNCHRONOUS
+                        ):
+                            # Init ignores what it queued blocked and does not
+                            # handle (SIGNAL_UNKILLABLE).
+                            continue
+                        if kind == S.ACTION_STOP:
+                            if signo != S.SIGSTOP and orphaned:
+                                # Job control stops of an orphaned process
+                                # group are discarded (POSIX).
+                                continue
+                            if task_stop.initiate_stop_locked(t, signo):
+                                why = S.CLD_STOPPED
+                        else:
+                            # Terminate, with or without a core dump. Unlike
+                            # Linux, no core is ever written, so the wait
+                            # status never has WCOREDUMP set.
+                            _start_group_exit_locked(tg, signo)
+                            t.exiting = True
+                            return False
+                    else:
+                        if _deliver_handler_locked(t, info, action, restart_errno):
+                            restart_errno = 0
+                            _finish_interrupt_locked(t, 0)
+                            return True
+                        # The frame could not be written: SIGSEGV is queued.
+                        restart_errno = 0
+                        continue
+        if traced is not None:
+            # The tracer sees the signal first (ptrace_signal).
+            injected = ptrace.signal_delivery_stop(t, traced)
+            restart_errno = _restart_after_ptrace_stop(t, restart_errno)
+            continue
         if why:
             notify_parent_cldstop(tg, why)
-        if t.stopped:
-            task_stop.wait_while_stopped(t)
+        while t.stopped and not (t.exiting or tg.exiting):
+            if t.ptrace is not None:
+                ptrace.group_stop(t, tg.stop_signo or S.SIGSTOP)
+            else:
+                task_stop.wait_while_stopped(t)
+
+
+def _restart_after_ptrace_stop(t: Task, restart_errno: int) -> int:
+    """Drops a pending restart that the tracer undid by changing rax or
+    orig_rax at a stop (Linux decides on the registers themselves)."""
+    if not restart_errno:
+        return 0
+    regs = t.state.regs
+    if regs[P.ORIG_RAX] == _MASK64 or regs[P.RAX] != -restart_errno & _MASK64:
+        return 0
+    return restart_errno
 
 
 def _finish_interrupt_locked(t: Task, restart_errno: int) -> None:

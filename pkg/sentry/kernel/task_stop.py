@@ -156,6 +156,10 @@ def wait_while_stopped(t: Task) -> None:
             if t.exiting or t.tg.exiting:
                 t.stopped = False
                 return
+            if t.ptrace is not None:
+                # A tracer attached: the stop is reported to it
+                # (ptrace.group_stop) instead.
+                return
             # Signals that arrive now stay pending; the run loop looks at
             # them again once the task continues.
             t.interrupted = False

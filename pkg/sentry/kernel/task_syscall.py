@@ -63,6 +63,8 @@ def dispatch(t: Task) -> None:
         if skipped is not None:
             regs[RAX] = skipped & _MASK64
             return
+        # A tracer may have changed the call at PTRACE_EVENT_SECCOMP.
+        sysno = regs[ORIG_RAX]
     table = t.kernel.syscall_table
     entry = table[sysno] if sysno < len(table) else None
     if entry is None:

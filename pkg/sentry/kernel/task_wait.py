@@ -154,7 +154,77 @@ def _scan(t: Task, opts: WaitOptions) -> tuple[WaitResult | None, bool]:
             result = _consider_locked(t, child, opts)
             if result is not None:
                 return result, True
+        tracers = [t] if opts.options & W.WNOTHREAD else list(t.tg.tasks)
+        for tracer in tracers:
+            if not tracer.tracees and not tracer.ptrace_exits:
+                continue
+            found, result = _scan_tracees_locked(tracer, opts)
+            if result is not None:
+                return result, True
+            matched = matched or found
         return None, matched
+
+
+def _tracee_eligible(tid: int, pgid: int, opts: WaitOptions) -> bool:
+    """eligible_pid for a tracee; ptrace makes any tracee eligible whatever
+    its clone-ness (eligible_child)."""
+    if opts.target is not None:
+        return opts.target.tgid == tid
+    if opts.idtype == W.P_PID:
+        return tid == opts.id
+    if opts.idtype == W.P_PGID:
+        return pgid == opts.id
+    return True
+
+
+def _scan_tracees_locked(
+    tracer: Task, opts: WaitOptions
+) -> tuple[bool, WaitResult | None]:
+    """Looks for a ptrace-stop or an exit of tracer's tracees to report
+    (wait_task_stopped with ptrace set: no WUNTRACED needed).
+
+    Preconditions: the TaskSet's mu is held.
+
+    Returns:
+        (whether any tracee matched, the report or None).
+    """
+    keep = bool(opts.options & W.WNOWAIT)
+    matched = False
+    if opts.options & W.WEXITED:
+        for i, ex in enumerate(tracer.ptrace_exits):
+            if not _tracee_eligible(ex.tid, 0, opts):
+                continue
+            if not keep:
+                del tracer.ptrace_exits[i]
+            status = ex.status
+            if status & 0x7F:
+                code, st = S.CLD_KILLED, status & 0x7F
+            else:
+                code, st = S.CLD_EXITED, status >> 8
+            return True, WaitResult(ex.tid, ex.uid, code, st, status, ex.usage)
+    for tracee in tracer.tracees:
+        if not _tracee_eligible(tracee.tid, tracee.tg.pgid, opts):
+            continue
+        matched = True
+        ps = tracee.ptrace
+        if ps is None:
+            continue
+        with tracee.tg.signal_handlers.mu:
+            stop = ps.stop
+            if stop is None or stop.reported:
+                continue
+            if not keep:
+                stop.reported = True
+            status = stop.status
+        return True, WaitResult(
+            tracee.tid,
+            tracee.creds.ruid,
+            S.CLD_TRAPPED,
+            (status >> 8) & 0xFF,
+            status,
+            Usage(),
+        )
+    return matched, None
 
 
 def do_wait(t: Task, opts: WaitOptions) -> WaitResult | None:

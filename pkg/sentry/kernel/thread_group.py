@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import signal as S
 from pkg.sentry.kernel.credentials import SUID_DUMP_USER
 from pkg.sentry.kernel.limits import LimitSet
+from pkg.sentry.kernel.sched_stats import TaskIO
 from pkg.sentry.kernel.signals import PendingSignals, SignalHandlers
 from pkg.sentry.kernel.task_acct import Usage
 from pkg.sentry.kernel.timers import ThreadGroupTimers
@@ -31,6 +32,7 @@ class ThreadGroup:
         "child_subreaper",
         "child_usage",
         "children",
+        "ctty_detached",
         "dumpable",
         "exec_id",
         "exec_task",
@@ -39,11 +41,14 @@ class ThreadGroup:
         "exit_signal",
         "exit_status",
         "exited_cputime",
+        "exited_ioac",
+        "exited_switches",
         "exiting",
         "group_stop_count",
         "has_subreaper_ancestor",
         "kernel",
         "leader",
+        "leader_tracer",
         "limits",
         "max_rss_kb",
         "oom_score_adj",
@@ -52,6 +57,8 @@ class ThreadGroup:
         "parent_exec_id",
         "pending",
         "process_group",
+        "ptracer_any",
+        "ptracer_exception",
         "real_parent",
         "reaped",
         "signal_handlers",
@@ -118,6 +125,13 @@ class ThreadGroup:
         self.stop_signo = 0
         # (user, system) nanoseconds of the threads that have exited.
         self.exited_cputime = (0, 0)
+        # The process gave its session's controlling terminal up
+        # (TIOCNOTTY by a non-leader); inherited by fork, cleared by setsid.
+        self.ctty_detached = False
+        # The I/O counters of the threads that have exited (/proc/pid/io).
+        self.exited_ioac = TaskIO()
+        # (voluntary, involuntary) context switches of exited threads.
+        self.exited_switches = (0, 0)
         # Interval timers and POSIX timers (timers.py).
         self.timers = ThreadGroupTimers(self)
         self.child_subreaper = False
@@ -149,6 +163,13 @@ class ThreadGroup:
         # writer may set again (signal_struct's oom_score_adj_min).
         self.oom_score_adj = 0
         self.oom_score_adj_min = 0
+        # PR_SET_PTRACER (Yama, Kernel.tasks.mu): the process allowed to
+        # attach to this one besides its ancestors (and theirs), or any.
+        self.ptracer_exception: ThreadGroup | None = None
+        self.ptracer_any = False
+        # The tracer of a leader that exited before its threads, told of the
+        # process's exit when the last one goes (ptrace.tracee_exits).
+        self.leader_tracer: Task | None = None
 
     def __repr__(self) -> str:
         return f"ThreadGroup(tgid={self.tgid})"

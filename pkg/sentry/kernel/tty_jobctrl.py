@@ -33,6 +33,14 @@ def session_of(t: Task) -> Session | None:
     return pg.session if pg is not None else None
 
 
+def _controlled_session_of(t: Task) -> Session | None:
+    """Returns t's session if t has its terminal as controlling terminal
+    (not given up by TIOCNOTTY)."""
+    if t.tg.ctty_detached:
+        return None
+    return session_of(t)
+
+
 class JobControlTTY:
     """JobControlTTY is the job-control side of a terminal.
 
@@ -113,8 +121,9 @@ class JobControlTTY:
             self.attach_locked(session, t.tg.process_group)
 
     def release_controlling(self, t: Task) -> None:
-        """TIOCNOTTY: the session leader gives the terminal up; the
-        foreground group gets SIGHUP and SIGCONT.
+        """TIOCNOTTY: the calling process gives the terminal up; when it
+        leads the session, the whole session loses it and the foreground
+        group gets SIGHUP and SIGCONT (disassociate_ctty).
 
         Raises:
             SyscallError: ENOTTY if this is not the caller's controlling
@@ -123,8 +132,9 @@ class JobControlTTY:
         with self.kernel.tasks.mu:
             session = self._check_controlling_locked(t)
             if session.leader is not t.tg:
-                # Unlike Linux, which forgets the terminal for the calling
-                # process only, the terminal belongs to the whole session.
+                # Only this process forgets it (proc_clear_tty); the rest
+                # of the session keeps it.
+                t.tg.ctty_detached = True
                 return
             pg = session.foreground
             self.detach_locked(session)
@@ -146,7 +156,7 @@ class JobControlTTY:
                 signal_process_group_locked(leader.process_group, SIG.SIGCONT)
 
     def _check_controlling_locked(self, t: Task) -> Session:
-        session = session_of(t)
+        session = _controlled_session_of(t)
         if session is None or session.tty is not self:
             raise SyscallError(errno.ENOTTY)
         return session
@@ -215,7 +225,7 @@ class JobControlTTY:
         """
         ts = self.kernel.tasks
         with ts.mu:
-            session = session_of(t)
+            session = _controlled_session_of(t)
             if session is None or session.tty is not self:
                 return
             pg = t.tg.process_group

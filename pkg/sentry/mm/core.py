@@ -51,6 +51,7 @@ from pkg.sentry.mm.vma import LOCK_NONE, Pma, Vma
 
 if TYPE_CHECKING:
     from pkg.platform.platform import AddressSpace, Platform
+    from pkg.sentry.mm.aio import AIOContext
     from pkg.sentry.mm.mappable import RefCounted
     from pkg.sentry.pgalloc.memory_file import MemoryFile
 
@@ -167,6 +168,9 @@ class MMCore:
         self.def_lock = LOCK_NONE
         # Registered membarrier(2) commands (MEMBARRIER_CMD_REGISTER_*).
         self.membarrier_registered = 0
+        # Native AIO contexts by ring address (io_setup(2)): they belong to
+        # this address space and are not inherited by fork.
+        self.aio_contexts: dict[int, AIOContext] = {}
         # The limits checked when a call gives none: the owning process's.
         self.rlimits: Rlimits | None = None
         # Bytes mapped, and their high-water mark (VmSize, VmPeak).
@@ -787,4 +791,5 @@ class MMCore:
                 self.pmas.remove(pma)
                 self.mf.dec_ref(pma.file_offset, pma.end - pma.start)
             self.total_vm = 0
+            self.aio_contexts.clear()
         self._drop_deferred()

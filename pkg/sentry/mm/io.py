@@ -143,11 +143,12 @@ class MemoryIO(MMCore):
                 return bytes(view[off : off + length])
             return b"".join(bytes(view[off : off + m]) for off, m in ranges)
 
-    def copy_in_partial(self, addr: int, length: int) -> bytes:
-        """Returns the readable prefix of [addr, addr+length)."""
+    def copy_in_partial(self, addr: int, length: int, force: bool = False) -> bytes:
+        """Returns the readable prefix of [addr, addr+length); force reads
+        whatever the protection allows the kernel to (FOLL_FORCE)."""
         view = self.mf.view
         with self.mu:
-            ranges, _ = self._ranges_locked(addr, length, PROT_READ)
+            ranges, _ = self._ranges_locked(addr, length, PROT_READ, force)
             return b"".join(bytes(view[off : off + m]) for off, m in ranges)
 
     def copy_out(self, addr: int, data: bytes | bytearray | memoryview) -> None:
@@ -172,11 +173,15 @@ class MemoryIO(MMCore):
                 view[off : off + m] = src[pos : pos + m]
                 pos += m
 
-    def copy_out_partial(self, addr: int, data: bytes | bytearray | memoryview) -> int:
-        """Writes as much of data as is writable; returns the bytes written."""
+    def copy_out_partial(
+        self, addr: int, data: bytes | bytearray | memoryview, force: bool = False
+    ) -> int:
+        """Writes as much of data as is writable; returns the bytes written.
+        force writes through the protection into private mappings
+        (FOLL_FORCE), copying shared pages first."""
         view = self.mf.view
         with self.mu:
-            ranges, n = self._ranges_locked(addr, len(data), PROT_WRITE)
+            ranges, n = self._ranges_locked(addr, len(data), PROT_WRITE, force)
             # Slices of a memoryview are not copies, unlike those of bytes.
             src = memoryview(data)
             pos = 0

@@ -53,6 +53,7 @@ from pkg.sentry.mm.vma import (
 
 if TYPE_CHECKING:
     from pkg.sentry.mm.mappable import Mappable, RefCounted
+    from pkg.sentry.mm.mempolicy import MemPolicy
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class MmapOps(MMCore):
             cache = FileCache(self.mf, None, size=length)
             mappable = cache
             file = cache
-            identity = MappingIdentity(
+            identity = identity or MappingIdentity(
                 _SHMEM_DEV, next(_shmem_inos), "/dev/zero (deleted)"
             )
         elif file is not None:
@@ -970,6 +971,45 @@ class MmapOps(MMCore):
         for vma in self._isolate_locked(start, end):
             vma.lock = mode
         self._merge_range_locked(start, end)
+
+    # NUMA policies of ranges (mbind(2)).
+
+    def set_mempolicy_range(
+        self, start: int, end: int, policy: MemPolicy | None
+    ) -> None:
+        """Gives [start, end) the policy (None: the task's), as mbind(2).
+
+        Raises:
+            SyscallError: EFAULT if part of the range is unmapped, leaving
+                every vma as it was.
+        """
+        try:
+            with self.mu:
+                cur = start
+                for vma in self.vmas.overlapping(start, end):
+                    if vma.start > cur:
+                        raise SyscallError(errno.EFAULT)
+                    cur = vma.end
+                if cur < end:
+                    raise SyscallError(errno.EFAULT)
+                for vma in self._isolate_locked(start, end):
+                    vma.mempolicy = policy
+                self._merge_range_locked(start, end)
+        finally:
+            self._drop_deferred()
+
+    def mempolicy_at(self, addr: int) -> MemPolicy | None:
+        """Returns the policy mbind(2) gave the vma at addr, None if it has
+        none.
+
+        Raises:
+            SyscallError: EFAULT if addr is not mapped.
+        """
+        with self.mu:
+            vma = self.vmas.find(addr)
+            if vma is None:
+                raise SyscallError(errno.EFAULT)
+            return vma.mempolicy
 
     # Prefaulting.
 

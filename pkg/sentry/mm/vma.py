@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pkg.sentry.mm.mappable import Mappable, MappingIdentity, RefCounted
+    from pkg.sentry.mm.mempolicy import MemPolicy
 
 # Vma.lock values.
 LOCK_NONE = 0
@@ -63,6 +64,8 @@ class Vma:
     # Counted as committed memory (VM_ACCOUNT, smaps "ac"): private and
     # writable at some point.
     accounted: bool = False
+    # The NUMA policy mbind(2) gave this range; None for the task's.
+    mempolicy: MemPolicy | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -99,6 +102,7 @@ class Vma:
             or self.advice != nxt.advice
             or self.noreserve != nxt.noreserve
             or self.accounted != nxt.accounted
+            or self.mempolicy != nxt.mempolicy
         ):
             return False
         return self.mappable is None or (

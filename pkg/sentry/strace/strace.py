@@ -208,7 +208,8 @@ class Strace:
 
     @staticmethod
     def _prefix(t: Task) -> str:
-        return f"[{t.tg.tgid:>4}:{t.tid:>4}] {t.name}"
+        name = t.name.decode(errors="backslashreplace")
+        return f"[{t.tg.tgid:>4}:{t.tid:>4}] {name}"
 
     def _args(self, t: Task, name: str, args: tuple[int, ...], ret: int | None) -> str:
         kinds = K.SYSCALL_FORMATS.get(name)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # watches on the inode, not on the parent directory).
 INOTIFY_INODE_EVENT = 0
 INOTIFY_PATH_EVENT = 1
+# Events about a file itself that its directory's watches do not get.
+_SELF_EVENTS = IN.IN_DELETE_SELF | IN.IN_MOVE_SELF
 
 
 class Dentry:
@@ -97,6 +99,13 @@ class Dentry:
         the inode; the default keeps them on the dentry."""
         return self._watches
 
+    def inode_key(self) -> object:
+        """Returns what identifies this dentry's file among its hard links:
+        the implementation's inode where names share one, else the dentry
+        (for an overlay to keep the watches of an upper file's links
+        together)."""
+        return self
+
     def ensure_watches(self) -> Watches:
         """Returns the inotify watches of this dentry's inode, making them
         if needed (inotify_add_watch)."""
@@ -113,7 +122,9 @@ class Dentry:
         itself. INOTIFY_PATH_EVENT events (IN_CREATE, IN_DELETE,
         IN_MOVED_FROM/TO) concern the name only and go to the parent alone.
         IN_ISDIR is added for a directory; IN_DELETE_SELF ends the file's
-        watches (each gets IN_IGNORED).
+        watches (each gets IN_IGNORED). IN_DELETE_SELF and IN_MOVE_SELF are
+        the file's own: a directory's watches never hear of them from a
+        child (FS_EVENTS_POSS_ON_CHILD).
 
         Where it is called: the VFS after an open (IN_OPEN);
         FileDescription on its last close (IN_CLOSE_WRITE/NOWRITE) and
@@ -126,19 +137,39 @@ class Dentry:
             events |= IN.IN_ISDIR
         inode_event = et == INOTIFY_INODE_EVENT
         parent = self.parent_dentry()
-        if parent is not None:
+        child_events = events & ~_SELF_EVENTS
+        if parent is not None and child_events & ~IN.IN_ISDIR:
             pw = parent.watches()
             if pw:
                 # Events on an unlinked child still reach the directory,
                 # unless the watch asked for IN_EXCL_UNLINK.
                 unlinked = inode_event and self.is_dead()
-                pw.notify(self.dentry_name(), events, cookie, unlinked)
+                pw.notify(self.dentry_name(), child_events, cookie, unlinked)
         if inode_event:
-            w = self.watches()
-            if w:
-                w.notify(b"", events, cookie)
-                if events & IN.IN_DELETE_SELF:
-                    w.drop_all()
+            self.inotify_inode(events)
+
+    def inotify_inode(self, events: int) -> None:
+        """Reports events to the watches of this file alone, not its
+        directory's (fsnotify_inode): a link count change (IN_ATTRIB from
+        link and unlink) or the file's removal (IN_DELETE_SELF, which ends
+        its watches)."""
+        if self.is_dir():
+            events |= IN.IN_ISDIR
+        w = self.watches()
+        if w:
+            w.notify(b"", events, 0)
+            if events & IN.IN_DELETE_SELF:
+                w.drop_all()
+
+    def inotify_link_count(self, gone: bool, replaced: bool = False) -> None:
+        """Reports that this file lost a name: IN_ATTRIB for the link count
+        (not for a removed directory; always for one a rename replaced),
+        then IN_DELETE_SELF if that was its last (vfs_unlink's and
+        fsnotify_move's fsnotify_link_count, then fsnotify_inoderemove)."""
+        if replaced or not self.is_dir():
+            self.inotify_inode(IN.IN_ATTRIB)
+        if gone:
+            self.inotify_inode(IN.IN_DELETE_SELF)
 
 
 class NamedDentry(Dentry):

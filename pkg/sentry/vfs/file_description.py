@@ -375,6 +375,11 @@ class FileDescription:
             return vfs.path_for_display(self.vd).decode(errors="replace")
         return "anon_inode:[unknown]"
 
+    def fdinfo(self) -> str:
+        """Returns the lines /proc/pid/fdinfo/N shows after the common ones
+        (the file's show_fdinfo), each ending in a newline."""
+        return ""
+
     def set_status_flags(self, flags: int) -> None:
         """Applies F_SETFL: only SETFL_MASK bits change."""
         self.flags = (self.flags & ~SETFL_MASK) | (flags & SETFL_MASK)

@@ -28,6 +28,7 @@ filesystem lacks them.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     )
     from pkg.sentry.vfs.resolving_path import ResolvingPath
     from pkg.sentry.vfs.vfs import VirtualFilesystem
+    from pkg.sentry.vfs.watches import Watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,9 @@ class Filesystem:
         self.read_only = read_only
         self._refs = 0
         self._refs_mu = threading.Lock()
+        # The inotify watches on this filesystem's files, which hear
+        # IN_UNMOUNT when it goes away.
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
 
     # References: one per Mount of this filesystem.
 
@@ -159,7 +164,22 @@ class Filesystem:
             self._refs -= 1
             last = self._refs == 0
         if last:
+            self._unmount_watches()
             self.release()
+
+    def add_watch(self, watch: Watch) -> None:
+        """Records an inotify watch on one of this filesystem's files."""
+        with self._refs_mu:
+            self._watches.add(watch)
+
+    def _unmount_watches(self) -> None:
+        """Tells every watch that the filesystem is gone (its last mount
+        was unmounted), as the superblock's shutdown does."""
+        with self._refs_mu:
+            watches = sorted(self._watches, key=lambda w: w.wd)
+            self._watches = weakref.WeakSet()
+        for w in watches:
+            w.target.unmount(w)
 
     def release(self) -> None:
         """Frees what the filesystem holds (host descriptors, memory)."""

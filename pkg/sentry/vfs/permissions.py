@@ -25,6 +25,7 @@ from pkg.sentry.kernel.credentials import (
     CAP_FOWNER,
     CAP_FSETID,
     CAP_MKNOD,
+    CAP_SETFCAP,
     CAP_SYS_ADMIN,
 )
 from pkg.sentry.vfs.options import UTIME_NOW, SetStatOptions
@@ -256,6 +257,10 @@ def init_owner(
     return mode, creds.fsuid, gid
 
 
+# The file capabilities' attribute (XATTR_NAME_CAPS).
+_XATTR_NAME_CAPS = FS.XATTR_SECURITY_PREFIX + b"capability"
+
+
 def check_xattr_permission(
     creds: Credentials, attrs: FileAttrs, name: bytes, write: bool
 ) -> None:
@@ -271,8 +276,10 @@ def check_xattr_permission(
     Raises:
         SyscallError: EPERM or ENODATA (trusted.* without CAP_SYS_ADMIN;
             user.* on a file that is neither regular nor a directory), EPERM
-            (user.* of a sticky directory the caller does not own), EACCES,
-            EOPNOTSUPP (system.* and unknown namespaces).
+            (user.* of a sticky directory the caller does not own; writing
+            security.* without CAP_SYS_ADMIN, security.capability without
+            CAP_SETFCAP), EACCES, EOPNOTSUPP (system.* and unknown
+            namespaces).
     """
     if name.startswith(FS.XATTR_TRUSTED_PREFIX):
         if not creds.has_capability(CAP_SYS_ADMIN):
@@ -291,10 +298,15 @@ def check_xattr_permission(
         attrs.check_permissions(creds, MAY_WRITE if write else MAY_READ)
         return
     if name.startswith(FS.XATTR_SECURITY_PREFIX):
-        # TODO(#5): unlike Linux, which leaves security.* to the LSM,
-        # writing one needs write permission (kept from tmpfs and overlay).
+        # The VFS leaves security.* to the LSM; with none, the capability
+        # module decides (cap_inode_setxattr, cap_inode_removexattr): no
+        # file permission is needed, reading is free, writing needs
+        # CAP_SYS_ADMIN, or CAP_SETFCAP for file capabilities.
+        # (sys_xattr.py checks a security.capability value's header.)
         if write:
-            attrs.check_permissions(creds, MAY_WRITE)
+            cap = CAP_SETFCAP if name == _XATTR_NAME_CAPS else CAP_SYS_ADMIN
+            if not creds.has_capability(cap):
+                raise SyscallError(errno.EPERM)
         return
     # system.* (POSIX ACLs) and unknown namespaces.
     raise SyscallError(errno.EOPNOTSUPP)

@@ -57,15 +57,39 @@ class Watch:
         wd: its watch descriptor.
         mask: the IN_* events and flags asked for (mu of the Watches).
         target: the Watches it belongs to.
+        ino, dev: the inode number and (major, minor) device of the watched
+            file, for /proc/pid/fdinfo.
+        is_dir: the file is a directory (IN_ISDIR with IN_UNMOUNT).
     """
 
-    __slots__ = ("mask", "owner", "target", "wd")
+    __slots__ = (
+        "__weakref__",
+        "dev",
+        "ino",
+        "is_dir",
+        "mask",
+        "owner",
+        "target",
+        "wd",
+    )
 
-    def __init__(self, owner: Watcher, wd: int, mask: int, target: Watches) -> None:
+    def __init__(
+        self,
+        owner: Watcher,
+        wd: int,
+        mask: int,
+        target: Watches,
+        ino: int = 0,
+        dev: tuple[int, int] = (0, 0),
+        is_dir: bool = False,
+    ) -> None:
         self.owner = owner
+        self.is_dir = is_dir
         self.wd = wd
         self.mask = mask
         self.target = target
+        self.ino = ino
+        self.dev = dev
 
 
 class Watches:
@@ -135,6 +159,32 @@ class Watches:
             )
             if w.mask & IN.IN_ONESHOT and self.remove(w):
                 w.owner.watch_gone(w)
+
+    def adopt(self, other: Watches) -> None:
+        """Takes other's watches over (two sets of watches turned out to be
+        on one file); an instance watching through both keeps the one it
+        had here."""
+        with other.mu:
+            moving = list(other._by_owner.values())
+            other._by_owner.clear()
+        dropped = []
+        with self.mu:
+            for w in moving:
+                if id(w.owner) in self._by_owner:
+                    dropped.append(w)
+                    continue
+                w.target = self
+                self._by_owner[id(w.owner)] = w
+        for w in dropped:
+            w.owner.watch_gone(w)
+
+    def unmount(self, watch: Watch) -> None:
+        """Ends watch because its filesystem went away: IN_UNMOUNT, then
+        IN_IGNORED (fsnotify_unmount_inodes)."""
+        if self.remove(watch):
+            isdir = IN.IN_ISDIR if watch.is_dir else 0
+            watch.owner.queue_event(watch.wd, IN.IN_UNMOUNT | isdir, 0, b"")
+            watch.owner.watch_gone(watch)
 
     def drop_all(self) -> None:
         """Removes every watch, each owner queueing IN_IGNORED: the inode

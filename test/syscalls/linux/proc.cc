@@ -401,6 +401,48 @@ TEST(ProcTest, Comm) {
   EXPECT_EQ(ReadAll("/proc/self/comm"), std::string(old) + "\n");
 }
 
+// A name is bytes: whatever PR_SET_NAME is given comes back as it was;
+// status escapes only newlines and backslashes.
+TEST(ProcTest, CommIsBytes) {
+  char old[16] = {};
+  ASSERT_THAT(prctl(PR_GET_NAME, old), SyscallSucceeds());
+  const char name[] = "\xff\xfe\\a\nb\x80";
+  ASSERT_THAT(prctl(PR_SET_NAME, name), SyscallSucceeds());
+  char now[16] = {};
+  ASSERT_THAT(prctl(PR_GET_NAME, now), SyscallSucceeds());
+  EXPECT_STREQ(now, name);
+  std::string self = "/proc/self/task/" + std::to_string(syscall(SYS_gettid));
+  EXPECT_EQ(ReadAll(self + "/comm"), std::string(name) + "\n");
+  EXPECT_THAT(ReadAll(self + "/status"),
+              HasSubstr("Name:\t\xff\xfe\\\\a\\nb\x80\n"));
+  EXPECT_THAT(ReadAll(self + "/stat"),
+              HasSubstr(" (" + std::string(name) + ") "));
+  // Written through comm, too.
+  ASSERT_TRUE(WriteFile(self + "/comm", "\xc3\x28z"));
+  ASSERT_THAT(prctl(PR_GET_NAME, now), SyscallSucceeds());
+  EXPECT_STREQ(now, "\xc3\x28z");
+  ASSERT_THAT(prctl(PR_SET_NAME, old), SyscallSucceeds());
+}
+
+// core_pattern keeps what root writes, up to 127 bytes. Natively it is the
+// host's, so only its own value is written back there.
+TEST(ProcTest, CorePattern) {
+  const char* path = "/proc/sys/kernel/core_pattern";
+  std::string old = ReadAll(path);
+  ASSERT_FALSE(old.empty());
+  ASSERT_TRUE(WriteFile(path, old));
+  EXPECT_EQ(ReadAll(path), old);
+  SKIP_IF(!IsRunningOnSandbox());
+  ASSERT_TRUE(WriteFile(path, "|/usr/bin/dump %p %e\n"));
+  EXPECT_EQ(ReadAll(path), "|/usr/bin/dump %p %e\n");
+  ASSERT_TRUE(WriteFile(path, " core.%p"));
+  EXPECT_EQ(ReadAll(path), " core.%p\n");
+  ASSERT_TRUE(WriteFile(path, std::string(200, 'c')));
+  EXPECT_EQ(ReadAll(path), std::string(127, 'c') + "\n");
+  ASSERT_TRUE(WriteFile(path, old));
+  EXPECT_EQ(ReadAll(path), old);
+}
+
 TEST(ProcTest, OomScoreAdj) {
   std::string old = ReadAll("/proc/self/oom_score_adj");
   ASSERT_TRUE(WriteFile("/proc/self/oom_score_adj", "123"));

@@ -47,10 +47,14 @@ long FutexWait(std::atomic<int>* word, int val, const struct timespec* ts) {
                  val, ts, nullptr, 0);
 }
 
-// Arms ITIMER_REAL once, usec from now.
+// Arms ITIMER_REAL to fire usec from now and every usec after, until
+// TearDown disarms it: on a loaded machine the first SIGALRM may come
+// before the test has started to wait, and a later one must interrupt
+// the wait then.
 void Alarm(long usec) {
   struct itimerval it = {};
   it.it_value.tv_usec = usec;
+  it.it_interval.tv_usec = usec;
   ASSERT_THAT(setitimer(ITIMER_REAL, &it, nullptr), SyscallSucceeds());
 }
 
@@ -91,7 +95,7 @@ TEST_F(RestartTest, FutexWaitWithoutSaRestartIsEintr) {
   Handle(CountHandler, 0);
   Alarm(10000);
   EXPECT_THAT(FutexWait(&futex_word, 0, nullptr), SyscallFailsWithErrno(EINTR));
-  EXPECT_EQ(handled, 1);
+  EXPECT_GE(handled, 1);
 }
 
 TEST_F(RestartTest, FutexWaitWithSaRestartRestarts) {
@@ -99,7 +103,7 @@ TEST_F(RestartTest, FutexWaitWithSaRestartRestarts) {
   Handle(ChangeWordHandler, SA_RESTART);
   Alarm(10000);
   EXPECT_THAT(FutexWait(&futex_word, 0, nullptr), SyscallFailsWithErrno(EAGAIN));
-  EXPECT_EQ(handled, 1);
+  EXPECT_GE(handled, 1);
 }
 
 TEST_F(RestartTest, TimedFutexWaitIsEintrEvenWithSaRestart) {
@@ -109,7 +113,7 @@ TEST_F(RestartTest, TimedFutexWaitIsEintrEvenWithSaRestart) {
   Alarm(10000);
   struct timespec ts = {5, 0};
   EXPECT_THAT(FutexWait(&futex_word, 0, &ts), SyscallFailsWithErrno(EINTR));
-  EXPECT_EQ(handled, 1);
+  EXPECT_GE(handled, 1);
 }
 
 TEST_F(RestartTest, NanosleepIsEintrWithRemaining) {
@@ -119,12 +123,12 @@ TEST_F(RestartTest, NanosleepIsEintrWithRemaining) {
   int64_t start = MonotonicNs();
   EXPECT_THAT(nanosleep(&req, &rem), SyscallFailsWithErrno(EINTR));
   int64_t slept = MonotonicNs() - start;
-  EXPECT_EQ(handled, 1);
+  EXPECT_GE(handled, 1);
   int64_t rem_ns = rem.tv_sec * 1000000000LL + rem.tv_nsec;
   // What was left when the signal came: at least what the test saw go by,
-  // and at most the request less the timer's 20ms.
+  // and less than the request.
   EXPECT_GE(rem_ns, 2000000000LL - slept - 1000000);
-  EXPECT_LE(rem_ns, 2000000000LL - 10000000);
+  EXPECT_LT(rem_ns, 2000000000LL);
 }
 
 TEST_F(RestartTest, AbsoluteClockNanosleepIsEintr) {
@@ -135,7 +139,7 @@ TEST_F(RestartTest, AbsoluteClockNanosleepIsEintr) {
   until.tv_sec += 2;
   EXPECT_EQ(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr),
             EINTR);
-  EXPECT_EQ(handled, 1);
+  EXPECT_GE(handled, 1);
 }
 
 TEST_F(RestartTest, RestartSyscallWithoutRestartBlockIsEintr) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -67,6 +68,21 @@ TEST_F(SpliceTest, SendfileToPipe) {
   Pipe p = MakePipe();
   EXPECT_THAT(sendfile(p.w.get(), in.get(), nullptr, 4), SyscallSucceedsWithValue(4));
   EXPECT_EQ(Drain(p.r.get(), 10), "0123");
+}
+
+// A stream source gives what it has: sendfile returns after a short read
+// instead of waiting for the rest of count (busybox cat sendfiles from its
+// standard input, a terminal or a socket).
+TEST_F(SpliceTest, SendfileFromSocketReturnsWhatIsThere) {
+  int sv[2];
+  ASSERT_THAT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+              SyscallSucceeds());
+  FileDescriptor a(sv[0]), b(sv[1]);
+  ASSERT_THAT(write(b.get(), "abc", 3), SyscallSucceedsWithValue(3));
+  Pipe p = MakePipe();
+  EXPECT_THAT(sendfile(p.w.get(), a.get(), nullptr, 100),
+              SyscallSucceedsWithValue(3));
+  EXPECT_EQ(Drain(p.r.get(), 10), "abc");
 }
 
 TEST_F(SpliceTest, SendfileErrors) {

@@ -1,11 +1,14 @@
 // setxattr(2), getxattr(2), listxattr(2), removexattr(2) and their l* and
-// f* forms, on tmpfs (user.* and trusted.*).
+// f* forms, on tmpfs (user.*, trusted.* and security.*).
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/magic.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -145,6 +148,104 @@ TEST_F(XattrTest, NonOwnerCannotWrite) {
               return getxattr(f.c_str(), "trusted.x", b, 4) < 0 ? errno : 0;
             }),
             ENODATA);
+}
+
+
+// RunWithoutDacCapabilities runs fn in a child process that keeps its ids
+// and CAP_SYS_ADMIN but loses CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
+// CAP_FOWNER, so that file permissions apply to it; returns fn's result.
+int RunWithoutDacCapabilities(const std::function<int()>& fn) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capget, &hdr, data) != 0) _exit(126);
+    uint32_t drop = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH) |
+                    (1u << CAP_FOWNER);
+    data[0].effective &= ~drop;
+    if (syscall(SYS_capset, &hdr, data) != 0) _exit(126);
+    _exit(fn());
+  }
+  int status;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+// With no LSM, security.* attributes are the capability module's: anyone
+// reads them, and writing one needs CAP_SYS_ADMIN, not file permission.
+TEST_F(XattrTest, SecurityNeedsCapSysAdminNotWritePermission) {
+  TempDir pub("/tmp");
+  ASSERT_THAT(chmod(pub.path().c_str(), 0755), SyscallSucceeds());
+  std::string f = pub.Join("f");
+  ASSERT_TRUE(WriteFile(f, ""));
+  if (setxattr(f.c_str(), "security.s", "1", 1, 0) != 0 ||
+      setxattr(f.c_str(), "user.probe", "", 0, 0) != 0) {
+    GTEST_SKIP() << "no security and user xattrs here: " << strerror(errno);
+  }
+  ASSERT_THAT(chmod(f.c_str(), 0666), SyscallSucceeds());
+  EXPECT_EQ(RunAsNobody([&] {
+              char b[4];
+              return getxattr(f.c_str(), "security.s", b, 4) == 1 ? 0 : errno;
+            }),
+            0);
+  EXPECT_EQ(RunAsNobody([&] {
+              return setxattr(f.c_str(), "security.s", "2", 1, 0) ? errno : 0;
+            }),
+            EPERM);
+  EXPECT_EQ(RunAsNobody([&] {
+              return removexattr(f.c_str(), "security.s") ? errno : 0;
+            }),
+            EPERM);
+  ASSERT_THAT(chmod(f.c_str(), 0444), SyscallSucceeds());
+  EXPECT_EQ(RunWithoutDacCapabilities([&] {
+              // The permission check that does apply here.
+              if (setxattr(f.c_str(), "user.u", "1", 1, 0) == 0) return 1;
+              if (errno != EACCES) return 2;
+              if (setxattr(f.c_str(), "security.s", "3", 1, 0) != 0) return 3;
+              return removexattr(f.c_str(), "security.s") ? 4 : 0;
+            }),
+            0);
+}
+
+// security.capability takes only a valid file capability header (revision 2
+// in 20 bytes, or 3 in 24), and needs CAP_SETFCAP.
+TEST_F(XattrTest, FileCapabilitiesAreChecked) {
+  TempDir pub("/tmp");
+  ASSERT_THAT(chmod(pub.path().c_str(), 0755), SyscallSucceeds());
+  std::string f = pub.Join("f");
+  ASSERT_TRUE(WriteFile(f, ""));
+  if (setxattr(f.c_str(), "security.s", "1", 1, 0) != 0) {
+    GTEST_SKIP() << "no security xattrs here: " << strerror(errno);
+  }
+  ASSERT_THAT(chmod(f.c_str(), 0666), SyscallSucceeds());
+  uint32_t v2[5] = {0x02000000, 1u << CAP_NET_BIND_SERVICE, 0, 0, 0};
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", "junk", 4, 0),
+              SyscallFailsWithErrno(EINVAL));
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", v2, 16, 0),
+              SyscallFailsWithErrno(EINVAL));
+  uint32_t v3_sized_v2[6] = {0x02000000, 0, 0, 0, 0, 0};
+  EXPECT_THAT(setxattr(f.c_str(), "security.capability", v3_sized_v2,
+                       sizeof(v3_sized_v2), 0),
+              SyscallFailsWithErrno(EINVAL));
+  EXPECT_EQ(RunAsNobody([&] {
+              return setxattr(f.c_str(), "security.capability", v2, sizeof(v2),
+                              0)
+                         ? errno
+                         : 0;
+            }),
+            EPERM);
+  ASSERT_THAT(setxattr(f.c_str(), "security.capability", v2, sizeof(v2), 0),
+              SyscallSucceeds());
+  uint32_t got[8] = {};
+  ASSERT_THAT(getxattr(f.c_str(), "security.capability", got, sizeof(got)),
+              SyscallSucceedsWithValue(sizeof(v2)));
+  EXPECT_EQ(got[1], v2[1]);
+  EXPECT_EQ(RunAsNobody([&] {
+              return removexattr(f.c_str(), "security.capability") ? errno : 0;
+            }),
+            EPERM);
+  EXPECT_THAT(removexattr(f.c_str(), "security.capability"), SyscallSucceeds());
 }
 
 }  // namespace

@@ -14,8 +14,16 @@ file, its writes fail with EIO, and the session's leader gets SIGHUP.
 
 Background processes that read the terminal get SIGTTIN, and those that
 change it (or write with TOSTOP) SIGTTOU (pkg/sentry/kernel/tty_jobctrl.py).
-TODO(#5): TIOCPKT (packet mode), TIOCSTI and TIOCCONS are refused with
-EINVAL/ENOTTY.
+The master may ask for packet mode (TIOCPKT): its reads then start with
+a status byte, TIOCPKT_DATA before output or the flush, stop and flow
+control events alone. TIOCSTI fakes input (through the replica) or output
+(through the master): it needs CAP_SYS_ADMIN unless the terminal is the
+caller's controlling terminal, and with /proc/sys/dev/tty/legacy_tiocsti
+at 0 (Linux 6.2+, CONFIG_LEGACY_TIOCSTI=n) CAP_SYS_ADMIN in any case; it
+starts at 1, as on the kernels this project is tested on. TIOCCONS needs
+CAP_SYS_ADMIN and a replica (EINVAL through the master) and records the
+terminal as the console's, but the sandbox has no console output to send
+there (TODO(#5)).
 
 Mount options: mode= (replica permissions, default 0620), ptmxmode=
 (default 0666, as container runtimes mount it), gid= (replica group,
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
@@ -43,7 +52,9 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     Inode,
     KernfsFilesystem,
 )
+from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN
 from pkg.sentry.kernel.limits import nofile_limit
+from pkg.sentry.kernel.sessions import controlling_tty_locked
 from pkg.sentry.kernel.tty_jobctrl import JobControlTTY
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.file_description import FILE_STATUS_FLAGS, FileDescription
@@ -71,7 +82,10 @@ TIOCGPTLCK = 0x80045439
 # Requests that change the terminal, refused to background processes
 # (tty_check_change callers).
 _CHANGES = frozenset((I.TCSETS, I.TCSETSW, I.TCSETSF, I.TIOCSPGRP, I.TCFLSH, I.TCXONC))
-TIOCPKT = 0x5420
+
+
+# Guards every kernel's console_tty (TIOCCONS).
+_console_mu = threading.Lock()
 
 
 class Terminal(JobControlTTY):
@@ -162,9 +176,6 @@ class Terminal(JobControlTTY):
         if cmd == I.TIOCSWINSZ:
             ld.set_winsize(T.Winsize.unpack(t.copy_in(arg, I.WINSIZE_SIZE)))
             return 0
-        if cmd == I.TCFLSH:
-            ld.flush(arg)
-            return 0
         if cmd == I.TIOCSCTTY:
             self.set_controlling(t, arg == 1)
             return 0
@@ -183,7 +194,62 @@ class Terminal(JobControlTTY):
         if cmd in (I.TCSBRK, I.TCXONC):
             # Breaks and flow control requests: nothing to send on a pty.
             return 0
+        if cmd == I.TCFLSH:
+            ld.flush(arg, replica)
+            return 0
+        if cmd == I.TIOCSTI:
+            self._simulate(t, arg, replica)
+            return 0
         return None
+
+    def _simulate(self, t: Task, arg: int, replica: bool) -> None:
+        """TIOCSTI: fakes a character of input through the replica, or of
+        output through the master (tiocsti).
+
+        Raises:
+            SyscallError: EIO with legacy_tiocsti off and EPERM for a
+                terminal that is not the caller's controlling one, both
+                unless the caller has CAP_SYS_ADMIN; EFAULT.
+        """
+        admin = t.creds.has_capability(CAP_SYS_ADMIN)
+        if not admin and not self.kernel.tty_legacy_tiocsti:
+            raise SyscallError(errno.EIO)
+        if not admin:
+            with self.kernel.tasks.mu:
+                # A master is nobody's controlling terminal.
+                if not replica or controlling_tty_locked(t.tg) is not self:
+                    raise SyscallError(errno.EPERM)
+        c = t.copy_in(arg, 1)[0]
+        if replica:
+            self.ld.simulate_input(c)
+        else:
+            self.ld.simulate_output(c)
+
+    def set_console(self, t: Task, writable: bool) -> None:
+        """TIOCCONS: makes this terminal the console's (tioccons).
+
+        Raises:
+            SyscallError: EPERM without CAP_SYS_ADMIN, EBADF for a file not
+                open for writing, EBUSY while another live terminal is the
+                console's.
+        """
+        if not t.creds.has_capability(CAP_SYS_ADMIN):
+            raise SyscallError(errno.EPERM)
+        if not writable:
+            raise SyscallError(errno.EBADF)
+        # TODO(#5): the sandbox has no /dev/console and no kernel messages,
+        # so nothing is ever written to the redirected console.
+        kernel = self.kernel
+        with _console_mu:
+            held = kernel.console_tty
+            current = held() if held is not None else None
+            if (
+                isinstance(current, Terminal)
+                and current is not self
+                and not current.ld.master_gone
+            ):
+                raise SyscallError(errno.EBUSY)
+            kernel.console_tty = weakref.ref(self)
 
 
 class MasterFD(FileDescription):
@@ -235,8 +301,14 @@ class MasterFD(FileDescription):
             n = term.ld.output_queued_bytes() if cmd == I.FIONREAD else 0
             t.mm.write_i32(arg, n)
             return 0
-        if cmd == TIOCPKT:
-            # TODO(#5): packet mode.
+        if cmd == I.TIOCPKT:
+            term.ld.set_packet(t.mm.read_i32(arg) != 0)
+            return 0
+        if cmd == I.TIOCGPKT:
+            t.mm.write_i32(arg, int(term.ld.packet))
+            return 0
+        if cmd == I.TIOCCONS:
+            # Only a replica can be the console (tty_ioctl).
             raise SyscallError(errno.EINVAL)
         result = term.common_ioctl(t, cmd, arg, replica=False)
         if result is None:
@@ -310,6 +382,12 @@ class ReplicaFD(FileDescription):
         if cmd == I.TIOCGPTN:
             # Only the master answers it.
             raise SyscallError(errno.ENOTTY)
+        if cmd in (I.TIOCPKT, I.TIOCGPKT):
+            # A master's requests (ptm_unix98_ops).
+            raise SyscallError(errno.ENOTTY)
+        if cmd == I.TIOCCONS:
+            self.term.set_console(t, self.writable)
+            return 0
         result = self.term.common_ioctl(t, cmd, arg, replica=True)
         if result is None:
             raise SyscallError(errno.ENOTTY)

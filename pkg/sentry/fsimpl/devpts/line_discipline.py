@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pkg.abi.linux import errno
+from pkg.abi.linux import ioctl as I
 from pkg.abi.linux import signal as S
 from pkg.abi.linux import termios as T
 from pkg.errors.syscall_error import SyscallError
@@ -47,6 +48,7 @@ from pkg.sentry.kernel.waiter import (
     EVENT_HUP,
     EVENT_IN,
     EVENT_OUT,
+    EVENT_PRI,
     EVENT_RDNORM,
     EVENT_WRNORM,
     Entry,
@@ -66,6 +68,14 @@ _TAB = 0x09
 _BS = 0x08
 _DEL = 0x7F
 _DISABLED = 0  # _POSIX_VDISABLE
+
+
+def _xon_xoff(tio: T.Termios) -> bool:
+    """Reports whether ^S and ^Q control the output (what a packet-mode
+    master hears as TIOCPKT_DOSTOP)."""
+    return bool(
+        tio.iflag & T.IXON and tio.cc[T.VSTOP] == 0x13 and tio.cc[T.VSTART] == 0x11
+    )
 
 
 def _is_ctl(c: int) -> bool:
@@ -92,11 +102,13 @@ class LineDiscipline:
         "_mu",
         "_out",
         "_pending",
+        "_pktstatus",
         "_raw",
         "_replica_gone",
         "_signal",
         "_stopped",
         "master_queue",
+        "packet",
         "replica_queue",
         "termios",
         "winsize",
@@ -130,6 +142,10 @@ class LineDiscipline:
         # master reads that would wait fail with EIO.
         self._master_gone = False
         self._replica_gone = False
+        # Packet mode (TIOCPKT on the master): the master's reads start
+        # with a status byte, and the events below are reported alone.
+        self.packet = False
+        self._pktstatus = 0
 
     def hang_up(self, master: bool, gone: bool = True) -> None:
         """Records that the master (master True) or every replica went
@@ -151,6 +167,32 @@ class LineDiscipline:
         """Whether every replica has been closed (after one was opened)."""
         return self._replica_gone
 
+    # Packet mode.
+
+    def set_packet(self, on: bool) -> None:
+        """Turns the master's packet mode on or off (pty_set_pktmode);
+        turning it on forgets earlier events."""
+        with self._mu:
+            if on and not self.packet:
+                self._pktstatus = 0
+            self.packet = on
+
+    def _packet_event_locked(self, bits: int, clear: int = 0) -> None:
+        """Records TIOCPKT_* events for a packet-mode master; the caller
+        notifies the master's waiters."""
+        if self.packet:
+            self._pktstatus = (self._pktstatus & ~clear) | bits
+
+    def _set_stopped_locked(self, stopped: bool) -> None:
+        """Stops or restarts output (IXON's VSTOP and VSTART), telling a
+        packet-mode master (pty_stop, pty_start)."""
+        if stopped != self._stopped:
+            if stopped:
+                self._packet_event_locked(I.TIOCPKT_STOP, I.TIOCPKT_START)
+            else:
+                self._packet_event_locked(I.TIOCPKT_START, I.TIOCPKT_STOP)
+        self._stopped = stopped
+
     # Attributes.
 
     def get_termios(self) -> T.Termios:
@@ -167,7 +209,12 @@ class LineDiscipline:
         with self._mu:
             if flush_input:
                 self._flush_input_locked()
+                self._packet_event_locked(I.TIOCPKT_FLUSHREAD)
             old = self.termios
+            if _xon_xoff(old) != _xon_xoff(new):
+                # Whether ^S/^Q flow control is on (pty_set_termios).
+                flow = I.TIOCPKT_DOSTOP if _xon_xoff(new) else I.TIOCPKT_NOSTOP
+                self._packet_event_locked(flow, I.TIOCPKT_DOSTOP | I.TIOCPKT_NOSTOP)
             self.termios = new.copy()
             if (old.lflag ^ new.lflag) & T.ICANON:
                 if new.lflag & T.ICANON:
@@ -180,7 +227,7 @@ class LineDiscipline:
                     self._edit.clear()
                 self._lnext = False
             if not new.iflag & T.IXON:
-                self._stopped = False
+                self._set_stopped_locked(False)
             self._process_pending_locked()
         self._notify_all()
 
@@ -221,6 +268,22 @@ class LineDiscipline:
         self._deliver(signals)
         self._notify_all()
         return n
+
+    def simulate_input(self, c: int) -> None:
+        """Processes one character as if typed at the terminal (TIOCSTI on
+        the replica); like n_tty's receive_buf it does not wait for room."""
+        with self._mu:
+            self._pending.append(c)
+            signals = self._process_pending_locked()
+        self._deliver(signals)
+        self._notify_all()
+
+    def simulate_output(self, c: int) -> None:
+        """Queues one character for the master to read, unprocessed
+        (TIOCSTI on the master, whose own line discipline is raw)."""
+        with self._mu:
+            self._out.append(c)
+        self._notify_all()
 
     def replica_read(self, t: Task, length: int, nonblocking: bool) -> bytes:
         """Reads input: at most one line in canonical mode, as VMIN and
@@ -377,9 +440,19 @@ class LineDiscipline:
             return b""
         while True:
             with self._mu:
+                if self.packet and self._pktstatus:
+                    # An event is read alone (n_tty_read).
+                    data = bytes([self._pktstatus])
+                    self._pktstatus = 0
+                    return data
                 if self._out and not self._stopped:
-                    data = bytes(self._out[:length])
-                    del self._out[:length]
+                    if self.packet:
+                        n = length - 1
+                        data = bytes([I.TIOCPKT_DATA]) + bytes(self._out[:n])
+                    else:
+                        n = length
+                        data = bytes(self._out[:n])
+                    del self._out[:n]
                     break
             if nonblocking:
                 raise SyscallError(errno.EAGAIN)
@@ -395,8 +468,9 @@ class LineDiscipline:
 
     # Flushing and readiness.
 
-    def flush(self, selector: int) -> None:
-        """Discards queued input, output or both (TCFLSH).
+    def flush(self, selector: int, replica: bool = True) -> None:
+        """Discards queued input, output or both (TCFLSH); through the
+        replica, a packet-mode master hears of it.
 
         Raises:
             SyscallError: EINVAL for an unknown selector.
@@ -406,8 +480,12 @@ class LineDiscipline:
         with self._mu:
             if selector in (T.TCIFLUSH, T.TCIOFLUSH):
                 self._flush_input_locked()
+                if replica:
+                    self._packet_event_locked(I.TIOCPKT_FLUSHREAD)
             if selector in (T.TCOFLUSH, T.TCIOFLUSH):
                 self._out.clear()
+                if replica:
+                    self._packet_event_locked(I.TIOCPKT_FLUSHWRITE)
         self._notify_all()
 
     def replica_readiness(self, mask: int) -> int:
@@ -428,6 +506,8 @@ class LineDiscipline:
         ready = 0
         if self._master_readable():
             ready |= EVENT_IN | EVENT_RDNORM
+        if self.packet and self._pktstatus:
+            ready |= EVENT_PRI
         if self._master_writable():
             ready |= EVENT_OUT | EVENT_WRNORM
         if self._replica_gone:
@@ -443,6 +523,8 @@ class LineDiscipline:
         return len(self._out) < QUEUE_BYTES
 
     def _master_readable(self) -> bool:
+        if self.packet and self._pktstatus:
+            return True
         return bool(self._out) and not self._stopped
 
     def _master_writable(self) -> bool:
@@ -482,7 +564,7 @@ class LineDiscipline:
 
     def _notify_all(self) -> None:
         self.replica_queue.notify(EVENT_IN | EVENT_OUT)
-        self.master_queue.notify(EVENT_IN | EVENT_OUT)
+        self.master_queue.notify(EVENT_IN | EVENT_OUT | EVENT_PRI)
 
     def _deliver(self, signals: list[int]) -> None:
         if self._signal is not None:
@@ -539,13 +621,13 @@ class LineDiscipline:
 
         if iflag & T.IXON:
             if is_char(T.VSTOP):
-                self._stopped = True
+                self._set_stopped_locked(True)
                 return
             if is_char(T.VSTART):
-                self._stopped = False
+                self._set_stopped_locked(False)
                 return
             if iflag & T.IXANY:
-                self._stopped = False
+                self._set_stopped_locked(False)
         if lflag & T.ISIG:
             for index, signo in (
                 (T.VINTR, S.SIGINT),
@@ -558,7 +640,7 @@ class LineDiscipline:
                         # still to be processed (isig).
                         self._flush_input_locked(pending=False)
                         self._out.clear()
-                    self._stopped = False
+                    self._set_stopped_locked(False)
                     if lflag & T.ECHO:
                         self._echo_locked(c)
                     signals.append(signo)

@@ -165,6 +165,19 @@ class EpollInstance(AnonFile):
         else:
             self._insert(file, fd, events, data)
 
+    def target_file(self, fd: int, nth: int) -> FileDescription:
+        """Returns the nth file watched under descriptor number fd, as
+        kcmp(2)'s KCMP_EPOLL_TFD looks it up.
+
+        Raises:
+            SyscallError: ENOENT if there is none.
+        """
+        with self._mu:
+            files = [f for f, n in self._interest if n == fd]
+        if nth >= len(files):
+            raise SyscallError(errno.ENOENT)
+        return files[nth]
+
     def _insert(self, file: FileDescription, fd: int, events: int, data: int) -> None:
         with self._mu:
             key = (file, fd)

@@ -94,6 +94,13 @@ class EventFD(AnonFile):
         self.queue.notify(EVENT_IN)
         return _U64.size
 
+    def kernel_add(self, n: int = 1) -> None:
+        """Adds n from inside the kernel (eventfd_signal), as an AIO
+        completion does: never blocks, and stops at the maximum."""
+        with self._mu:
+            self._value += min(n, _ULLONG_MAX - 1 - self._value)
+        self.queue.notify(EVENT_IN)
+
     def _take(self) -> int | None:
         with self._mu:
             if self._value == 0:

@@ -498,6 +498,8 @@ class GoferFilesystem(Filesystem):
                 raise SyscallError(errno.ENOENT)
             name = rp.component()
             new = self.rpc(self.client.link, self.node(parent), name, self.node(target))
+            # The link count changed (fsnotify_link's IN_ATTRIB).
+            target.inotify_inode(IN.IN_ATTRIB)
             self._created(parent, name, new)
 
     # Removal.
@@ -525,9 +527,9 @@ class GoferFilesystem(Filesystem):
             self._dropped_link(child)
             parent.inode.stale = True
             self._remove_name(parent, child)
+            # The file's own events first, as d_delete_notify orders them.
+            child.inotify_link_count(child.inode.nlink == 0)
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
-            gone = child.inode.nlink == 0
-            child.inotify_with_parent(IN.IN_DELETE_SELF if gone else IN.IN_ATTRIB)
 
     def _kill(self, d: GoferDentry) -> None:
         """Marks d deleted once the gofer has removed it. The caller checked
@@ -572,8 +574,8 @@ class GoferFilesystem(Filesystem):
             child.children.clear()
             parent.inode.stale = True
             self._remove_name(parent, child)
+            child.inotify_link_count(True)
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
-            child.inotify_with_parent(IN.IN_DELETE_SELF)
 
     def rename_at(
         self,
@@ -663,7 +665,7 @@ class GoferFilesystem(Filesystem):
         renamed.inotify_with_parent(IN.IN_MOVED_TO, cookie, INOTIFY_PATH_EVENT)
         renamed.inotify_with_parent(IN.IN_MOVE_SELF)
         if replaced is not None and not exchange:
-            replaced.inotify_with_parent(IN.IN_DELETE_SELF)
+            replaced.inotify_link_count(replaced.inode.nlink == 0, replaced=True)
 
     # Other path operations.
 

@@ -42,6 +42,7 @@ from pkg.sentry.mm.file_cache import FileCache
 from pkg.sentry.vfs.dentry import NamedDentry
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.permissions import generic_check_permissions
+from pkg.sentry.vfs.watches import Watches
 
 if TYPE_CHECKING:
     from pkg.gofer.proto import gofer_pb2 as pb
@@ -99,6 +100,7 @@ class GoferInode:
         "stale",
         "target",
         "uid",
+        "watches",
     )
 
     def __init__(self, fs: GoferFilesystem, ino: int, st: pb.Stat) -> None:
@@ -120,6 +122,8 @@ class GoferInode:
         # Dentries naming this inode that have not been released.
         self.dentries = 0
         self.stale = False
+        # inotify watches, shared by the file's hard links.
+        self.watches: Watches | None = None
         self.update(st)
 
     def __repr__(self) -> str:
@@ -357,6 +361,19 @@ class GoferDentry(NamedDentry):
 
     def __repr__(self) -> str:
         return f"GoferDentry({self.name!r}, node={self.node}, {self.inode!r})"
+
+    # Watches belong to the inode, which hard links share.
+
+    def watches(self) -> Watches | None:
+        return self.inode.watches
+
+    def ensure_watches(self) -> Watches:
+        if self.inode.watches is None:
+            self.inode.watches = Watches()
+        return self.inode.watches
+
+    def inode_key(self) -> object:
+        return self.inode
 
     def is_dir(self) -> bool:
         return self.inode.is_dir()

@@ -28,10 +28,15 @@ from pkg.sentry.vfs.watches import IN_ALL_EVENTS, Watch
 if TYPE_CHECKING:
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.vfs.dentry import Dentry
+    from pkg.sentry.vfs.filesystem import Filesystem
 
 # struct inotify_event: wd, mask, cookie, len, then the name.
 _EVENT = struct.Struct("<iIII")
 EVENT_SIZE = _EVENT.size
+# The file handle fdinfo shows: FILEID_INO64_GEN, a u64 inode number and a
+# u32 generation.
+FILEID_INO64_GEN = 0x81
+_HANDLE_BYTES = 12
 # /proc/sys/fs/inotify/max_queued_events's default.
 MAX_QUEUED_EVENTS = 16384
 # The flags inotify_add_watch accepts besides IN_ALL_EVENTS.
@@ -78,10 +83,21 @@ class Inotify(AnonFile):
 
     # Watches.
 
-    def add_watch(self, d: Dentry, mask: int) -> int:
+    def add_watch(
+        self,
+        d: Dentry,
+        mask: int,
+        fs: Filesystem | None = None,
+        ino: int = 0,
+        dev: tuple[int, int] = (0, 0),
+    ) -> int:
         """Watches d's inode for the events in mask (inotify_add_watch);
         returns the watch descriptor, an existing one if this instance
         already watches the inode.
+
+        Args:
+            fs: the filesystem of d, which reports IN_UNMOUNT when it goes.
+            ino, dev: the file's inode number and device, for fdinfo.
 
         Raises:
             SyscallError: EEXIST for IN_MASK_CREATE on a watched inode.
@@ -101,10 +117,12 @@ class Inotify(AnonFile):
                 return existing.wd
             with self._mu:
                 wd = next(self._wds)
-                w = Watch(self, wd, events, watches)
+                w = Watch(self, wd, events, watches, ino, dev, d.is_dir())
                 self._watches[wd] = w
             watches.insert_locked(w)
-            return wd
+        if fs is not None:
+            fs.add_watch(w)
+        return wd
 
     def rm_watch(self, wd: int) -> None:
         """Removes a watch (inotify_rm_watch), queueing IN_IGNORED.
@@ -125,6 +143,27 @@ class Inotify(AnonFile):
                 return
             del self._watches[watch.wd]
         self.queue_event(watch.wd, IN.IN_IGNORED, 0, b"")
+
+    def fdinfo(self) -> str:
+        """One line per watch, newest first as Linux lists its marks
+        (inotify_fdinfo). The file handle is the generic one of a
+        filesystem without its own encoding: FILEID_INO64_GEN, the 64-bit
+        inode number and a zero generation."""
+        with self._mu:
+            watches = sorted(self._watches.values(), key=lambda w: -w.wd)
+        lines = []
+        for w in watches:
+            major, minor = w.dev
+            # The kernel's own dev_t layout (MINORBITS 20), not stat's.
+            sdev = (major << 20) | minor
+            handle = struct.pack("<QI", w.ino & (2**64 - 1), 0).hex()
+            lines.append(
+                f"inotify wd:{w.wd:x} ino:{w.ino:x} sdev:{sdev:x} "
+                f"mask:{w.mask:x} ignored_mask:0 "
+                f"fhandle-bytes:{_HANDLE_BYTES:x} "
+                f"fhandle-type:{FILEID_INO64_GEN:x} f_handle:{handle}\n"
+            )
+        return "".join(lines)
 
     def release(self) -> None:
         with self._mu:

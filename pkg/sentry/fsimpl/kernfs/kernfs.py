@@ -43,6 +43,7 @@ from pkg.sentry.vfs.llseek import generic_llseek
 from pkg.sentry.vfs.opath import OpathFD
 from pkg.sentry.vfs.permissions import (
     MAY_EXEC,
+    MAY_READ,
     MAY_WRITE,
     check_open,
     check_search_dir,
@@ -602,6 +603,9 @@ class KernfsFilesystem(Filesystem):
             inode.check_permissions(rp.creds, MAY_WRITE)
         vd = VirtualDentry(rp.mount, d)
         if isinstance(inode, DirInode):
+            # A directory may refuse readers its mode lets in (proc's
+            # hidepid=).
+            inode.check_permissions(rp.creds, MAY_READ)
             return KernfsDirFD(self, d, flags, vd)
         if isinstance(inode, DeviceInode):
             return inode.open(rp.task, vd, flags)

@@ -27,6 +27,7 @@ from pkg.abi.linux import stat as S
 from pkg.sentry.vfs.dentry import Dentry, NamedDentry
 from pkg.sentry.vfs.lock import FileLocks
 from pkg.sentry.vfs.permissions import generic_check_permissions
+from pkg.sentry.vfs.watches import Watches
 
 if TYPE_CHECKING:
     from pkg.sentry.fsimpl.overlay.overlay import OverlayFilesystem
@@ -126,3 +127,48 @@ class OverlayDentry(NamedDentry):
     def check_permissions(self, creds: Credentials, ats: int) -> None:
         """Checks access against the file's mode and owner."""
         generic_check_permissions(creds, ats, self.mode, self.uid, self.gid)
+
+    # Watches. A file not copied up (and any directory, which has one
+    # name) keeps them here. An upper file's hard links share one Watches,
+    # kept by the overlay under the upper inode (link_watches), so that a
+    # watch added through either name is the same watch and a link count
+    # change reaches it; a copy-up moves the dentry's own there.
+
+    def _shared_key(self) -> object | None:
+        upper = self.upper
+        if upper is None or self.is_dir():
+            return None
+        return upper.inode_key()
+
+    def watches(self) -> Watches | None:
+        key = self._shared_key()
+        if key is None:
+            return self._watches
+        if self._watches is not None:
+            return self._move_watches(key)
+        return self.fs.link_watches.get(key)
+
+    def ensure_watches(self) -> Watches:
+        key = self._shared_key()
+        if key is None:
+            return super().ensure_watches()
+        if self._watches is not None:
+            return self._move_watches(key)
+        return self.fs.link_watches.setdefault(key, Watches())
+
+    def _move_watches(self, key: object) -> Watches:
+        """Moves the watches made before copy-up to the upper file's."""
+        own = self._watches
+        assert own is not None
+        self._watches = None
+        shared = self.fs.link_watches.setdefault(key, own)
+        if shared is not own:
+            shared.adopt(own)
+        return shared
+
+    def forget_watches(self) -> None:
+        """Drops the shared watches' entry once the upper file has no name
+        left (they were ended by IN_DELETE_SELF)."""
+        key = self._shared_key()
+        if key is not None:
+            self.fs.link_watches.pop(key, None)

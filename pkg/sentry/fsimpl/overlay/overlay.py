@@ -82,6 +82,7 @@ from pkg.sentry.vfs.permissions import (
 )
 from pkg.sentry.vfs.rename import check_rename_targets, may_rename
 from pkg.sentry.vfs.resolving_path import PathOperation
+from pkg.sentry.vfs.watches import Watches
 
 if TYPE_CHECKING:
     from pkg.sentry.vfs.file_description import FileDescription
@@ -180,6 +181,9 @@ class OverlayFilesystem(Filesystem):
         # Inode numbers of copied-up files, by upper inode number, so that
         # hard links made after copy-up share the number.
         self.origin_inos: dict[int, int] = {}
+        # The inotify watches of upper files, by upper inode, shared by
+        # their hard links (OverlayDentry.watches).
+        self.link_watches: dict[object, Watches] = {}
         # The root exists in both layers from the start; it looks like the
         # lower one.
         lst = self.layer_stat(self.lower, lower.dentry)
@@ -213,6 +217,7 @@ class OverlayFilesystem(Filesystem):
         )
 
     def release(self) -> None:
+        self.link_watches.clear()
         # The layers' mounts exist for this overlay alone.
         self.upper.mount.fs.dec_ref()
         self.lower.mount.fs.dec_ref()
@@ -482,6 +487,8 @@ class OverlayFilesystem(Filesystem):
                 self.upper.here(target.upper),
                 self.upper.child(parent.upper, name),
             )
+            # The link count changed (fsnotify_link's IN_ATTRIB).
+            target.inotify_inode(IN.IN_ATTRIB)
             self._created(parent, name)
 
     # Removal.
@@ -510,6 +517,7 @@ class OverlayFilesystem(Filesystem):
             if child.is_mountpoint():
                 raise SyscallError(errno.EBUSY)
             whiteout = self.lower_has(parent, name)
+            gone = self._last_name(child)
             if child.upper is not None:
                 assert parent.upper is not None
                 self.vfs.unlink_at(
@@ -517,9 +525,19 @@ class OverlayFilesystem(Filesystem):
                 )
             self.vfs.delete_dentry(child)
             self._forget(parent, name, whiteout)
+            # The file's own events first, as d_delete_notify orders them.
+            child.inotify_link_count(gone)
+            if gone:
+                child.forget_watches()
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
-            # TODO(#5): IN_ATTRIB instead while other hard links remain.
-            child.inotify_with_parent(IN.IN_DELETE_SELF)
+
+    def _last_name(self, d: OverlayDentry) -> bool:
+        """Reports whether d is its file's only name: an upper file's links
+        are counted by the upper layer; a lower file's other links are
+        other files in the overlay, as in Linux's without an index."""
+        if d.upper is None or d.is_dir():
+            return True
+        return self.layer_stat(self.upper, d.upper).nlink <= 1
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
         with self.mu:
@@ -549,8 +567,8 @@ class OverlayFilesystem(Filesystem):
             self.vfs.delete_dentry(child)
             child.children.clear()
             self._forget(parent, name, whiteout)
+            child.inotify_link_count(True)
             child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
-            child.inotify_with_parent(IN.IN_DELETE_SELF)
 
     def rename_at(
         self,
@@ -634,6 +652,7 @@ class OverlayFilesystem(Filesystem):
             # Only the lower layer has the name: nothing to replace above.
             upper_flags = F.RENAME_NOREPLACE
         old_whiteout = not exchange and self.lower_has(op, old_name)
+        replaced_gone = replaced is not None and self._last_name(replaced)
         self.vfs.rename_at(
             None,
             self.creds,
@@ -663,7 +682,9 @@ class OverlayFilesystem(Filesystem):
         renamed.inotify_with_parent(IN.IN_MOVED_TO, cookie, INOTIFY_PATH_EVENT)
         renamed.inotify_with_parent(IN.IN_MOVE_SELF)
         if replaced is not None and not exchange:
-            replaced.inotify_with_parent(IN.IN_DELETE_SELF)
+            replaced.inotify_link_count(replaced_gone, replaced=True)
+            if replaced_gone:
+                replaced.forget_watches()
 
     # Attributes.
 

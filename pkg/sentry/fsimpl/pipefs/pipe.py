@@ -227,12 +227,15 @@ class Pipe:
         if n:
             self.queue.notify(EVENT_OUT)
 
-    def write(self, t: Task | None, data: bytes, nonblock: bool) -> int:
+    def write(
+        self, t: Task | None, data: bytes, nonblock: bool, partial: bool = False
+    ) -> int:
         """Writes data, atomically if it is at most PIPE_BUF bytes.
 
         Returns:
             The bytes written: all of data unless nonblock or a signal cut
-            a large write short.
+            a large write short, or (partial, as vmsplice(2)) whatever fit
+            once there was room.
 
         Raises:
             SyscallError: EPIPE (after SIGPIPE) with no reader; EAGAIN when
@@ -251,13 +254,14 @@ class Pipe:
                     raise SyscallError(errno.EPIPE)
                 wrote = self._put_locked(data, total, n)
                 total += wrote
-                if total < n and not nonblock and t is not None:
+                done = total == n or (partial and total > 0)
+                if not done and not nonblock and t is not None:
                     entry = Entry(lambda _m: t.wake(), EVENT_OUT | EVENT_ERR)
                     self.queue.register(entry)
             if wrote:
                 self.queue.notify(EVENT_IN)
-            if total == n:
-                return n
+            if done:
+                return total
             if nonblock or t is None:
                 if total:
                     return total

@@ -168,7 +168,7 @@ class FdInfo(TaskInode, DataInode):
         except SyscallError:
             pos = 0
         text = f"pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt_id}\nino:\t{ino}\n"
-        return text.encode()
+        return (text + f.fdinfo()).encode()
 
 
 class FdInfoDir(FdDir):

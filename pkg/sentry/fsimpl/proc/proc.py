@@ -6,8 +6,9 @@ and the system-wide files (system.py) and sysctls (sysctl.py). Everything
 is made up from the sentry's state on each read; see kernfs for how files
 are served.
 
-Mount options: hidepid= and subset= are accepted and ignored
-(TODO(#5)); any other option fails with EINVAL.
+Mount options: hidepid= and gid= hide processes per mount (hidepid.py);
+subset= is accepted and ignored (TODO(#5)); any other option fails with
+EINVAL.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     StaticSymlink,
 )
 from pkg.sentry.fsimpl.proc import system
+from pkg.sentry.fsimpl.proc.hidepid import PidVisibility
 from pkg.sentry.fsimpl.proc.net import net_dir
 from pkg.sentry.fsimpl.proc.sysctl import random_uuid, sys_tree
 from pkg.sentry.fsimpl.proc.task_dir import ProcessDir, ThreadDir
+from pkg.sentry.fsimpl.proc.task_files import TaskRef
 from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.vfs.filesystem import FilesystemType, parse_mount_data
 
@@ -63,12 +66,15 @@ def _thread_self(t: Task | None) -> bytes:
 class ProcRoot(DirInode):
     """ProcRoot is /proc: the fixed entries, then a directory per process."""
 
-    __slots__ = ("_dirs", "_mu", "fixed", "kernel")
+    __slots__ = ("_dirs", "_mu", "fixed", "kernel", "vis")
 
-    def __init__(self, kernel: Kernel, fixed: dict[bytes, Inode]) -> None:
+    def __init__(
+        self, kernel: Kernel, fixed: dict[bytes, Inode], vis: PidVisibility
+    ) -> None:
         super().__init__(0o555, ino=1)
         self.kernel = kernel
         self.fixed = fixed
+        self.vis = vis
         self._mu = threading.Lock()
         self._dirs: dict[int, tuple[ThreadGroup, ProcessDir]] = {}
 
@@ -78,6 +84,11 @@ class ProcRoot(DirInode):
             groups = list(ts.thread_groups.values())
         return sorted((g for g in groups if not g.reaped), key=lambda g: g.tgid)
 
+    def _visible(self, t: Task | None, tg: ThreadGroup) -> bool:
+        if t is None:
+            return True
+        return self.vis.visible(t.creds, t.tg, TaskRef(tg, None))
+
     def _dir(self, tg: ThreadGroup) -> ProcessDir:
         with self._mu:
             entry = self._dirs.get(tg.tgid)
@@ -85,7 +96,7 @@ class ProcRoot(DirInode):
                 return entry[1]
             for tgid in [k for k, (g, _) in self._dirs.items() if g.reaped]:
                 del self._dirs[tgid]
-            d = ProcessDir(tg)
+            d = ProcessDir(tg, self.vis)
             self._dirs[tg.tgid] = (tg, d)
             return d
 
@@ -104,15 +115,21 @@ class ProcRoot(DirInode):
             # A thread id works too, though it is not listed (as Linux's
             # proc_pid_lookup).
             tg = task.tg
+            if not self._visible(t, tg):
+                return None
             if task is not tg.leader:
-                return ThreadDir(tg, task)
-        if tg is None or tg.reaped:
+                return ThreadDir(tg, task, self.vis)
+        if tg is None or tg.reaped or not self._visible(t, tg):
             return None
         return self._dir(tg)
 
     def entries(self, t: Task | None) -> list[tuple[bytes, Inode]]:
         out = list(self.fixed.items())
-        out += [(str(tg.tgid).encode(), self._dir(tg)) for tg in self._processes()]
+        out += [
+            (str(tg.tgid).encode(), self._dir(tg))
+            for tg in self._processes()
+            if self._visible(t, tg)
+        ]
         return out
 
     def nlink(self) -> int:
@@ -143,9 +160,11 @@ class ProcType(FilesystemType):
     def get_filesystem(
         self, vfs: VirtualFilesystem, creds: Credentials, opts: GetFilesystemOptions
     ) -> tuple[Filesystem, Dentry]:
-        for key in parse_mount_data(opts.data):
+        options = parse_mount_data(opts.data)
+        for key in options:
             if key not in _OPTIONS:
                 raise SyscallError(errno.EINVAL)
+        vis = PidVisibility.parse(options)
         k = self.kernel
         facts = self.facts
         fixed: dict[bytes, Inode] = {
@@ -155,7 +174,7 @@ class ProcType(FilesystemType):
             b"diskstats": StaticData(b""),
             b"filesystems": StaticData(lambda t: system.filesystems(k)),
             b"loadavg": StaticData(lambda t: system.loadavg(k)),
-            b"meminfo": StaticData(lambda t: system.meminfo(k, facts)),
+            b"meminfo": StaticData(lambda t: system.meminfo(k)),
             b"modules": StaticData(b""),
             b"mounts": StaticSymlink(b"self/mounts"),
             b"net": net_dir(k),
@@ -180,10 +199,10 @@ class ProcType(FilesystemType):
             b"thread-self": StaticSymlink(_thread_self),
             b"uptime": StaticData(lambda t: system.uptime(k)),
             b"version": StaticData(lambda t: system.version()),
-            b"vmstat": StaticData(lambda t: system.vmstat(k, facts)),
+            b"vmstat": StaticData(lambda t: system.vmstat(k)),
         }
-        root = ProcRoot(k, dict(sorted(fixed.items())))
-        fs = KernfsFilesystem(
+        root = ProcRoot(k, dict(sorted(fixed.items())), vis)
+        fs = ProcFilesystem(
             vfs, self, root, FS.PROC_SUPER_MAGIC, boot_time_ns=self.boot_time_ns
         )
         return fs, fs.root
@@ -193,3 +212,12 @@ def _ipc(k: Kernel, t: Task | None) -> IPCNamespace:
     """Returns the IPC namespace of the reading task (the initial one for
     the sentry's own reads)."""
     return ipc_of(t) if t is not None else k.ipc
+
+
+class ProcFilesystem(KernfsFilesystem):
+    """ProcFilesystem is one proc mount; its options are its root's."""
+
+    def mount_options(self) -> str:
+        root = self.root.inode
+        assert isinstance(root, ProcRoot)
+        return root.vis.mount_options()

@@ -34,7 +34,6 @@ def test_cpuinfo_numbers_each_cpu() -> None:
             ("core id\t\t", "3"),
             ("cpu cores\t", "16"),
         ),
-        1 << 30,
     )
     text = system.cpuinfo(facts, 2).decode()
     blocks = text.strip("\n").split("\n\n")

@@ -3,7 +3,7 @@ each subsystem).
 
 Values that describe the sentry (pid_max, nr_open, pipe-max-size) come
 from the constants the sentry enforces. Settings the sentry has no use for
-yet (overcommit_memory, yama/ptrace_scope, somaxconn...) keep what root
+yet (overcommit_memory, somaxconn...) keep what root
 writes so that it reads back, as a tunable does, without changing
 behaviour: each such file is marked in _TUNABLES.
 """
@@ -21,7 +21,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
 from pkg.sentry.fsimpl.proc.task_files import CAP_LAST_CAP
 from pkg.sentry.kernel import version as V
-from pkg.sentry.kernel.credentials import NGROUPS_MAX
+from pkg.sentry.kernel.credentials import CAP_SYS_PTRACE, NGROUPS_MAX
 from pkg.sentry.kernel.ipc.namespace import IPC_SYSCTLS, ipc_of
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
@@ -48,7 +48,6 @@ _TUNABLES = (
     ("fs/protected_regular", "2"),
     ("fs/protected_symlinks", "1"),
     ("fs/suid_dumpable", "0"),
-    ("kernel/core_pattern", "core"),
     ("kernel/core_uses_pid", "0"),
     ("kernel/dmesg_restrict", "1"),
     ("kernel/keys/maxkeys", "200"),
@@ -62,7 +61,6 @@ _TUNABLES = (
     ("kernel/shm_rmid_forced", "0"),
     ("kernel/threads-max", str(PID_MAX)),
     ("kernel/unprivileged_bpf_disabled", "2"),
-    ("kernel/yama/ptrace_scope", "1"),
     ("net/core/rmem_default", "212992"),
     ("net/core/rmem_max", "212992"),
     ("net/core/somaxconn", "4096"),
@@ -119,7 +117,7 @@ class SysctlFile(DataInode):
             return len(data)
         if len(data) > _MAX_WRITE:
             raise SyscallError(errno.EINVAL)
-        self._set(t, data.decode(errors="replace").split("\n", 1)[0])
+        self._set(t, data.decode(errors="surrogateescape").split("\n", 1)[0])
         return len(data)
 
 
@@ -151,6 +149,31 @@ class Tunable:
             self.value = text
 
 
+class StringTunable:
+    """StringTunable is a stored text sysctl (proc_dostring): the written
+    text up to a newline, cut to maxlen - 1 bytes, kept as it is (spaces and
+    an empty string included)."""
+
+    __slots__ = ("_mu", "maxlen", "value")
+
+    def __init__(self, value: str, maxlen: int) -> None:
+        self._mu = threading.Lock()
+        self.value = value
+        self.maxlen = maxlen
+
+    def get(self, t: Task | None) -> str:
+        return self.value
+
+    def set(self, t: Task, text: str) -> None:
+        raw = text.encode(errors="surrogateescape").split(b"\0", 1)[0]
+        with self._mu:
+            self.value = raw[: self.maxlen - 1].decode(errors="surrogateescape")
+
+
+# CORENAME_MAX_SIZE: the longest core_pattern, its NUL included.
+CORENAME_MAX_SIZE = 128
+
+
 def random_uuid() -> str:
     """Returns a random (version 4, RFC 4122) UUID in its text form.
 
@@ -165,7 +188,7 @@ def random_uuid() -> str:
 
 
 def _set_hostname(t: Task, text: str) -> None:
-    if len(text.encode()) > 64:
+    if len(text.encode(errors="surrogateescape")) > 64:
         raise SyscallError(errno.EINVAL)
     uts = uts_of(t)
     with uts.mu:
@@ -173,11 +196,35 @@ def _set_hostname(t: Task, text: str) -> None:
 
 
 def _set_domainname(t: Task, text: str) -> None:
-    if len(text.encode()) > 64:
+    if len(text.encode(errors="surrogateescape")) > 64:
         raise SyscallError(errno.EINVAL)
     uts = uts_of(t)
     with uts.mu:
         uts.domainname = text
+
+
+def _set_legacy_tiocsti(kernel: Kernel, text: str) -> None:
+    """Sets dev.tty.legacy_tiocsti, a boolean (proc_dobool: any integer,
+    non-zero is true)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SyscallError(errno.EINVAL) from None
+    kernel.tty_legacy_tiocsti = value != 0
+
+
+def _set_ptrace_scope(kernel: Kernel, t: Task, text: str) -> None:
+    """Sets kernel.yama.ptrace_scope: 0 to 3, by a holder of CAP_SYS_PTRACE;
+    3 is final (yama_dointvec_minmax)."""
+    if not t.creds.has_capability(CAP_SYS_PTRACE):
+        raise SyscallError(errno.EPERM)
+    text = text.strip()
+    if not text.isdigit() or int(text) > 3:
+        raise SyscallError(errno.EINVAL)
+    value = int(text)
+    if kernel.yama_ptrace_scope == 3 and value != 3:
+        raise SyscallError(errno.EINVAL)
+    kernel.yama_ptrace_scope = value
 
 
 def _hostname(t: Task | None, kernel: Kernel) -> str:
@@ -240,6 +287,24 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
     add(
         "vm/mmap_min_addr",
         const(str(kernel.platform.min_user_address)),
+    )
+    add(
+        "dev/tty/legacy_tiocsti",
+        SysctlFile(
+            lambda t: str(int(kernel.tty_legacy_tiocsti)),
+            lambda t, text: _set_legacy_tiocsti(kernel, text),
+        ),
+    )
+    # TODO(#5): the sentry dumps no core; core_pattern (and core_uses_pid)
+    # are only kept for the programs that read them back.
+    core_pattern = StringTunable("core", CORENAME_MAX_SIZE)
+    add("kernel/core_pattern", SysctlFile(core_pattern.get, core_pattern.set))
+    add(
+        "kernel/yama/ptrace_scope",
+        SysctlFile(
+            lambda t: str(kernel.yama_ptrace_scope),
+            lambda t, text: _set_ptrace_scope(kernel, t, text),
+        ),
     )
     _add_ipc(add, kernel)
     for path, value in _TUNABLES:

@@ -2,15 +2,16 @@
 version, filesystems... (fs/proc/*.c).
 
 Every number comes from the sentry's state: its tasks, its CPU count, its
-MemoryFile. The only host facts are static ones captured at start-up,
-before the sentry stops opening host paths: the CPU's description
-(/proc/cpuinfo of the host, copied in by confine.py) and the size of
-memory.
+MemoryFile. The only host fact is a static one captured at start-up, before
+the sentry stops opening host paths: the CPU's description (/proc/cpuinfo of
+the host, copied in by confine.py). Memory is the sandbox's own, as gVisor
+shows it: MemTotal is the container's memory limit (or the host's memory
+without one), MemFree and MemAvailable what of it the MemoryFile does not
+hold.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from pkg.sentry.fsimpl.proc.task_files import ticks
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.cputime import task_cputime
+from pkg.sentry.kernel.sched_stats import runnable_tasks
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.kernel import Kernel
@@ -31,11 +33,9 @@ class HostFacts:
     Attributes:
         cpuinfo_block: the host's first /proc/cpuinfo block as (key,
             value) pairs, or () if it could not be read.
-        mem_total: bytes of memory.
     """
 
     cpuinfo_block: tuple[tuple[str, str], ...]
-    mem_total: int
 
 
 def capture_host_facts() -> HostFacts:
@@ -51,11 +51,7 @@ def capture_host_facts() -> HostFacts:
         if sep:
             # The key keeps its tabs, which align the values.
             block.append((key, value.strip()))
-    try:
-        mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        mem = 4 << 30
-    return HostFacts(tuple(block), mem)
+    return HostFacts(tuple(block))
 
 
 def cpuinfo(facts: HostFacts, ncpus: int) -> bytes:
@@ -84,11 +80,12 @@ def cpuinfo(facts: HostFacts, ncpus: int) -> bytes:
     return "\n".join(out).encode() + b"\n"
 
 
-def meminfo(kernel: Kernel, facts: HostFacts) -> bytes:
-    """Returns /proc/meminfo: the MemoryFile's use of memory."""
-    total = facts.mem_total
-    used = min(kernel.mf.committed, total)
-    free = total - used
+def meminfo(kernel: Kernel) -> bytes:
+    """Returns /proc/meminfo: the sandbox's memory and the MemoryFile's use
+    of it. With nothing to reclaim, MemAvailable is MemFree."""
+    total = kernel.total_memory
+    free = kernel.free_memory()
+    used = total - free
     kb = 1024
     rows = [
         ("MemTotal", total // kb),
@@ -156,12 +153,14 @@ def uptime(kernel: Kernel) -> bytes:
 
 
 def loadavg(kernel: Kernel) -> bytes:
-    """Returns /proc/loadavg. TODO(#5): the load averages are not sampled;
-    they read 0."""
+    """Returns /proc/loadavg: the load averages the kernel samples every
+    5 s (sched_stats.py), the runnable and all tasks, the last pid."""
     tasks = kernel.tasks.live_tasks()
-    running = sum(1 for t in tasks if t.cpu.run[1]) or 1
+    # The reader itself is running.
+    running = max(1, len(runnable_tasks(kernel)))
     last = kernel.tasks.last_id()
-    return f"0.00 0.00 0.00 {running}/{len(tasks)} {last}\n".encode()
+    load = kernel.stats.load.text()
+    return f"{load} {running}/{len(tasks)} {last}\n".encode()
 
 
 def stat(kernel: Kernel, reader: Task | None) -> bytes:
@@ -178,16 +177,13 @@ def stat(kernel: Kernel, reader: Task | None) -> bytes:
     lines = [row("cpu ", user, system, idle)]
     for cpu in range(n):
         lines.append(row(f"cpu{cpu}", user // n, system // n, idle // n))
-    tasks = kernel.tasks.live_tasks()
-    running = sum(1 for t in tasks if t.cpu.run[1] or t is reader)
+    running = max(1, len(runnable_tasks(kernel)))
     boot_time = int(time.time() - up / 1e9)
-    # TODO(#5): the number of forks since boot; the last pid stands in.
-    forks = kernel.tasks.last_id()
     lines += [
         "intr 0",
-        "ctxt 0",
+        f"ctxt {kernel.stats.total_switches(kernel)}",
         f"btime {boot_time}",
-        f"processes {forks}",
+        f"processes {kernel.stats.forks}",
         f"procs_running {running}",
         "procs_blocked 0",
         "softirq 0 0 0 0 0 0 0 0 0 0 0",
@@ -218,12 +214,12 @@ def cmdline() -> bytes:
     return f"BOOT_IMAGE=/vmlinuz-{V.RELEASE}-pyvisor quiet\n".encode()
 
 
-def vmstat(kernel: Kernel, facts: HostFacts) -> bytes:
+def vmstat(kernel: Kernel) -> bytes:
     """Returns /proc/vmstat: page counts from the MemoryFile; the event
     counters the sentry does not keep read 0 (TODO(#5))."""
     page = 4096
-    used = min(kernel.mf.committed, facts.mem_total) // page
-    free = facts.mem_total // page - used
+    free = kernel.free_memory() // page
+    used = kernel.total_memory // page - free
     rows = [
         ("nr_free_pages", free),
         ("nr_inactive_anon", 0),

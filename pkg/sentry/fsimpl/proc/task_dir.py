@@ -12,21 +12,24 @@ from typing import TYPE_CHECKING
 
 from pkg.sentry.fsimpl.kernfs.kernfs import DirInode, Inode
 from pkg.sentry.fsimpl.proc.fd import FdDir, FdInfoDir
+from pkg.sentry.fsimpl.proc.hidepid import PidVisibility
 from pkg.sentry.fsimpl.proc.task_files import (
     DATA_FILES,
     LINKS,
     PROCESS_DATA_FILES,
     THREAD_DATA_FILES,
-    MemFile,
     TaskData,
     TaskDir,
     TaskInode,
     TaskLink,
     TaskRef,
 )
+from pkg.sentry.fsimpl.proc.task_mem import MemFile
 from pkg.sentry.fsimpl.proc.task_ns import ns_dir
+from pkg.sentry.kernel.task import current_task
 
 if TYPE_CHECKING:
+    from pkg.sentry.kernel.credentials import Credentials
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.thread_group import ThreadGroup
 
@@ -50,24 +53,41 @@ def task_files(ref: TaskRef, thread_dir: bool) -> dict[bytes, Inode]:
     return dict(sorted(files.items()))
 
 
-class ProcessDir(TaskDir):
+class _HidingDir(TaskDir):
+    """_HidingDir is a task directory that the mount's hidepid= option may
+    close to a task (proc_pid_permission)."""
+
+    __slots__ = ("vis",)
+    vis: PidVisibility
+
+    def check_permissions(self, creds: Credentials, ats: int) -> None:
+        t = current_task()
+        self.vis.check_enter(creds, t.tg if t is not None else None, self.ref)
+        super().check_permissions(creds, ats)
+
+
+class ProcessDir(_HidingDir):
     """ProcessDir is /proc/[pid]."""
 
     __slots__ = ()
 
-    def __init__(self, tg: ThreadGroup) -> None:
+    def __init__(self, tg: ThreadGroup, vis: PidVisibility | None = None) -> None:
         ref = TaskRef(tg, None)
         super().__init__(ref, task_files(ref, thread_dir=False))
+        self.vis = vis or PidVisibility()
 
 
-class ThreadDir(TaskDir):
-    """ThreadDir is /proc/[pid]/task/[tid]."""
+class ThreadDir(_HidingDir):
+    """ThreadDir is /proc/[pid]/task/[tid] (or /proc/[tid])."""
 
     __slots__ = ()
 
-    def __init__(self, tg: ThreadGroup, task: Task) -> None:
+    def __init__(
+        self, tg: ThreadGroup, task: Task, vis: PidVisibility | None = None
+    ) -> None:
         ref = TaskRef(tg, task)
         super().__init__(ref, task_files(ref, thread_dir=True))
+        self.vis = vis or PidVisibility()
 
 
 class TasksDir(TaskInode, DirInode):

@@ -28,13 +28,26 @@ from pkg.sentry.fsimpl.kernfs.kernfs import (
     SymlinkInode,
 )
 from pkg.sentry.fsimpl.proc.mounts import render_mounts
+from pkg.sentry.fsimpl.proc.task_limits import (
+    limits as _limits,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    oom_adj as _oom_adj,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    oom_score_adj as _oom_score_adj,
+)
+from pkg.sentry.fsimpl.proc.task_limits import (
+    write_oom_score_adj as _write_oom_score_adj,
+)
 from pkg.sentry.kernel.cputime import task_cputime, thread_group_cputime
 from pkg.sentry.kernel.credentials import (
     CAP_SYS_PTRACE,
-    CAP_SYS_RESOURCE,
     SUID_DUMP_USER,
 )
 from pkg.sentry.kernel.limits import INFINITY
+from pkg.sentry.kernel.sched_stats import TaskIO
+from pkg.sentry.kernel.sessions import controlling_tty_locked
 from pkg.sentry.kernel.task_sched import ALL_CPUS
 from pkg.sentry.vfs.dentry import VirtualDentry
 from pkg.sentry.vfs.file_description import FileDescription
@@ -51,28 +64,6 @@ _NS_PER_TICK = 1_000_000_000 // CLK_TCK
 # Linux's CAP_LAST_CAP (CAP_CHECKPOINT_RESTORE).
 CAP_LAST_CAP = 40
 _CAP_MASK = (1 << (CAP_LAST_CAP + 1)) - 1
-# /proc/pid/limits rows: (title, resource, unit).
-_LIMITS = (
-    ("Max cpu time", L.RLIMIT_CPU, "seconds"),
-    ("Max file size", L.RLIMIT_FSIZE, "bytes"),
-    ("Max data size", L.RLIMIT_DATA, "bytes"),
-    ("Max stack size", L.RLIMIT_STACK, "bytes"),
-    ("Max core file size", L.RLIMIT_CORE, "bytes"),
-    ("Max resident set", L.RLIMIT_RSS, "bytes"),
-    ("Max processes", L.RLIMIT_NPROC, "processes"),
-    ("Max open files", L.RLIMIT_NOFILE, "files"),
-    ("Max locked memory", L.RLIMIT_MEMLOCK, "bytes"),
-    ("Max address space", L.RLIMIT_AS, "bytes"),
-    ("Max file locks", L.RLIMIT_LOCKS, "locks"),
-    ("Max pending signals", L.RLIMIT_SIGPENDING, "signals"),
-    ("Max msgqueue size", L.RLIMIT_MSGQUEUE, "bytes"),
-    ("Max nice priority", L.RLIMIT_NICE, ""),
-    ("Max realtime priority", L.RLIMIT_RTPRIO, ""),
-    ("Max realtime timeout", L.RLIMIT_RTTIME, "us"),
-)
-# oom_score_adj bounds (OOM_SCORE_ADJ_MIN/MAX).
-OOM_SCORE_ADJ_MIN = -1000
-OOM_SCORE_ADJ_MAX = 1000
 
 
 def ticks(ns: int) -> int:
@@ -85,7 +76,10 @@ def task_state(t: Task, reader: Task | None) -> tuple[str, str]:
     tg = t.tg
     if tg.zombie:
         return "Z", "zombie"
-    if t.stopped or tg.stopped:
+    ps = t.ptrace
+    if ps is not None and ps.stop is not None and not ps.stop.group:
+        return "t", "tracing stop"
+    if t.stopped or tg.stopped or (ps is not None and ps.stop is not None):
         return "T", "stopped"
     if t is reader or t.cpu.run[1]:
         return "R", "running"
@@ -253,7 +247,7 @@ class TaskLink(TaskInode, SymlinkInode):
 
 
 def _comm(ref: TaskRef, t: Task | None) -> bytes:
-    return ref.thread().name.encode() + b"\n"
+    return ref.thread().name + b"\n"
 
 
 def _write_comm(ref: TaskRef, t: Task, data: bytes) -> int:
@@ -261,8 +255,8 @@ def _write_comm(ref: TaskRef, t: Task, data: bytes) -> int:
     # Only a thread of the same process may rename (comm_write).
     if target.tg is not t.tg:
         raise SyscallError(errno.EINVAL)
-    name = data.split(b"\n", 1)[0][:15]
-    target.name = name.decode(errors="replace")
+    # Bytes as written, up to a newline or NUL (set_task_comm keeps any).
+    target.name = data.split(b"\n", 1)[0].split(b"\0", 1)[0][:15]
     return len(data)
 
 
@@ -346,7 +340,7 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
     tty_nr, tpgid = _terminal(task)
     fields = [
         task.tid if ref.task is not None else tg.tgid,
-        f"({task.name})",
+        b"(" + task.name + b")",
         state,
         ppid,
         tg.pgid,
@@ -398,7 +392,10 @@ def _stat(ref: TaskRef, t: Task | None) -> bytes:
         mm.env_end if mm is not None else 0,
         tg.exit_status if tg.zombie else 0,
     ]
-    return (" ".join(str(f) for f in fields) + "\n").encode()
+    return (
+        b" ".join(f if isinstance(f, bytes) else str(f).encode() for f in fields)
+        + b"\n"
+    )
 
 
 def _terminal(task: Task) -> tuple[int, int]:
@@ -408,7 +405,7 @@ def _terminal(task: Task) -> tuple[int, int]:
     with task.kernel.tasks.mu:
         pg = task.tg.process_group
         session = pg.session if pg is not None else None
-        if session is None or session.tty is None:
+        if session is None or controlling_tty_locked(task.tg) is None:
             return 0, -1
         fg = session.foreground
         rdev = getattr(session.tty, "rdev", None)
@@ -460,6 +457,8 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
     c = task.creds
     state, state_name = task_state(task, t)
     ppid = tg.parent.tgid if tg.parent is not None else 0
+    tps = task.ptrace
+    tracer_pid = tps.tracer.pid if tps is not None else 0
     pid = task.tid if ref.task is not None else tg.tgid
     mask = task.sched.cpu_mask & kernel.all_cpus_mask()
     if task.sched.cpu_mask == ALL_CPUS:
@@ -470,14 +469,14 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
     while fds and fd_size <= max(fds):
         fd_size *= 2
     lines = [
-        f"Name:\t{task.name}",
+        "Name:\t" + _escape_comm(task.name),
         f"Umask:\t{task.fs.umask:04o}",
         f"State:\t{state} ({state_name})",
         f"Tgid:\t{tg.tgid}",
         "Ngid:\t0",
         f"Pid:\t{pid}",
         f"PPid:\t{ppid}",
-        "TracerPid:\t0",
+        f"TracerPid:\t{tracer_pid}",
         f"Uid:\t{c.ruid}\t{c.euid}\t{c.suid}\t{c.fsuid}",
         f"Gid:\t{c.rgid}\t{c.egid}\t{c.sgid}\t{c.fsgid}",
         f"FDSize:\t{fd_size}",
@@ -515,10 +514,18 @@ def _status(ref: TaskRef, t: Task | None) -> bytes:
         f"Cpus_allowed_list:\t{_cpu_list(mask)}",
         "Mems_allowed:\t00000001",
         "Mems_allowed_list:\t0",
-        "voluntary_ctxt_switches:\t0",
-        "nonvoluntary_ctxt_switches:\t0",
+        f"voluntary_ctxt_switches:\t{task.cpu.nvcsw}",
+        f"nonvoluntary_ctxt_switches:\t{task.cpu.nivcsw}",
     ]
-    return ("\n".join(lines) + "\n").encode()
+    return ("\n".join(lines) + "\n").encode(errors="surrogateescape")
+
+
+def _escape_comm(name: bytes) -> str:
+    """Returns a name as status shows it: newlines and backslashes escaped
+    (proc_task_name), other bytes as they are (the str carries bytes that
+    are not UTF-8 as surrogates, encoded back by the caller)."""
+    text = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+    return text.decode(errors="surrogateescape")
 
 
 def _filters(task: Task) -> int:
@@ -530,58 +537,32 @@ def _filters(task: Task) -> int:
     return n
 
 
-def _limits(ref: TaskRef, t: Task | None) -> bytes:
-    limits = ref.tg.limits
-    out = [f"{'Limit':<25} {'Soft Limit':<20} {'Hard Limit':<20} {'Units':<10}"]
-    for title, resource, unit in _LIMITS:
-        soft, hard = limits.get(resource)
-        s = "unlimited" if soft == INFINITY else str(soft)
-        h = "unlimited" if hard == INFINITY else str(hard)
-        out.append(f"{title:<25} {s:<20} {h:<20} {unit:<10}".rstrip(" ") + " ")
-    return ("\n".join(out) + "\n").encode()
-
-
-def _oom_score_adj(ref: TaskRef, t: Task | None) -> bytes:
-    return b"%d\n" % ref.tg.oom_score_adj
-
-
-def _write_oom_score_adj(ref: TaskRef, t: Task, data: bytes) -> int:
-    try:
-        value = int(data.strip() or b"x")
-    except ValueError:
-        raise SyscallError(errno.EINVAL) from None
-    if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
-        raise SyscallError(errno.EINVAL)
-    # Lowering it below the lowest value set without privilege needs
-    # CAP_SYS_RESOURCE (__set_oom_adj).
-    tg = ref.tg
-    if value < tg.oom_score_adj_min and not t.creds.has_capability(CAP_SYS_RESOURCE):
-        raise SyscallError(errno.EACCES)
-    tg.oom_score_adj = value
-    if not t.creds.has_capability(CAP_SYS_RESOURCE):
-        tg.oom_score_adj_min = value
-    return len(data)
-
-
-def _oom_adj(ref: TaskRef, t: Task | None) -> bytes:
-    adj = ref.tg.oom_score_adj
-    # OOM_ADJUST_MAX scaling of the old interface.
-    old = -17 if adj == OOM_SCORE_ADJ_MIN else adj * 15 // OOM_SCORE_ADJ_MAX
-    return b"%d\n" % old
-
-
 def _io(ref: TaskRef, t: Task | None) -> bytes:
-    # TODO(#5): I/O accounting; every counter reads 0.
+    """/proc/pid/io: a thread's counters, or a process's summed over its
+    threads, exited ones included (do_io_accounting). Needs the right to
+    inspect the task, as reading memory does."""
+    if t is not None and not may_access(t.creds, ref):
+        raise SyscallError(errno.EACCES)
+    io = TaskIO()
+    if ref.task is not None:
+        io.add(ref.thread().ioac)
+    else:
+        ref.thread()
+        io.add(ref.tg.exited_ioac)
+        for task in list(ref.tg.tasks):
+            io.add(task.ioac)
+    # TODO(#5): the storage-layer counters (read_bytes, write_bytes,
+    # cancelled_write_bytes).
     rows = (
-        "rchar",
-        "wchar",
-        "syscr",
-        "syscw",
-        "read_bytes",
-        "write_bytes",
-        "cancelled_write_bytes",
+        ("rchar", io.rchar),
+        ("wchar", io.wchar),
+        ("syscr", io.syscr),
+        ("syscw", io.syscw),
+        ("read_bytes", 0),
+        ("write_bytes", 0),
+        ("cancelled_write_bytes", 0),
     )
-    return "".join(f"{r}: 0\n" for r in rows).encode()
+    return "".join(f"{k}: {v}\n" for k, v in rows).encode()
 
 
 def mountinfo(ref: TaskRef, t: Task | None) -> bytes:
@@ -644,49 +625,18 @@ def _timerslack(ref: TaskRef, t: Task | None) -> bytes:
 def _sched(ref: TaskRef, t: Task | None) -> bytes:
     task = ref.thread()
     user, system = task_cputime(task)
-    head = f"{task.name} ({task.tid}, #threads: {len(ref.tg.tasks)})"
+    name = task.name.decode(errors="surrogateescape")
+    head = f"{name} ({task.tid}, #threads: {len(ref.tg.tasks)})"
     rows = [
         ("se.sum_exec_runtime", f"{(user + system) / 1e6:.6f}"),
-        ("nr_switches", "0"),
-        ("nr_voluntary_switches", "0"),
-        ("nr_involuntary_switches", "0"),
+        ("nr_switches", str(task.cpu.nvcsw + task.cpu.nivcsw)),
+        ("nr_voluntary_switches", str(task.cpu.nvcsw)),
+        ("nr_involuntary_switches", str(task.cpu.nivcsw)),
         ("policy", str(task.sched.policy)),
         ("prio", str(120 + task.sched.nice)),
     ]
     body = "".join(f"{k:<45}:{v:>21}\n" for k, v in rows)
-    return (head + "\n" + "-" * 65 + "\n" + body).encode()
-
-
-class MemFile(TaskInode, DataInode):
-    """MemFile is /proc/pid/mem: the process's memory at file offsets equal
-    to addresses (mem_rw). Owner-only, and only for a task that may
-    inspect it."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: TaskRef) -> None:
-        DataInode.__init__(self, 0o600)
-        self.ref = ref
-
-    def pread(self, t: Task, length: int, offset: int) -> bytes | None:
-        if not may_access(t.creds, self.ref):
-            raise SyscallError(errno.EACCES)
-        mm = self.ref.thread().mm
-        length = min(length, 1 << 20)
-        try:
-            return mm.copy_in_partial(offset, length)
-        except SyscallError:
-            raise SyscallError(errno.EIO) from None
-
-    def write(self, t: Task, data: bytes, offset: int) -> int:
-        if not may_access(t.creds, self.ref):
-            raise SyscallError(errno.EACCES)
-        # TODO(#5): writes through /proc/pid/mem (FOLL_FORCE into read-only
-        # mappings).
-        raise SyscallError(errno.EIO)
-
-    def seekable_end(self) -> bool:
-        return False
+    return (head + "\n" + "-" * 65 + "\n" + body).encode(errors="surrogateescape")
 
 
 def _cwd(task: Task) -> VirtualDentry | None:

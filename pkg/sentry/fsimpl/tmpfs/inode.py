@@ -147,6 +147,9 @@ class TmpfsDentry(NamedDentry):
     def watches(self) -> Watches | None:
         return self.inode.watches
 
+    def inode_key(self) -> object:
+        return self.inode
+
     def ensure_watches(self) -> Watches:
         if self.inode.watches is None:
             self.inode.watches = Watches()

@@ -402,12 +402,15 @@ class TmpfsFilesystem(Filesystem):
             if isinstance(inode, RegularFile):
                 inode.linkable = False
             inode.touch_ctime()
+            # The link count changed (fsnotify_link's IN_ATTRIB).
+            target.inotify_inode(IN.IN_ATTRIB)
             self._insert(parent, name, inode)
 
     # Removal.
 
-    def _drop_link(self, d: TmpfsDentry) -> None:
-        """Accounts for d's name going away (after its removal)."""
+    def _drop_link(self, d: TmpfsDentry, replaced: bool = False) -> None:
+        """Accounts for d's name going away (after its removal, or a rename
+        over it)."""
         inode = d.inode
         with inode.attr_mu:
             if isinstance(inode, Directory):
@@ -416,7 +419,7 @@ class TmpfsFilesystem(Filesystem):
                 inode.nlink -= 1
             gone = inode.nlink == 0
         inode.touch_ctime()
-        d.inotify_with_parent(IN.IN_DELETE_SELF if gone else IN.IN_ATTRIB)
+        d.inotify_link_count(gone, replaced)
         if gone:
             inode.on_unlinked()
 
@@ -439,11 +442,13 @@ class TmpfsFilesystem(Filesystem):
                 )
             may_delete(rp.creds, parent.inode, child, child.inode.uid, is_dir=False)
             self.vfs.delete_dentry(child)
-            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
             pdir.remove(child)
             pdir.touch_cmtime()
+            # The file's own events come before its directory's, as
+            # d_delete_notify orders them.
             self._drop_link(child)
+            child.inotify_with_parent(IN.IN_DELETE, 0, INOTIFY_PATH_EVENT)
 
     def rmdir_at(self, rp: ResolvingPath) -> None:
         with self.mu:
@@ -465,11 +470,11 @@ class TmpfsFilesystem(Filesystem):
             if self._dir(child).children:
                 raise SyscallError(errno.ENOTEMPTY)
             self.vfs.delete_dentry(child)
-            child.inotify_with_parent(IN.IN_DELETE | IN.IN_ISDIR, 0, INOTIFY_PATH_EVENT)
             pdir = self._dir(parent)
             pdir.remove(child)
             pdir.touch_cmtime()
             self._drop_link(child)
+            child.inotify_with_parent(IN.IN_DELETE | IN.IN_ISDIR, 0, INOTIFY_PATH_EVENT)
 
     def rename_at(
         self,
@@ -541,7 +546,7 @@ class TmpfsFilesystem(Filesystem):
             odir.insert(replaced)
             replaced.inode.touch_ctime()
         elif replaced is not None:
-            self._drop_link(replaced)
+            self._drop_link(replaced, replaced=True)
         renamed.parent = new_parent
         renamed.name = new_name
         ndir.insert(renamed)

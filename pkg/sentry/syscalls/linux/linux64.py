@@ -19,6 +19,7 @@ TABLE_SIZE = 512
 
 # The sys_<family> modules that make up the table.
 _FAMILY_NAMES = (
+    "sys_aio",
     "sys_attr",
     "sys_chdir",
     "sys_epoll",
@@ -29,9 +30,12 @@ _FAMILY_NAMES = (
     "sys_getdents",
     "sys_identity",
     "sys_inotify",
+    "sys_ioprio",
+    "sys_kcmp",
     "sys_lock",
     "sys_membarrier",
     "sys_memfd",
+    "sys_mempolicy",
     "sys_misc",
     "sys_msgqueue",
     "sys_mmap",
@@ -43,6 +47,7 @@ _FAMILY_NAMES = (
     "sys_poll",
     "sys_prctl",
     "sys_process_vm",
+    "sys_ptrace",
     "sys_random",
     "sys_read_write",
     "sys_rlimit",

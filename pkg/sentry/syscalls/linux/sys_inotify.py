@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import inotify as IN
+from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.inotify.inotify import WATCH_FLAGS, Inotify
@@ -76,7 +77,10 @@ def sys_inotify_add_watch(t: Task, args: Args) -> int:
     if mask & IN.IN_ONLYDIR and not vd.dentry.is_dir():
         raise SyscallError(errno.ENOTDIR)
     vfs.access_at(t, t.creds, pop, MAY_READ)
-    return inotify.add_watch(vd.dentry, mask)
+    st = vfs.stat_at(t, t.creds, pop, S.STATX_INO)
+    return inotify.add_watch(
+        vd.dentry, mask, vd.mount.fs, st.ino, (st.dev_major, st.dev_minor)
+    )
 
 
 def sys_inotify_rm_watch(t: Task, args: Args) -> int:

@@ -3,7 +3,6 @@ sysinfo(2)."""
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import sysno as N
 from pkg.abi.linux import wait as W
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.sched_stats import FSHIFT
 from pkg.sentry.kernel.task_acct import (
     Usage,
     ns_to_ticks,
@@ -30,7 +30,7 @@ _TMS = struct.Struct("<qqqq")
 # struct sysinfo on x86-64: uptime, loads[3], total/free/shared/buffer ram,
 # total/free swap, procs, pad, total/free high, mem_unit, padding.
 _SYSINFO = struct.Struct("<q3Q6QHH4xQQI4x")
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_SI_LOAD_SHIFT = 16
 
 
 def sys_personality(t: Task, args: Args) -> int:
@@ -92,19 +92,19 @@ def sys_times(t: Task, args: Args) -> int:
 
 
 def sys_sysinfo(t: Task, args: Args) -> int:
-    """sysinfo(2): the sandbox's uptime and tasks, and memory as the
-    MemoryFile sees it."""
+    """sysinfo(2): the sandbox's uptime, load and tasks, and its memory as
+    /proc/meminfo shows it."""
     k = t.kernel
-    total = os.sysconf("SC_PHYS_PAGES") * _PAGE_SIZE
-    free = max(0, total - k.mf.allocated)
+    total = k.total_memory
+    free = k.free_memory()
     procs = min(len(k.tasks.live_tasks()), 0xFFFF)
+    # The loads are in 1/65536ths (SI_LOAD_SHIFT), the averages in FSHIFT.
+    loads = [x << (_SI_LOAD_SHIFT - FSHIFT) for x in k.stats.load.avenrun]
     t.copy_out(
         args[0],
         _SYSINFO.pack(
             k.uptime_ns() // 1_000_000_000,
-            0,
-            0,
-            0,
+            *loads,
             total,
             free,
             0,
@@ -134,8 +134,8 @@ ENTRIES = [
         "getrusage",
         sys_getrusage,
         "user time is wall time running application code, system time the "
-        "sentry's CPU time for the task; maxrss is sampled, not tracked; no "
-        "fault or context-switch counts",
+        "sentry's CPU time for the task; maxrss is sampled, not tracked; "
+        "context switches are waits and preemptions; no fault counts",
     ),
     full(N.SYS_times, "times", sys_times),
     partial(

@@ -72,6 +72,21 @@ def _set_pdeathsig(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     return 0
 
 
+def _set_ptracer(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """PR_SET_PTRACER (Yama): names the process that may attach to this one
+    under ptrace_scope 1 besides its ancestors; 0 clears it."""
+    ts = t.kernel.tasks
+    tracer = None
+    if arg2 not in (0, PR.PR_SET_PTRACER_ANY):
+        tracer = ts.find_task(arg2) if 0 < arg2 < 1 << 31 else None
+        if tracer is None:
+            raise SyscallError(errno.EINVAL)
+    with ts.mu:
+        t.tg.ptracer_any = arg2 == PR.PR_SET_PTRACER_ANY
+        t.tg.ptracer_exception = tracer.tg if tracer is not None else None
+    return 0
+
+
 def _get_pdeathsig(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     t.mm.write_i32(arg2, t.pdeath_signal)
     return 0
@@ -112,7 +127,7 @@ def _set_timing(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
 
 
 def _get_name(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
-    name = t.name.encode()[: _TASK_COMM_LEN - 1]
+    name = t.name[: _TASK_COMM_LEN - 1]
     t.copy_out(arg2, name + bytes(_TASK_COMM_LEN - len(name)))
     return 0
 
@@ -122,7 +137,7 @@ def _set_name(t: Task, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     if not raw:
         raise SyscallError(errno.EFAULT)
     name = raw.split(b"\0", 1)[0][: _TASK_COMM_LEN - 1]
-    t.name = name.decode(errors="replace")
+    t.name = bytes(name)
     return 0
 
 
@@ -286,6 +301,7 @@ PRCTL_HANDLERS: dict[int, PrctlHandler] = {
     PR.PR_GET_PDEATHSIG: _get_pdeathsig,
     PR.PR_GET_DUMPABLE: _get_dumpable,
     PR.PR_SET_DUMPABLE: _set_dumpable,
+    PR.PR_SET_PTRACER: _set_ptracer,
     PR.PR_GET_KEEPCAPS: _get_keepcaps,
     PR.PR_SET_KEEPCAPS: _set_keepcaps,
     PR.PR_GET_TIMING: _get_timing,
@@ -336,7 +352,7 @@ ENTRIES = [
         "prctl",
         sys_prctl,
         "no PR_SET_TSC(PR_TSC_SIGSEGV), PR_SET_MM, PR_MCE_KILL, "
-        "PR_SET_PTRACER (as without Yama), speculation control or syscall "
+        "speculation control or syscall "
         "user dispatch: these fail with EINVAL",
     ),
 ]

@@ -12,6 +12,7 @@ from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
 from pkg.abi.linux.mman import PAGE_SIZE, PROT_WRITE
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel.sched_stats import account_read, account_write
 from pkg.sentry.syscalls.syscall import Args, full, partial, s32, s64, u32
 from pkg.sentry.vfs.task_path import get_file
 
@@ -85,14 +86,19 @@ def _read_into(
     """Reads up to count bytes of f into addr, at offset or (None) at the
     file offset."""
     count = _rw_count(t, addr, count)
-    if count == 0:
-        return 0
-    count = _read_count(t, addr, count)
-    data = f.read(t, count) if offset is None else f.pread(t, count, offset)
-    n = t.mm.copy_out_partial(addr, data)
-    if n == 0 and data:
-        raise SyscallError(errno.EFAULT)
-    return n
+    n = 0
+    try:
+        if count == 0:
+            return 0
+        count = _read_count(t, addr, count)
+        data = f.read(t, count) if offset is None else f.pread(t, count, offset)
+        n = t.mm.copy_out_partial(addr, data)
+        if n == 0 and data:
+            raise SyscallError(errno.EFAULT)
+        return n
+    finally:
+        # Every read past the checks counts, failed or not (vfs_read).
+        account_read(t, n)
 
 
 def _write_from(
@@ -101,12 +107,17 @@ def _write_from(
     """Writes up to count bytes at addr to f, at offset or (None) at the
     file offset."""
     count = _rw_count(t, addr, count)
-    if count == 0:
-        return 0
-    data = t.mm.copy_in_partial(addr, count)
-    if not data:
-        raise SyscallError(errno.EFAULT)
-    return f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+    n = 0
+    try:
+        if count == 0:
+            return 0
+        data = t.mm.copy_in_partial(addr, count)
+        if not data:
+            raise SyscallError(errno.EFAULT)
+        n = f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+        return n
+    finally:
+        account_write(t, n)
 
 
 def sys_read(t: Task, args: Args) -> int:
@@ -194,11 +205,16 @@ def _readv_into(
     """Reads into the count iovecs at addr from f, at offset or (None) at the
     file offset."""
     iovs = read_iovecs(t, addr, count)
-    if not any(n for _, n in iovs):
-        return 0
-    total = _read_total(t, iovs)
-    data = f.read(t, total) if offset is None else f.pread(t, total, offset)
-    return scatter(t, iovs, data)
+    n = 0
+    try:
+        if not any(length for _, length in iovs):
+            return 0
+        total = _read_total(t, iovs)
+        data = f.read(t, total) if offset is None else f.pread(t, total, offset)
+        n = scatter(t, iovs, data)
+        return n
+    finally:
+        account_read(t, n)
 
 
 def _writev_from(
@@ -212,12 +228,17 @@ def _writev_from(
     """Writes the count iovecs at addr to f, at offset or (None) at the file
     offset; append (RWF_APPEND) writes at the end instead."""
     iovs = read_iovecs(t, addr, count)
-    if sum(n for _, n in iovs) == 0:
-        return 0
-    data = gather(t, iovs)
-    if append:
-        offset = f.stat(t, S.STATX_SIZE).size
-    return f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+    n = 0
+    try:
+        if sum(length for _, length in iovs) == 0:
+            return 0
+        data = gather(t, iovs)
+        if append:
+            offset = f.stat(t, S.STATX_SIZE).size
+        n = f.write(t, data) if offset is None else f.pwrite(t, data, offset)
+        return n
+    finally:
+        account_write(t, n)
 
 
 def _pos(low: int, high: int) -> int:

@@ -1,5 +1,6 @@
 """Scheduling: sched_yield(2), sched_setaffinity(2), sched_getaffinity(2),
 sched_setscheduler(2), sched_getscheduler(2), sched_setparam(2),
+sched_setattr(2), sched_getattr(2),
 sched_getparam(2), sched_get_priority_max(2), sched_get_priority_min(2),
 sched_rr_get_interval(2), getpriority(2), setpriority(2) and getcpu(2).
 
@@ -20,6 +21,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import limits as L
 from pkg.abi.linux import sched as SC
 from pkg.abi.linux import sysno as N
+from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_NICE
 from pkg.sentry.kernel.task_sched import MAX_NICE, MAX_RT_PRIO, MIN_NICE
@@ -211,6 +213,155 @@ def sys_sched_getparam(t: Task, args: Args) -> int:
     return 0
 
 
+# struct sched_attr: size, policy, flags, nice, priority, runtime, deadline,
+# period (SCHED_ATTR_SIZE_VER0), then util_min and util_max (VER1).
+_SCHED_ATTR = struct.Struct("<IIQiIQQQII")
+SCHED_ATTR_SIZE_VER0 = 48
+SCHED_ATTR_SIZE_VER1 = _SCHED_ATTR.size
+SCHED_FLAG_RESET_ON_FORK = 0x01
+SCHED_FLAG_RECLAIM = 0x02
+SCHED_FLAG_DL_OVERRUN = 0x04
+SCHED_FLAG_KEEP_POLICY = 0x08
+SCHED_FLAG_KEEP_PARAMS = 0x10
+SCHED_FLAG_UTIL_CLAMP = 0x20 | 0x40
+SCHED_FLAG_ALL = 0x7F
+# SCHED_DEADLINE's limits: runtime at least 2^DL_SCALE ns, period within
+# kernel.sched_deadline_period_{min,max}_us (defaults).
+_DL_MIN_RUNTIME = 1 << 10
+_DL_PERIOD_MIN = 100 * 1000
+_DL_PERIOD_MAX = (1 << 22) * 1000
+# A fair task's custom slice is clamped to 0.1 ms - 100 ms.
+_SLICE_MIN = 100_000
+_SLICE_MAX = 100_000_000
+
+
+def _base_slice_ns(t: Task) -> int:
+    """sysctl_sched_base_slice: 0.7 ms, scaled by 1 + log2 of the CPUs
+    (at most 8) as Linux scales it at boot."""
+    return 700_000 * (1 + (min(t.kernel.num_cpus, 8).bit_length() - 1))
+
+
+def _attr_of(t: Task, target: Task) -> list[int]:
+    """Returns target's struct sched_attr fields (get_params)."""
+    sched = target.sched
+    runtime = deadline = period = 0
+    nice = prio = 0
+    if sched.policy == SC.SCHED_DEADLINE:
+        runtime, deadline, period = sched.dl_runtime, sched.dl_deadline, sched.dl_period
+    elif sched.policy in _RT_POLICIES:
+        prio = sched.priority
+    else:
+        nice = sched.nice
+        runtime = sched.slice_ns or _base_slice_ns(t)
+    flags = SCHED_FLAG_RESET_ON_FORK if sched.reset_on_fork else 0
+    size = SCHED_ATTR_SIZE_VER1
+    return [size, sched.policy, flags, nice, prio, runtime, deadline, period, 0, 0]
+
+
+def sys_sched_getattr(t: Task, args: Args) -> int:
+    """sched_getattr(2)."""
+    pid, addr, size, flags = s32(args[0]), args[1], u32(args[2]), u32(args[3])
+    if not addr or pid < 0 or size > PAGE_SIZE or size < SCHED_ATTR_SIZE_VER0 or flags:
+        raise SyscallError(errno.EINVAL)
+    fields = _attr_of(t, _find_task(t, pid))
+    fields[0] = min(size, SCHED_ATTR_SIZE_VER1)
+    # copy_struct_to_user: a larger struct than the sentry's gets zeros.
+    t.copy_out(addr, _SCHED_ATTR.pack(*fields)[: fields[0]].ljust(size, b"\0"))
+    return 0
+
+
+def _copy_attr_in(t: Task, addr: int) -> list[int]:
+    """Reads a struct sched_attr of the size it names (sched_copy_attr).
+
+    Raises:
+        SyscallError: E2BIG (after writing the size the sentry knows back)
+            for a size out of range or a nonzero tail past what it knows;
+            EINVAL for utilisation clamps in a VER0 struct.
+    """
+    size = t.mm.read_u32(addr)
+    size = size or SCHED_ATTR_SIZE_VER0
+    if SCHED_ATTR_SIZE_VER0 <= size <= PAGE_SIZE:
+        raw = t.copy_in(addr, size)
+        if not any(raw[SCHED_ATTR_SIZE_VER1:]):
+            raw = raw[:SCHED_ATTR_SIZE_VER1].ljust(SCHED_ATTR_SIZE_VER1, b"\0")
+            fields = list(_SCHED_ATTR.unpack(raw))
+            if fields[2] & SCHED_FLAG_UTIL_CLAMP and size < SCHED_ATTR_SIZE_VER1:
+                raise SyscallError(errno.EINVAL)
+            fields[3] = min(max(fields[3], MIN_NICE), MAX_NICE)
+            return fields
+    t.mm.write_u32(addr, SCHED_ATTR_SIZE_VER1)
+    raise SyscallError(errno.E2BIG)
+
+
+def _check_deadline(runtime: int, deadline: int, period: int) -> bool:
+    """__checkparam_dl: runtime <= deadline <= period, within limits."""
+    if deadline == 0 or runtime < _DL_MIN_RUNTIME:
+        return False
+    if deadline >> 63 or period >> 63:
+        return False
+    period = period or deadline
+    if period < deadline or deadline < runtime:
+        return False
+    return _DL_PERIOD_MIN <= period <= _DL_PERIOD_MAX
+
+
+def sys_sched_setattr(t: Task, args: Args) -> int:
+    """sched_setattr(2)."""
+    pid, addr, flags = s32(args[0]), args[1], u32(args[2])
+    if not addr or pid < 0 or flags:
+        raise SyscallError(errno.EINVAL)
+    _, policy, aflags, nice, prio, runtime, deadline, period, _, _ = _copy_attr_in(
+        t, addr
+    )
+    if policy >= 1 << 31:
+        raise SyscallError(errno.EINVAL)
+    target = _find_task(t, pid)
+    sched = target.sched
+    keep_policy = bool(aflags & SCHED_FLAG_KEEP_POLICY)
+    if aflags & SCHED_FLAG_KEEP_PARAMS:
+        _, _, _, nice, prio, runtime, deadline, period, _, _ = _attr_of(t, target)
+    if keep_policy:
+        policy = sched.policy
+        reset = sched.reset_on_fork
+    else:
+        reset = bool(aflags & SCHED_FLAG_RESET_ON_FORK)
+        if policy not in _POLICIES:
+            raise SyscallError(errno.EINVAL)
+    if aflags & ~SCHED_FLAG_ALL:
+        raise SyscallError(errno.EINVAL)
+    if prio > MAX_RT_PRIO:
+        raise SyscallError(errno.EINVAL)
+    if policy == SC.SCHED_DEADLINE and not _check_deadline(runtime, deadline, period):
+        raise SyscallError(errno.EINVAL)
+    if (policy in _RT_POLICIES) != (prio != 0):
+        raise SyscallError(errno.EINVAL)
+    if policy == SC.SCHED_DEADLINE:
+        # user_check_sched_setscheduler: deadline needs CAP_SYS_NICE.
+        if not t.creds.has_capability(CAP_SYS_NICE):
+            raise SyscallError(errno.EPERM)
+    else:
+        _check_setscheduler(t, target, policy, prio, reset)
+    fair = policy not in _RT_POLICIES and policy != SC.SCHED_DEADLINE
+    if fair and nice < sched.nice and not t.creds.has_capability(CAP_SYS_NICE):
+        if 20 - nice > target.tg.limits.soft(L.RLIMIT_NICE):
+            raise SyscallError(errno.EPERM)
+    if aflags & SCHED_FLAG_UTIL_CLAMP:
+        # A kernel without CONFIG_UCLAMP_TASK, as the host's.
+        raise SyscallError(errno.EOPNOTSUPP)
+    # TODO(#4): no deadline admission control (EBUSY when the CPUs'
+    # bandwidth is spent); nothing is scheduled by these parameters.
+    sched.policy = policy
+    sched.priority = prio
+    sched.reset_on_fork = reset
+    if policy == SC.SCHED_DEADLINE:
+        sched.dl_runtime, sched.dl_deadline = runtime, deadline
+        sched.dl_period = period or deadline
+    elif fair:
+        sched.nice = nice
+        sched.slice_ns = min(max(runtime, _SLICE_MIN), _SLICE_MAX) if runtime else 0
+    return 0
+
+
 def sys_sched_get_priority_max(t: Task, args: Args) -> int:
     """sched_get_priority_max(2)."""
     policy = s32(args[0])
@@ -341,6 +492,14 @@ ENTRIES = [
         "sched_rr_get_interval",
         sys_sched_rr_get_interval,
         "fixed quanta: 100 ms for SCHED_RR, 4 ms for fair policies",
+    ),
+    full(N.SYS_sched_getattr, "sched_getattr", sys_sched_getattr),
+    partial(
+        N.SYS_sched_setattr,
+        "sched_setattr",
+        sys_sched_setattr,
+        "recorded, not applied to host threads; no deadline admission "
+        "control; utilisation clamps EOPNOTSUPP as without CONFIG_UCLAMP_TASK",
     ),
     partial(
         N.SYS_sched_setaffinity,

@@ -1,5 +1,5 @@
 """Moving data between files in the kernel: sendfile(2), splice(2),
-tee(2), copy_file_range(2).
+tee(2), vmsplice(2), copy_file_range(2).
 
 Data is moved through the sentry (read, then write). Input is consumed only
 once the output has taken it: a pipe is peeked and then drained by what was
@@ -17,6 +17,8 @@ from pkg.abi.linux import stat as S
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.pipefs.pipefs import PipeFD
+from pkg.sentry.kernel.sched_stats import account_copy
+from pkg.sentry.syscalls.linux.sys_read_write import gather, read_iovecs, scatter
 from pkg.sentry.syscalls.syscall import Args, full, s32, s64, u32
 from pkg.sentry.vfs.task_path import get_file
 
@@ -91,7 +93,10 @@ def _copy_from_file(
             src.seek(t, src.tell(t) + n, F.SEEK_SET)
         if dst_off is not None:
             dst_off += n
-        if n < len(data):
+        # A short read ends the copy, as in splice_direct_to_actor: what a
+        # terminal or socket has now is all the caller gets, not a wait
+        # for the rest of count (busybox cat sendfiles from its stdin).
+        if n < len(data) or len(data) < want:
             break
     return total, src_off, dst_off
 
@@ -113,12 +118,17 @@ def sys_sendfile(t: Task, args: Args) -> int:
     off = _read_offset(t, off_addr)
     if off is not None and not _seekable(t, src):
         raise SyscallError(errno.ESPIPE)
-    if count == 0:
-        return 0
-    if isinstance(src, PipeFD):
-        total = _splice_from_pipe(t, src, dst, None, count, src.nonblocking)
-    else:
-        total, off, _ = _copy_from_file(t, src, off, dst, None, count)
+    total = 0
+    try:
+        if count == 0:
+            return 0
+        if isinstance(src, PipeFD):
+            total = _splice_from_pipe(t, src, dst, None, count, src.nonblocking)
+        else:
+            total, off, _ = _copy_from_file(t, src, off, dst, None, count)
+    finally:
+        # Failed or not, as do_sendfile counts (/proc/pid/io).
+        account_copy(t, total)
     if off_addr:
         t.mm.write_i64(off_addr, off if off is not None else 0)
     return total
@@ -235,6 +245,31 @@ def sys_tee(t: Task, args: Args) -> int:
     return dst.pipe.write(t, data, nb or dst.nonblocking)
 
 
+def sys_vmsplice(t: Task, args: Args) -> int:
+    """vmsplice(2): the iovecs' bytes into a pipe opened for writing, or
+    out of one opened for reading. Linux lends the pages themselves; here
+    they are copied, which a program cannot tell apart except by timing
+    (and SPLICE_F_GIFT has nothing to give)."""
+    fd, iov_addr, count, flags = s32(args[0]), args[1], args[2], u32(args[3])
+    if flags & ~_SPLICE_F_ALL:
+        raise SyscallError(errno.EINVAL)
+    f = get_file(t, fd)
+    if not f.writable and not f.readable:
+        raise SyscallError(errno.EBADF)
+    iovs = read_iovecs(t, iov_addr, count)
+    total = sum(n for _, n in iovs)
+    if not total:
+        return 0
+    if not isinstance(f, PipeFD):
+        raise SyscallError(errno.EBADF)
+    nonblock = bool(flags & F.SPLICE_F_NONBLOCK)
+    if f.writable:
+        # Waits only for some room, then takes what fits, as the pages
+        # of a splice go in one by one.
+        return f.pipe.write(t, gather(t, iovs), nonblock or f.nonblocking, partial=True)
+    return scatter(t, iovs, f.pipe.read(t, total, nonblock))
+
+
 def sys_copy_file_range(t: Task, args: Args) -> int:
     """copy_file_range(2)."""
     fd_in, off_in_addr, fd_out, off_out_addr = (
@@ -277,7 +312,11 @@ def sys_copy_file_range(t: Task, args: Args) -> int:
         raise SyscallError(errno.EXDEV)
     if length == 0:
         return 0
-    total, _, _ = _copy_from_file(t, src, start_in, dst, start_out, length)
+    total = 0
+    try:
+        total, _, _ = _copy_from_file(t, src, start_in, dst, start_out, length)
+    finally:
+        account_copy(t, total)
     if off_in is None:
         src.seek(t, start_in + total, F.SEEK_SET)
     else:
@@ -293,5 +332,6 @@ ENTRIES = [
     full(N.SYS_sendfile, "sendfile", sys_sendfile),
     full(N.SYS_splice, "splice", sys_splice),
     full(N.SYS_tee, "tee", sys_tee),
+    full(N.SYS_vmsplice, "vmsplice", sys_vmsplice),
     full(N.SYS_copy_file_range, "copy_file_range", sys_copy_file_range),
 ]

@@ -16,6 +16,7 @@ from pkg.abi.linux import sysno as N
 from pkg.abi.linux import wait as W
 from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
+from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE, SUID_DUMP_USER
 from pkg.sentry.kernel.ipc.namespace import IPCNamespace, ipc_of
 from pkg.sentry.kernel.limits import nofile_limit
@@ -284,7 +285,10 @@ def _execve(
     path = t.copy_in_string(path_addr)
     argv_list = copy_strings(t, argv)
     envv = copy_strings(t, envp)
+    old_tid = t.tid
     execve(t, dirfd, path, argv_list, envv, flags)
+    if t.ptrace is not None:
+        ptrace.exec_event(t, old_tid)
     return 0
 
 
@@ -324,6 +328,8 @@ def write_rusage(t: Task, addr: int, usage: Usage) -> None:
     us, ss = usage.utime_ns // 1000, usage.stime_ns // 1000
     fields = [0] * 14
     fields[0] = usage.max_rss_kb
+    fields[12] = usage.nvcsw
+    fields[13] = usage.nivcsw
     t.copy_out(
         addr,
         _RUSAGE.pack(
@@ -619,9 +625,9 @@ ENTRIES = [
         N.SYS_clone,
         "clone",
         sys_clone,
-        "UTS and IPC namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
-        "without CAP_SYS_ADMIN); CLONE_PTRACE, CLONE_UNTRACED, CLONE_SYSVSEM "
-        "and CLONE_IO are accepted without effect (#4)",
+        "mount, UTS and IPC namespaces only (other CLONE_NEW* fail with EINVAL, "
+        "or EPERM without CAP_SYS_ADMIN); CLONE_SYSVSEM and CLONE_IO are "
+        "accepted without effect (#4)",
     ),
     partial(
         N.SYS_clone3,

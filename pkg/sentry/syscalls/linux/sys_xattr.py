@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pkg.abi.linux import capability as CAP
 from pkg.abi.linux import errno
 from pkg.abi.linux import fcntl as F
 from pkg.abi.linux import fs as FS
@@ -46,7 +47,29 @@ def _set_opts(
     if size > FS.XATTR_SIZE_MAX:
         raise SyscallError(errno.E2BIG)
     value = t.copy_in(value_addr, size) if size else b""
+    if value and name == _XATTR_NAME_CAPS:
+        _check_file_caps(value)
     return SetXattrOptions(name, value, flags)
+
+
+# The file capabilities' attribute (XATTR_NAME_CAPS).
+_XATTR_NAME_CAPS = FS.XATTR_SECURITY_PREFIX + b"capability"
+
+
+def _check_file_caps(value: bytes) -> None:
+    """Refuses a security.capability value whose header is not a revision
+    2 or 3 one of the right size, as cap_convert_nscap does. Unlike Linux,
+    which checks it after resolving the path, this comes first (a missing
+    file with a bad value gives EINVAL, not ENOENT). With one user
+    namespace, a valid value is stored as given (a v3 root id is the
+    namespace's own)."""
+    magic = int.from_bytes(value[:4], "little") if len(value) >= 4 else 0
+    revision = magic & CAP.VFS_CAP_REVISION_MASK
+    if not (
+        (len(value) == CAP.XATTR_CAPS_SZ_2 and revision == CAP.VFS_CAP_REVISION_2)
+        or (len(value) == CAP.XATTR_CAPS_SZ_3 and revision == CAP.VFS_CAP_REVISION_3)
+    ):
+        raise SyscallError(errno.EINVAL)
 
 
 def _setxattr(t: Task, args: Args, follow: bool) -> int:
