@@ -203,6 +203,14 @@ def boot(config: Config, args: BootArgs) -> int:
             pids_limit=_pids_limit(spec),
             total_memory=specutils.memory_limit(spec),
         )
+        for path, value in specutils.ipc_sysctls(spec).items():
+            try:
+                sandbox.kernel.ipc.sysctl_set(path, value)
+            except SyscallError:
+                # As writing the file fails under runc.
+                raise RuntimeError(
+                    f"linux.sysctl: {path.replace('/', '.')}={value!r}: invalid value"
+                ) from None
         init_spec = _init_spec(spec, args)
         try:
             init = sandbox.create_process(init_spec)

@@ -113,9 +113,8 @@ _IGNORED_OPTIONS = frozenset(
 
 # Filesystem types whose mount point must not stay an empty directory of the
 # root if the sentry lacks the type: they get an empty read-only tmpfs.
-# TODO(#7): mqueue (POSIX message queues) and cgroup/cgroup2 are not sentry
-# filesystems yet: podman's and runc's /dev/mqueue and /sys/fs/cgroup mounts
-# are skipped with a warning.
+# TODO(#7): cgroup/cgroup2 are not sentry filesystems yet: podman's and
+# runc's /sys/fs/cgroup mounts are skipped with a warning.
 _SEALED_TYPES = frozenset({"proc", "sysfs"})
 
 # The key of a compiled mount that is made only if its mount point is an

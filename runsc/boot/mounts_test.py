@@ -149,7 +149,7 @@ def test_apply_mounts_types(env):
     with pytest.raises(SyscallError) as e:
         env.write(b"/proc/x", b"x")
     assert e.value.errno == errno.EROFS
-    # mqueue is not registered: skipped with a warning.
+    # mqueue is not registered here: skipped with a warning.
     text = "\n".join(env.mounter.warnings)
     assert "'proc'" in text
     assert "'mqueue'" in text

@@ -29,6 +29,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.devices import memdev
 from pkg.sentry.fsimpl.devpts.devpts import DevptsType
 from pkg.sentry.fsimpl.hostfs.hostfs import HostfsType
+from pkg.sentry.fsimpl.mqueue.mqueue import MqueueType
 from pkg.sentry.fsimpl.proc.proc import ProcType
 from pkg.sentry.fsimpl.sys.sys import SysType
 from pkg.sentry.fsimpl.tmpfs.tmpfs import TmpfsType
@@ -77,6 +78,11 @@ def register_filesystems(kernel: Kernel) -> None:
     vfs.register_filesystem_type(
         "devpts",
         DevptsType(kernel),
+        RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
+    )
+    vfs.register_filesystem_type(
+        "mqueue",
+        MqueueType(kernel),
         RegisterFilesystemTypeOptions(allow_user_mount=True, allow_user_list=True),
     )
     vfs.register_filesystem_type(

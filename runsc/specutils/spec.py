@@ -329,29 +329,35 @@ def _check_linux(linux: object) -> list[str]:
 # Linux keeps per namespace (IPC, network, UTS), which are all runc accepts:
 # setting any other would change the whole host under runc.
 SENTRY_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
-_NAMESPACED_SYSCTLS = frozenset(
+# The IPC limits the sentry keeps (pkg/sentry/kernel/ipc/namespace.py's
+# IPC_SYSCTLS), applied by ipc_sysctls.
+IPC_SYSCTLS = frozenset(
     {
+        "fs.mqueue.msg_default",
+        "fs.mqueue.msg_max",
+        "fs.mqueue.msgsize_default",
+        "fs.mqueue.msgsize_max",
+        "fs.mqueue.queues_max",
         "kernel.msgmax",
         "kernel.msgmnb",
         "kernel.msgmni",
-        "kernel.sem",
         "kernel.shmall",
         "kernel.shmmax",
         "kernel.shmmni",
-        "kernel.shm_rmid_forced",
     }
 )
+_NAMESPACED_SYSCTLS = frozenset({"kernel.sem", "kernel.shm_rmid_forced"})
 _NAMESPACED_SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
 
 
 def _check_sysctl(sysctl: dict[str, str]) -> list[str]:
     ignored = []
     for key in sorted(sysctl):
-        if key in SENTRY_SYSCTLS:
+        if key in SENTRY_SYSCTLS or key in IPC_SYSCTLS:
             continue
         if key in _NAMESPACED_SYSCTLS or key.startswith(_NAMESPACED_SYSCTL_PREFIXES):
-            # TODO(#7): the IPC and network sysctls, once the sentry has
-            # knobs for them.
+            # TODO(#7): kernel.sem, kernel.shm_rmid_forced and the network
+            # sysctls, once the sentry has knobs for them.
             ignored.append(key)
             continue
         raise SpecError(
@@ -364,6 +370,18 @@ def _check_sysctl(sysctl: dict[str, str]) -> list[str]:
             + ", ".join(ignored)
         ]
     return []
+
+
+def ipc_sysctls(spec: Spec) -> dict[str, str]:
+    """Returns linux.sysctl's IPC limits as /proc/sys paths ("kernel/shmmax")
+    and their values, for the sentry to apply before the container
+    starts."""
+    sysctl = (spec.get("linux") or {}).get("sysctl") or {}
+    return {
+        key.replace(".", "/"): value
+        for key, value in sorted(sysctl.items())
+        if key in IPC_SYSCTLS
+    }
 
 
 def uts_names(spec: Spec) -> tuple[str, str]:

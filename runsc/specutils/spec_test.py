@@ -98,10 +98,32 @@ def test_applied_fields_are_not_warned_about(bundle: str) -> None:
             "maskedPaths": ["/proc/kcore"],
             "readonlyPaths": ["/proc/sys"],
             "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
-            "sysctl": {"kernel.domainname": "example"},
+            "sysctl": {
+                "kernel.domainname": "example",
+                "fs.mqueue.msg_max": "20",
+                "kernel.shmmax": "65536",
+            },
         },
     )
     assert specutils.check(s, bundle) == []
+
+
+def test_ipc_sysctls() -> None:
+    spec = {
+        "linux": {
+            "sysctl": {
+                "kernel.hostname": "h",
+                "kernel.msgmnb": "100",
+                "fs.mqueue.queues_max": "3",
+                "kernel.sem": "1 2 3 4",
+            }
+        }
+    }
+    assert specutils.ipc_sysctls(spec) == {
+        "fs/mqueue/queues_max": "3",
+        "kernel/msgmnb": "100",
+    }
+    assert specutils.ipc_sysctls({}) == {}
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_process_settings_reach_the_process(tmp: str) -> None:
 def test_unsupported_fields_are_warned_about_in_the_log(tmp: str) -> None:
     spec = make_spec(["/whoami"])
     spec["mounts"] = [
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"}
+        {"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup"}
     ]
     spec["linux"]["sysctl"] = {"net.core.somaxconn": "100"}
     spec["linux"]["seccomp"] = {
@@ -91,7 +91,7 @@ def test_unsupported_fields_are_warned_about_in_the_log(tmp: str) -> None:
     with open(log) as f:
         entries = [json.loads(line) for line in f]
     warnings = " ".join(e["msg"] for e in entries if e["level"] == "warning")
-    for word in ("'mqueue'", "net.core.somaxconn", "no_such_call"):
+    for word in ("'cgroup2'", "net.core.somaxconn", "no_such_call"):
         assert word in warnings, warnings
 
 
@@ -119,6 +119,9 @@ echo "scratch=$(stat -c %a /scratch)"
 touch /scratch/x 2>/dev/null && echo scratch-writable || echo scratch-ro
 touch /rofs/x 2>/dev/null && echo rofs-writable || echo rofs-ro
 echo "null=$(stat -c %F /dev/null)"
+echo "mqueue=$(stat -c %a /dev/mqueue)"
+grep -q ' /dev/mqueue mqueue ' /proc/mounts && echo mqueue-mounted
+echo "msg_max=$(cat /proc/sys/fs/mqueue/msg_max)"
 mkdir /tmp/blocked 2>/dev/null && echo mkdir-allowed || echo mkdir-denied
 kill -0 $$ && echo kill0-allowed
 kill -USR2 $$ 2>/dev/null || echo usr2-denied
@@ -145,11 +148,17 @@ def test_config_reaches_the_container(tmp: str) -> None:
         },
         {"destination": "/data/sub", "type": "tmpfs", "source": "tmpfs"},
         {"destination": "/rofs", "type": "tmpfs", "source": "t", "options": ["ro"]},
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
     ]
     spec["linux"].update(
         maskedPaths=["/etc/secret", "/secretdir", "/no/such/path"],
         readonlyPaths=["/data", "/no/such/dir"],
-        sysctl={"kernel.hostname": "from-sysctl"},
+        sysctl={"kernel.hostname": "from-sysctl", "fs.mqueue.msg_max": "42"},
         seccomp={
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
@@ -183,6 +192,9 @@ def test_config_reaches_the_container(tmp: str) -> None:
         "scratch-writable",
         "rofs-ro",
         "null=character special file",
+        "mqueue=1777",
+        "mqueue-mounted",
+        "msg_max=42",
         "mkdir-denied",
         "kill0-allowed",
         "usr2-denied",

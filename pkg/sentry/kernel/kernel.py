@@ -26,6 +26,7 @@ from pkg.sentry.kernel.credentials import Credentials, root_credentials
 from pkg.sentry.kernel.fd_table import FDTable
 from pkg.sentry.kernel.fs_context import FSContext
 from pkg.sentry.kernel.futex import FutexManager
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace
 from pkg.sentry.kernel.limits import LimitSet
 from pkg.sentry.kernel.sched_stats import KernelStats
 from pkg.sentry.kernel.sessions import new_session_locked
@@ -145,6 +146,9 @@ class Kernel:
         self.root_uts = UTSNamespace(
             config.hostname, config.domainname, INIT_UTS_NS_INO
         )
+        # System V IPC and POSIX message queues of the initial IPC
+        # namespace; tasks see theirs (Task.ipc_ns).
+        self.ipc = IPCNamespace(mf, initial=True)
         self.host_auxv = read_host_auxv()
         self.boot_monotonic = time.monotonic_ns()
         # The sandbox's CPUs, numbered from 0 (sched_getaffinity, getcpu).

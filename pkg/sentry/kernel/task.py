@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pkg.platform.platform import Context, State
     from pkg.sentry.kernel.fd_table import FDTable
     from pkg.sentry.kernel.fs_context import FSContext
+    from pkg.sentry.kernel.ipc.namespace import IPCNamespace
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.ptrace import PtraceExit, TraceeState
     from pkg.sentry.kernel.seccomp import SeccompFilter
@@ -74,6 +75,7 @@ class Task:
         "fs",
         "interrupted",
         "ioac",
+        "ipc_ns",
         "kernel",
         "last_syscall",
         "mempolicy",
@@ -190,6 +192,10 @@ class Task:
         self.ptrace: TraceeState | None = None
         self.tracees: list[Task] = []
         self.ptrace_exits: list[PtraceExit] = []
+        # System V IPC and POSIX message queues: None for the kernel's
+        # initial namespace (ipc/namespace.py ipc_of); CLONE_NEWIPC gives a
+        # task its own.
+        self.ipc_ns: IPCNamespace | None = None
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, name={self.name!r})"

@@ -9,10 +9,10 @@ shared is copied; the address space copy is the memory manager's
 copy-on-write fork.
 
 The flag combinations Linux refuses are refused here with the same errno,
-checked in the same order. Of the namespaces only mount (CLONE_NEWNS) and
-UTS (CLONE_NEWUTS) namespaces exist: another CLONE_NEW* flag fails with
-EPERM without CAP_SYS_ADMIN and EINVAL with it, as on a kernel built
-without that namespace type.
+checked in the same order. Of the namespaces only mount (CLONE_NEWNS), UTS
+(CLONE_NEWUTS) and IPC (CLONE_NEWIPC) namespaces exist: another CLONE_NEW*
+flag fails with EPERM without CAP_SYS_ADMIN and EINVAL with it, as on a
+kernel built without that namespace type.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pkg.sentry.kernel.credentials import (
     CAP_SYS_ADMIN,
     CAP_SYS_RESOURCE,
 )
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace
 from pkg.sentry.kernel.limits import INFINITY, nofile_limit
 from pkg.sentry.kernel.pidfd import PidFD
 from pkg.sentry.kernel.sessions import join_process_group_locked
@@ -158,10 +159,9 @@ def check_namespaces(t: Task, flags: int) -> None:
         return
     if namespaces & ~SC.CLONE_NEWUSER and not t.creds.has_capability(CAP_SYS_ADMIN):
         raise SyscallError(errno.EPERM)
-    if namespaces & ~(SC.CLONE_NEWUTS | SC.CLONE_NEWNS):
-        # TODO(#4): IPC, network, PID, user, cgroup and time
-        # namespaces; until then the sandbox behaves as a kernel built
-        # without them.
+    if namespaces & ~(SC.CLONE_NEWUTS | SC.CLONE_NEWNS | SC.CLONE_NEWIPC):
+        # TODO(#4): network, PID, user, cgroup and time namespaces; until
+        # then the sandbox behaves as a kernel built without them.
         raise SyscallError(errno.EINVAL)
 
 
@@ -233,6 +233,12 @@ def clone(t: Task, opts: CloneOptions) -> int:
     if t.sched.policy == SC.SCHED_DEADLINE and not t.sched.reset_on_fork:
         # sched_fork: a deadline task's bandwidth cannot be split.
         raise SyscallError(errno.EAGAIN)
+    if flags & (SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM) == (
+        SC.CLONE_NEWIPC | SC.CLONE_SYSVSEM
+    ):
+        # The semaphore undo list cannot be shared into a namespace where
+        # its sets do not exist (copy_namespaces).
+        raise SyscallError(errno.EINVAL)
     if flags & SC.CLONE_INTO_CGROUP:
         # TODO(#4): no cgroup file system; no descriptor names a cgroup.
         raise SyscallError(errno.EBADF)
@@ -326,6 +332,9 @@ def clone(t: Task, opts: CloneOptions) -> int:
     child.sched = t.sched.fork()
     child.mempolicy = t.mempolicy
     child.uts_ns = uts_of(t).clone() if flags & SC.CLONE_NEWUTS else t.uts_ns
+    child.ipc_ns = IPCNamespace(kernel.mf) if flags & SC.CLONE_NEWIPC else t.ipc_ns
+    if child.ipc_ns is not None:
+        child.ipc_ns.inc_users()
     if flags & SC.CLONE_CHILD_CLEARTID:
         child.clear_child_tid = opts.child_tid
     if flags & SC.CLONE_CHILD_SETTID:
@@ -355,6 +364,8 @@ def clone(t: Task, opts: CloneOptions) -> int:
             kernel.tasks.release_id(tid)
         child.close()
         undo_copies()
+        if child.ipc_ns is not None:
+            child.ipc_ns.dec_users()
         raise
 
     if flags & SC.CLONE_PARENT_SETTID:

@@ -23,6 +23,7 @@ from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel import ptrace, task_stop
 from pkg.sentry.kernel.cputime import account_exit, thread_group_cputime
 from pkg.sentry.kernel.futex import exit_futexes
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.kernel.sessions import (
     kill_orphaned_pgrp_locked,
     leave_process_group_locked,
@@ -123,10 +124,14 @@ def exit_task(t: Task) -> None:
 
     if last:
         tg.timers.on_exit()
+        # exit_sem: before the parent can see the exit.
+        ipc_of(t).sem.exit_undo(t)
         _exit_notify(tg)
     else:
         # Thread pidfds become readable.
         tg.exit_queue.notify(EVENT_IN)
+    if t.ipc_ns is not None:
+        t.ipc_ns.dec_users()
     t.close()
     if not kernel.tasks.tasks:
         kernel.tasks.empty.set()

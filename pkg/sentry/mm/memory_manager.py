@@ -11,6 +11,7 @@ pages visible to application code. It is shared by every task of a process
 - fault.py: application page faults;
 - io.py: copy-in and copy-out for system calls;
 - procfs.py: /proc/[pid]/maps, smaps and status;
+- shm.py: shmdt;
 - mappable.py and file_cache.py: file mappings.
 
 Lock order: MemoryManager.mu, then Mappable locks, then MemoryFile locks,
@@ -23,6 +24,7 @@ from pkg.sentry.mm.core import DEFAULT_STACK_SIZE, STACK_GUARD_GAP, Rlimits
 from pkg.sentry.mm.fault import FaultOps, FaultSignal
 from pkg.sentry.mm.io import MemoryIO
 from pkg.sentry.mm.procfs import ProcfsOps
+from pkg.sentry.mm.shm import ShmOps
 from pkg.sentry.mm.syscalls import MmapOps, MmapOpts
 
 __all__ = [
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-class MemoryManager(MmapOps, FaultOps, MemoryIO, ProcfsOps):
+class MemoryManager(MmapOps, FaultOps, MemoryIO, ProcfsOps, ShmOps):
     """MemoryManager implements an application address space.
 
     Create one with MemoryManager(platform, memory_file); `fork()` returns

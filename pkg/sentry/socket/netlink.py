@@ -344,6 +344,13 @@ class NetlinkSocket(SocketFD):
                 _bound_ports(self.kernel).discard(self.portid)
             self.rq.clear()
 
+    def deliver(self, dgram: bytes) -> None:
+        """Queues a datagram from the kernel that no request asked for (an
+        mq_notify SIGEV_THREAD cookie)."""
+        with mu:
+            self.rq.append(dgram)
+        self.wq.notify(EVENT_IN | EVENT_RDNORM)
+
     # Requests.
 
     def sendmsg(

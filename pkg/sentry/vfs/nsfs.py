@@ -77,8 +77,8 @@ class NsFile(FileDescription):
         self.ns = ns
 
     def release(self) -> None:
-        if isinstance(self.ns, MountNamespace):
-            self.ns.dec_ref()
+        if _refcounted(self.ns):
+            self.ns.dec_ref()  # type: ignore[union-attr]
 
     def stat(self, t: Task, mask: int) -> Statx:
         return Statx(
@@ -93,9 +93,15 @@ class NsFile(FileDescription):
     def reopen(self, t: Task | None, flags: int) -> FileDescription:
         if flags & F.O_ACCMODE != F.O_RDONLY:
             raise SyscallError(errno.EACCES)
-        if isinstance(self.ns, MountNamespace) and not self.ns.try_inc_ref():
+        if _refcounted(self.ns) and not self.ns.try_inc_ref():  # type: ignore[union-attr]
             raise SyscallError(errno.ENOENT)
         return NsFile(self.kind, self.ino, self.ns, flags)
 
     def display_name(self) -> str:
         return f"{self.kind}:[{self.ino}]"
+
+
+def _refcounted(ns: object | None) -> bool:
+    """Reports whether an open file keeps ns alive with a reference (mount
+    and IPC namespaces, which are freed with their last user)."""
+    return isinstance(ns, MountNamespace) or hasattr(ns, "try_inc_ref")

@@ -468,6 +468,75 @@ EOF
 """,
     ),
     Case(
+        "python3_sysv_posix_ipc",
+        r"""
+python3 - <<'EOF'
+import ctypes, os, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+IPC_CREAT, IPC_RMID, SEM_UNDO = 0o1000, 0, 0x1000
+
+# System V shared memory, shared with a child and listed by ipcs.
+sid = libc.shmget(0, 8192, IPC_CREAT | 0o640)
+addr = libc.shmat(sid, None, 0)
+ctypes.memmove(addr, b"parent", 6)
+pid = os.fork()
+if pid == 0:
+    ctypes.memmove(addr, b"child!", 6)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("shm", ctypes.string_at(addr, 6))
+out = subprocess.run(["ipcs", "-m"], capture_output=True, text=True).stdout
+rows = [l.split() for l in out.splitlines()]
+print("ipcs", [r[3:6] for r in rows if r[1:2] == [str(sid)]])
+libc.shmdt(ctypes.c_void_p(addr))
+print("rmid", libc.shmctl(sid, IPC_RMID, None))
+
+# A System V semaphore taken by a child with SEM_UNDO and given back at
+# its exit.
+class Sembuf(ctypes.Structure):
+    _fields_ = [
+        ("num", ctypes.c_ushort), ("op", ctypes.c_short), ("flg", ctypes.c_short)
+    ]
+semid = libc.semget(0, 1, IPC_CREAT | 0o600)
+libc.semctl(semid, 0, 16, 1)  # SETVAL
+pid = os.fork()
+if pid == 0:
+    libc.semop(semid, ctypes.byref(Sembuf(0, -1, SEM_UNDO)), 1)
+    os._exit(libc.semctl(semid, 0, 12))  # GETVAL
+print("child saw", os.waitpid(pid, 0)[1] >> 8, "after exit", libc.semctl(semid, 0, 12))
+libc.semctl(semid, 0, IPC_RMID)
+
+# A System V message queue between processes.
+class Msg(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 32)]
+mid = libc.msgget(0, IPC_CREAT | 0o600)
+pid = os.fork()
+if pid == 0:
+    libc.msgsnd(mid, ctypes.byref(Msg(2, b"hi from child")), 13, 0)
+    os._exit(0)
+m = Msg()
+n = libc.msgrcv(mid, ctypes.byref(m), 32, 2, 0)
+os.waitpid(pid, 0)
+print("msg", m.mtype, m.mtext[:n])
+libc.msgctl(mid, IPC_RMID, None)
+
+# A POSIX message queue.
+name = b"/pyvisor-e2e-%d" % os.getpid()
+q = libc.mq_open(name, os.O_CREAT | os.O_RDWR, 0o600, None)
+libc.mq_send(q, b"second", 6, 1)
+libc.mq_send(q, b"first", 5, 7)
+buf = ctypes.create_string_buffer(8192)
+prio = ctypes.c_uint()
+for _ in range(2):
+    n = libc.mq_receive(q, buf, 8192, ctypes.byref(prio))
+    print("mq", buf.raw[:n], prio.value)
+libc.mq_close(q)
+print("unlink", libc.mq_unlink(name))
+EOF
+""",
+    ),
+    Case(
         "python3_sqlite3_json_hashlib",
         r"""
 python3 - <<'EOF'

@@ -34,10 +34,12 @@ from pkg.sentry.fsimpl.proc.net import net_dir
 from pkg.sentry.fsimpl.proc.sysctl import random_uuid, sys_tree
 from pkg.sentry.fsimpl.proc.task_dir import ProcessDir, ThreadDir
 from pkg.sentry.fsimpl.proc.task_files import TaskRef
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.vfs.filesystem import FilesystemType, parse_mount_data
 
 if TYPE_CHECKING:
     from pkg.sentry.kernel.credentials import Credentials
+    from pkg.sentry.kernel.ipc.namespace import IPCNamespace
     from pkg.sentry.kernel.kernel import Kernel
     from pkg.sentry.kernel.task import Task
     from pkg.sentry.kernel.thread_group import ThreadGroup
@@ -181,6 +183,19 @@ class ProcType(FilesystemType):
             b"stat": StaticData(lambda t: system.stat(k, t)),
             b"swaps": StaticData(lambda t: system.swaps()),
             b"sys": self._sys_tree(),
+            b"sysvipc": StaticDir(
+                {
+                    b"msg": StaticData(
+                        lambda t: "".join(_ipc(k, t).msg.proc_lines()).encode()
+                    ),
+                    b"sem": StaticData(
+                        lambda t: "".join(_ipc(k, t).sem.proc_lines()).encode()
+                    ),
+                    b"shm": StaticData(
+                        lambda t: "".join(_ipc(k, t).shm.proc_lines()).encode()
+                    ),
+                }
+            ),
             b"thread-self": StaticSymlink(_thread_self),
             b"uptime": StaticData(lambda t: system.uptime(k)),
             b"version": StaticData(lambda t: system.version()),
@@ -191,6 +206,12 @@ class ProcType(FilesystemType):
             vfs, self, root, FS.PROC_SUPER_MAGIC, boot_time_ns=self.boot_time_ns
         )
         return fs, fs.root
+
+
+def _ipc(k: Kernel, t: Task | None) -> IPCNamespace:
+    """Returns the IPC namespace of the reading task (the initial one for
+    the sentry's own reads)."""
+    return ipc_of(t) if t is not None else k.ipc
 
 
 class ProcFilesystem(KernfsFilesystem):

@@ -22,6 +22,7 @@ from pkg.sentry.fsimpl.kernfs.kernfs import DataInode, Inode, StaticDir
 from pkg.sentry.fsimpl.proc.task_files import CAP_LAST_CAP
 from pkg.sentry.kernel import version as V
 from pkg.sentry.kernel.credentials import CAP_SYS_PTRACE, NGROUPS_MAX
+from pkg.sentry.kernel.ipc.namespace import IPC_SYSCTLS, ipc_of
 from pkg.sentry.kernel.limits import NR_OPEN
 from pkg.sentry.kernel.task_set import PID_MAX
 from pkg.sentry.kernel.uts_namespace import uts_of
@@ -42,9 +43,6 @@ _TUNABLES = (
     ("fs/inotify/max_queued_events", "16384"),
     ("fs/inotify/max_user_instances", "128"),
     ("fs/inotify/max_user_watches", "8192"),
-    ("fs/mqueue/msg_max", "10"),
-    ("fs/mqueue/msgsize_max", "8192"),
-    ("fs/mqueue/queues_max", "256"),
     ("fs/protected_fifos", "1"),
     ("fs/protected_hardlinks", "1"),
     ("fs/protected_regular", "2"),
@@ -54,9 +52,6 @@ _TUNABLES = (
     ("kernel/dmesg_restrict", "1"),
     ("kernel/keys/maxkeys", "200"),
     ("kernel/kptr_restrict", "1"),
-    ("kernel/msgmax", "8192"),
-    ("kernel/msgmnb", "16384"),
-    ("kernel/msgmni", "32000"),
     ("kernel/perf_event_paranoid", "2"),
     ("kernel/panic", "0"),
     ("kernel/printk", "4\t4\t1\t7"),
@@ -64,9 +59,6 @@ _TUNABLES = (
     ("kernel/sched_child_runs_first", "0"),
     ("kernel/sem", "32000\t1024000000\t500\t32000"),
     ("kernel/shm_rmid_forced", "0"),
-    ("kernel/shmall", "18446744073692774399"),
-    ("kernel/shmmax", "18446744073692774399"),
-    ("kernel/shmmni", "4096"),
     ("kernel/threads-max", str(PID_MAX)),
     ("kernel/unprivileged_bpf_disabled", "2"),
     ("net/core/rmem_default", "212992"),
@@ -314,10 +306,25 @@ def sys_tree(kernel: Kernel, boot_id: str) -> StaticDir:
             lambda t, text: _set_ptrace_scope(kernel, t, text),
         ),
     )
+    _add_ipc(add, kernel)
     for path, value in _TUNABLES:
         tunable = Tunable(value)
         add(path, SysctlFile(tunable.get, tunable.set))
     return root
+
+
+def _add_ipc(add: Callable[[str, Inode], None], kernel: Kernel) -> None:
+    # The reading or writing task's namespace's.
+    for path in IPC_SYSCTLS:
+        add(
+            path,
+            SysctlFile(
+                lambda t, path=path: (
+                    ipc_of(t) if t is not None else kernel.ipc
+                ).sysctl_get(path),
+                lambda t, text, path=path: ipc_of(t).sysctl_set(path, text),
+            ),
+        )
 
 
 def _open_files(kernel: Kernel) -> int:

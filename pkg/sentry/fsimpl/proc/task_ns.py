@@ -1,7 +1,7 @@
 """/proc/[pid]/ns: the namespaces of a task (fs/proc/namespaces.c).
 
 Each entry is a magic link reading "kind:[inode]" that opens the
-namespace itself (an nsfs file), which setns(2) joins. Mount and UTS
+namespace itself (an nsfs file), which setns(2) joins. Mount, UTS and IPC
 namespaces exist per task; the sandbox has one namespace of every other
 kind, shown with the numbers of Linux's initial namespaces.
 """
@@ -14,6 +14,7 @@ from pkg.abi.linux import errno
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.kernfs.kernfs import SymlinkInode
 from pkg.sentry.fsimpl.proc.task_files import TaskDir, TaskInode, TaskRef, may_access
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.kernel.uts_namespace import uts_of
 from pkg.sentry.vfs import nsfs
 from pkg.sentry.vfs.nsfs import NsFile
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 # The inode numbers of the kinds the sandbox has one namespace of.
 _SINGLE_NS_INOS = {
     "cgroup": nsfs.INIT_CGROUP_NS_INO,
-    "ipc": nsfs.INIT_IPC_NS_INO,
     "net": nsfs.INIT_NET_NS_INO,
     "pid": nsfs.INIT_PID_NS_INO,
     "pid_for_children": nsfs.INIT_PID_NS_INO,
@@ -35,7 +35,7 @@ _SINGLE_NS_INOS = {
     "time_for_children": nsfs.INIT_TIME_NS_INO,
     "user": nsfs.INIT_USER_NS_INO,
 }
-NS_KINDS = sorted([*_SINGLE_NS_INOS, "mnt", "uts"])
+NS_KINDS = sorted([*_SINGLE_NS_INOS, "ipc", "mnt", "uts"])
 
 
 def _namespace(t: Task, kind: str) -> tuple[int, object | None]:
@@ -54,6 +54,9 @@ def _namespace(t: Task, kind: str) -> tuple[int, object | None]:
     if kind == "uts":
         uts = uts_of(t)
         return uts.ino, uts
+    if kind == "ipc":
+        ipc = ipc_of(t)
+        return ipc.ino, ipc
     return _SINGLE_NS_INOS[kind], None
 
 
@@ -75,7 +78,7 @@ class NsLink(TaskInode, SymlinkInode):
 
     def jump(self, t: Task | None) -> VirtualDentry | FileDescription | None:
         ino, ns = _namespace(self.ref.thread(), self.kind)
-        if self.kind == "mnt":
+        if self.kind in ("mnt", "ipc"):
             assert ns is not None
             # The file keeps the namespace (ns_get_path takes a reference).
             if not ns.try_inc_ref():  # type: ignore[attr-defined]

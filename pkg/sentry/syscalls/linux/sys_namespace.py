@@ -13,6 +13,7 @@ from pkg.abi.linux import sched as SC
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN, CAP_SYS_CHROOT
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace, ipc_of
 from pkg.sentry.kernel.pidfd import PidFD
 from pkg.sentry.kernel.uts_namespace import UTSNamespace, uts_of
 from pkg.sentry.syscalls.linux.sys_thread import may_access
@@ -62,6 +63,22 @@ def _join_uts_ns(t: Task, uts: UTSNamespace) -> None:
     t.uts_ns = uts
 
 
+def _join_ipc_ns(t: Task, ipc: IPCNamespace) -> None:
+    """Moves t into ipc (ipcns_install): its SEM_UNDO list is applied first,
+    as exit_sem does, since the old namespace's sets become unreachable."""
+    if not t.creds.has_capability(CAP_SYS_ADMIN):
+        raise SyscallError(errno.EPERM)
+    old = ipc_of(t)
+    if old is ipc:
+        return
+    if len(t.tg.tasks) == 1:
+        old.sem.exit_undo(t)
+    if not ipc.try_inc_ref():
+        raise SyscallError(errno.EINVAL)
+    t.ipc_ns = None if ipc is t.kernel.ipc else ipc
+    old.dec_users()
+
+
 def _join_single_ns(t: Task, kind: str) -> None:
     """Checks a join of the sandbox's only namespace of kind, which t is
     already in: it changes nothing."""
@@ -102,13 +119,15 @@ def _setns_pidfd(t: Task, f: PidFD, flags: int) -> None:
             _join_mount_ns(t, mnt_ns)
         if flags & SC.CLONE_NEWUTS:
             _join_uts_ns(t, uts_of(target))
+        if flags & SC.CLONE_NEWIPC:
+            _join_ipc_ns(t, ipc_of(target))
     finally:
         if mnt_ns is not None:
             mnt_ns.dec_ref()
 
 
 def sys_setns(t: Task, args: Args) -> int:
-    """setns(2): with a file of /proc/pid/ns, joins that mount or UTS
+    """setns(2): with a file of /proc/pid/ns, joins that mount, UTS or IPC
     namespace; with a pidfd, the namespaces flags names of that process.
     Joining the sandbox's only namespace of another kind changes nothing.
     """
@@ -125,6 +144,8 @@ def sys_setns(t: Task, args: Args) -> int:
         _join_mount_ns(t, f.ns)
     elif isinstance(f.ns, UTSNamespace):
         _join_uts_ns(t, f.ns)
+    elif isinstance(f.ns, IPCNamespace):
+        _join_ipc_ns(t, f.ns)
     else:
         _join_single_ns(t, f.kind)
     return 0
@@ -135,6 +156,7 @@ ENTRIES = [
         N.SYS_setns,
         "setns",
         sys_setns,
-        "mount and UTS namespaces exist; the others are the sandbox's only ones (#4)",
+        "mount, UTS and IPC namespaces exist; the others are the sandbox's only "
+        "ones (#4)",
     ),
 ]

@@ -18,6 +18,7 @@ from pkg.abi.linux.mman import PAGE_SIZE
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel import ptrace
 from pkg.sentry.kernel.credentials import CAP_KILL, CAP_SYS_PTRACE, SUID_DUMP_USER
+from pkg.sentry.kernel.ipc.namespace import IPCNamespace, ipc_of
 from pkg.sentry.kernel.limits import nofile_limit
 from pkg.sentry.kernel.pidfd import PIDFD_NONBLOCK, PIDFD_THREAD, PidFD
 from pkg.sentry.kernel.sessions import process_group_members
@@ -260,7 +261,18 @@ def sys_unshare(t: Task, args: Args) -> int:
             t.fd_table = new_fdt
     if flags & SC.CLONE_NEWUTS:
         t.uts_ns = uts_of(t).clone()
-    # CLONE_SYSVSEM: there are no System V semaphore undo lists to detach.
+    if flags & SC.CLONE_NEWIPC:
+        # The old namespace's semaphores become unreachable: the undo list
+        # is applied first, as exit_sem does (only a lone thread's: other
+        # threads share the list and stay in the old namespace).
+        if len(t.tg.tasks) == 1:
+            ipc_of(t).sem.exit_undo(t)
+        old = t.ipc_ns
+        t.ipc_ns = IPCNamespace(t.kernel.mf)
+        t.ipc_ns.inc_users()
+        if old is not None:
+            old.dec_users()
+    # CLONE_SYSVSEM: SEM_UNDO lists are per process already (ipc/sem.py).
     return 0
 
 
@@ -613,9 +625,9 @@ ENTRIES = [
         N.SYS_clone,
         "clone",
         sys_clone,
-        "UTS namespaces only (other CLONE_NEW* fail with EINVAL, or EPERM "
-        "without CAP_SYS_ADMIN); CLONE_SYSVSEM and CLONE_IO are accepted "
-        "without effect (#4)",
+        "mount, UTS and IPC namespaces only (other CLONE_NEW* fail with EINVAL, "
+        "or EPERM without CAP_SYS_ADMIN); CLONE_SYSVSEM and CLONE_IO are "
+        "accepted without effect (#4)",
     ),
     partial(
         N.SYS_clone3,
@@ -653,7 +665,7 @@ ENTRIES = [
         N.SYS_unshare,
         "unshare",
         sys_unshare,
-        "descriptor tables, fs contexts, mount and UTS namespaces; other "
+        "descriptor tables, fs contexts, mount, UTS and IPC namespaces; other "
         "namespaces fail as in clone (#4)",
     ),
     full(N.SYS_pidfd_open, "pidfd_open", sys_pidfd_open),
