@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <sys/sem.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +67,31 @@ TEST(KcmpTest, ForkedChildSharesFilesButNotTables) {
   int status;
   ASSERT_THAT(waitpid(c, &status, 0), SyscallSucceedsWithValue(c));
   close(fd);
+}
+
+TEST(KcmpTest, SemUndoListsArePerProcess) {
+  int go[2];
+  ASSERT_THAT(pipe(go), SyscallSucceeds());
+  pid_t c = fork();
+  ASSERT_THAT(c, SyscallSucceeds());
+  if (c == 0) {
+    char x;
+    read(go[0], &x, 1);
+    _exit(0);
+  }
+  const pid_t me = getpid();
+  // Neither has made a SEM_UNDO operation: both lists are empty (NULL).
+  EXPECT_THAT(Kcmp(me, c, KCMP_SYSVSEM, 0, 0), SyscallSucceedsWithValue(0));
+  int id = semget(IPC_PRIVATE, 1, 0600);
+  ASSERT_THAT(id, SyscallSucceeds());
+  struct sembuf op = {0, 1, SEM_UNDO};
+  ASSERT_THAT(semop(id, &op, 1), SyscallSucceeds());
+  const long r = Kcmp(me, c, KCMP_SYSVSEM, 0, 0);
+  EXPECT_TRUE(r == 1 || r == 2) << r;
+  write(go[1], "x", 1);
+  int status;
+  ASSERT_THAT(waitpid(c, &status, 0), SyscallSucceedsWithValue(c));
+  ASSERT_THAT(semctl(id, 0, IPC_RMID), SyscallSucceeds());
 }
 
 TEST(KcmpTest, Errors) {

@@ -247,6 +247,12 @@ class SemManager:
         if w.status:
             raise SyscallError(w.status)
 
+    def undo_list(self, tg: object) -> object | None:
+        """Returns the undo list of tg's process, None if it has made no
+        SEM_UNDO operation (what kcmp(2)'s KCMP_SYSVSEM compares)."""
+        with self.ids.mu:
+            return self._undo.get(tg)
+
     def exit_undo(self, t: Task) -> None:
         """Applies the SEM_UNDO adjustments of t's process, whose last
         thread is exiting (exit_sem)."""

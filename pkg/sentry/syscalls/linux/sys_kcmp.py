@@ -15,6 +15,7 @@ from pkg.abi.linux import errno
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.fsimpl.epoll.epoll import EpollInstance
+from pkg.sentry.kernel.ipc.namespace import ipc_of
 from pkg.sentry.syscalls.linux.sys_thread import may_access
 from pkg.sentry.syscalls.syscall import Args, partial, s32, u32
 
@@ -61,12 +62,13 @@ def _resource(task: Task, kind: int) -> object:
         return task.fs
     if kind == KCMP_SIGHAND:
         return task.tg.signal_handlers
-    # KCMP_IO: every task has an I/O context of its own (CLONE_IO is not
-    # modelled); KCMP_SYSVSEM: without System V semaphore undo lists,
-    # every task's is Linux's NULL, so any two compare equal.
     if kind == KCMP_IO:
+        # Every task has an I/O context of its own (CLONE_IO is not
+        # modelled).
         return task
-    return None
+    # KCMP_SYSVSEM: the process's semaphore undo list, None (Linux's NULL)
+    # before its first SEM_UNDO operation.
+    return ipc_of(task).sem.undo_list(task.tg)
 
 
 def sys_kcmp(t: Task, args: Args) -> int:
@@ -105,7 +107,7 @@ ENTRIES = [
         N.SYS_kcmp,
         "kcmp",
         sys_kcmp,
-        "KCMP_IO tells tasks apart (no CLONE_IO); KCMP_SYSVSEM finds every "
-        "pair equal (no semaphore undo lists)",
+        "KCMP_IO tells tasks apart (no CLONE_IO); undo lists are per "
+        "process (no CLONE_SYSVSEM sharing)",
     ),
 ]
