@@ -126,6 +126,12 @@ def check(spec: Spec, bundle: str) -> list[str]:
 
     for key in ("hostname", "domainname"):
         _expect(isinstance(spec.get(key, ""), str), f"{key} must be a string")
+        # runc's sethostname/setdomainname fail with EINVAL past
+        # __NEW_UTS_LEN bytes; the sentry would truncate instead.
+        _expect(
+            len(spec.get(key, "").encode()) <= 64,
+            f"{key} is longer than 64 bytes",
+        )
     annotations = spec.get("annotations", {})
     _expect(
         isinstance(annotations, dict)

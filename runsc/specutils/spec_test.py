@@ -60,6 +60,9 @@ def test_valid_spec_has_no_warnings(bundle: str) -> None:
         lambda s: s.__setitem__("mounts", [{"destination": "relative"}]),
         lambda s: s.__setitem__("hooks", {"prestart": [{"path": "rel"}]}),
         lambda s: s.__setitem__("linux", {"namespaces": [{"type": "bogus"}]}),
+        # Past __NEW_UTS_LEN: runc's sethostname fails with EINVAL.
+        lambda s: s.__setitem__("hostname", "x" * 65),
+        lambda s: s.__setitem__("domainname", "x" * 65),
     ],
 )
 def test_malformed_specs_are_refused(
