@@ -170,6 +170,14 @@ class Container:
                 "cannot allocate a terminal without --console-socket "
                 "(process.terminal is true)"
             )
+        if settings.terminal and not args.console_socket and not os.isatty(0):
+            # As runc, which fails to open /dev/tty: a terminal relayed from
+            # a pipe would leave the container waiting for input nobody
+            # can type, and pid 1 ignores the signals that could end it.
+            raise ContainerError(
+                "process.terminal is true, but stdin is not a terminal and "
+                "there is no --console-socket"
+            )
 
         sd = StateDir(config.root, args.container_id)
         sd.make()

@@ -573,6 +573,22 @@ def test_terminal_needs_a_console_socket(env: Env) -> None:
     assert "console-socket" in p.stderr
 
 
+def test_attached_terminal_needs_a_terminal(env: Env) -> None:
+    # runc: "open /dev/tty: no such device or address"; here a clear error
+    # rather than a container waiting on a terminal nobody can type into.
+    p = subprocess.run(
+        env.runsc.argv("run", "--bundle", env.bundle(["sh"], terminal=True), "c"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert "stdin is not a terminal" in p.stderr
+    assert env.runsc.run("state", "c", check=False).returncode != 0
+
+
 def test_attached_run_forwards_signals(env: Env) -> None:
     script = "trap 'exit 143' TERM; while :; do sleep 0.1; done"
     p = subprocess.Popen(
