@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "gtest/gtest.h"
+
 extern char** environ;
 
 namespace pyvisor {
@@ -85,6 +87,16 @@ int WaitForStatus(pid_t pid) {
     r = waitpid(pid, &status, __WALL);
   } while (r < 0 && errno == EINTR);
   return r == pid ? status : -1;
+}
+
+int InForkedChild(const std::function<void()>& fn) {
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    fn();
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  return WaitForStatus(pid);
 }
 
 }  // namespace testing

@@ -55,6 +55,13 @@ pid_t SpawnHelper(const HelperSpec& spec, int* exec_errno = nullptr);
 // with errno set.
 pid_t VforkRun(const std::function<int()>& fn, int flags = 17 /* SIGCHLD */);
 
+// InForkedChild runs fn in a child made by fork(2), so that what fn
+// changes in its process (scheduling and memory policies, I/O priorities,
+// signal dispositions) stays there, waits for it and returns its wait
+// status: an exit with 0 unless fn recorded a googletest failure. Returns
+// -1 if fork or waitpid failed.
+int InForkedChild(const std::function<void()>& fn);
+
 // WaitForStatus waits for pid (with __WALL) and returns its wait status, or
 // -1 if waitpid failed.
 int WaitForStatus(pid_t pid);

@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/util/multiprocess_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -27,23 +28,8 @@ long Set(int which, int who, long prio) {
   return syscall(SYS_ioprio_set, which, who, prio);
 }
 
-// Runs fn in a child in a process group of its own.
-template <typename F>
-void InChild(F fn) {
-  pid_t pid = fork();
-  ASSERT_THAT(pid, SyscallSucceeds());
-  if (pid == 0) {
-    setpgid(0, 0);
-    fn();
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status;
-  ASSERT_THAT(waitpid(pid, &status, 0), SyscallSucceedsWithValue(pid));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-}
-
 TEST(IoprioTest, SetAndGetOwn) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     EXPECT_EQ(Get(kWhoProcess, 0), 0);
     for (long prio : {Prio(kClassBE, 7), Prio(kClassBE, 0), Prio(kClassIdle, 0),
                       Prio(kClassIdle, 5), Prio(kClassRT, 2),
@@ -56,7 +42,7 @@ TEST(IoprioTest, SetAndGetOwn) {
     // Only the low 16 bits count.
     ASSERT_THAT(Set(kWhoProcess, 0, 0x10000), SyscallSucceeds());
     EXPECT_EQ(Get(kWhoProcess, 0), 0);
-  });
+  }), 0);
 }
 
 TEST(IoprioTest, Invalid) {
@@ -71,7 +57,9 @@ TEST(IoprioTest, Invalid) {
 }
 
 TEST(IoprioTest, InheritedByForkAndBestOfTheGroup) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
+    // A process group of its own: the test's and its child's.
+    ASSERT_THAT(setpgid(0, 0), SyscallSucceeds());
     ASSERT_THAT(Set(kWhoProcess, 0, Prio(kClassBE, 3)), SyscallSucceeds());
     int ready[2], done[2];
     ASSERT_THAT(pipe(ready), SyscallSucceeds());
@@ -104,15 +92,15 @@ TEST(IoprioTest, InheritedByForkAndBestOfTheGroup) {
     write(done[1], "x", 1);
     int status;
     ASSERT_THAT(waitpid(c, &status, 0), SyscallSucceedsWithValue(c));
-  });
+  }), 0);
 }
 
 TEST(IoprioTest, UserIncludesSelf) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     ASSERT_THAT(Set(kWhoProcess, 0, Prio(kClassRT, 0)), SyscallSucceeds());
     // No task can have a better value than RT level 0.
     EXPECT_EQ(Get(kWhoUser, 0), Prio(kClassRT, 0));
-  });
+  }), 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/util/multiprocess_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -44,20 +45,6 @@ long GetPolicy(int* mode, unsigned long* mask, void* addr = nullptr,
   return syscall(SYS_get_mempolicy, mode, mask, kMaxNode, addr, flags);
 }
 
-// Runs fn in a child so policies set there do not leak into other tests.
-template <typename F>
-void InChild(F fn) {
-  pid_t pid = fork();
-  ASSERT_THAT(pid, SyscallSucceeds());
-  if (pid == 0) {
-    fn();
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status;
-  ASSERT_THAT(waitpid(pid, &status, 0), SyscallSucceedsWithValue(pid));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-}
-
 TEST(MempolicyTest, DefaultPolicyIsDefaultWithNoNodes) {
   int mode = -1;
   unsigned long mask = ~0UL;
@@ -79,7 +66,7 @@ TEST(MempolicyTest, MemsAllowedIsNodeZero) {
 }
 
 TEST(MempolicyTest, SetAndGetEachMode) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     for (int mode : {kBind, kInterleave, kPreferred, kPreferredMany}) {
       ASSERT_THAT(SetPolicy(mode, 1), SyscallSucceeds()) << mode;
       int got = -1;
@@ -101,11 +88,11 @@ TEST(MempolicyTest, SetAndGetEachMode) {
     ASSERT_THAT(SetPolicy(kDefault, 0), SyscallSucceeds());
     ASSERT_THAT(GetPolicy(&got, &mask), SyscallSucceeds());
     EXPECT_EQ(got, kDefault);
-  });
+  }), 0);
 }
 
 TEST(MempolicyTest, InvalidModesAndNodes) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     EXPECT_THAT(SetPolicy(42, 1), SyscallFailsWithErrno(EINVAL));
     EXPECT_THAT(SetPolicy(kBind | kStaticNodes | kRelativeNodes, 1),
                 SyscallFailsWithErrno(EINVAL));
@@ -127,18 +114,18 @@ TEST(MempolicyTest, InvalidModesAndNodes) {
     EXPECT_THAT(syscall(SYS_set_mempolicy, kBind, reinterpret_cast<void*>(8),
                         kMaxNode),
                 SyscallFailsWithErrno(EFAULT));
-  });
+  }), 0);
 }
 
 TEST(MempolicyTest, MaxnodeOfOneMeansNoNodes) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     EXPECT_THAT(SetPolicy(kBind, 1, 1), SyscallFailsWithErrno(EINVAL));
     EXPECT_THAT(SetPolicy(kLocal, 1, 1), SyscallSucceeds());
-  });
+  }), 0);
 }
 
 TEST(MempolicyTest, StaticAndRelativeNodesKeepTheUserMask) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     // Relative node 3 folds onto node 0; the mask reported is the user's.
     ASSERT_THAT(SetPolicy(kInterleave | kRelativeNodes, 8), SyscallSucceeds());
     int got = -1;
@@ -150,11 +137,11 @@ TEST(MempolicyTest, StaticAndRelativeNodesKeepTheUserMask) {
     ASSERT_THAT(GetPolicy(&got, &mask), SyscallSucceeds());
     EXPECT_EQ(got, kBind | kStaticNodes);
     EXPECT_EQ(mask, 3UL);
-  });
+  }), 0);
 }
 
 TEST(MempolicyTest, NodeOfInterleaveAndOfAnAddress) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     int node = -1;
     // F_NODE alone needs an interleave policy.
     EXPECT_THAT(GetPolicy(&node, nullptr, nullptr, kFNode),
@@ -168,7 +155,7 @@ TEST(MempolicyTest, NodeOfInterleaveAndOfAnAddress) {
     EXPECT_EQ(node, 0);
     // An address without F_ADDR.
     EXPECT_THAT(GetPolicy(&node, nullptr, &x, 0), SyscallFailsWithErrno(EINVAL));
-  });
+  }), 0);
 }
 
 TEST(MempolicyTest, GetChecksMaxnode) {

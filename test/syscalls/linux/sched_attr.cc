@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/util/multiprocess_util.h"
 #include "test/util/test_util.h"
 
 namespace pyvisor {
@@ -59,20 +60,6 @@ Attr Fair(int nice) {
   return a;
 }
 
-// Runs fn in a child so that what it sets stays there.
-template <typename F>
-void InChild(F fn) {
-  pid_t pid = fork();
-  ASSERT_THAT(pid, SyscallSucceeds());
-  if (pid == 0) {
-    fn();
-    _exit(::testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status;
-  ASSERT_THAT(waitpid(pid, &status, 0), SyscallSucceedsWithValue(pid));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-}
-
 TEST(SchedAttrTest, GetDefault) {
   Attr a = GetAttr();
   EXPECT_EQ(a.size, kVer1);
@@ -110,7 +97,7 @@ TEST(SchedAttrTest, GetChecks) {
 }
 
 TEST(SchedAttrTest, NiceThroughAttr) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     Attr a = Fair(3);
     ASSERT_THAT(SetAttr(&a), SyscallSucceeds());
     EXPECT_EQ(GetAttr().nice, 3);
@@ -120,11 +107,11 @@ TEST(SchedAttrTest, NiceThroughAttr) {
     a.size = 0;
     ASSERT_THAT(SetAttr(&a), SyscallSucceeds());
     EXPECT_EQ(GetAttr().nice, -20);
-  });
+  }), 0);
 }
 
 TEST(SchedAttrTest, RealTimePriority) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     Attr a = Fair(7);
     a.policy = SCHED_FIFO;
     a.priority = 5;
@@ -141,7 +128,7 @@ TEST(SchedAttrTest, RealTimePriority) {
     a = Fair(0);
     a.priority = 1;
     EXPECT_THAT(SetAttr(&a), SyscallFailsWithErrno(EINVAL));
-  });
+  }), 0);
 }
 
 TEST(SchedAttrTest, SizeChecks) {
@@ -182,17 +169,17 @@ TEST(SchedAttrTest, OtherChecks) {
 }
 
 TEST(SchedAttrTest, ResetOnForkIsReported) {
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     Attr a = Fair(0);
     a.flags = kResetOnFork;
     ASSERT_THAT(SetAttr(&a), SyscallSucceeds());
     EXPECT_EQ(GetAttr().flags, kResetOnFork);
-  });
+  }), 0);
 }
 
 TEST(SchedAttrTest, Deadline) {
   if (geteuid() != 0) GTEST_SKIP() << "SCHED_DEADLINE needs CAP_SYS_NICE";
-  InChild([] {
+  EXPECT_EQ(InForkedChild([] {
     Attr a = {};
     a.size = kVer0;
     a.policy = SCHED_DEADLINE;
@@ -218,7 +205,7 @@ TEST(SchedAttrTest, Deadline) {
     // Back to a fair policy.
     Attr fair = Fair(0);
     ASSERT_THAT(SetAttr(&fair), SyscallSucceeds());
-  });
+  }), 0);
 }
 
 TEST(SchedAttrTest, DeadlineChecks) {

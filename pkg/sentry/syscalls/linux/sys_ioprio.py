@@ -14,6 +14,7 @@ from pkg.abi.linux import sched as SC
 from pkg.abi.linux import sysno as N
 from pkg.errors.syscall_error import SyscallError
 from pkg.sentry.kernel.credentials import CAP_SYS_ADMIN, CAP_SYS_NICE
+from pkg.sentry.syscalls.linux.sys_sched import prio_targets
 from pkg.sentry.syscalls.syscall import Args, partial, s32
 
 if TYPE_CHECKING:
@@ -57,24 +58,11 @@ def _check(t: Task, prio: int) -> None:
 
 
 def _targets(t: Task, which: int, who: int) -> list[Task]:
-    """Returns the threads which and who address (none: ESRCH later)."""
-    ts = t.kernel.tasks
-    if which == IOPRIO_WHO_PROCESS:
-        if who == 0:
-            return [t]
-        found = ts.find_task(who)
-        return [found] if found is not None else []
-    if which == IOPRIO_WHO_PGRP:
-        pgid = who or t.tg.pgid
-        with ts.mu:
-            pg = ts.process_groups.get(pgid)
-            if pg is None:
-                return []
-            return [x for tg in pg.members for x in tg.tasks]
-    if which == IOPRIO_WHO_USER:
-        uid = who if who else t.creds.ruid
-        return [x for x in ts.live_tasks() if x.creds.ruid == uid]
-    raise SyscallError(errno.EINVAL)
+    """Returns the threads which and who address (none: ESRCH later);
+    the IOPRIO_WHO_* values are the PRIO_* ones plus one."""
+    if not IOPRIO_WHO_PROCESS <= which <= IOPRIO_WHO_USER:
+        raise SyscallError(errno.EINVAL)
+    return prio_targets(t, which - IOPRIO_WHO_PROCESS, who)
 
 
 def _effective(task: Task) -> int:

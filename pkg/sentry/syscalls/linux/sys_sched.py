@@ -398,8 +398,14 @@ def sys_sched_rr_get_interval(t: Task, args: Args) -> int:
     return 0
 
 
-def _prio_targets(t: Task, which: int, who: int) -> list[Task]:
-    """Returns the threads getpriority/setpriority address."""
+def prio_targets(t: Task, which: int, who: int) -> list[Task]:
+    """Returns the threads getpriority/setpriority (and ioprio_get/set)
+    address: a thread, a process group or a user's, none if there are
+    none.
+
+    Raises:
+        SyscallError: EINVAL for an unknown which.
+    """
     ts = t.kernel.tasks
     if which == PRIO_PROCESS:
         if who == 0:
@@ -422,7 +428,7 @@ def _prio_targets(t: Task, which: int, who: int) -> list[Task]:
 def sys_getpriority(t: Task, args: Args) -> int:
     """getpriority(2): the raw call returns 20 - nice (1 to 40), the
     highest among the threads addressed."""
-    targets = _prio_targets(t, s32(args[0]), u32(args[1]))
+    targets = prio_targets(t, s32(args[0]), u32(args[1]))
     if not targets:
         raise SyscallError(errno.ESRCH)
     return max(20 - x.sched.nice for x in targets)
@@ -434,7 +440,7 @@ def sys_setpriority(t: Task, args: Args) -> int:
     if not PRIO_PROCESS <= which <= PRIO_USER:
         raise SyscallError(errno.EINVAL)
     nice = min(max(nice, MIN_NICE), MAX_NICE)
-    targets = _prio_targets(t, which, who)
+    targets = prio_targets(t, which, who)
     err = errno.ESRCH
     c = t.creds
     capable = c.has_capability(CAP_SYS_NICE)
