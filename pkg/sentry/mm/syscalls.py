@@ -955,19 +955,23 @@ class MmapOps(MMCore):
         if self._vm_counts_locked()[3] + length > limit:
             raise SyscallError(err)
 
+    def _check_all_mapped_locked(self, start: int, end: int, err: int) -> None:
+        """Raises SyscallError(err) unless vmas cover all of [start, end)."""
+        cur = start
+        for vma in self.vmas.overlapping(start, end):
+            if vma.start > cur:
+                raise SyscallError(err)
+            cur = vma.end
+        if cur < end:
+            raise SyscallError(err)
+
     def _set_lock_locked(self, start: int, end: int, mode: int) -> None:
         if end < start:
             raise SyscallError(errno.EINVAL)
         if end == start:
             return
         # Every page must be mapped; Linux changes nothing otherwise.
-        cur = start
-        for vma in self.vmas.overlapping(start, end):
-            if vma.start > cur:
-                raise SyscallError(errno.ENOMEM)
-            cur = vma.end
-        if cur < end:
-            raise SyscallError(errno.ENOMEM)
+        self._check_all_mapped_locked(start, end, errno.ENOMEM)
         for vma in self._isolate_locked(start, end):
             vma.lock = mode
         self._merge_range_locked(start, end)
@@ -985,13 +989,7 @@ class MmapOps(MMCore):
         """
         try:
             with self.mu:
-                cur = start
-                for vma in self.vmas.overlapping(start, end):
-                    if vma.start > cur:
-                        raise SyscallError(errno.EFAULT)
-                    cur = vma.end
-                if cur < end:
-                    raise SyscallError(errno.EFAULT)
+                self._check_all_mapped_locked(start, end, errno.EFAULT)
                 for vma in self._isolate_locked(start, end):
                     vma.mempolicy = policy
                 self._merge_range_locked(start, end)

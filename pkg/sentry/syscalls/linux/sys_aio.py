@@ -30,6 +30,7 @@ from pkg.sentry.syscalls.linux.sys_read_write import (
     read_iovecs,
     scatter,
 )
+from pkg.sentry.syscalls.linux.sys_splice import seekable
 from pkg.sentry.syscalls.syscall import Args, partial, s64
 
 if TYPE_CHECKING:
@@ -85,18 +86,6 @@ def sys_io_destroy(t: Task, args: Args) -> int:
     return 0
 
 
-def _positioned(t: Task, f: FileDescription) -> bool:
-    """Reports whether f reads and writes at offsets (a stream ignores
-    aio_offset)."""
-    try:
-        f.pread(t, 0, 0)
-    except SyscallError as e:
-        if e.errno == errno.ESPIPE:
-            return False
-        raise
-    return True
-
-
 def _buffers(t: Task, op: int, buf: int, nbytes: int) -> list[tuple[int, int]]:
     """Returns the (address, length) ranges of a request: its iovecs for
     the vectored commands (copied in now, as aio_setup_rw does)."""
@@ -112,7 +101,7 @@ def _run(
     errno when it fails."""
     total = sum(n for _, n in iovs)
     try:
-        positioned = _positioned(t, f)
+        positioned = seekable(t, f)
         if op in (IOCB_CMD_PREAD, IOCB_CMD_PREADV):
             data = f.pread(t, total, pos) if positioned else f.read(t, total)
             return scatter(t, iovs, data) if data else 0
@@ -163,7 +152,7 @@ def _submit_one(t: Task, ctx: aio.AIOContext, iocb_addr: int) -> None:
             if not (f.readable if reading else f.writable):
                 raise SyscallError(errno.EBADF)
             iovs = _buffers(t, op, buf, nbytes)
-            if offset < 0 and _positioned(t, f):
+            if offset < 0 and seekable(t, f):
                 raise SyscallError(errno.EINVAL)
             res = _run(t, f, op, iovs, offset, rw)
         else:

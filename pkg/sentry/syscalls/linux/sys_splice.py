@@ -43,7 +43,9 @@ def _read_offset(t: Task, addr: int) -> int | None:
     return off
 
 
-def _seekable(t: Task, f: FileDescription) -> bool:
+def seekable(t: Task, f: FileDescription) -> bool:
+    """Reports whether f reads and writes at offsets (a pipe, socket or
+    other stream does not)."""
     try:
         f.pread(t, 0, 0)
     except SyscallError as e:
@@ -69,12 +71,12 @@ def _copy_from_file(
     src_off, new dst_off); src's own offset advances when src_off is
     None."""
     total = 0
-    seekable = _seekable(t, src)
+    positioned = seekable(t, src)
     while total < count:
         want = min(_CHUNK, count - total)
         if src_off is not None:
             data = src.pread(t, want, src_off)
-        elif seekable:
+        elif positioned:
             data = src.pread(t, want, src.tell(t))
         else:
             data = src.read(t, want)
@@ -89,7 +91,7 @@ def _copy_from_file(
         total += n
         if src_off is not None:
             src_off += n
-        elif seekable:
+        elif positioned:
             src.seek(t, src.tell(t) + n, F.SEEK_SET)
         if dst_off is not None:
             dst_off += n
@@ -116,7 +118,7 @@ def sys_sendfile(t: Task, args: Args) -> int:
         raise SyscallError(errno.EINVAL)
     count = min(count, MAX_RW_COUNT)
     off = _read_offset(t, off_addr)
-    if off is not None and not _seekable(t, src):
+    if off is not None and not seekable(t, src):
         raise SyscallError(errno.ESPIPE)
     total = 0
     try:
@@ -187,7 +189,7 @@ def sys_splice(t: Task, args: Args) -> int:
         if off_out is not None:
             if dst.flags & F.O_APPEND:
                 raise SyscallError(errno.EINVAL)
-            if not _seekable(t, dst):
+            if not seekable(t, dst):
                 raise SyscallError(errno.ESPIPE)
         n = _splice_from_pipe(t, src, dst, off_out, length, nb_flag or src.nonblocking)
         if off_out is not None:
@@ -197,7 +199,7 @@ def sys_splice(t: Task, args: Args) -> int:
         if off_out_addr:
             raise SyscallError(errno.ESPIPE)
         off_in = _read_offset(t, off_in_addr)
-        if off_in is not None and not _seekable(t, src):
+        if off_in is not None and not seekable(t, src):
             raise SyscallError(errno.ESPIPE)
         want = min(length, dst.pipe.capacity)
         nonblock = nb_flag or dst.nonblocking
@@ -208,7 +210,7 @@ def sys_splice(t: Task, args: Args) -> int:
             want = min(want, free)
         if off_in is not None:
             data = src.pread(t, want, off_in)
-        elif _seekable(t, src):
+        elif seekable(t, src):
             data = src.pread(t, want, src.tell(t))
         else:
             data = src.read(t, want)
@@ -217,7 +219,7 @@ def sys_splice(t: Task, args: Args) -> int:
         n = dst.pipe.write(t, data, nonblock)
         if off_in is not None:
             t.mm.write_i64(off_in_addr, off_in + n)
-        elif _seekable(t, src):
+        elif seekable(t, src):
             src.seek(t, src.tell(t) + n, F.SEEK_SET)
         return n
     raise SyscallError(errno.EINVAL)
