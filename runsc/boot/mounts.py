@@ -93,8 +93,11 @@ _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
 }
 
 # Options that say how to mount rather than what: bind mounts and mount
-# propagation (the sandbox's mount namespace is private to it, so every
-# propagation is the same as private).
+# propagation. No host mount can propagate into the sandbox, so spec
+# mounts start private. TODO(#7): the sentry now has propagation between
+# its own namespaces; a spec's "rshared" is not applied, so mountinfo
+# shows no shared:N where runc's would, and a container that unshares its
+# mount namespace gets private copies of such mounts.
 _IGNORED_OPTIONS = frozenset(
     {
         "bind",
